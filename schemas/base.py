@@ -1,0 +1,80 @@
+"""What every event carries, and the types the contracts share."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+HOSPITAL_TIME_ZONE = ZoneInfo("Asia/Shanghai")
+
+# Fixed namespace so event ids are the same on every machine and in every year.
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a4e-8a0b-5c7d-9e3f-51a9c0d2b7e4")
+
+
+def derive_event_id(source_system: str, source_ref: str) -> uuid.UUID:
+    """The id of an event: a retried send of the same source reference is the same event."""
+    return uuid.uuid5(_EVENT_ID_NAMESPACE, f"{source_system}\x1f{source_ref}")
+
+
+def _assume_hospital_time(value: Any) -> Any:
+    """Hospital systems often send local wall-clock time; read it as hospital time."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=HOSPITAL_TIME_ZONE)
+    return value
+
+
+def _require_time_zone(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("time must carry a time zone")
+    return value
+
+
+EventTime = Annotated[
+    datetime, BeforeValidator(_assume_hospital_time), AfterValidator(_require_time_zone)
+]
+"""A point in time; without an offset it is read as hospital time (Asia/Shanghai)."""
+
+SourceSystem = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
+]
+SourceRef = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+"""An identifier from another hospital system: staff number, department code, …"""
+
+
+class Contract(BaseModel):
+    """A message contract: unknown fields are refused, instances never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Submission(Contract):
+    """What a source system sends: the fact, identified by its own reference."""
+
+    source_system: SourceSystem
+    source_ref: SourceRef = Field(
+        description="The sender's own id for this record; a retry repeats it."
+    )
+    occurred_at: EventTime
+
+
+class Event(Contract):
+    """A fact accepted by intake, as it travels on Kafka."""
+
+    schema_version: int
+    event_id: uuid.UUID
+    source_system: SourceSystem
+    source_ref: SourceRef
+    occurred_at: EventTime
+    received_at: EventTime

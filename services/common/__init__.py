@@ -1,0 +1,1 @@
+"""Plumbing every service shares: settings, broker, store, HTTP surface. No business rules."""

@@ -1,0 +1,86 @@
+"""The HTTP surface every service has: /healthz, /metrics, and a lifespan that runs the broker."""
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pymongo import AsyncMongoClient
+
+from services.common.broker import ensure_topics
+from services.common.settings import ServiceSettings
+from services.common.store import Document
+
+Hook = Callable[[], Awaitable[None]]
+
+
+async def _nothing() -> None:
+    return None
+
+
+def service_app(
+    *,
+    title: str,
+    settings: ServiceSettings,
+    broker: KafkaBroker,
+    mongo: AsyncMongoClient[Document],
+    registry: CollectorRegistry,
+    topics: tuple[str, ...],
+    on_start: Hook = _nothing,
+) -> FastAPI:
+    """A FastAPI app whose lifespan creates topics, runs ``on_start``, then starts the broker.
+
+    On shutdown the broker stops first (in-flight handlers finish and commit), then the store
+    client closes.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings, topics)
+        await on_start()
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await mongo.close()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+
+    @app.get("/healthz", tags=["operations"], summary="Broker and store reachable")
+    async def healthz() -> JSONResponse:
+        kafka_ok = await broker.ping(timeout=2.0)
+        try:
+            await mongo.admin.command("ping")
+            store_ok = True
+        except Exception:  # any failure means "not healthy"; the reason is in the store's log
+            store_ok = False
+        healthy = kafka_ok and store_ok
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", "kafka": kafka_ok, "store": store_ok},
+            status_code=200 if healthy else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,1 @@
+"""Escalation: applies the hospital's rules to cases and events, and explains each decision."""

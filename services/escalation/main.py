@@ -1,0 +1,31 @@
+"""Wiring: rule book, store, broker, metrics."""
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from schemas import topics
+from services.common.broker import make_broker
+from services.common.store import connect, database
+from services.common.web import service_app
+from services.escalation.domain import RuleBook
+from services.escalation.handlers import build_routes
+from services.escalation.repository import DecisionRepository
+from services.escalation.settings import EscalationSettings
+
+
+def create_app(settings: EscalationSettings) -> FastAPI:
+    rules = RuleBook.from_toml(settings.rules.read_text(encoding="utf-8"))
+    registry = CollectorRegistry()
+    mongo = connect(settings)
+    decisions = DecisionRepository(database(mongo, settings))
+    broker = make_broker(settings, service="escalation", registry=registry)
+    broker.include_router(build_routes(decisions, rules, registry))
+    return service_app(
+        title="Qinglian escalation",
+        settings=settings,
+        broker=broker,
+        mongo=mongo,
+        registry=registry,
+        topics=(topics.CASES_ROUTED, topics.CASE_DEADLINES),
+        on_start=decisions.ensure_indexes,
+    )

@@ -1,0 +1,8 @@
+from pathlib import Path
+
+from services.common.settings import ServiceSettings
+
+
+class EscalationSettings(ServiceSettings):
+    http_port: int = 8103
+    rules: Path = Path(__file__).with_name("rules.toml")

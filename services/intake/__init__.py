@@ -1,0 +1,1 @@
+"""Intake: the front door. Validates events from other hospital systems and publishes them."""

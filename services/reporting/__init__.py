@@ -1,0 +1,1 @@
+"""Reporting: aggregates built from the topics, served as reports and metrics."""

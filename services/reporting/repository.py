@@ -1,0 +1,55 @@
+"""Report facts in MongoDB: one document per case, written idempotently from the topics."""
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from schemas.case import CaseRouted, DeadlineSet
+from services.common.store import Document
+from services.reporting.domain import CaseCountRow, case_fact
+
+
+class ReportRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.cases = db["reporting_cases"]
+
+    async def ensure_indexes(self) -> None:
+        await self.cases.create_index("month")
+
+    # Each fact is written with $set of values fixed by its event, so a redelivery or a replay
+    # writes the same document again, whatever order the topics arrive in.
+    async def record_case(self, case: CaseRouted) -> None:
+        await self.cases.update_one({"_id": case.case_id}, {"$set": case_fact(case)}, upsert=True)
+
+    async def record_deadline(self, decision: DeadlineSet) -> None:
+        await self.cases.update_one(
+            {"_id": decision.case_id}, {"$set": {"deadline": decision.deadline}}, upsert=True
+        )
+
+    async def case_counts(self, *, month: str | None) -> list[CaseCountRow]:
+        match: Document = {"month": {"$exists": True}} if month is None else {"month": month}
+        pipeline: list[Document] = [
+            {"$match": match},
+            {
+                "$group": {
+                    "_id": {
+                        "month": "$month",
+                        "department": "$department",
+                        "category": "$category",
+                    },
+                    "count": {"$sum": 1},
+                }
+            },
+        ]
+        rows = []
+        async for group in await self.cases.aggregate(pipeline):
+            key = group["_id"]
+            rows.append(
+                CaseCountRow(
+                    month=key["month"],
+                    department_code=key["department"]["code"],
+                    department_zh=key["department"]["name_zh"],
+                    department_en=key["department"]["name_en"],
+                    category=key["category"],
+                    count=group["count"],
+                )
+            )
+        return rows

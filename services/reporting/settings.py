@@ -1,0 +1,5 @@
+from services.common.settings import ServiceSettings
+
+
+class ReportingSettings(ServiceSettings):
+    http_port: int = 8104

@@ -1,0 +1,1 @@
+"""Router: turns events into cases and assigns each to its departments."""

@@ -1,0 +1,6 @@
+from services.common.web import serve
+from services.router.main import create_app
+from services.router.settings import RouterSettings
+
+settings = RouterSettings()
+serve(create_app(settings), settings)
