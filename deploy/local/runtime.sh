@@ -17,50 +17,16 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/deploy/local"
-LOCAL_DIR="${QINGLIAN_LOCAL_DIR:-$ROOT/.local}"
 CACHE_DIR="${QINGLIAN_CACHE_DIR:-$HOME/.cache/qinglian}"
 
 KAFKA_VERSION="4.4.0"
 FERRETDB_VERSION="v1.24.2"
-KAFKA_PORT="${QINGLIAN_KAFKA_PORT:-19092}"
-KAFKA_CONTROLLER_PORT="${QINGLIAN_KAFKA_CONTROLLER_PORT:-19093}"
-FERRETDB_PORT="${QINGLIAN_FERRETDB_PORT:-27018}"
-FERRETDB_DEBUG_PORT="${QINGLIAN_FERRETDB_DEBUG_PORT:-18088}"
 
 KAFKA_LIBS="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
 FERRETDB_BIN="$CACHE_DIR/ferretdb-$FERRETDB_VERSION/ferretdb"
-LOG_DIR="$LOCAL_DIR/logs"
-RUN_DIR="$LOCAL_DIR/run"
 
-die() { echo "runtime: $*" >&2; exit 1; }
-say() { echo "runtime: $*"; }
-
-require() {  # require COMMAND WHAT-TO-INSTALL
-    command -v "$1" >/dev/null 2>&1 || die "$1 not found: install $2"
-}
-
-port_in_use() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-pid_of() {  # prints the pid of a running server, or nothing
-    local pid_file="$RUN_DIR/$1.pid" pid
-    [[ -f "$pid_file" ]] || return 0
-    pid="$(cat "$pid_file")"
-    if kill -0 "$pid" 2>/dev/null; then echo "$pid"; else rm -f "$pid_file"; fi
-}
-
-wait_for() {  # wait_for NAME PORT SECONDS [LOG-PATTERN]
-    local name="$1" port="$2" deadline=$((SECONDS + $3)) pattern="${4:-}"
-    while ((SECONDS < deadline)); do
-        [[ -n "$(pid_of "$name")" ]] || die "$name exited during start; see $LOG_DIR/$name.log"
-        if port_in_use "$port" && { [[ -z "$pattern" ]] || grep -q "$pattern" "$LOG_DIR/$name.log"; }; then
-            return 0
-        fi
-        sleep 0.5
-    done
-    die "$name did not become ready on 127.0.0.1:$port within $3 s; see $LOG_DIR/$name.log"
-}
+# shellcheck source=deploy/local/lib.sh
+source "$HERE/lib.sh"
 
 fetch_kafka() {
     [[ -f "$KAFKA_LIBS/.complete" ]] && return 0
@@ -116,11 +82,13 @@ start_kafka() {
             -t "$cluster_id" -c "$conf" >>"$LOG_DIR/kafka.log" 2>&1 \
             || die "could not format Kafka storage; see $LOG_DIR/kafka.log"
     fi
+    local log_offset
+    log_offset="$(log_size kafka)"
     setsid java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
         -cp "$classpath" kafka.Kafka "$conf" >>"$LOG_DIR/kafka.log" 2>&1 </dev/null &
     echo $! >"$RUN_DIR/kafka.pid"
-    wait_for kafka "$KAFKA_PORT" 90 "Kafka Server started"
+    wait_for kafka "$KAFKA_PORT" 90 "$log_offset" "Kafka Server started"
     say "kafka $KAFKA_VERSION listening on 127.0.0.1:$KAFKA_PORT"
 }
 
@@ -139,22 +107,8 @@ start_ferretdb() {
         --debug-addr="127.0.0.1:$FERRETDB_DEBUG_PORT" --telemetry=disable \
         --log-level=warn >>"$LOG_DIR/ferretdb.log" 2>&1 </dev/null &
     echo $! >"$RUN_DIR/ferretdb.pid"
-    wait_for ferretdb "$FERRETDB_PORT" 30
+    wait_for ferretdb "$FERRETDB_PORT" 30 0
     say "ferretdb $FERRETDB_VERSION listening on 127.0.0.1:$FERRETDB_PORT"
-}
-
-stop_server() {  # stop_server NAME SIGNAL
-    local pid
-    pid="$(pid_of "$1")"
-    if [[ -z "$pid" ]]; then say "$1 not running"; return 0; fi
-    kill "-$2" "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 60))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then kill -KILL "$pid" 2>/dev/null || true; fi
-        sleep 0.2
-    done
-    rm -f "$RUN_DIR/$1.pid"
-    say "$1 stopped"
 }
 
 status() {
@@ -179,11 +133,11 @@ main() {
     case "$command" in
         fetch) fetch_kafka; fetch_ferretdb ;;
         start) for name in $(servers "${1:-all}"); do "start_$name"; done ;;
-        stop) for name in $(servers "${1:-all}"); do stop_server "$name" TERM; done ;;
-        kill) [[ -n "${1:-}" ]] || die "kill needs a server name"; stop_server "$(servers "$1")" KILL ;;
+        stop) for name in $(servers "${1:-all}"); do stop_process "$name" TERM; done ;;
+        kill) [[ -n "${1:-}" ]] || die "kill needs a server name"; stop_process "$(servers "$1")" KILL ;;
         status) status ;;
         logs) [[ -n "${1:-}" ]] || die "logs needs a server name"; tail -n 100 -F "$LOG_DIR/$(servers "$1").log" ;;
-        wipe) for name in kafka ferretdb; do stop_server "$name" TERM; done
+        wipe) for name in kafka ferretdb; do stop_process "$name" TERM; done
               rm -rf "$LOCAL_DIR/kafka" "$LOCAL_DIR/ferretdb" ;;
         *) sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac

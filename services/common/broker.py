@@ -91,12 +91,12 @@ def make_broker(
 
 
 def subscribe(
-    router: KafkaRouter, topic: str, *, service: str
+    router: KafkaRouter, topic: str, *, group_id: str
 ) -> Callable[[Callable[..., Any]], DefaultSubscriber]:
     """A subscriber in the service's consumer group that commits only after handling."""
     return router.subscriber(  # type: ignore[return-value]
         topic,
-        group_id=f"qinglian-{service}",
+        group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )

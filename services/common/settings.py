@@ -14,6 +14,8 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_partitions: int = 3
     kafka_replication: int = 1
+    kafka_group_prefix: str = "qinglian-"
+    """Consumer groups are named prefix + service; another prefix starts a separate reader."""
     mongo_url: str = "mongodb://127.0.0.1:27018/"
     mongo_db: str = "qinglian"
     http_host: str = "127.0.0.1"
@@ -21,3 +23,6 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     retry_backoff_max_seconds: float = 10.0
     """Longest pause before a failed message is handled again."""
+
+    def consumer_group(self, service: str) -> str:
+        return f"{self.kafka_group_prefix}{service}"

@@ -13,7 +13,7 @@ from services.escalation.repository import DecisionRepository
 
 
 def build_routes(
-    decisions: DecisionRepository, rules: RuleBook, registry: CollectorRegistry
+    decisions: DecisionRepository, rules: RuleBook, registry: CollectorRegistry, *, group_id: str
 ) -> KafkaRouter:
     routes = KafkaRouter()
     decided = Counter(
@@ -21,7 +21,7 @@ def build_routes(
     )
 
     @routes.publisher(topics.CASE_DEADLINES)
-    @subscribe(routes, topics.CASES_ROUTED, service="escalation")
+    @subscribe(routes, topics.CASES_ROUTED, group_id=group_id)
     async def set_deadline(case: CaseRouted) -> KafkaResponse:
         decision = await decisions.record_deadline(
             investigation_deadline(case, rules, now=datetime.now(UTC))

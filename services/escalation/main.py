@@ -19,7 +19,9 @@ def create_app(settings: EscalationSettings) -> FastAPI:
     mongo = connect(settings)
     decisions = DecisionRepository(database(mongo, settings))
     broker = make_broker(settings, service="escalation", registry=registry)
-    broker.include_router(build_routes(decisions, rules, registry))
+    broker.include_router(
+        build_routes(decisions, rules, registry, group_id=settings.consumer_group("escalation"))
+    )
     return service_app(
         title="Qinglian escalation",
         settings=settings,

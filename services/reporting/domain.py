@@ -3,6 +3,7 @@
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -29,6 +30,33 @@ def case_fact(case: CaseRouted) -> dict[str, object]:
         },
         "opened_at": case.opened_at,
     }
+
+
+class CaseSummary(BaseModel):
+    """What reporting knows of one case."""
+
+    case_id: str
+    month: str
+    category: ComplaintCategory
+    category_zh: str
+    department_code: str
+    department_zh: str
+    opened_at: datetime
+    deadline: datetime | None
+
+
+def case_summary(case_id: str, fact: dict[str, Any]) -> CaseSummary:
+    category = ComplaintCategory(fact["category"])
+    return CaseSummary(
+        case_id=case_id,
+        month=fact["month"],
+        category=category,
+        category_zh=category.label_zh,
+        department_code=fact["department"]["code"],
+        department_zh=fact["department"]["name_zh"],
+        opened_at=fact["opened_at"],
+        deadline=fact.get("deadline"),
+    )
 
 
 class CaseCountRow(BaseModel):

@@ -8,14 +8,14 @@ from services.common.broker import subscribe
 from services.reporting.repository import ReportRepository
 
 
-def build_routes(reports: ReportRepository) -> KafkaRouter:
+def build_routes(reports: ReportRepository, *, group_id: str) -> KafkaRouter:
     routes = KafkaRouter()
 
-    @subscribe(routes, topics.CASES_ROUTED, service="reporting")
+    @subscribe(routes, topics.CASES_ROUTED, group_id=group_id)
     async def record_case(case: CaseRouted) -> None:
         await reports.record_case(case)
 
-    @subscribe(routes, topics.CASE_DEADLINES, service="reporting")
+    @subscribe(routes, topics.CASE_DEADLINES, group_id=group_id)
     async def record_deadline(decision: DeadlineSet) -> None:
         await reports.record_deadline(decision)
 

@@ -18,7 +18,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
     mongo = connect(settings)
     reports = ReportRepository(database(mongo, settings))
     broker = make_broker(settings, service="reporting", registry=registry)
-    broker.include_router(build_routes(reports))
+    broker.include_router(build_routes(reports, group_id=settings.consumer_group("reporting")))
     app = service_app(
         title="Qinglian reporting",
         settings=settings,

@@ -53,3 +53,6 @@ class ReportRepository:
                 )
             )
         return rows
+
+    async def case(self, case_id: str) -> Document | None:
+        return await self.cases.find_one({"_id": case_id})

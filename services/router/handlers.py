@@ -13,7 +13,7 @@ from services.router.repository import CaseRepository
 
 
 def build_routes(
-    cases: CaseRepository, table: RoutingTable, registry: CollectorRegistry
+    cases: CaseRepository, table: RoutingTable, registry: CollectorRegistry, *, group_id: str
 ) -> KafkaRouter:
     routes = KafkaRouter()
     opened = Counter(
@@ -28,7 +28,7 @@ def build_routes(
     table_version.labels(table.version).set(1)
 
     @routes.publisher(topics.CASES_ROUTED)
-    @subscribe(routes, topics.COMPLAINTS, service="router")
+    @subscribe(routes, topics.COMPLAINTS, group_id=group_id)
     async def route(complaint: ComplaintReceived) -> KafkaResponse:
         result = await cases.open(route_complaint(complaint, table, now=datetime.now(UTC)))
         if result.created:

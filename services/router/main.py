@@ -22,7 +22,9 @@ def create_app(settings: RouterSettings) -> FastAPI:
     mongo = connect(settings)
     cases = CaseRepository(database(mongo, settings))
     broker = make_broker(settings, service="router", registry=registry)
-    broker.include_router(build_routes(cases, table, registry))
+    broker.include_router(
+        build_routes(cases, table, registry, group_id=settings.consumer_group("router"))
+    )
     return service_app(
         title="Qinglian router",
         settings=settings,

@@ -1,0 +1,58 @@
+# Shell functions and local ports shared by runtime.sh and services.sh. Sourced, not run.
+
+LOCAL_DIR="${QINGLIAN_LOCAL_DIR:-$ROOT/.local}"
+LOG_DIR="$LOCAL_DIR/logs"
+RUN_DIR="$LOCAL_DIR/run"
+KAFKA_PORT="${QINGLIAN_KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${QINGLIAN_KAFKA_CONTROLLER_PORT:-19093}"
+FERRETDB_PORT="${QINGLIAN_FERRETDB_PORT:-27018}"
+FERRETDB_DEBUG_PORT="${QINGLIAN_FERRETDB_DEBUG_PORT:-18088}"
+
+die() { echo "${0##*/}: $*" >&2; exit 1; }
+say() { echo "${0##*/}: $*"; }
+
+require() {  # require COMMAND WHAT-TO-INSTALL
+    command -v "$1" >/dev/null 2>&1 || die "$1 not found: install $2"
+}
+
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+pid_of() {  # prints the pid of a running process started by us, or nothing
+    local pid_file="$RUN_DIR/$1.pid" pid
+    [[ -f "$pid_file" ]] || return 0
+    pid="$(cat "$pid_file")"
+    if kill -0 "$pid" 2>/dev/null; then echo "$pid"; else rm -f "$pid_file"; fi
+}
+
+stop_process() {  # stop_process NAME SIGNAL: signal it, wait, SIGKILL after 60 s
+    local pid
+    pid="$(pid_of "$1")"
+    if [[ -z "$pid" ]]; then say "$1 not running"; return 0; fi
+    kill "-$2" "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 60))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then kill -KILL "$pid" 2>/dev/null || true; fi
+        sleep 0.2
+    done
+    rm -f "$RUN_DIR/$1.pid"
+    say "$1 stopped"
+}
+
+log_size() {  # bytes already in a process's log, so a wait looks only at what follows
+    stat -c %s "$LOG_DIR/$1.log" 2>/dev/null || echo 0
+}
+
+wait_for() {  # wait_for NAME PORT SECONDS LOG-OFFSET [LOG-PATTERN]
+    local name="$1" port="$2" deadline=$((SECONDS + $3)) offset="$4" pattern="${5:-}"
+    while ((SECONDS < deadline)); do
+        [[ -n "$(pid_of "$name")" ]] || die "$name exited during start; see $LOG_DIR/$name.log"
+        if port_in_use "$port" && { [[ -z "$pattern" ]] ||
+            tail -c "+$((offset + 1))" "$LOG_DIR/$name.log" | grep -q "$pattern"; }; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    die "$name did not become ready on 127.0.0.1:$port within $3 s; see $LOG_DIR/$name.log"
+}

@@ -1,0 +1,55 @@
+"""Fixtures for tests that need the real Kafka broker and MongoDB-wire store.
+
+deploy/local/test.sh starts both on their own ports and exports QINGLIAN_KAFKA_BOOTSTRAP and
+QINGLIAN_MONGO_URL; without them the settings' defaults (the `make up` runtime) are used.
+"""
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.common.settings import ServiceSettings
+from services.common.store import Document
+
+
+class InfraSettings(ServiceSettings):
+    http_port: int = 0
+
+
+@pytest.fixture(scope="session")
+def infra() -> InfraSettings:
+    """Settings pointing at the real broker and store; fails if either is not listening."""
+    settings = InfraSettings()
+    endpoints = {
+        "Kafka": settings.kafka_bootstrap.split(",")[0],
+        "the MongoDB-wire store": settings.mongo_url.removeprefix("mongodb://").split("/")[0],
+    }
+    for name, endpoint in endpoints.items():
+        host, port = endpoint.rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+        except OSError:
+            pytest.fail(
+                f"{name} is not reachable at {endpoint}: run the tests with `make test` "
+                "(or start deploy/local/runtime.sh)"
+            )
+    return settings
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh suffix for topic, group and database names, so tests never share state."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def store(infra: InfraSettings, unique: str) -> AsyncIterator[AsyncDatabase[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    db = client[f"test_{unique}"]
+    yield db
+    await client.drop_database(db.name)
+    await client.close()

@@ -1,0 +1,86 @@
+"""The whole system: the four services as real processes against the real broker and store."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import InfraSettings
+
+SERVICES = {"intake": 8201, "router": 8202, "escalation": 8203, "reporting": 8204}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class System:
+    urls: dict[str, str]
+    logs: Path
+
+    def metric(self, service: str, sample: str, **labels: str) -> float:
+        """Sum of a sample's values on a service's /metrics whose labels include ``labels``."""
+        text = httpx.get(f"{self.urls[service]}/metrics", timeout=5).text
+        return sum(
+            value.value
+            for family in text_string_to_metric_families(text)
+            for value in family.samples
+            if value.name == sample and labels.items() <= value.labels.items()
+        )
+
+
+def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited during start:\n{log.read_text(errors='replace')[-4000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{name} not healthy within 60 s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def system(infra: InfraSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    run_id = os.urandom(4).hex()
+    logs = tmp_path_factory.mktemp("service-logs")
+    env = {
+        **os.environ,
+        "QINGLIAN_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "QINGLIAN_MONGO_URL": infra.mongo_url,
+        "QINGLIAN_MONGO_DB": f"e2e_{run_id}",
+        "QINGLIAN_KAFKA_GROUP_PREFIX": f"e2e-{run_id}-",
+    }
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in SERVICES.items()}
+    try:
+        for name, port in SERVICES.items():
+            with (logs / f"{name}.log").open("wb") as log:
+                processes[name] = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+                    [sys.executable, "-m", f"services.{name}"],
+                    cwd=ROOT,
+                    env={**env, "QINGLIAN_HTTP_PORT": str(port)},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        for name, process in processes.items():
+            _wait_healthy(name, urls[name], process, logs / f"{name}.log")
+        yield System(urls=urls, logs=logs)
+    finally:
+        for process in processes.values():
+            process.send_signal(signal.SIGTERM)
+        for name, process in processes.items():
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                pytest.fail(f"{name} did not stop within 40 s of SIGTERM")

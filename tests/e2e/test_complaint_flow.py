@@ -1,0 +1,153 @@
+"""Complaints in at intake, cases out at reporting, through the real broker and store."""
+
+import uuid
+from datetime import datetime, timedelta
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from schemas import topics
+from schemas.base import derive_event_id
+from schemas.case import derive_case_id
+from services.escalation.domain import RuleBook
+from services.escalation.settings import EscalationSettings
+from tests.conftest import InfraSettings
+from tests.e2e.conftest import System
+from tests.factories import complaint_payload
+from tests.waiting import eventually
+
+RULES = RuleBook.from_toml(EscalationSettings().rules.read_text(encoding="utf-8"))
+
+
+def fresh_ref() -> str:
+    return f"E2E-{uuid.uuid4().hex[:10]}"
+
+
+async def reported_case(system: System, case_id: str) -> dict[str, object]:
+    async with httpx.AsyncClient(base_url=system.urls["reporting"]) as client:
+        answer: dict[str, object] = {}
+
+        async def has_deadline() -> bool:
+            response = await client.get(f"/v1/reports/cases/{case_id}")
+            if response.status_code == 200:
+                answer.update(response.json())
+            return answer.get("deadline") is not None
+
+        await eventually(has_deadline, what=f"case {case_id} with its deadline in reporting")
+        return answer
+
+
+async def department_count(system: System, month: str, department: str) -> int:
+    async with httpx.AsyncClient(base_url=system.urls["reporting"]) as client:
+        report = (await client.get("/v1/reports/case-counts", params={"month": month})).json()
+    return sum(row["count"] for row in report["by_department"] if row["code"] == department)
+
+
+async def test_a_posted_complaint_reaches_reporting_routed_to_the_seed_department(
+    system: System,
+) -> None:
+    payload = complaint_payload(
+        source_ref=fresh_ref(),
+        channel="mailbox",
+        category="outside_pharmacy",
+        description="医生让患者到院外指定药店购药。",
+    )
+    async with httpx.AsyncClient(base_url=system.urls["intake"]) as client:
+        answer = await client.post("/v1/complaints", json=payload)
+    assert answer.status_code == 202
+    event_id = derive_event_id(payload["source_system"], payload["source_ref"])
+    assert answer.json() == {"event_id": str(event_id), "status": "accepted"}
+
+    case = await reported_case(system, derive_case_id(event_id))
+
+    assert case["department_code"] == "medical_affairs"  # 004 §四(一)2 — 责任部门：医务部
+    assert case["department_zh"] == "医务部（行风办）"
+    assert case["category_zh"] == "院外购药"
+    opened_at = datetime.fromisoformat(str(case["opened_at"]))
+    deadline = datetime.fromisoformat(str(case["deadline"]))
+    assert deadline - opened_at == timedelta(days=RULES.every_complaint.investigation_days)
+    assert await department_count(system, str(case["month"]), "medical_affairs") >= 1
+
+
+async def test_the_same_complaint_posted_twice_is_counted_once(system: System) -> None:
+    payload = complaint_payload(source_ref=fresh_ref(), category="procurement")
+    first_ref = payload["source_ref"]
+    async with httpx.AsyncClient(base_url=system.urls["intake"]) as client:
+        first = await client.post("/v1/complaints", json=payload)
+        case = await reported_case(system, derive_case_id(derive_event_id("portal", first_ref)))
+        before = await department_count(system, str(case["month"]), "finance")
+        handled_before = system.metric(
+            "reporting",
+            "faststream_received_processed_messages_total",
+            handler=topics.CASES_ROUTED,
+            status="acked",
+        )
+        second = await client.post("/v1/complaints", json=payload)
+
+    assert first.status_code == second.status_code == 202
+    assert first.json()["event_id"] == second.json()["event_id"]
+    # Wait until reporting has handled the repeat's routed case, then count.
+    await eventually(
+        lambda: (
+            system.metric(
+                "reporting",
+                "faststream_received_processed_messages_total",
+                handler=topics.CASES_ROUTED,
+                status="acked",
+            )
+            >= handled_before + 1
+        ),
+        what="reporting to handle the repeated complaint",
+    )
+    assert await department_count(system, str(case["month"]), "finance") == before
+
+
+async def complaints_on_kafka(infra: InfraSettings) -> int:
+    """How many records the complaints topic holds (the sum of its partitions' end offsets)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topics.COMPLAINTS])
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(topics.COMPLAINTS, partition["partition"])
+        for partition in description["partitions"]
+    ]
+    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap)
+    await consumer.start()
+    try:
+        offsets = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return sum(offsets.values())
+
+
+async def test_malformed_complaints_get_422_naming_the_field_and_never_reach_kafka(
+    system: System, infra: InfraSettings
+) -> None:
+    malformed = {
+        "body.category": complaint_payload(source_ref=fresh_ref(), category="bribery"),
+        "body.channel": complaint_payload(source_ref=fresh_ref(), channel=None),
+        "body.amount_cny": complaint_payload(source_ref=fresh_ref(), amount_cny="-1"),
+        "body.occurred_at": complaint_payload(source_ref=fresh_ref(), occurred_at="yesterday"),
+        "body.reporter_phone": complaint_payload(source_ref=fresh_ref(), reporter_phone="138"),
+        "body.description": complaint_payload(source_ref=fresh_ref(), description=""),
+    }
+    before = await complaints_on_kafka(infra)
+    async with httpx.AsyncClient(base_url=system.urls["intake"]) as client:
+        for field, payload in malformed.items():
+            answer = await client.post("/v1/complaints", json=payload)
+            assert answer.status_code == 422, field
+            assert field in [problem["field"] for problem in answer.json()["detail"]]
+        not_json = await client.post(
+            "/v1/complaints", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert not_json.status_code == 422
+        assert await complaints_on_kafka(infra) == before
+
+        valid = await client.post("/v1/complaints", json=complaint_payload(source_ref=fresh_ref()))
+    assert valid.status_code == 202
+    assert await complaints_on_kafka(infra) == before + 1  # the count does see a publish

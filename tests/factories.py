@@ -1,0 +1,30 @@
+"""Test data: valid events with sensible defaults, overridable per test."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.complaint import ComplaintReceived, ComplaintSubmission
+
+
+def complaint_payload(**overrides: Any) -> dict[str, Any]:
+    """A complaint as a source system posts it (JSON-ready)."""
+    payload: dict[str, Any] = {
+        "source_system": "portal",
+        "source_ref": "REF-1",
+        "occurred_at": "2026-11-20T09:30:00+08:00",
+        "channel": "portal",
+        "category": "kickback",
+        "accused_staff_id": "D1001",
+        "accused_department": "cardiology",
+        "description": "医生收取医药代表回扣。",
+        "amount_cny": "5000.00",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def complaint_event(
+    *, received_at: datetime = datetime(2026, 11, 20, 2, 0, tzinfo=UTC), **overrides: Any
+) -> ComplaintReceived:
+    submission = ComplaintSubmission.model_validate(complaint_payload(**overrides))
+    return ComplaintReceived.accept(submission, received_at=received_at)
