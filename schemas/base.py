@@ -2,13 +2,12 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -22,27 +21,18 @@ _EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a4e-8a0b-5c7d-9e3f-51a9c0d2b7e4")
 
 def derive_event_id(source_system: str, source_ref: str) -> uuid.UUID:
     """The id of an event: a retried send of the same source reference is the same event."""
-    return uuid.uuid5(_EVENT_ID_NAMESPACE, f"{source_system}\x1f{source_ref}")
+    # The length prefix keeps ("ab", "c") and ("a", "bc") apart whatever the characters.
+    return uuid.uuid5(_EVENT_ID_NAMESPACE, f"{len(source_system)}:{source_system}:{source_ref}")
 
 
-def _assume_hospital_time(value: Any) -> Any:
+def _assume_hospital_time(value: datetime) -> datetime:
     """Hospital systems often send local wall-clock time; read it as hospital time."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
+    if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=HOSPITAL_TIME_ZONE)
     return value
 
 
-def _require_time_zone(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("time must carry a time zone")
-    return value
-
-
-EventTime = Annotated[
-    datetime, BeforeValidator(_assume_hospital_time), AfterValidator(_require_time_zone)
-]
+EventTime = Annotated[datetime, AfterValidator(_assume_hospital_time)]
 """A point in time; without an offset it is read as hospital time (Asia/Shanghai)."""
 
 SourceSystem = Annotated[

@@ -8,11 +8,12 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
-from schemas.base import derive_event_id
+from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
 from schemas.case import derive_case_id
 
 DEFAULT_PORTS = {"intake": 8101, "router": 8102, "escalation": 8103, "reporting": 8104}
@@ -51,9 +52,10 @@ def main() -> int:
         print("\nDemo cases as reporting sees them:")
         for case_id in case_ids:
             case = client.get(f"{REPORTING}/v1/reports/cases/{case_id}").json()
+            deadline = datetime.fromisoformat(case["deadline"]).astimezone(HOSPITAL_TIME_ZONE)
             print(
-                f"  {case_id}  {case['category_zh']:<8} → {case['department_zh']:<12}"
-                f"  deadline {case['deadline'] or 'pending'}"
+                f"  {case_id}  {case['category_zh']} → {case['department_zh']},"
+                f" 调查期限 deadline {deadline:%Y-%m-%d %H:%M}"
             )
         month = client.get(f"{REPORTING}/v1/reports/cases/{case_ids[0]}").json()["month"]
         report = client.get(f"{REPORTING}/v1/reports/case-counts", params={"month": month}).json()

@@ -24,6 +24,7 @@ port_of() {
 
 start() {
     [[ -x "$PYTHON" ]] || die "no virtual environment: run deploy/local/setup.sh first"
+    cd "$ROOT"
     mkdir -p "$LOG_DIR" "$RUN_DIR"
     local name port
     declare -A log_offset
@@ -32,10 +33,11 @@ start() {
         if [[ -n "$(pid_of "$name")" ]]; then say "$name already running"; log_offset[$name]=0; continue; fi
         port="$(port_of "$name")"
         port_in_use "$port" && die "port 127.0.0.1:$port is already in use; set QINGLIAN_${name^^}_PORT"
-        (cd "$ROOT" && QINGLIAN_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT" \
+        # A simple command in the background, so $! is the service's own pid.
+        QINGLIAN_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT" \
             QINGLIAN_MONGO_URL="mongodb://127.0.0.1:$FERRETDB_PORT/" QINGLIAN_HTTP_PORT="$port" \
             setsid "$PYTHON" -m "services.$name" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
-            echo $! >"$RUN_DIR/$name.pid")
+        echo $! >"$RUN_DIR/$name.pid"
     done
     for name in "${SERVICES[@]}"; do
         wait_for "$name" "$(port_of "$name")" 60 "${log_offset[$name]}" "Application startup complete"

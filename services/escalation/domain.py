@@ -4,33 +4,29 @@ Every decision names its rule id and the rule-book version, and explains itself 
 and English. Values come from rules.toml, never from code.
 """
 
-import tomllib
 from datetime import datetime, timedelta
-from typing import Self
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import Field
 
 from schemas.base import HOSPITAL_TIME_ZONE
 from schemas.case import CaseRouted, DeadlineSet, derive_output_event_id
+from services.common.datafile import DataFile
 
 EVERY_COMPLAINT = "R-EVERY-COMPLAINT"
 
 
-class _RuleModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Days = Annotated[int, Field(gt=0, strict=True)]
+"""A whole number of days, written as a TOML integer (not "15", not 15.0, not true)."""
 
 
-class EveryComplaintRule(_RuleModel):
-    investigation_days: PositiveInt
+class EveryComplaintRule(DataFile):
+    investigation_days: Days
 
 
-class RuleBook(_RuleModel):
+class RuleBook(DataFile):
     version: str
     every_complaint: EveryComplaintRule
-
-    @classmethod
-    def from_toml(cls, text: str) -> Self:
-        return cls.model_validate(tomllib.loads(text))
 
 
 def investigation_deadline(case: CaseRouted, rules: RuleBook, *, now: datetime) -> DeadlineSet:

@@ -14,7 +14,10 @@ from services.escalation.settings import EscalationSettings
 
 
 def create_app(settings: EscalationSettings) -> FastAPI:
-    rules = RuleBook.from_toml(settings.rules.read_text(encoding="utf-8"))
+    # A bad rule book stops the service here, before it consumes anything.
+    rules = RuleBook.from_toml(
+        settings.rules.read_text(encoding="utf-8"), source=str(settings.rules)
+    )
     registry = CollectorRegistry()
     mongo = connect(settings)
     decisions = DecisionRepository(database(mongo, settings))

@@ -1,13 +1,13 @@
 """Routing rules: which departments handle a case. Pure: no Kafka, no database, no clock.
 
 The table itself is data (routing_table.toml); this module validates it and applies it.
+Loading it with ``RoutingTable.from_toml`` raises DataFileError naming the entry at fault.
 """
 
-import tomllib
 from datetime import datetime
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import model_validator
 
 from schemas.case import (
     CaseRouted,
@@ -17,36 +17,29 @@ from schemas.case import (
     derive_output_event_id,
 )
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
+from services.common.datafile import DataFile
 
 
-class RoutingTableError(ValueError):
-    """The routing table cannot be used; the message names the entry and the problem."""
-
-
-class _TableModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DepartmentEntry(_TableModel):
+class DepartmentEntry(DataFile):
     name_zh: str
     name_en: str
     kind: DepartmentKind
 
 
-class ComplaintRoute(_TableModel):
+class ComplaintRoute(DataFile):
     category: ComplaintCategory
     responsible: str
     cooperating: tuple[str, ...]
     basis: str
 
 
-class ChannelRoute(_TableModel):
+class ChannelRoute(DataFile):
     channel: ComplaintChannel
     add_cooperating: tuple[str, ...]
     basis: str
 
 
-class RoutingTable(_TableModel):
+class RoutingTable(DataFile):
     version: str
     departments: dict[str, DepartmentEntry]
     complaint: tuple[ComplaintRoute, ...]
@@ -73,19 +66,6 @@ class RoutingTable(_TableModel):
         unknown = [code for code in codes if code not in self.departments]
         if unknown:
             raise ValueError(f"{where}: unknown department {', '.join(unknown)}")
-
-    @classmethod
-    def from_toml(cls, text: str, *, source: str = "routing table") -> Self:
-        try:
-            return cls.model_validate(tomllib.loads(text))
-        except tomllib.TOMLDecodeError as error:
-            raise RoutingTableError(f"{source}: {error}") from error
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in problem['loc']) or 'table'}: {problem['msg']}"
-                for problem in error.errors()
-            )
-            raise RoutingTableError(f"{source}: {problems}") from error
 
     def department(self, code: str) -> Department:
         entry = self.departments[code]
