@@ -78,9 +78,18 @@ def system(infra: InfraSettings, tmp_path_factory: pytest.TempPathFactory) -> It
     finally:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)
+        stopped_badly = []
         for name, process in processes.items():
             try:
+                # uvicorn re-raises SIGTERM once its shutdown is complete.
                 process.wait(timeout=40)
+                output = (logs / f"{name}.log").read_text(errors="replace")
+                if process.returncode not in (0, -signal.SIGTERM) or (
+                    "Application shutdown complete" not in output
+                ):
+                    stopped_badly.append(f"{name} did not shut down gracefully")
             except subprocess.TimeoutExpired:
                 process.kill()
-                pytest.fail(f"{name} did not stop within 40 s of SIGTERM")
+                stopped_badly.append(f"{name} did not stop within 40 s of SIGTERM")
+        if stopped_badly:  # a graceful shutdown is part of what is tested
+            pytest.fail("; ".join(stopped_badly) + f" (logs in {logs})")
