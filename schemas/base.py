@@ -2,7 +2,8 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, ClassVar, Self
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -41,6 +42,8 @@ SourceSystem = Annotated[
 SourceRef = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 Code = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 """An identifier from another hospital system: staff number, department code, …"""
+AmountCNY = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+"""An amount of money in yuan, exact to the fen."""
 
 
 class Contract(BaseModel):
@@ -50,7 +53,14 @@ class Contract(BaseModel):
 
 
 class Submission(Contract):
-    """What a source system sends: the fact, identified by its own reference."""
+    """What a source system sends: the fact, identified by its own reference.
+
+    Each event type subclasses it together with the model of its facts, and adds
+    ``event_type: Literal["<type>"]`` so a batch or the raw topic can tell types apart.
+    """
+
+    private_fields: ClassVar[frozenset[str]] = frozenset()
+    """Fields intake keeps to itself (encrypted); they never travel on Kafka."""
 
     source_system: SourceSystem
     source_ref: SourceRef = Field(
@@ -68,3 +78,16 @@ class Event(Contract):
     source_ref: SourceRef
     occurred_at: EventTime
     received_at: EventTime
+
+    @classmethod
+    def accept(cls, submission: Submission, *, received_at: datetime, **derived: object) -> Self:
+        """The event for an accepted submission, without its private fields."""
+        facts = submission.model_dump(exclude=set(submission.private_fields))
+        return cls.model_validate(
+            {
+                **facts,
+                **derived,
+                "event_id": derive_event_id(submission.source_system, submission.source_ref),
+                "received_at": received_at,
+            }
+        )

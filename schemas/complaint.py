@@ -1,12 +1,10 @@
 """Complaints and whistleblower reports (投诉举报)."""
 
-from datetime import datetime
-from decimal import Decimal
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
-from schemas.base import Code, Event, Submission, derive_event_id
+from schemas.base import AmountCNY, Code, Contract, Event, Submission
 from schemas.labels import LabelledEnum
 
 
@@ -35,12 +33,24 @@ class ComplaintChannel(LabelledEnum):
 
 
 Description = Annotated[str, StringConstraints(min_length=1, max_length=5000)]
-AmountCNY = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
 
-class ComplaintSubmission(Submission):
-    """A complaint as a source system sends it to intake."""
+class ContactDetails(Contract):
+    """How to reach a complainant. Encrypted at rest by intake; never published."""
 
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{5,32}$")] | None = None
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")] | None = None
+    address: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not any((self.name, self.phone, self.email, self.address)):
+            raise ValueError("give at least one of name, phone, email, address, or leave it out")
+        return self
+
+
+class ComplaintFacts(Contract):
     channel: ComplaintChannel
     category: ComplaintCategory
     accused_staff_id: Code | None = None
@@ -50,22 +60,28 @@ class ComplaintSubmission(Submission):
     anonymous: bool = False
 
 
-class ComplaintReceived(Event):
+class ComplaintSubmission(Submission, ComplaintFacts):
+    """A complaint or whistleblower report as a source system sends it to intake."""
+
+    private_fields: ClassVar[frozenset[str]] = frozenset({"complainant_contact"})
+
+    event_type: Literal["complaint"] = "complaint"
+    complainant_contact: ContactDetails | None = Field(
+        default=None, description="Kept encrypted by intake; never published."
+    )
+
+    @model_validator(mode="after")
+    def _anonymous_means_no_contact(self) -> Self:
+        if self.anonymous and self.complainant_contact is not None:
+            raise ValueError("an anonymous complaint carries no complainant_contact")
+        return self
+
+
+class ComplaintReceived(Event, ComplaintFacts):
     """A complaint accepted by intake."""
 
+    event_type: Literal["complaint"] = "complaint"
     schema_version: Literal[1] = 1
-    channel: ComplaintChannel
-    category: ComplaintCategory
-    accused_staff_id: Code | None = None
-    accused_department: Code | None = None
-    description: Description
-    amount_cny: AmountCNY | None = None
-    anonymous: bool = False
-
-    @classmethod
-    def accept(cls, submission: ComplaintSubmission, *, received_at: datetime) -> Self:
-        return cls(
-            **submission.model_dump(),
-            event_id=derive_event_id(submission.source_system, submission.source_ref),
-            received_at=received_at,
-        )
+    contact_on_file: bool = Field(
+        default=False, description="Intake holds the complainant's contact details (encrypted)."
+    )

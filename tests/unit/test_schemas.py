@@ -222,9 +222,37 @@ def test_accepting_a_complaint_keeps_every_submitted_field(
 
     event = ComplaintReceived.accept(submission, received_at=received_at)
 
-    for field in ComplaintSubmission.model_fields:
+    for field in set(ComplaintSubmission.model_fields) - ComplaintSubmission.private_fields:
         assert getattr(event, field) == getattr(submission, field), field
     assert event.received_at == received_at
+
+
+def test_an_accepted_complaint_never_carries_the_complainants_contact_details() -> None:
+    submission = ComplaintSubmission.model_validate(
+        {
+            **_submit().model_dump(mode="json", exclude={"complainant_contact"}),
+            "anonymous": False,
+            "complainant_contact": {"name": "张三", "phone": "13800138000"},
+        }
+    )
+
+    event = ComplaintReceived.accept(submission, received_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+    published = event.model_dump_json()
+    assert "13800138000" not in published
+    assert "张三" not in published
+    assert "complainant_contact" not in ComplaintReceived.model_fields
+
+
+def test_an_anonymous_complaint_with_contact_details_is_refused() -> None:
+    with pytest.raises(ValidationError, match="anonymous"):
+        ComplaintSubmission.model_validate(
+            {
+                **_submit().model_dump(mode="json", exclude={"complainant_contact"}),
+                "anonymous": True,
+                "complainant_contact": {"phone": "13800138000"},
+            }
+        )
 
 
 @given(submission=submissions)
