@@ -25,6 +25,7 @@ from faststream.message import StreamMessage
 from faststream.middlewares import BaseMiddleware
 from prometheus_client import CollectorRegistry, Counter
 
+from schemas.topics import RETENTION_MS
 from services.common.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def subscribe(
 
 
 async def ensure_topics(settings: ServiceSettings, topics: tuple[str, ...]) -> None:
-    """Create the service's topics if missing. Facts are kept forever: reports replay them."""
+    """Create the service's topics if missing, with their retention (forever unless listed)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
@@ -113,7 +114,10 @@ async def ensure_topics(settings: ServiceSettings, topics: tuple[str, ...]) -> N
                 name=topic,
                 num_partitions=settings.kafka_partitions,
                 replication_factor=settings.kafka_replication,
-                topic_configs={"retention.ms": "-1", "min.insync.replicas": "1"},
+                topic_configs={
+                    "retention.ms": str(RETENTION_MS.get(topic, -1)),
+                    "min.insync.replicas": "1",
+                },
             )
             for topic in topics
             if topic not in existing

@@ -1,15 +1,29 @@
-"""Wiring: broker, metrics, HTTP routes."""
+"""Wiring: store, vault, broker, acceptance, HTTP routes, raw-topic consumer."""
+
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from schemas import topics
+from schemas.base import Event
+from schemas.catalogue import BY_TYPE
 from services.common.broker import make_broker
-from services.common.store import connect
+from services.common.store import connect, database
 from services.common.web import service_app
+from services.intake.acceptance import Acceptance
 from services.intake.api import build_api
+from services.intake.auth import ApiKeys
+from services.intake.body_limit import BodySizeLimit
+from services.intake.crypto import Vault
+from services.intake.domain import problems_of
+from services.intake.handlers import build_routes
+from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings
 
 
@@ -17,24 +31,78 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
     """422 naming each field and reason, without echoing the submitted values back."""
     if not isinstance(error, RequestValidationError):
         raise error
-    problems = [
-        {"field": ".".join(str(part) for part in problem["loc"]), "reason": problem["msg"]}
-        for problem in error.errors()
-    ]
-    return JSONResponse({"detail": problems}, status_code=422)
+    problems = problems_of(error.errors())
+    return JSONResponse({"detail": [p.model_dump() for p in problems]}, status_code=422)
+
+
+async def _unreadable_body(request: Request, error: Exception) -> Response:
+    """FastAPI answers 400 when a body is not UTF-8 or is nested too deeply; say which."""
+    if isinstance(error, HTTPException) and error.status_code == 400:
+        if isinstance(error.__cause__, UnicodeDecodeError):
+            reason = "the body is not valid UTF-8"
+        elif isinstance(error.__cause__, RecursionError):
+            reason = "the body is nested too deeply"
+        else:
+            return await http_exception_handler(request, error)
+        return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, status_code=400)
+    if not isinstance(error, HTTPException):
+        raise error
+    return await http_exception_handler(request, error)
 
 
 def create_app(settings: IntakeSettings) -> FastAPI:
     registry = CollectorRegistry()
+    mongo = connect(settings)
+    store = IntakeStore(database(mongo, settings))
+    vault = Vault(settings.master_key())
     broker = make_broker(settings, service="intake", registry=registry)
+
+    async def publish(message: BaseModel, topic: str, key: bytes) -> None:
+        await broker.publish(message, topic, key=key)
+
+    async def publish_event(event: Event) -> None:
+        kind = BY_TYPE[event.event_type]  # type: ignore[attr-defined]
+        await publish(event, kind.topic, kind.key(event))
+
+    acceptance = Acceptance(
+        store=store,
+        vault=vault,
+        publish=publish_event,
+        future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+    )
+    broker.include_router(
+        build_routes(
+            acceptance=acceptance,
+            vault=vault,
+            store=store,
+            registry=registry,
+            group_id=settings.consumer_group("intake"),
+        )
+    )
     app = service_app(
         title="Qinglian intake",
         settings=settings,
         broker=broker,
-        mongo=connect(settings),
+        mongo=mongo,
         registry=registry,
-        topics=(topics.COMPLAINTS,),
+        topics=topics.INTAKE_TOPICS,
+        on_start=store.ensure_indexes,
     )
-    app.include_router(build_api(broker, registry))
+    app.state.api_keys = ApiKeys(store, cache_seconds=settings.api_key_cache_seconds)
+    app.include_router(
+        build_api(
+            acceptance=acceptance,
+            store=store,
+            publish=publish,
+            settings=settings,
+            registry=registry,
+        )
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _unreadable_body)
+    app.add_middleware(
+        BodySizeLimit,
+        limit=settings.max_event_bytes,
+        by_path={"/v1/batch": settings.max_batch_bytes},
+    )
     return app

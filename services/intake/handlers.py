@@ -1,0 +1,113 @@
+"""Kafka: records other systems publish directly to the raw topic, and case progress for the
+reporters' follow-up view."""
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import TypeAdapter, ValidationError
+
+from schemas import topics
+from schemas.base import SourceSystem
+from schemas.case import CaseRouted
+from schemas.catalogue import AnySubmission
+from schemas.dead_letter import DeadLetter, Problem
+from services.common.broker import subscribe
+from services.intake.acceptance import Acceptance
+from services.intake.crypto import Vault
+from services.intake.domain import Outcome, problems_of
+from services.intake.repository import IntakeStore
+
+_any_submission: TypeAdapter[AnySubmission] = TypeAdapter(AnySubmission)
+_source_system: TypeAdapter[SourceSystem] = TypeAdapter(SourceSystem)
+_DEAD_LETTER_NAMESPACE = uuid.UUID("0d8f4f5e-2c1b-5a7e-8b1d-3e6f9a2c4b70")
+
+
+class IntakeUnavailableError(RuntimeError):
+    """Kafka or the store did not take an accepted record; the raw record is retried."""
+
+
+def _named_source(body: bytes) -> str | None:
+    """The source_system a refused record names, when it can be read at all."""
+    try:
+        value = json.loads(body).get("source_system")
+        return _source_system.validate_python(value)
+    except (ValueError, AttributeError, ValidationError, RecursionError):
+        return None
+
+
+def build_routes(
+    *,
+    acceptance: Acceptance,
+    vault: Vault,
+    store: IntakeStore,
+    registry: CollectorRegistry,
+    group_id: str,
+) -> KafkaRouter:
+    routes = KafkaRouter()
+    raw_outcomes = Counter(
+        "qinglian_intake_raw_records",
+        "Records read from the raw topic, by outcome.",
+        ["outcome"],
+        registry=registry,
+    )
+    dead_letters = Counter(
+        "qinglian_dead_letters",
+        "Records sent to the dead-letter topic, by reason.",
+        ["reason"],
+        registry=registry,
+    )
+    dead_letter_publisher = routes.publisher(topics.DEAD_LETTERS)
+
+    async def dead_letter(message: Any, reason: str, problems: list[Problem]) -> None:
+        record = message.raw_message
+        dead_letter_id = uuid.uuid5(
+            _DEAD_LETTER_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}"
+        )
+        bound_to = str(dead_letter_id)
+        letter = DeadLetter(
+            dead_letter_id=dead_letter_id,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            source_system=_named_source(message.body),
+            reason=reason,
+            problems=tuple(problems),
+            original_sealed=vault.seal(message.body, bound_to=bound_to),
+            key_sealed=vault.seal(record.key, bound_to=bound_to) if record.key else None,
+            dead_lettered_at=datetime.now(UTC),
+        )
+        await dead_letter_publisher.publish(letter, key=dead_letter_id.bytes)
+        dead_letters.labels(reason).inc()
+
+    @subscribe(routes, topics.RAW_INTAKE, group_id=group_id)
+    async def accept_raw(message: KafkaMessage) -> None:
+        try:
+            submission = _any_submission.validate_json(message.body)
+        except ValidationError as error:
+            errors = error.errors(include_input=False)
+            not_json = any(e["type"] == "json_invalid" for e in errors)
+            raw_outcomes.labels("not_json" if not_json else Outcome.INVALID).inc()
+            await dead_letter(message, "not_json" if not_json else "invalid", problems_of(errors))
+            return
+        (result,) = await acceptance.submit([submission], now=datetime.now(UTC))
+        raw_outcomes.labels(result.outcome).inc()
+        if result.outcome is Outcome.UNAVAILABLE:
+            raise IntakeUnavailableError("retrying: an accepted record could not be published")
+        if result.outcome in (Outcome.INVALID, Outcome.CONFLICT):
+            await dead_letter(message, result.outcome.value, list(result.problems))
+
+    @subscribe(routes, topics.CASES_ROUTED, group_id=group_id)
+    async def follow_case(case: CaseRouted) -> None:
+        await store.set_follow_up_status(
+            event_id=str(case.source_event_id),
+            status="assigned",
+            case_id=case.case_id,
+            at=case.routed_at,
+        )
+
+    return routes

@@ -1,0 +1,102 @@
+"""Intake's own state in MongoDB: accepted events (for idempotency), follow-ups, API keys."""
+
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from services.common.store import Document
+
+_DUPLICATE_KEY = 11000
+
+
+class IntakeStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.events = db["intake_events"]
+        self.follow_ups = db["intake_follow_ups"]
+        self.api_keys = db["intake_api_keys"]
+
+    async def ensure_indexes(self) -> None:
+        await self.follow_ups.create_index("event_id", unique=True)
+        await self.api_keys.create_index("source_system")
+
+    # Accepted events --------------------------------------------------------------------
+
+    async def insert_pending(self, records: list[Document]) -> set[str]:
+        """Insert records keyed by event id; returns the ids that already existed."""
+        if not records:
+            return set()
+        try:
+            await self.events.insert_many(records, ordered=False)
+        except BulkWriteError as error:
+            details: Any = error.details
+            if any(e["code"] != _DUPLICATE_KEY for e in details["writeErrors"]):
+                raise
+            return {records[e["index"]]["_id"] for e in details["writeErrors"]}
+        return set()
+
+    async def find(self, event_ids: set[str]) -> dict[str, Document]:
+        return {
+            doc["_id"]: doc async for doc in self.events.find({"_id": {"$in": list(event_ids)}})
+        }
+
+    async def mark_published(self, event_ids: list[str], *, at: datetime) -> None:
+        if event_ids:
+            await self.events.update_many(
+                {"_id": {"$in": event_ids}}, {"$set": {"published_at": at}}
+            )
+
+    # Follow-ups ----------------------------------------------------------------------------
+
+    async def open_follow_up(self, *, code_digest: str, event_id: str, at: datetime) -> None:
+        await self.follow_ups.update_one(
+            {"_id": code_digest},
+            {
+                # No empty arrays here: FerretDB 1.24 drops them from $setOnInsert; $push
+                # creates "replies" and "additions" when the first one comes.
+                "$setOnInsert": {"event_id": event_id, "status": "received", "updated_at": at}
+            },
+            upsert=True,
+        )
+
+    async def follow_up(self, code_digest: str) -> Document | None:
+        return await self.follow_ups.find_one({"_id": code_digest})
+
+    async def set_follow_up_status(
+        self, *, event_id: str, status: str, case_id: str, at: datetime
+    ) -> None:
+        await self.follow_ups.update_one(
+            {"event_id": event_id},
+            {"$set": {"status": status, "case_id": case_id, "updated_at": at}},
+        )
+
+    async def has_case(self, case_id: str) -> bool:
+        return await self.follow_ups.count_documents({"case_id": case_id}, limit=1) == 1
+
+    async def add_reply(self, *, case_id: str, reply: Document) -> None:
+        """A message from the conduct office to the reporter; a repeat of one is kept once."""
+        await self.follow_ups.update_one(
+            {"case_id": case_id, "replies.event_id": {"$ne": reply["event_id"]}},
+            {"$push": {"replies": reply}, "$set": {"updated_at": reply["at"]}},
+        )
+
+    async def add_addition(self, *, code_digest: str, addition: Document) -> None:
+        await self.follow_ups.update_one({"_id": code_digest}, {"$push": {"additions": addition}})
+
+    # API keys ------------------------------------------------------------------------------
+
+    async def create_api_key(self, record: Document) -> None:
+        await self.api_keys.insert_one(record)
+
+    async def api_key(self, key_id: str) -> Document | None:
+        return await self.api_keys.find_one({"_id": key_id})
+
+    async def list_api_keys(self) -> list[Document]:
+        return [doc async for doc in self.api_keys.find({}, {"secret_digest": 0}).sort("_id")]
+
+    async def revoke_api_key(self, key_id: str, *, at: datetime) -> bool:
+        result = await self.api_keys.update_one(
+            {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": at}}
+        )
+        return result.modified_count == 1
