@@ -30,4 +30,14 @@ if [[ ! -f "$stamp" ]]; then
     touch "$stamp"
 fi
 
+# kcat: a third-party Kafka client the tests publish to the raw topic with.
+if ! command -v kcat >/dev/null 2>&1; then
+    if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing kcat (Debian package)"
+        apt-get update -qq >/dev/null && apt-get install -y -qq kcat >/dev/null
+    else
+        die "kcat not found: install it (Debian: apt-get install kcat)"
+    fi
+fi
+
 "$HERE/runtime.sh" fetch

@@ -1,0 +1,81 @@
+"""An intake app running in this process against the real broker and store, with API keys."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from schemas.catalogue import BY_TYPE
+from services.common.store import connect, database
+from services.intake.auth import FOLLOW_UP_REPLY_SCOPE, ApiKeys
+from services.intake.crypto import Vault, new_key
+from services.intake.main import create_app
+from services.intake.repository import IntakeStore
+from services.intake.settings import IntakeSettings
+from tests.conftest import InfraSettings
+
+ALL_SCOPES = {*BY_TYPE, FOLLOW_UP_REPLY_SCOPE}
+
+
+@dataclass
+class RunningIntake:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: IntakeSettings
+    vault: Vault
+    store: IntakeStore
+
+    async def key_for(self, source_system: str, scopes: set[str] | None = None) -> str:
+        """A fresh API key for a source system (all scopes unless given)."""
+        _, api_key = await ApiKeys(self.store, cache_seconds=0).create(
+            source_system=source_system,
+            scopes=ALL_SCOPES if scopes is None else scopes,
+            label="test",
+            now=datetime.now(UTC),
+        )
+        return api_key
+
+    async def post(self, path: str, body: Any, *, key: str) -> httpx.Response:
+        return await self.client.post(path, json=body, headers={"X-API-Key": key})
+
+
+def intake_settings(infra: InfraSettings, unique: str, **overrides: Any) -> IntakeSettings:
+    """Settings for an isolated intake: its own database, consumer group and contact key."""
+    values: dict[str, Any] = {
+        "kafka_bootstrap": infra.kafka_bootstrap,
+        "mongo_url": infra.mongo_url,
+        "mongo_db": f"test_{unique}",
+        "kafka_group_prefix": f"test-{unique}-",
+        "contact_key": new_key(),
+        "api_key_cache_seconds": 0,
+        "retry_backoff_max_seconds": 0.5,
+    }
+    values.update(overrides)
+    return IntakeSettings(http_port=0, **values)
+
+
+@asynccontextmanager
+async def running_intake(settings: IntakeSettings) -> AsyncIterator[RunningIntake]:
+    """Start intake (lifespan: topics, indexes, broker and its consumers), yield, stop it."""
+    app = create_app(settings)
+    mongo = connect(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://intake"
+        ) as client,
+    ):
+        try:
+            yield RunningIntake(
+                app=app,
+                client=client,
+                settings=settings,
+                vault=Vault(settings.master_key()),
+                store=IntakeStore(database(mongo, settings)),
+            )
+        finally:
+            await mongo.close()
