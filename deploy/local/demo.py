@@ -1,9 +1,11 @@
 """Posts the demo complaints to intake, waits until reporting has them, prints the report.
 
 Run by `make up`. The complaints keep their source references, so running it again posts
-duplicates, which Qinglian counts once.
+duplicates, which Qinglian counts once. Each source system gets an API key scoped to
+complaints, created once and kept in .local/demo-keys.json.
 """
 
+import asyncio
 import json
 import os
 import sys
@@ -15,6 +17,10 @@ import httpx
 
 from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
 from schemas.case import derive_case_id
+from services.common.store import connect, database
+from services.intake.auth import ApiKeys
+from services.intake.repository import IntakeStore
+from services.intake.settings import IntakeSettings
 
 DEFAULT_PORTS = {"intake": 8101, "router": 8102, "escalation": 8103, "reporting": 8104}
 URLS = {
@@ -23,13 +29,57 @@ URLS = {
 }
 INTAKE, REPORTING = URLS["intake"], URLS["reporting"]
 WAIT_SECONDS = 60
+KEYS_FILE = Path(".local/demo-keys.json")
+
+
+async def _create_keys(sources: set[str]) -> dict[str, str]:
+    settings = IntakeSettings()
+    mongo = connect(settings)
+    try:
+        keys = ApiKeys(IntakeStore(database(mongo, settings)), cache_seconds=0)
+        return {
+            source: (
+                await keys.create(
+                    source_system=source,
+                    scopes={"complaint"},
+                    label="demo",
+                    now=datetime.now(HOSPITAL_TIME_ZONE),
+                )
+            )[1]
+            for source in sorted(sources)
+        }
+    finally:
+        await mongo.close()
+
+
+def demo_keys(sources: set[str], *, renew: bool = False) -> dict[str, str]:
+    known: dict[str, str] = (
+        {} if renew or not KEYS_FILE.exists() else json.loads(KEYS_FILE.read_text())
+    )
+    missing = sources - set(known)
+    if missing:
+        known |= asyncio.run(_create_keys(missing))
+        KEYS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        KEYS_FILE.write_text(json.dumps(known))
+        KEYS_FILE.chmod(0o600)
+    return known
 
 
 def main() -> int:
     complaints = json.loads(Path(__file__).with_name("demo_complaints.json").read_text("utf-8"))
+    sources = {complaint["source_system"] for complaint in complaints}
+    keys = demo_keys(sources)
     with httpx.Client(timeout=10) as client:
         for complaint in complaints:
-            answer = client.post(f"{INTAKE}/v1/complaints", json=complaint)
+            url = f"{INTAKE}/v1/complaints"
+            answer = client.post(
+                url, json=complaint, headers={"X-API-Key": keys[complaint["source_system"]]}
+            )
+            if answer.status_code == 401:  # the store was wiped since the keys were made
+                keys = demo_keys(sources, renew=True)
+                answer = client.post(
+                    url, json=complaint, headers={"X-API-Key": keys[complaint["source_system"]]}
+                )
             print(
                 f"POST /v1/complaints {complaint['source_ref']}: {answer.status_code} {answer.text}"
             )

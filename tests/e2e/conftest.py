@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.catalogue import BY_TYPE
 from tests.conftest import InfraSettings
 
 SERVICES = {"intake": 8201, "router": 8202, "escalation": 8203, "reporting": 8204}
@@ -23,16 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 class System:
     urls: dict[str, str]
     logs: Path
-
-    def metric(self, service: str, sample: str, **labels: str) -> float:
-        """Sum of a sample's values on a service's /metrics whose labels include ``labels``."""
-        text = httpx.get(f"{self.urls[service]}/metrics", timeout=5).text
-        return sum(
-            value.value
-            for family in text_string_to_metric_families(text)
-            for value in family.samples
-            if value.name == sample and labels.items() <= value.labels.items()
-        )
+    api_key: str
+    """A key of source system "portal" that may send every event type."""
 
 
 def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -74,7 +66,25 @@ def system(infra: InfraSettings, tmp_path_factory: pytest.TempPathFactory) -> It
                 )
         for name, process in processes.items():
             _wait_healthy(name, urls[name], process, logs / f"{name}.log")
-        yield System(urls=urls, logs=logs)
+        created = subprocess.run(  # noqa: S603 (our own interpreter and module)
+            [
+                sys.executable,
+                "-m",
+                "services.intake.keys",
+                "create",
+                "--source",
+                "portal",
+                "--scopes",
+                ",".join(BY_TYPE),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        yield System(urls=urls, logs=logs, api_key=created.stdout.strip())
     finally:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)
