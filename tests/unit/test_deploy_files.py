@@ -292,3 +292,24 @@ def test_every_port_published_to_the_host_is_bound_to_loopback() -> None:
 def test_kafka_and_mongodb_are_not_published_to_the_host() -> None:
     for store in DATA_STORES:
         assert _published_ports(_compose_service(store)) == []
+
+
+def test_intake_in_production_reads_its_contact_key_from_a_container_secret() -> None:
+    intake = _compose_service("intake")
+    environment = _environment(intake)
+    key_file = PurePosixPath(environment["QINGLIAN_CONTACT_KEY_FILE"])
+    assert key_file.parent == PurePosixPath("/run/secrets")
+    assert key_file.name in intake.get("secrets", [])
+    declared = _load_yaml(COMPOSE_FILE)["secrets"][key_file.name]
+    assert (DEPLOY_DIR / declared["file"]).parent == DEPLOY_DIR / "secrets"
+
+
+def test_intake_refuses_to_start_in_production_without_a_contact_key() -> None:
+    from pydantic import ValidationError
+
+    from services.intake.settings import IntakeSettings
+
+    production = {"env": "production", "http_port": 8101}
+    with pytest.raises(ValidationError, match="QINGLIAN_CONTACT_KEY"):
+        IntakeSettings(**production)
+    assert IntakeSettings(**production, contact_key_file=Path("/run/secrets/contact_key"))
