@@ -6,16 +6,19 @@
 For every event type: ``<event_type>.submission.schema.json`` (what a source system sends) and
 ``<event_type>.event.schema.json`` (what travels on Kafka); and ``any-submission.schema.json``
 for batches and the raw topic. Each enumeration carries its Chinese labels in
-``x-labels-zh`` (code → label).
+``x-labels-zh`` (code → label). And FastStream's AsyncAPI document
+of what every service consumes and publishes (``asyncapi.json``).
 """
 
 import argparse
 import json
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from faststream.specification import AsyncAPI
 from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
@@ -23,6 +26,15 @@ from pydantic_core import core_schema
 import schemas
 from schemas.catalogue import CATALOGUE, AnySubmission
 from schemas.labels import LabelledEnum
+from services.escalation.main import create_app as escalation_app
+from services.escalation.settings import EscalationSettings
+from services.intake.crypto import new_key
+from services.intake.main import create_app as intake_app
+from services.intake.settings import IntakeSettings
+from services.reporting.main import create_app as reporting_app
+from services.reporting.settings import ReportingSettings
+from services.router.main import create_app as router_app
+from services.router.settings import RouterSettings
 
 JSON_DIR = Path(schemas.__file__).resolve().parent / "json"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -63,7 +75,28 @@ def render() -> dict[Path, str]:
     files[JSON_DIR / "any-submission.schema.json"] = _document(
         {"title": "AnySubmission", **any_submission}
     )
+    files[JSON_DIR / "asyncapi.json"] = _asyncapi()
     return files
+
+
+def _asyncapi() -> str:
+    """FastStream's AsyncAPI document of every service's subscribers and publishers."""
+    settings: dict[str, Any] = {"contact_key": new_key()}  # no key file touched
+    apps = [
+        intake_app(IntakeSettings(**settings)),
+        router_app(RouterSettings()),
+        escalation_app(EscalationSettings()),
+        reporting_app(ReportingSettings()),
+    ]
+    specification = AsyncAPI(
+        *(app.state.broker for app in apps),
+        title="Qinglian (清廉) event backbone",
+        version=version("qinglian"),
+        description="Topics, and the messages each service consumes and publishes.",
+    ).to_specification()
+    return (
+        json.dumps(specification.to_jsonable(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    )
 
 
 def stale(files: dict[Path, str]) -> list[Path]:

@@ -50,6 +50,7 @@ def service_app(
             await mongo.close()
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.state.broker = broker  # for the AsyncAPI document (tools/generate_contracts.py)
 
     @app.get("/healthz", tags=["operations"], summary="Broker and store reachable")
     async def healthz() -> JSONResponse:

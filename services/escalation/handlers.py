@@ -6,7 +6,7 @@ from faststream.kafka import KafkaResponse, KafkaRouter
 from prometheus_client import CollectorRegistry, Counter
 
 from schemas import topics
-from schemas.case import CaseRouted
+from schemas.case import CaseRouted, DeadlineSet
 from services.common.broker import subscribe
 from services.escalation.domain import RuleBook, investigation_deadline
 from services.escalation.repository import DecisionRepository
@@ -20,7 +20,7 @@ def build_routes(
         "qinglian_decisions", "Decisions published, by rule.", ["rule_id"], registry=registry
     )
 
-    @routes.publisher(topics.CASE_DEADLINES)
+    @routes.publisher(topics.CASE_DEADLINES, schema=DeadlineSet)
     @subscribe(routes, topics.CASES_ROUTED, group_id=group_id)
     async def set_deadline(case: CaseRouted) -> KafkaResponse:
         decision = await decisions.record_deadline(

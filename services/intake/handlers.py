@@ -61,7 +61,7 @@ def build_routes(
         ["reason"],
         registry=registry,
     )
-    dead_letter_publisher = routes.publisher(topics.DEAD_LETTERS)
+    dead_letter_publisher = routes.publisher(topics.DEAD_LETTERS, schema=DeadLetter)
 
     async def dead_letter(message: Any, reason: str, problems: list[Problem]) -> None:
         record = message.raw_message

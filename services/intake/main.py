@@ -12,7 +12,8 @@ from starlette.exceptions import HTTPException
 
 from schemas import topics
 from schemas.base import Event
-from schemas.catalogue import BY_TYPE
+from schemas.catalogue import BY_TYPE, CATALOGUE
+from schemas.follow_up import ReporterAddition, ReporterReply
 from services.common.broker import make_broker
 from services.common.store import connect, database
 from services.common.web import service_app
@@ -57,8 +58,21 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     vault = Vault(settings.master_key())
     broker = make_broker(settings, service="intake", registry=registry)
 
+    # Declared publishers, so the AsyncAPI document shows what intake publishes where.
+    publishers = {
+        kind.topic: broker.publisher(kind.topic, title=kind.topic, schema=kind.event)
+        for kind in CATALOGUE
+    } | {
+        topics.REPORTER_ADDITIONS: broker.publisher(
+            topics.REPORTER_ADDITIONS, title=topics.REPORTER_ADDITIONS, schema=ReporterAddition
+        ),
+        topics.REPORTER_REPLIES: broker.publisher(
+            topics.REPORTER_REPLIES, title=topics.REPORTER_REPLIES, schema=ReporterReply
+        ),
+    }
+
     async def publish(message: BaseModel, topic: str, key: bytes) -> None:
-        await broker.publish(message, topic, key=key)
+        await publishers[topic].publish(message, key=key)
 
     async def publish_event(event: Event) -> None:
         kind = BY_TYPE[event.event_type]  # type: ignore[attr-defined]

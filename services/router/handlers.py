@@ -6,6 +6,7 @@ from faststream.kafka import KafkaResponse, KafkaRouter
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from schemas import topics
+from schemas.case import CaseRouted
 from schemas.complaint import ComplaintReceived
 from services.common.broker import subscribe
 from services.router.domain import RoutingTable, route_complaint
@@ -27,7 +28,7 @@ def build_routes(
     )
     table_version.labels(table.version).set(1)
 
-    @routes.publisher(topics.CASES_ROUTED)
+    @routes.publisher(topics.CASES_ROUTED, schema=CaseRouted)
     @subscribe(routes, topics.COMPLAINTS, group_id=group_id)
     async def route(complaint: ComplaintReceived) -> KafkaResponse:
         result = await cases.open(route_complaint(complaint, table, now=datetime.now(UTC)))

@@ -26,7 +26,12 @@ def _files_on_disk() -> list[Path]:
 
 
 def _documents() -> list[Any]:
-    return [pytest.param(path, id=path.name) for path in _files_on_disk()]
+    """The JSON Schema files (the AsyncAPI document is checked on its own)."""
+    return [
+        pytest.param(path, id=path.name)
+        for path in _files_on_disk()
+        if path.name.endswith(".schema.json")
+    ]
 
 
 def _enum_definitions(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -79,7 +84,7 @@ def test_no_schema_file_is_left_over_from_an_old_model() -> None:
 
 
 def test_every_event_type_has_a_submission_and_an_event_schema() -> None:
-    expected = {"any-submission.schema.json"} | {
+    expected = {"any-submission.schema.json", "asyncapi.json"} | {
         f"{kind.event_type}.{side}.schema.json"
         for kind in CATALOGUE
         for side in ("submission", "event")
@@ -207,3 +212,17 @@ def test_the_generator_notices_a_hand_edited_file(
     main([])
 
     assert '"maximum": 5' in edited.read_text(encoding="utf-8")
+
+
+def test_the_asyncapi_document_shows_every_fact_topic_and_what_consumes_it() -> None:
+    document = json.loads(RENDERED[JSON_DIR / "asyncapi.json"])
+
+    assert document["asyncapi"].startswith("3.")
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert {kind.topic for kind in CATALOGUE} <= addresses
+    consumed = {
+        document["channels"][operation["channel"]["$ref"].split("/")[-1]]["address"]
+        for operation in document["operations"].values()
+        if operation["action"] == "receive"
+    }
+    assert {"qinglian.complaints.v1", "qinglian.intake.raw.v1"} <= consumed
