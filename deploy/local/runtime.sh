@@ -102,7 +102,10 @@ start_ferretdb() {
     local data="$LOCAL_DIR/ferretdb"
     mkdir -p "$data/sqlite" "$LOG_DIR" "$RUN_DIR"
     # Telemetry off and the debug listener on loopback: nothing may leave this machine.
-    DO_NOT_TRACK=1 setsid "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$data/sqlite/" \
+    # synchronous(normal) with FerretDB's WAL journal: a write survives a process crash (what
+    # the fault tests do) but not the loss of the machine's power; ~15x fewer fsyncs.
+    # Production runs MongoDB (deploy/docker-compose.yml).
+    DO_NOT_TRACK=1 setsid "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$data/sqlite/?_pragma=synchronous(normal)" \
         --state-dir="$data" --listen-addr="127.0.0.1:$FERRETDB_PORT" \
         --debug-addr="127.0.0.1:$FERRETDB_DEBUG_PORT" --telemetry=disable \
         --log-level=warn >>"$LOG_DIR/ferretdb.log" 2>&1 </dev/null &

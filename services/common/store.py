@@ -1,12 +1,17 @@
 """MongoDB through PyMongo's async client."""
 
-from typing import Any
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 from services.common.settings import ServiceSettings
 
+T = TypeVar("T")
 Document = dict[str, Any]
 """A BSON document as PyMongo reads and writes it."""
 
@@ -25,3 +30,30 @@ def database(
     client: AsyncMongoClient[Document], settings: ServiceSettings
 ) -> AsyncDatabase[Document]:
     return client[settings.mongo_db]
+
+
+def is_transient(error: PyMongoError) -> bool:
+    """Errors worth trying again at once: the connection blinked, or the store was busy.
+
+    FerretDB's SQLite backend answers "database is locked" when two writers meet; MongoDB
+    marks its own retryable errors with a label.
+    """
+    if isinstance(error, ConnectionFailure) or error.has_error_label("RetryableWriteError"):
+        return True
+    details = error.details if isinstance(error, OperationFailure) else None
+    return "database is locked" in f"{error} {details}"
+
+
+async def retry_transient(operation: Callable[[], Awaitable[T]], *, attempts: int = 8) -> T:
+    """Run ``operation``, again after a short, growing, jittered pause on a transient error.
+
+    Only for operations that are safe to repeat (upserts, inserts keyed by id).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await operation()
+        except PyMongoError as error:
+            if attempt == attempts or not is_transient(error):
+                raise
+            await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 (jitter)
+    raise AssertionError("unreachable")

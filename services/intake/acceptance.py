@@ -13,7 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
+
+from pymongo.errors import PyMongoError
 
 from schemas.base import Event, Submission, derive_event_id
 from schemas.catalogue import BY_TYPE
@@ -79,8 +81,23 @@ class Acceptance:
             items[event_id] = self._prepare(submission, fingerprint, now=now)
             entries.append(items[event_id])
 
+        try:
+            await self._record_and_publish(items, now=now)
+        except PyMongoError as error:  # the store is down or failing: nothing is accepted
+            logger.warning("intake store unavailable: %s", type(error).__name__)
+            for item in items.values():
+                item.result = Result(Outcome.UNAVAILABLE, event_id=item.event.event_id)
+        return [self._result_of(entry) for entry in entries]
+
+    async def _record_and_publish(self, items: dict[str, "_Item"], *, now: datetime) -> None:
+        # Records inserted by an earlier try of this same call (the store blinked) carry its
+        # claim, so they are told apart from another request's.
+        claim = uuid4().hex
+        for item in items.values():
+            item.record["claim"] = claim
         existing_ids = await self.store.insert_pending([item.record for item in items.values()])
         stored = await self.store.find(existing_ids) if existing_ids else {}
+        existing_ids = {i for i in existing_ids if stored[i].get("claim") != claim}
         to_publish = [item for event_id, item in items.items() if event_id not in existing_ids]
         for event_id in existing_ids:
             item, earlier = items[event_id], stored[event_id]
@@ -105,7 +122,6 @@ class Acceptance:
                 item.result = Result(Outcome.UNAVAILABLE, event_id=item.event.event_id)
             elif item.result is None:
                 item.result = Result(Outcome.ACCEPTED, item.event.event_id, item.follow_up_code)
-        return [self._result_of(entry) for entry in entries]
 
     @staticmethod
     def _result_of(entry: "Result | _Item | _Repeat") -> Result:

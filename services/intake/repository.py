@@ -1,12 +1,14 @@
 """Intake's own state in MongoDB: accepted events (for idempotency), follow-ups, API keys."""
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from services.common.store import Document
+from services.common.store import Document, retry_transient
 
 _DUPLICATE_KEY = 11000
 
@@ -27,37 +29,46 @@ class IntakeStore:
         """Insert records keyed by event id; returns the ids that already existed."""
         if not records:
             return set()
-        try:
-            await self.events.insert_many(records, ordered=False)
-        except BulkWriteError as error:
-            details: Any = error.details
-            if any(e["code"] != _DUPLICATE_KEY for e in details["writeErrors"]):
-                raise
-            return {records[e["index"]]["_id"] for e in details["writeErrors"]}
-        return set()
+
+        async def insert() -> set[str]:
+            try:
+                await self.events.insert_many(records, ordered=False)
+            except BulkWriteError as error:
+                details: Any = error.details
+                if any(e["code"] != _DUPLICATE_KEY for e in details["writeErrors"]):
+                    raise
+                return {records[e["index"]]["_id"] for e in details["writeErrors"]}
+            return set()
+
+        return await retry_transient(insert)
+
+    # Every query names one _id: FerretDB pushes _id equality down to SQLite, not $in.
 
     async def find(self, event_ids: set[str]) -> dict[str, Document]:
-        return {
-            doc["_id"]: doc async for doc in self.events.find({"_id": {"$in": list(event_ids)}})
-        }
+        async def find_one(event_id: str) -> Document | None:
+            return await retry_transient(lambda: self.events.find_one({"_id": event_id}))
+
+        found = await asyncio.gather(*(find_one(event_id) for event_id in event_ids))
+        return {doc["_id"]: doc for doc in found if doc is not None}
 
     async def mark_published(self, event_ids: list[str], *, at: datetime) -> None:
         if event_ids:
-            await self.events.update_many(
-                {"_id": {"$in": event_ids}}, {"$set": {"published_at": at}}
-            )
+            updates = [UpdateOne({"_id": i}, {"$set": {"published_at": at}}) for i in event_ids]
+            await retry_transient(lambda: self.events.bulk_write(updates, ordered=False))
 
     # Follow-ups ----------------------------------------------------------------------------
 
     async def open_follow_up(self, *, code_digest: str, event_id: str, at: datetime) -> None:
-        await self.follow_ups.update_one(
-            {"_id": code_digest},
-            {
-                # No empty arrays here: FerretDB 1.24 drops them from $setOnInsert; $push
-                # creates "replies" and "additions" when the first one comes.
-                "$setOnInsert": {"event_id": event_id, "status": "received", "updated_at": at}
-            },
-            upsert=True,
+        await retry_transient(
+            lambda: self.follow_ups.update_one(
+                {"_id": code_digest},
+                {
+                    # No empty arrays here: FerretDB 1.24 drops them from $setOnInsert; $push
+                    # creates "replies" and "additions" when the first one comes.
+                    "$setOnInsert": {"event_id": event_id, "status": "received", "updated_at": at}
+                },
+                upsert=True,
+            )
         )
 
     async def follow_up(self, code_digest: str) -> Document | None:

@@ -1,67 +1,229 @@
-"""The intake HTTP API: clear 422s for bad complaints, and accepted complaints on Kafka.
+"""The intake HTTP API against the real broker and store, as a source system uses it.
 
-No Kafka is needed: refusals never reach the broker (the app's lifespan, which connects to
-Kafka, is not run), and the accepted path uses FastStream's in-memory TestKafkaBroker.
+Every test talks to a running intake (its lifespan connected to Kafka and the MongoDB-wire
+store) with a real API key, and checks what was published by reading the topics.
 """
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
-from faststream.kafka import KafkaBroker, TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from httpx import ASGITransport, AsyncClient, Response
-from prometheus_client import CollectorRegistry
+from aiokafka import AIOKafkaProducer
+from bson import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo import AsyncMongoClient
 
 from schemas import topics
-from schemas.base import derive_event_id
+from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
+from schemas.case import CaseRouted
+from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
-from services.intake.api import build_api
-from services.intake.main import create_app
-from services.intake.settings import IntakeSettings
+from schemas.follow_up import ReporterAddition
+from services.common.store import Document
+from services.intake.crypto import api_key_id, new_api_key, new_follow_up_code
+from services.router.domain import RoutingTable, route_complaint
+from services.router.settings import RouterSettings
+from tests.conftest import InfraSettings
+from tests.integration.intake_app import RunningIntake, intake_settings, running_intake
+from tests.integration.kafka_reading import (
+    Positions,
+    Record,
+    end_offsets,
+    published_since,
+    with_event_id,
+)
+from tests.waiting import eventually
 
-COMPLAINTS_URL = "/v1/complaints"
 CONTACT_DETAILS = "联系电话13800138000"
+"""Looks like what a complainant might write anywhere; must never come back in an answer."""
 
-VALID_COMPLAINT: dict[str, Any] = {
-    "source_system": "portal",
-    "source_ref": "WEB-2026-11-30-0042",
-    "occurred_at": "2026-11-29T20:15:00",
-    "channel": "portal",
-    "category": "appointment_scalping",
-    "accused_staff_id": "S30417",
-    "accused_department": "OPD-PSY",
-    "description": "挂号窗口工作人员统揽专家号，每个号加价三百元卖给患者家属。",
-    "amount_cny": "300.00",
-    "anonymous": False,
+SHANGHAI_EVENING = "2026-11-20T20:15:00"
+"""A past wall-clock time without an offset: hospital time, 12:15 UTC."""
+
+
+def path_of(kind: EventKind) -> str:
+    return f"/v1/{kind.topic.split('.')[1]}"
+
+
+COMPLAINTS = path_of(BY_TYPE["complaint"])
+SATISFACTION = path_of(BY_TYPE["satisfaction"])
+
+
+# --- one valid submission of every event type (without its source_ref) ---------------------------
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "complaint": {
+        "event_type": "complaint",
+        "source_system": "portal",
+        "occurred_at": "2026-11-19T16:40:00+08:00",
+        "channel": "portal",
+        "category": "red_envelope",
+        "accused_staff_id": "D2019",
+        "accused_department": "cardiology",
+        "description": "患者家属反映主治医生在术前收受红包两千元，并暗示不给红包就推迟手术。",
+        "amount_cny": "2000.00",
+        "anonymous": False,
+    },
+    "visitor_log": {
+        "event_type": "visitor_log",
+        "source_system": "rep-desk",
+        "occurred_at": "2026-11-20T14:00:00+08:00",
+        "rep_id": "REP-0093",
+        "rep_name": "王建国",
+        "company_code": "HZ-PHARMA-07",
+        "company_name": "杭州康泰医药有限公司",
+        "host_staff_id": "D1001",
+        "department": "pharmacy",
+        "place_code": "RECEPTION-1",
+        "place_kind": "reception_room",
+        "started_at": "2026-11-20T14:00:00+08:00",
+        "ended_at": "2026-11-20T14:30:00+08:00",
+        "appointment_id": "APT-20261120-01",
+    },
+    "satisfaction": {
+        "event_type": "satisfaction",
+        "source_system": "his-settlement",
+        "occurred_at": "2026-11-21T10:05:00+08:00",
+        "touchpoint": "settlement",
+        "department": "OPD",
+        "staff_id": "N0107",
+        "score": 2,
+        "comment": "收费窗口态度冷淡，还暗示塞点钱可以快点办。",
+    },
+    "investigation_finding": {
+        "event_type": "investigation_finding",
+        "source_system": "discipline-office",
+        "occurred_at": "2026-11-22T09:00:00+08:00",
+        "case_id": "CASE-0123456789ABCDEF0123",
+        "substantiated": True,
+        "confirmed_categories": ["kickback"],
+        "staff_ids": ["D1001"],
+        "confirmed_amount_cny": "36000.00",
+        "severe_social_impact": False,
+        "suspected_crime": True,
+        "company_code": "HZ-PHARMA-07",
+        "company_name": "杭州康泰医药有限公司",
+        "summary": "经查，该医生收受医药代表回扣三万六千元，涉嫌犯罪，移送司法机关。",
+    },
+    "promotion_application": {
+        "event_type": "promotion_application",
+        "source_system": "hr",
+        "occurred_at": "2026-11-18T11:00:00+08:00",
+        "staff_id": "D1001",
+        "application_id": "HR-2026-0311",
+        "target_position": "心内科副主任",
+    },
+    "red_envelope_surrender": {
+        "event_type": "red_envelope_surrender",
+        "source_system": "finance",
+        "occurred_at": "2026-11-19T15:00:00+08:00",
+        "staff_id": "N0107",
+        "amount_cny": "600.00",
+        "received_on": "2026-11-18",
+        "surrendered_on": "2026-11-19",
+        "patient_ref": "P-88231",
+    },
+    "prescription_ranking": {
+        "event_type": "prescription_ranking",
+        "source_system": "pharmacy",
+        "occurred_at": "2026-11-05T08:00:00+08:00",
+        "staff_id": "D1001",
+        "department": "cardiology",
+        "item_code": "DRUG-0042",
+        "item_name": "注射用某某单抗",
+        "item_kind": "drug",
+        "month": "2026-10",
+        "rank": 1,
+        "justified": False,
+    },
+    "training_held": {
+        "event_type": "training_held",
+        "source_system": "cardiology-dept",
+        "occurred_at": "2026-11-12T17:00:00+08:00",
+        "department": "cardiology",
+        "held_on": "2026-11-12",
+        "topic": "医疗机构工作人员廉洁从业九项准则专题学习",
+        "kind": "study",
+        "attendee_ids": ["D1001", "D1002", "N0107"],
+        "headcount": 12,
+    },
+    "kpi_observation": {
+        "event_type": "kpi_observation",
+        "source_system": "quality",
+        "occurred_at": "2026-11-03T09:00:00+08:00",
+        "metric": "test_mutual_recognition",
+        "scope": "hospital",
+        "period": "2026-10",
+        "value": "0.83",
+    },
+    "rectification_status": {
+        "event_type": "rectification_status",
+        "source_system": "leadership-group",
+        "occurred_at": "2026-11-25T16:00:00+08:00",
+        "department": "OPD",
+        "item": "挂号窗口专家号管理整改",
+        "status": "perfunctory",
+        "note": "仅张贴告示，未建立号源核查机制。",
+    },
 }
 
 
-def _client() -> TestClient:
-    # Not entered as a context manager: the lifespan (Kafka, MongoDB) does not run.
-    return TestClient(create_app(IntakeSettings()))
+def sample(event_type: str, **overrides: Any) -> dict[str, Any]:
+    """A valid submission with a source_ref no other test or run uses."""
+    return {**SAMPLES[event_type], "source_ref": f"T-{uuid.uuid4().hex}", **overrides}
 
 
-def _post(body: dict[str, Any]) -> Response:
-    response: Response = _client().post(COMPLAINTS_URL, json=body)
-    return response
+def complaint(**overrides: Any) -> dict[str, Any]:
+    return sample("complaint", **overrides)
 
 
-def _without(key: str) -> dict[str, Any]:
-    return {name: value for name, value in VALID_COMPLAINT.items() if name != key}
+def event_id_of(body: dict[str, Any]) -> str:
+    return str(derive_event_id(body["source_system"], body["source_ref"]))
 
 
-def _problems(response: Response) -> list[dict[str, Any]]:
-    assert response.status_code == 422, response.text
+# --- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def intake(infra: InfraSettings) -> AsyncIterator[RunningIntake]:
+    """One intake for the module, with its own database (dropped after) and consumer group."""
+    intake_config = intake_settings(infra, uuid.uuid4().hex[:12])
+    async with running_intake(intake_config) as running:
+        yield running
+    client: AsyncMongoClient[Document] = AsyncMongoClient(infra.mongo_url)
+    await client.drop_database(intake_config.mongo_db)
+    await client.close()
+
+
+@pytest.fixture(scope="module")
+async def portal_key(intake: RunningIntake) -> str:
+    """The online portal's key, allowed every event type."""
+    return await intake.key_for("portal")
+
+
+@pytest.fixture
+def bootstrap(infra: InfraSettings) -> str:
+    return infra.kafka_bootstrap
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def problems(response: httpx.Response) -> list[dict[str, str]]:
+    """The refusal's problems, each a field and a non-empty reason."""
+    assert 400 <= response.status_code < 500, response.text
     detail = response.json()["detail"]
-    assert isinstance(detail, list)
+    assert isinstance(detail, list), detail
     assert detail
     for problem in detail:
         assert set(problem) == {"field", "reason"}
@@ -70,51 +232,684 @@ def _problems(response: Response) -> list[dict[str, Any]]:
     return detail
 
 
-def _fields(response: Response) -> set[str]:
-    return {problem["field"] for problem in _problems(response)}
+def fields(response: httpx.Response) -> set[str]:
+    return {problem["field"] for problem in problems(response)}
 
 
-# --- refusals -------------------------------------------------------------------------------
+async def published(bootstrap: str, topic: str, since: Positions, event_id: object) -> list[Record]:
+    """The records carrying ``event_id`` written to ``topic`` after ``since``."""
+    return with_event_id(await published_since(bootstrap, topic, since), event_id)
 
 
-def test_a_complaint_without_a_category_is_refused_naming_the_category() -> None:
-    assert _fields(_post(_without("category"))) == {"body.category"}
+def client_at(intake: RunningIntake, address: str) -> httpx.AsyncClient:
+    """A client of the same running intake that connects from another address."""
+    transport = httpx.ASGITransport(app=intake.app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://intake")
 
 
-def test_a_complaint_with_an_unknown_category_is_refused_naming_the_category() -> None:
-    assert _fields(_post({**VALID_COMPLAINT, "category": "bribery"})) == {"body.category"}
-
-
-def test_a_complaint_with_an_unknown_field_is_refused_naming_that_field() -> None:
-    response = _post({**VALID_COMPLAINT, "complainant_phone": "13800138000"})
-
-    assert _fields(response) == {"body.complainant_phone"}
-
-
-def test_a_complaint_with_a_negative_amount_is_refused_naming_the_amount() -> None:
-    assert _fields(_post({**VALID_COMPLAINT, "amount_cny": "-300.00"})) == {"body.amount_cny"}
-
-
-def test_a_complaint_with_a_wrongly_typed_anonymous_flag_is_refused() -> None:
-    assert _fields(_post({**VALID_COMPLAINT, "anonymous": [True]})) == {"body.anonymous"}
-
-
-def test_a_body_that_is_not_json_is_refused_as_a_body_problem() -> None:
-    response = _client().post(
-        COMPLAINTS_URL,
-        content=b'{"source_system": "portal", "category": ',
-        headers={"content-type": "application/json"},
+def metric(text: str, sample_name: str, **labels: str) -> float:
+    return sum(
+        value.value
+        for family in text_string_to_metric_families(text)
+        for value in family.samples
+        if value.name == sample_name and labels.items() <= value.labels.items()
     )
 
-    fields = _fields(response)
-    assert fields
-    assert all(name == "body" or name.startswith("body.") for name in fields)
+
+# --- 1. every event type -------------------------------------------------------------------------
 
 
-def test_every_problem_of_a_complaint_is_reported_at_once() -> None:
-    body = {**_without("category"), "amount_cny": "-1", "channel": "fax"}
+def test_the_sample_table_has_a_valid_submission_of_every_catalogued_event_type() -> None:
+    assert set(SAMPLES) == set(BY_TYPE)
+    for kind in CATALOGUE:
+        kind.submission.model_validate(sample(kind.event_type))
 
-    assert _fields(_post(body)) == {"body.category", "body.amount_cny", "body.channel"}
+
+@pytest.mark.parametrize("kind", CATALOGUE, ids=lambda kind: kind.event_type)
+async def test_every_event_type_is_accepted_and_published_on_its_topic_with_its_facts(
+    intake: RunningIntake, bootstrap: str, kind: EventKind
+) -> None:
+    body = sample(kind.event_type)
+    key = await intake.key_for(body["source_system"], {kind.event_type})
+    before = await end_offsets(bootstrap, kind.topic)
+    sent_at = datetime.now(UTC)
+
+    response = await intake.post(path_of(kind), body, key=key)
+
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["status"] == "accepted"
+    assert answer["event_id"] == event_id_of(body)
+    (record,) = await published(bootstrap, kind.topic, before, answer["event_id"])
+    event = kind.event.model_validate_json(record.value)
+    assert record.key == kind.key(event)
+    assert event.event_type == kind.event_type  # type: ignore[attr-defined]
+    assert str(event.event_id) == answer["event_id"]
+    assert sent_at <= event.received_at <= datetime.now(UTC)
+    submission = kind.submission.model_validate(body)
+    facts = submission.model_dump(exclude={"event_type", *submission.private_fields})
+    assert {name: getattr(event, name) for name in facts} == facts
+
+
+async def test_text_travels_as_utf8_chinese_on_the_topic(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    body = complaint()
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.post(COMPLAINTS, body, key=portal_key)
+
+    assert response.status_code == 202, response.text
+    (record,) = await published(bootstrap, topics.COMPLAINTS, before, event_id_of(body))
+    assert body["description"].encode("utf-8") in record.value
+
+
+async def test_a_time_without_an_offset_is_read_as_hospital_time(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    body = complaint(occurred_at=SHANGHAI_EVENING)
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.post(COMPLAINTS, body, key=portal_key)
+
+    assert response.status_code == 202, response.text
+    (record,) = await published(bootstrap, topics.COMPLAINTS, before, event_id_of(body))
+    event = ComplaintReceived.model_validate_json(record.value)
+    assert event.occurred_at == datetime(2026, 11, 20, 12, 15, tzinfo=UTC)
+    assert event.channel is ComplaintChannel.PORTAL
+    assert event.category is ComplaintCategory.RED_ENVELOPE
+    assert event.amount_cny == Decimal("2000.00")
+
+
+async def test_submissions_are_counted_for_prometheus_by_event_type_and_outcome(
+    intake: RunningIntake, portal_key: str
+) -> None:
+    def counted(text: str, outcome: str) -> float:
+        return metric(
+            text, "qinglian_intake_submissions_total", event_type="satisfaction", outcome=outcome
+        )
+
+    before = (await intake.client.get("/metrics")).text
+    body = sample("satisfaction", source_system="portal")
+    await intake.post(SATISFACTION, body, key=portal_key)
+    await intake.post(SATISFACTION, body, key=portal_key)
+    await intake.post(SATISFACTION, sample("satisfaction", source_system="portal"), key=portal_key)
+    after = (await intake.client.get("/metrics")).text
+
+    assert counted(after, "accepted") - counted(before, "accepted") == 2
+    assert counted(after, "duplicate") - counted(before, "duplicate") == 1
+
+
+# --- 2. duplicates and 3. conflicts --------------------------------------------------------------
+
+
+async def test_a_repeated_complaint_is_a_duplicate_with_the_same_id_and_follow_up_code(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    body = complaint()
+    first = await intake.post(COMPLAINTS, body, key=portal_key)
+    assert first.status_code == 202, first.text
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    again = await intake.post(COMPLAINTS, body, key=portal_key)
+
+    assert again.status_code == 200, again.text
+    assert again.json() == {
+        "event_id": first.json()["event_id"],
+        "status": "duplicate",
+        "follow_up_code": first.json()["follow_up_code"],
+    }
+    assert await published(bootstrap, topics.COMPLAINTS, before, first.json()["event_id"]) == []
+
+
+async def test_a_retry_with_its_fields_in_another_order_is_still_a_duplicate(
+    intake: RunningIntake, portal_key: str
+) -> None:
+    body = sample("satisfaction", source_system="portal")
+    first = await intake.post(SATISFACTION, body, key=portal_key)
+
+    again = await intake.post(SATISFACTION, dict(reversed(body.items())), key=portal_key)
+
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["event_id"] == first.json()["event_id"]
+
+
+async def test_a_duplicate_is_recognised_after_intake_restarts(
+    infra: InfraSettings, unique: str, store: object, bootstrap: str
+) -> None:
+    config = intake_settings(infra, unique)  # ``store`` drops this database afterwards
+    body = complaint()
+    async with running_intake(config) as first_run:
+        key = await first_run.key_for("portal", {"complaint"})
+        first = await first_run.post(COMPLAINTS, body, key=key)
+    assert first.status_code == 202, first.text
+
+    async with running_intake(config) as second_run:
+        before = await end_offsets(bootstrap, topics.COMPLAINTS)
+        again = await second_run.post(COMPLAINTS, body, key=key)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "duplicate"
+    assert again.json()["event_id"] == first.json()["event_id"]
+    assert again.json()["follow_up_code"] == first.json()["follow_up_code"]
+    assert await published(bootstrap, topics.COMPLAINTS, before, first.json()["event_id"]) == []
+
+
+async def test_the_same_source_ref_with_other_content_is_a_conflict_and_not_published(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    body = complaint()
+    first = await intake.post(COMPLAINTS, body, key=portal_key)
+    assert first.status_code == 202, first.text
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+    altered = {**body, "description": f"改口：其实没有收红包。{CONTACT_DETAILS}"}
+
+    conflict = await intake.post(COMPLAINTS, altered, key=portal_key)
+
+    assert conflict.status_code == 409, conflict.text
+    assert "source_ref" in conflict.json()["detail"]
+    assert "13800138000" not in conflict.text
+    assert await published(bootstrap, topics.COMPLAINTS, before, first.json()["event_id"]) == []
+    # The first content stands: sending it again is still a duplicate, not a conflict.
+    original = await intake.post(COMPLAINTS, body, key=portal_key)
+    assert original.status_code == 200, original.text
+
+
+# --- 4. who may send what ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [COMPLAINTS, "/v1/batch", "/v1/follow-up/replies"])
+async def test_a_request_without_an_api_key_is_refused_saying_where_the_key_goes(
+    intake: RunningIntake, path: str
+) -> None:
+    response = await intake.client.post(path, json=complaint())
+
+    assert response.status_code == 401, response.text
+    assert "X-API-Key" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "api_key",
+    [new_api_key()[1], "qlk_000000000000_not-a-secret", "portal", ""],
+    ids=["well-formed-but-never-issued", "unknown-key-id", "not-shaped-like-a-key", "empty"],
+)
+async def test_an_unknown_api_key_is_refused_with_401(
+    intake: RunningIntake, bootstrap: str, api_key: str
+) -> None:
+    body = complaint()
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.client.post(COMPLAINTS, json=body, headers={"X-API-Key": api_key})
+
+    assert response.status_code == 401, response.text
+    assert "API key" in response.json()["detail"]
+    assert await published(bootstrap, topics.COMPLAINTS, before, event_id_of(body)) == []
+
+
+async def test_a_real_key_id_with_a_wrong_secret_is_refused(intake: RunningIntake) -> None:
+    key = await intake.key_for("portal")
+    forged = key[: key.rindex("_") + 1] + "x" * 43
+
+    response = await intake.post(COMPLAINTS, complaint(), key=forged)
+
+    assert response.status_code == 401, response.text
+
+
+async def test_a_revoked_key_is_refused_from_the_next_request(intake: RunningIntake) -> None:
+    key = await intake.key_for("portal", {"complaint"})
+    assert (await intake.post(COMPLAINTS, complaint(), key=key)).status_code == 202
+    key_id = api_key_id(key)
+    assert key_id is not None
+
+    assert await intake.store.revoke_api_key(key_id, at=datetime.now(UTC))
+    response = await intake.post(COMPLAINTS, complaint(), key=key)
+
+    assert response.status_code == 401, response.text
+    assert "revoked" in response.json()["detail"]
+
+
+async def test_a_key_without_the_event_types_scope_is_refused_naming_the_event_type(
+    intake: RunningIntake, bootstrap: str
+) -> None:
+    key = await intake.key_for("portal", {"satisfaction"})
+    body = complaint()
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.post(COMPLAINTS, body, key=key)
+
+    assert response.status_code == 403, response.text
+    assert "complaint" in response.json()["detail"]
+    assert await published(bootstrap, topics.COMPLAINTS, before, event_id_of(body)) == []
+
+
+async def test_a_key_of_another_source_system_may_not_send_in_its_name(
+    intake: RunningIntake, bootstrap: str
+) -> None:
+    hotline_key = await intake.key_for("hotline")
+    body = complaint(source_system="portal")
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.post(COMPLAINTS, body, key=hotline_key)
+
+    assert response.status_code == 403, response.text
+    assert "hotline" in response.json()["detail"]
+    assert await published(bootstrap, topics.COMPLAINTS, before, event_id_of(body)) == []
+
+
+# --- 5. privacy of complainants ------------------------------------------------------------------
+
+CONTACT = {"name": "欧阳秀英", "phone": "13912345678", "email": "ouyang.tipoff@example.cn"}
+
+
+def secrets_of(contact: dict[str, str]) -> list[bytes]:
+    """The contact details as they could appear in bytes: UTF-8 and JSON's ASCII escapes."""
+    forms = [value.encode() for value in contact.values()]
+    forms += [json.dumps(value)[1:-1].encode() for value in contact.values()]
+    return forms
+
+
+@contextmanager
+def every_log_record_at_debug(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """caplog at DEBUG for every logger, including those with their own level or handlers."""
+    caplog.set_level(logging.DEBUG)
+    loggers = [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    isolated = [logger for logger in loggers if not logger.propagate]
+    for logger in loggers:
+        if logger.level != logging.NOTSET:
+            caplog.set_level(logging.DEBUG, logger=logger.name)
+    for logger in isolated:
+        logger.addHandler(caplog.handler)
+    try:
+        yield
+    finally:
+        for logger in isolated:
+            logger.removeHandler(caplog.handler)
+
+
+async def test_contact_details_are_sealed_at_rest_and_never_published_logged_or_answered(
+    intake: RunningIntake, portal_key: str, bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = complaint(complainant_contact=CONTACT)
+    with every_log_record_at_debug(caplog):
+        before = await end_offsets(bootstrap, topics.COMPLAINTS)
+        response = await intake.post(COMPLAINTS, body, key=portal_key)
+        duplicate = await intake.post(COMPLAINTS, body, key=portal_key)
+        metrics_text = (await intake.client.get("/metrics")).text
+        (record,) = await published(bootstrap, topics.COMPLAINTS, before, event_id_of(body))
+
+    assert response.status_code == 202, response.text
+    assert duplicate.status_code == 200, duplicate.text
+    event_id = response.json()["event_id"]
+    logged = [r.getMessage().encode() for r in caplog.records] + [caplog.text.encode()]
+    assert len(logged) > 1, "nothing was logged: the log check would prove nothing"
+    for secret in secrets_of(CONTACT):
+        assert secret not in record.value
+        assert secret not in (record.key or b"")
+        assert secret not in response.content
+        assert secret not in duplicate.content
+        assert secret not in metrics_text.encode()
+        for text in logged:
+            assert secret not in text
+    event = ComplaintReceived.model_validate_json(record.value)
+    assert event.contact_on_file is True
+    assert "complainant_contact" not in record.json()
+
+    raw_events = intake.store.events.with_options(
+        codec_options=CodecOptions(document_class=RawBSONDocument)
+    )
+    raw = await raw_events.find_one({"_id": event_id})
+    assert raw is not None
+    for secret in secrets_of(CONTACT):
+        assert secret not in raw.raw
+    stored = await intake.store.events.find_one({"_id": event_id})
+    assert stored is not None
+    opened = json.loads(intake.vault.open(stored["contact_sealed"], bound_to=event_id))
+    assert {name: opened[name] for name in CONTACT} == CONTACT
+
+
+async def test_a_complaint_without_contact_details_has_none_on_file(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    body = complaint(anonymous=True)
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.post(COMPLAINTS, body, key=portal_key)
+
+    assert response.status_code == 202, response.text
+    (record,) = await published(bootstrap, topics.COMPLAINTS, before, event_id_of(body))
+    assert ComplaintReceived.model_validate_json(record.value).contact_on_file is False
+    stored = await intake.store.events.find_one({"_id": event_id_of(body)})
+    assert stored is not None
+    assert "contact_sealed" not in stored
+
+
+async def test_an_anonymous_complaint_carrying_contact_details_is_refused(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    body = complaint(anonymous=True, complainant_contact=CONTACT)
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.post(COMPLAINTS, body, key=portal_key)
+
+    assert response.status_code == 422, response.text
+    assert any("complainant_contact" in p["field"] + p["reason"] for p in problems(response))
+    for secret in secrets_of(CONTACT):
+        assert secret not in response.content
+    assert await published(bootstrap, topics.COMPLAINTS, before, event_id_of(body)) == []
+    assert await intake.store.events.find_one({"_id": event_id_of(body)}) is None
+
+
+# --- 6. the reporter's follow-up channel ---------------------------------------------------------
+
+ROUTING_TABLE = RoutingTable.from_toml(RouterSettings().routing_table.read_text(encoding="utf-8"))
+FOLLOW_UP_KEYS = {"status", "updated_at", "replies"}
+
+
+async def follow_up(client: httpx.AsyncClient, code: str) -> httpx.Response:
+    return await client.get("/v1/follow-up", headers={"X-Follow-Up-Code": code})
+
+
+async def accepted_complaint(
+    intake: RunningIntake, key: str, bootstrap: str
+) -> tuple[ComplaintReceived, str]:
+    """A complaint accepted over HTTP: the event as published, and its follow-up code."""
+    body = complaint()
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+    response = await intake.post(COMPLAINTS, body, key=key)
+    assert response.status_code == 202, response.text
+    (record,) = await published(bootstrap, topics.COMPLAINTS, before, event_id_of(body))
+    code = response.json()["follow_up_code"]
+    assert isinstance(code, str)
+    return ComplaintReceived.model_validate_json(record.value), code
+
+
+async def route(bootstrap: str, received: ComplaintReceived) -> CaseRouted:
+    """What the router publishes for the complaint."""
+    case = route_complaint(received, ROUTING_TABLE, now=datetime.now(UTC))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topics.CASES_ROUTED, case.model_dump_json().encode(), key=case.case_id.encode()
+        )
+    finally:
+        await producer.stop()
+    return case
+
+
+async def test_a_reporter_follows_a_complaint_from_received_to_assigned_to_the_offices_reply(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    received, code = await accepted_complaint(intake, portal_key, bootstrap)
+
+    first = await follow_up(intake.client, code)
+    assert first.status_code == 200, first.text
+    assert set(first.json()) == FOLLOW_UP_KEYS
+    assert first.json()["status"] == "received"
+    assert first.json()["replies"] == []
+
+    case = await route(bootstrap, received)
+
+    async def assigned() -> bool:
+        view = (await follow_up(intake.client, code)).json()
+        return bool(view["status"] == "assigned")
+
+    await eventually(assigned, within=30, what="the follow-up to show the case as assigned")
+
+    office_key = await intake.key_for("conduct-office", {"follow_up_reply"})
+    reply_text = "您反映的问题已转纪检监察室调查，感谢您的监督。"
+    sent = await intake.client.post(
+        "/v1/follow-up/replies",
+        json={"case_id": case.case_id, "text": reply_text},
+        headers={"X-API-Key": office_key},
+    )
+    assert sent.status_code == 202, sent.text
+
+    shown = await follow_up(intake.client, code)
+    assert shown.status_code == 200, shown.text
+    view = shown.json()
+    assert set(view) == FOLLOW_UP_KEYS
+    assert view["status"] == "assigned"
+    assert [reply["text"] for reply in view["replies"]] == [reply_text]
+    assert all(set(reply) == {"at", "text"} for reply in view["replies"])
+    for private in (
+        case.case_id,
+        str(received.event_id),
+        received.description,
+        case.responsible_department.name_zh,
+        "D2019",
+    ):
+        assert private not in shown.text
+
+
+async def test_a_reply_to_an_unknown_case_is_refused_with_404(intake: RunningIntake) -> None:
+    office_key = await intake.key_for("conduct-office", {"follow_up_reply"})
+
+    response = await intake.client.post(
+        "/v1/follow-up/replies",
+        json={"case_id": "CASE-FFFFFFFFFFFFFFFFFFFF", "text": "您好。"},
+        headers={"X-API-Key": office_key},
+    )
+
+    assert response.status_code == 404, response.text
+
+
+async def test_a_key_without_the_reply_scope_may_not_reply_to_reporters(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    received, _ = await accepted_complaint(intake, portal_key, bootstrap)
+    complaint_only = await intake.key_for("portal", {"complaint"})
+
+    response = await intake.client.post(
+        "/v1/follow-up/replies",
+        json={"case_id": f"CASE-{received.event_id.hex[:20].upper()}", "text": "您好。"},
+        headers={"X-API-Key": complaint_only},
+    )
+
+    assert response.status_code == 403, response.text
+
+
+async def test_a_reporters_addition_is_published_naming_the_complaint(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    received, code = await accepted_complaint(intake, portal_key, bootstrap)
+    before = await end_offsets(bootstrap, topics.REPORTER_ADDITIONS)
+    text = "补充：当天还有另一位家属在场，可以作证。"
+
+    response = await intake.client.post(
+        "/v1/follow-up/additions", json={"text": text}, headers={"X-Follow-Up-Code": code}
+    )
+
+    assert response.status_code == 202, response.text
+    additions = [
+        ReporterAddition.model_validate_json(record.value)
+        for record in await published_since(bootstrap, topics.REPORTER_ADDITIONS, before)
+    ]
+    mine = [a for a in additions if a.complaint_event_id == received.event_id]
+    assert [a.text for a in mine] == [text]
+    assert code not in response.text
+
+
+async def test_a_wrong_code_and_a_never_issued_code_get_the_identical_answer(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    _, code = await accepted_complaint(intake, portal_key, bootstrap)
+    altered = code[:-1] + ("A" if code[-1] != "A" else "B")
+    async with client_at(intake, "198.51.100.7") as client:
+        wrong = await follow_up(client, altered)
+        never_issued = await follow_up(client, new_follow_up_code())
+        right = await follow_up(client, code)
+
+    assert wrong.status_code == never_issued.status_code
+    assert 400 <= wrong.status_code < 500
+    assert wrong.content == never_issued.content
+    assert right.status_code == 200, right.text
+
+
+async def test_after_too_many_wrong_codes_even_the_right_code_is_refused_for_that_client(
+    infra: InfraSettings, unique: str, store: object, bootstrap: str
+) -> None:
+    config = intake_settings(infra, unique, follow_up_failures_allowed=3)
+    async with running_intake(config) as limited:
+        key = await limited.key_for("portal", {"complaint"})
+        _, code = await accepted_complaint(limited, key, bootstrap)
+        async with client_at(limited, "203.0.113.9") as guesser:
+            assert (await follow_up(guesser, code)).status_code == 200
+            wrong = [(await follow_up(guesser, new_follow_up_code())).status_code for _ in range(3)]
+            right = await follow_up(guesser, code)
+            addition = await guesser.post(
+                "/v1/follow-up/additions", json={"text": "补充"}, headers={"X-Follow-Up-Code": code}
+            )
+        async with client_at(limited, "203.0.113.10") as reporter:
+            elsewhere = await follow_up(reporter, code)
+
+    assert wrong == [404, 404, 404]
+    assert right.status_code == 429, right.text
+    assert addition.status_code == 429, addition.text
+    assert elsewhere.status_code == 200, elsewhere.text
+
+
+# --- 7. bad input --------------------------------------------------------------------------------
+
+
+def future(delta: timedelta) -> str:
+    return (datetime.now(UTC) + delta).isoformat()
+
+
+def without(body: dict[str, Any], name: str) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key != name}
+
+
+BadCase = tuple[str, Callable[[], dict[str, Any]], set[str]]
+BAD_SUBMISSIONS: list[BadCase] = [
+    ("complaint", lambda: complaint(description="举" * 5001), {"body.description"}),
+    ("complaint", lambda: complaint(amount_cny="-300.00"), {"body.amount_cny"}),
+    ("complaint", lambda: complaint(anonymous=[True]), {"body.anonymous"}),
+    ("complaint", lambda: complaint(category="bribery"), {"body.category"}),
+    ("complaint", lambda: without(complaint(), "category"), {"body.category"}),
+    ("complaint", lambda: complaint(complainant_phone="13800138000"), {"body.complainant_phone"}),
+    ("complaint", lambda: complaint(occurred_at=future(timedelta(hours=1))), {"body.occurred_at"}),
+    (
+        "complaint",
+        lambda: {**without(complaint(), "category"), "amount_cny": "-1", "channel": "fax"},
+        {"body.category", "body.amount_cny", "body.channel"},
+    ),
+    ("satisfaction", lambda: sample("satisfaction", score=0), {"body.score"}),
+    ("satisfaction", lambda: sample("satisfaction", score=6), {"body.score"}),
+    ("satisfaction", lambda: sample("satisfaction", score="5"), {"body.score"}),
+    ("satisfaction", lambda: sample("satisfaction", score=4.5), {"body.score"}),
+    ("red_envelope_surrender", lambda: sample("red_envelope_surrender", amount_cny="-600"), set()),
+    ("kpi_observation", lambda: sample("kpi_observation", value="很高"), {"body.value"}),
+    ("visitor_log", lambda: sample("visitor_log", ended_at="2026-11-20T13:00:00+08:00"), set()),
+]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "make", "expected"),
+    BAD_SUBMISSIONS,
+    ids=[
+        "overlong-description",
+        "negative-amount",
+        "anonymous-as-a-list",
+        "unknown-category",
+        "missing-category",
+        "unknown-field",
+        "occurred-an-hour-in-the-future",
+        "several-problems-at-once",
+        "score-0",
+        "score-6",
+        "score-as-text",
+        "score-as-fraction",
+        "negative-surrendered-amount",
+        "kpi-value-as-text",
+        "visit-ending-before-it-starts",
+    ],
+)
+async def test_bad_input_is_refused_naming_the_field_and_nothing_is_published(
+    intake: RunningIntake,
+    portal_key: str,
+    bootstrap: str,
+    event_type: str,
+    make: Callable[[], dict[str, Any]],
+    expected: set[str],
+) -> None:
+    kind = BY_TYPE[event_type]
+    body = {**make(), "source_system": "portal"}
+    before = await end_offsets(bootstrap, kind.topic)
+
+    response = await intake.post(path_of(kind), body, key=portal_key)
+
+    assert response.status_code == 422, response.text
+    named = fields(response)
+    if expected:
+        assert named == expected
+    else:  # a rule across fields: named at the body or at one of the fields
+        assert all(name == "body" or name.startswith("body.") for name in named)
+    assert await published(bootstrap, kind.topic, before, event_id_of(body)) == []
+
+
+def hospital_today() -> date:
+    return datetime.now(HOSPITAL_TIME_ZONE).date()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: only occurred_at is checked against the future tolerance "
+    "(domain.timing_problems); a visit starting next year, an envelope surrendered next year "
+    "or a study session held next year is accepted",
+)
+@pytest.mark.parametrize(
+    ("event_type", "make", "field_name"),
+    [
+        (
+            "visitor_log",
+            lambda: {"started_at": future(timedelta(days=365)), "ended_at": None},
+            "started_at",
+        ),
+        (
+            "red_envelope_surrender",
+            lambda: {"surrendered_on": str(hospital_today() + timedelta(days=365))},
+            "surrendered_on",
+        ),
+        (
+            "training_held",
+            lambda: {"held_on": str(hospital_today() + timedelta(days=365))},
+            "held_on",
+        ),
+    ],
+    ids=["visit-starting-next-year", "surrendered-next-year", "study-held-next-year"],
+)
+async def test_a_date_in_the_future_is_refused_in_every_date_field_not_only_occurred_at(
+    intake: RunningIntake,
+    portal_key: str,
+    bootstrap: str,
+    event_type: str,
+    make: Callable[[], dict[str, Any]],
+    field_name: str,
+) -> None:
+    kind = BY_TYPE[event_type]
+    body = sample(event_type, source_system="portal", **make())
+    before = await end_offsets(bootstrap, kind.topic)
+
+    response = await intake.post(path_of(kind), body, key=portal_key)
+
+    assert response.status_code == 422, response.text
+    assert fields(response) == {f"body.{field_name}"}
+    assert await published(bootstrap, kind.topic, before, event_id_of(body)) == []
+
+
+async def test_a_time_two_minutes_ahead_is_within_the_clock_tolerance(
+    intake: RunningIntake, portal_key: str
+) -> None:
+    body = complaint(occurred_at=future(timedelta(minutes=2)))
+
+    response = await intake.post(COMPLAINTS, body, key=portal_key)
+
+    assert response.status_code == 202, response.text
 
 
 @pytest.mark.parametrize(
@@ -127,141 +922,349 @@ def test_every_problem_of_a_complaint_is_reported_at_once() -> None:
         "accused_staff_id",
         "source_system",
         "occurred_at",
+        "complainant_contact",
     ],
 )
-def test_a_refusal_never_echoes_the_submitted_value(field_name: str) -> None:
-    response = _post({**VALID_COMPLAINT, field_name: CONTACT_DETAILS})
+async def test_a_refusal_never_echoes_the_submitted_value(
+    intake: RunningIntake, portal_key: str, field_name: str
+) -> None:
+    response = await intake.post(
+        COMPLAINTS, complaint(**{field_name: CONTACT_DETAILS}), key=portal_key
+    )
 
-    assert _fields(response) == {f"body.{field_name}"}
+    assert fields(response) == {f"body.{field_name}"}
     assert CONTACT_DETAILS not in response.text
     assert "13800138000" not in response.text
-    assert "13800138000" not in json.dumps(response.json(), ensure_ascii=True)
 
 
-def test_a_refusal_for_an_unknown_field_does_not_echo_its_value() -> None:
-    response = _post({**VALID_COMPLAINT, "complainant_contact": CONTACT_DETAILS})
-
-    assert response.status_code == 422
-    assert "13800138000" not in response.text
-
-
-# --- accepted complaints --------------------------------------------------------------------
+def raw_complaint(**overrides: Any) -> tuple[str, bytes]:
+    """A complaint's event id and its JSON bytes, for bodies a JSON client would not send."""
+    body = complaint(**overrides)
+    return event_id_of(body), json.dumps(body, ensure_ascii=False).encode()
 
 
-@dataclass
-class Published:
-    """What the test subscriber saw on the complaints topic."""
-
-    bodies: list[bytes] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
+def invalid_utf8() -> tuple[str, bytes]:
+    event_id, encoded = raw_complaint(description="MARK")
+    return event_id, encoded.replace(b"MARK", b"\xff\xfe\xc3\x28")
 
 
-@dataclass
-class Intake:
-    client: AsyncClient
-    published: Published
-    registry: CollectorRegistry
+def nested_10000_deep() -> tuple[str, bytes]:
+    event_id, encoded = raw_complaint(description="MARK")
+    return event_id, encoded.replace(b'"MARK"', b"[" * 10_000 + b"]" * 10_000)
 
 
-@asynccontextmanager
-async def _intake() -> AsyncIterator[Intake]:
-    broker = KafkaBroker()
-    published = Published()
-
-    @broker.subscriber(topics.COMPLAINTS)
-    async def capture(message: KafkaMessage) -> None:
-        published.bodies.append(message.body)
-        record = message.raw_message
-        assert not isinstance(record, tuple)  # one record: the subscriber is not batched
-        published.keys.append(record.key)
-
-    registry = CollectorRegistry()
-    app = FastAPI()
-    app.include_router(build_api(broker, registry))
-    async with (
-        TestKafkaBroker(broker),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://intake.test") as client,
-    ):
-        yield Intake(client=client, published=published, registry=registry)
+def nested_objects_10000_deep() -> tuple[str, bytes]:
+    event_id, encoded = raw_complaint(description="MARK")
+    return event_id, encoded.replace(b'"MARK"', b'{"a":' * 10_000 + b"1" + b"}" * 10_000)
 
 
-async def test_an_accepted_complaint_is_answered_with_its_event_id() -> None:
-    async with _intake() as intake:
-        response = await intake.client.post(COMPLAINTS_URL, json=VALID_COMPLAINT)
-
-    assert response.status_code == 202
-    expected = derive_event_id(VALID_COMPLAINT["source_system"], VALID_COMPLAINT["source_ref"])
-    assert response.json() == {"event_id": str(expected), "status": "accepted"}
+def truncated_json() -> tuple[str, bytes]:
+    event_id, encoded = raw_complaint()
+    return event_id, encoded[: len(encoded) // 2]
 
 
-async def test_an_accepted_complaint_is_published_with_its_content_intact() -> None:
-    before = datetime.now(UTC)
-    async with _intake() as intake:
-        response = await intake.client.post(COMPLAINTS_URL, json=VALID_COMPLAINT)
-    after = datetime.now(UTC)
-
-    assert response.status_code == 202
-    assert len(intake.published.bodies) == 1
-    event = ComplaintReceived.model_validate_json(intake.published.bodies[0])
-    assert str(event.event_id) == response.json()["event_id"]
-    assert event.source_system == VALID_COMPLAINT["source_system"]
-    assert event.source_ref == VALID_COMPLAINT["source_ref"]
-    assert event.channel is ComplaintChannel.PORTAL
-    assert event.category is ComplaintCategory.APPOINTMENT_SCALPING
-    assert event.accused_staff_id == VALID_COMPLAINT["accused_staff_id"]
-    assert event.accused_department == VALID_COMPLAINT["accused_department"]
-    assert event.description == VALID_COMPLAINT["description"]
-    assert event.amount_cny == Decimal(VALID_COMPLAINT["amount_cny"])
-    assert event.anonymous is False
-    # Sent without an offset: 20:15 in Shanghai, 12:15 UTC.
-    assert event.occurred_at == datetime(2026, 11, 29, 12, 15, tzinfo=UTC)
-    assert before <= event.received_at <= after
+def not_json_at_all() -> tuple[str, bytes]:
+    event_id, _ = raw_complaint()
+    return event_id, f"投诉：{CONTACT_DETAILS}".encode()
 
 
-async def test_the_published_complaint_carries_chinese_as_utf8() -> None:
-    async with _intake() as intake:
-        await intake.client.post(COMPLAINTS_URL, json=VALID_COMPLAINT)
-
-    assert VALID_COMPLAINT["description"].encode("utf-8") in intake.published.bodies[0]
+def a_number_of_5000_digits() -> tuple[str, bytes]:
+    event_id, encoded = raw_complaint(amount_cny="MARK")
+    return event_id, encoded.replace(b'"MARK"', b"1" * 5000)
 
 
-async def test_the_kafka_key_of_a_complaint_is_its_event_id() -> None:
-    async with _intake() as intake:
-        response = await intake.client.post(COMPLAINTS_URL, json=VALID_COMPLAINT)
+@pytest.mark.parametrize(
+    ("make", "status"),
+    [
+        (invalid_utf8, 400),
+        (nested_10000_deep, None),
+        (nested_objects_10000_deep, None),
+        (truncated_json, None),
+        (not_json_at_all, None),
+        pytest.param(
+            a_number_of_5000_digits,
+            None,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BUG: a number longer than Python's 4300-digit limit gets 400 with the bare "
+                "string 'There was an error parsing the body', not [{field, reason}]: "
+                "main._unreadable_body only names UnicodeDecodeError and RecursionError",
+            ),
+        ),
+    ],
+    ids=[
+        "invalid-utf8",
+        "arrays-nested-10000-deep",
+        "objects-nested-10000-deep",
+        "truncated-json",
+        "not-json",
+        "a-number-of-5000-digits",
+    ],
+)
+async def test_an_unreadable_body_is_refused_as_a_body_problem_and_nothing_is_published(
+    intake: RunningIntake,
+    portal_key: str,
+    bootstrap: str,
+    make: Callable[[], tuple[str, bytes]],
+    status: int | None,
+) -> None:
+    event_id, content = make()
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
 
-    expected = derive_event_id(VALID_COMPLAINT["source_system"], VALID_COMPLAINT["source_ref"])
-    assert intake.published.keys == [expected.bytes]
-    assert response.json()["event_id"] == str(expected)
-
-
-async def test_a_retried_complaint_keeps_its_event_id_and_key() -> None:
-    async with _intake() as intake:
-        first = await intake.client.post(COMPLAINTS_URL, json=VALID_COMPLAINT)
-        retry = await intake.client.post(COMPLAINTS_URL, json=VALID_COMPLAINT)
-
-    assert first.json()["event_id"] == retry.json()["event_id"]
-    assert len(set(intake.published.keys)) == 1
-
-
-async def test_a_refused_complaint_is_not_published() -> None:
-    async with _intake() as intake:
-        response = await intake.client.post(
-            COMPLAINTS_URL, json={**VALID_COMPLAINT, "category": "bribery"}
-        )
-
-    assert response.status_code == 422
-    assert intake.published.bodies == []
-
-
-async def test_accepted_complaints_are_counted_for_prometheus() -> None:
-    async with _intake() as intake:
-        await intake.client.post(COMPLAINTS_URL, json=VALID_COMPLAINT)
-        await intake.client.post(
-            COMPLAINTS_URL, json={**VALID_COMPLAINT, "source_ref": "WEB-2026-11-30-0043"}
-        )
-        await intake.client.post(COMPLAINTS_URL, json=_without("category"))
-
-    accepted = intake.registry.get_sample_value(
-        "qinglian_intake_accepted_total", {"event_type": "complaint"}
+    response = await intake.client.post(
+        COMPLAINTS,
+        content=content,
+        headers={"X-API-Key": portal_key, "Content-Type": "application/json"},
     )
-    assert accepted == 2
+
+    if status is not None:
+        assert response.status_code == status, response.text
+    assert 400 <= response.status_code < 500, response.text
+    named = fields(response)
+    assert all(name == "body" or name.startswith("body.") for name in named)
+    assert "13800138000" not in response.text
+    assert await published(bootstrap, topics.COMPLAINTS, before, event_id) == []
+
+
+def oversized_complaint() -> tuple[str, bytes]:
+    """Over 64 KiB (its description alone: 30,000 characters of three UTF-8 bytes)."""
+    return raw_complaint(description="举" * 30_000)
+
+
+async def test_a_body_over_the_limit_is_refused_with_413_when_its_length_is_declared(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    event_id, content = oversized_complaint()
+    assert len(content) > intake.settings.max_event_bytes
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.client.post(
+        COMPLAINTS,
+        content=content,
+        headers={"X-API-Key": portal_key, "Content-Type": "application/json"},
+    )
+
+    assert response.request.headers["Content-Length"] == str(len(content))
+    assert response.status_code == 413, response.text
+    assert await published(bootstrap, topics.COMPLAINTS, before, event_id) == []
+
+
+async def test_a_streamed_body_over_the_limit_is_refused_with_413_without_a_declared_length(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    event_id, content = oversized_complaint()
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(content), 4096):
+            yield content[start : start + 4096]
+
+    response = await intake.client.post(
+        COMPLAINTS,
+        content=chunks(),
+        headers={"X-API-Key": portal_key, "Content-Type": "application/json"},
+    )
+
+    assert "Content-Length" not in response.request.headers
+    assert response.status_code == 413, response.text
+    assert await published(bootstrap, topics.COMPLAINTS, before, event_id) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a 413 answers detail as a bare string, not [{field: 'body', reason}] like "
+    "every other bad-input refusal (issue 3: 'all get 4xx naming the field and reason')",
+)
+async def test_a_body_over_the_limit_is_refused_naming_the_body_field(
+    intake: RunningIntake, portal_key: str
+) -> None:
+    _, content = oversized_complaint()
+
+    response = await intake.client.post(
+        COMPLAINTS,
+        content=content,
+        headers={"X-API-Key": portal_key, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    assert fields(response) == {"body"}
+
+
+# --- 8. property: no input makes intake fail or echo ---------------------------------------------
+
+ECHO_MARK = "回声"
+"""Prefix of every generated string value, so an echoed value cannot be a coincidence."""
+
+marked_text = st.text(max_size=16).map(lambda text: f"{ECHO_MARK}{text}")
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | marked_text,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+arbitrary_objects = st.dictionaries(st.text(max_size=12), json_values, max_size=6)
+COMPLAINT_FIELDS = sorted(
+    set(BY_TYPE["complaint"].submission.model_fields) | {"complainant_contact", "extra"}
+)
+
+
+@st.composite
+def mutated_complaints(draw: st.DrawFn) -> dict[str, Any]:
+    body = {**SAMPLES["complaint"], "source_ref": f"{ECHO_MARK}{draw(st.text(max_size=8))}"}
+    for name in draw(st.lists(st.sampled_from(COMPLAINT_FIELDS), min_size=1, max_size=3)):
+        if draw(st.booleans()):
+            body.pop(name, None)
+        else:
+            body[name] = draw(marked_text | json_values)
+    return body
+
+
+PATHS = [*(path_of(kind) for kind in CATALOGUE), "/v1/batch"]
+requests = st.one_of(
+    st.tuples(st.just(COMPLAINTS), mutated_complaints()),
+    st.tuples(st.sampled_from(PATHS), arbitrary_objects),
+    st.tuples(
+        st.just("/v1/batch"), st.builds(lambda item: {"events": [item]}, mutated_complaints())
+    ),
+)
+
+
+def marked_strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str) and value.startswith(ECHO_MARK):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from marked_strings(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from marked_strings(item)
+
+
+def echoes_of(value: str) -> set[str]:
+    """How a string could show up in an answer: as itself, JSON-escaped, or as Python repr."""
+    return {value, json.dumps(value)[1:-1], repr(value)[1:-1]}
+
+
+def all_strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from all_strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from all_strings(item)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    database=None,
+)
+@given(request=requests)
+async def test_no_submission_makes_intake_fail_or_echo_a_submitted_value(
+    intake: RunningIntake, portal_key: str, request: tuple[str, dict[str, Any]]
+) -> None:
+    path, body = request
+
+    response = await intake.post(path, body, key=portal_key)
+
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400 or path == "/v1/batch":
+        answered = [response.text, *all_strings(response.json())]
+        for value in marked_strings(body):
+            for form in echoes_of(value):
+                assert not any(form in text for text in answered), (value, response.text)
+
+
+# --- 9. batches ----------------------------------------------------------------------------------
+
+
+async def test_a_batch_answers_each_item_in_order_and_publishes_only_the_accepted(
+    intake: RunningIntake, bootstrap: str
+) -> None:
+    key = await intake.key_for("portal", {"complaint", "satisfaction"})
+    first = complaint(source_system="portal")
+    rating = sample("satisfaction", source_system="portal")
+    invalid = sample("satisfaction", source_system="portal", score=9)
+    not_in_scope = sample("investigation_finding", source_system="portal")
+    other_source = complaint(source_system="hotline")
+    items = [first, rating, invalid, first, not_in_scope, other_source]
+    watched = (topics.COMPLAINTS, topics.SATISFACTION_RATINGS, topics.INVESTIGATION_FINDINGS)
+    before = {topic: await end_offsets(bootstrap, topic) for topic in watched}
+
+    response = await intake.post("/v1/batch", {"events": items}, key=key)
+
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["index"] for r in results] == list(range(len(items)))
+    assert [r["status"] for r in results] == [
+        "accepted",
+        "accepted",
+        "invalid",
+        "duplicate",
+        "forbidden",
+        "forbidden",
+    ]
+    assert results[0]["event_id"] == event_id_of(first)
+    assert results[1]["event_id"] == event_id_of(rating)
+    assert results[3]["event_id"] == results[0]["event_id"]
+    assert results[3]["follow_up_code"] == results[0]["follow_up_code"]
+    assert results[0]["follow_up_code"]
+    assert any(p["field"].endswith("score") for p in results[2]["problems"])
+    assert "investigation_finding" in results[4]["problems"][0]["reason"]
+    assert "portal" in results[5]["problems"][0]["reason"]
+    complaints = await published_since(bootstrap, topics.COMPLAINTS, before[topics.COMPLAINTS])
+    ratings = await published_since(
+        bootstrap, topics.SATISFACTION_RATINGS, before[topics.SATISFACTION_RATINGS]
+    )
+    findings = await published_since(
+        bootstrap, topics.INVESTIGATION_FINDINGS, before[topics.INVESTIGATION_FINDINGS]
+    )
+    assert len(with_event_id(complaints, event_id_of(first))) == 1
+    assert len(with_event_id(ratings, event_id_of(rating))) == 1
+    assert with_event_id(ratings, event_id_of(invalid)) == []
+    assert with_event_id(findings, event_id_of(not_in_scope)) == []
+    assert with_event_id(complaints, event_id_of(other_source)) == []
+
+
+async def test_a_batch_of_more_than_500_events_is_refused_naming_the_events(
+    intake: RunningIntake, portal_key: str
+) -> None:
+    items = [sample("satisfaction", source_system="portal") for _ in range(501)]
+
+    response = await intake.post("/v1/batch", {"events": items}, key=portal_key)
+
+    assert response.status_code == 422, response.text
+    assert fields(response) == {"body.events"}
+    assert (
+        await intake.store.events.count_documents(
+            {"_id": {"$in": [event_id_of(item) for item in items]}}
+        )
+        == 0
+    )
+
+
+async def test_a_batch_of_500_ratings_is_accepted_whole_and_every_one_is_published_once(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    items = [sample("satisfaction", source_system="portal") for _ in range(500)]
+    before = await end_offsets(bootstrap, topics.SATISFACTION_RATINGS)
+
+    response = await intake.post("/v1/batch", {"events": items}, key=portal_key)
+
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted"] * 500
+    assert [r["event_id"] for r in results] == [event_id_of(item) for item in items]
+    records = await published_since(bootstrap, topics.SATISFACTION_RATINGS, before)
+    published_ids = [record.event_id() for record in records]
+    expected = {event_id_of(item) for item in items}
+    assert sorted(i for i in published_ids if i in expected) == sorted(expected)

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints JSON. Goals live here, never in timed tests."""
