@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,18 +29,19 @@ from schemas.catalogue import BY_TYPE
 from tests.factories import complaint_payload
 
 INTAKE_PORT, BARE_PORT = 8301, 8302
+LOG_DIR = Path(".local/bench")
 BATCH_SIZE = 100
 
 
 @contextmanager
 def server(args: list[str], port: int, env: dict[str, str]) -> Iterator[str]:
+    """A server process on loopback, its log in .local/bench/; stopped on exit."""
     url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(  # noqa: S603 (our own interpreter and modules)
-        [sys.executable, *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open("/tmp/bench-server.log", "ab"),
-    )
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with (LOG_DIR / f"{port}.log").open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 (our own interpreter and modules)
+            [sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 60
         while True:

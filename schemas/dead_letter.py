@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Base64Bytes, Field
+from pydantic import ConfigDict, Field
 
 from schemas.base import Contract, SourceSystem
 
@@ -20,6 +20,9 @@ class DeadLetter(Contract):
     """A record intake refused. The original bytes are sealed with intake's key because they may
     hold a complainant's contact details; the redrive command opens them again."""
 
+    # Bytes travel as base64 in JSON; in Python they are the bytes themselves.
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
     schema_version: Literal[1] = 1
     dead_letter_id: uuid.UUID
     source_topic: str
@@ -30,6 +33,6 @@ class DeadLetter(Contract):
     )
     reason: Literal["not_json", "invalid", "conflict", "forbidden"]
     problems: tuple[Problem, ...] = ()
-    original_sealed: Base64Bytes
-    key_sealed: Base64Bytes | None = None
+    original_sealed: bytes
+    key_sealed: bytes | None = None
     dead_lettered_at: datetime

@@ -38,6 +38,8 @@ class KpiObservationFacts(Contract):
     period: Period
     value: Decimal = Field(
         allow_inf_nan=False,
+        max_digits=16,
+        decimal_places=6,
         description="The observed value, exact: a rate, a year-on-year growth or a number of days, "
         "as the metric measures it.",
     )

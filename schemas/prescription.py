@@ -23,7 +23,7 @@ Month = Annotated[
     StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$"),
     Field(description="The month ranked, YYYY-MM.", examples=["2026-11"]),
 ]
-Rank = Annotated[int, Field(strict=True, ge=1, description="1 is the heaviest user.")]
+Rank = Annotated[int, Field(strict=True, ge=1, le=1_000_000, description="1 is the heaviest user.")]
 Justification = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
 

@@ -30,7 +30,7 @@ class TrainingKind(LabelledEnum):
 
 Topic = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Attendees = Annotated[tuple[Code, ...], Field(max_length=5000), AfterValidator(_distinct)]
-Headcount = Annotated[int, Field(strict=True, ge=1)]
+Headcount = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 
 
 class TrainingHeldFacts(Contract):

@@ -81,12 +81,13 @@ def render() -> dict[Path, str]:
 
 def _asyncapi() -> str:
     """FastStream's AsyncAPI document of every service's subscribers and publishers."""
-    settings: dict[str, Any] = {"contact_key": new_key()}  # no key file touched
+    # The production addresses, whatever this machine's environment says.
+    common: dict[str, Any] = {"kafka_bootstrap": "kafka:9092", "kafka_group_prefix": "qinglian-"}
     apps = [
-        intake_app(IntakeSettings(**settings)),
-        router_app(RouterSettings()),
-        escalation_app(EscalationSettings()),
-        reporting_app(ReportingSettings()),
+        intake_app(IntakeSettings(**common, contact_key=new_key())),  # no key file touched
+        router_app(RouterSettings(**common)),
+        escalation_app(EscalationSettings(**common)),
+        reporting_app(ReportingSettings(**common)),
     ]
     specification = AsyncAPI(
         *(app.state.broker for app in apps),

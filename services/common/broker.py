@@ -92,11 +92,12 @@ def make_broker(
 
 
 def subscribe(
-    router: KafkaRouter, topic: str, *, group_id: str
+    router: KafkaRouter, topic: str, *, group_id: str, **options: Any
 ) -> Callable[[Callable[..., Any]], DefaultSubscriber]:
     """A subscriber in the service's consumer group that commits only after handling."""
-    return router.subscriber(  # type: ignore[return-value]
+    return router.subscriber(  # type: ignore[no-any-return]
         topic,
+        **options,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,

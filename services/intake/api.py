@@ -60,6 +60,7 @@ _REFUSALS = {
     ),
 }
 _ERROR_DESCRIPTIONS = {
+    400: "The body is not UTF-8, not readable as JSON, or nested too deeply.",
     401: "Missing, unknown or revoked API key.",
     403: "The key may not send this event type, or belongs to another source system.",
     409: "The source_ref was already used for different content.",
@@ -170,7 +171,7 @@ def build_api(
     @api.post(
         "/batch",
         summary="Submit up to 500 events of any types at once",
-        responses=_errors(401, 413, 422),
+        responses=_errors(400, 401, 413, 422),
     )
     async def submit_batch(batch: BatchRequest, caller: CallerDep) -> BatchResult:
         results: list[BatchItemResult | None] = [None] * len(batch.events)
@@ -228,7 +229,7 @@ def build_api(
     @api.get(
         "/follow-up",
         summary="A reporter follows their complaint (举报人查询)",
-        responses=_errors(404, 429),
+        responses=_errors(400, 404, 413, 422, 429),
     )
     async def follow_up(request: Request, code: follow_up_code_header) -> FollowUpView:
         record = await find_follow_up(request, code)
@@ -242,7 +243,7 @@ def build_api(
         "/follow-up/additions",
         status_code=status.HTTP_202_ACCEPTED,
         summary="A reporter adds information to their complaint (补充材料)",
-        responses=_errors(404, 429),
+        responses=_errors(400, 404, 413, 422, 429),
     )
     async def add_information(
         request: Request, code: follow_up_code_header, addition: Addition
@@ -251,13 +252,13 @@ def build_api(
         now = datetime.now(UTC)
         event = ReporterAddition(
             event_id=uuid.uuid4(),
-            complaint_event_id=uuid.UUID(record["event_id"]),
+            complaint_event_id=uuid.UUID(record["_id"]),
             text=addition.text,
             received_at=now,
         )
         await publish(event, topics.REPORTER_ADDITIONS, event.complaint_event_id.bytes)
         await store.add_addition(
-            code_digest=token_digest(code), addition={"at": now, "event_id": str(event.event_id)}
+            event_id=record["_id"], addition={"at": now, "event_id": str(event.event_id)}
         )
         return {"status": "received"}
 
@@ -265,7 +266,7 @@ def build_api(
         "/follow-up/replies",
         status_code=status.HTTP_202_ACCEPTED,
         summary="The conduct office replies to a reporter (回复举报人)",
-        responses=_errors(401, 403, 404),
+        responses=_errors(400, 401, 403, 404, 413, 422),
     )
     async def reply(request: ReplyRequest, caller: CallerDep) -> dict[str, str]:
         if FOLLOW_UP_REPLY_SCOPE not in caller.scopes:
@@ -278,12 +279,13 @@ def build_api(
             sent_by=caller.source_system,
             sent_at=now,
         )
-        if not await store.has_case(request.case_id):
+        event_id = await store.complaint_of_case(request.case_id)
+        if event_id is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no complaint case with this id")
         # Kafka first: it carries every fact; the store's copy is what the reporter reads.
         await publish(event, topics.REPORTER_REPLIES, request.case_id.encode())
         await store.add_reply(
-            case_id=request.case_id,
+            event_id=event_id,
             reply={"at": now, "text": request.text, "event_id": str(event.event_id)},
         )
         return {"status": "sent"}
@@ -308,7 +310,7 @@ def _add_submit_route(
         methods=["POST"],
         status_code=status.HTTP_202_ACCEPTED,
         summary=f"Submit a {kind.label_en} ({kind.label_zh})",
-        responses=_errors(401, 403, 409, 413, 422, 503)
+        responses=_errors(400, 401, 403, 409, 413, 422, 503)
         | {200: {"model": Receipt, "description": "A duplicate: already accepted."}},
         response_model=Receipt,
         name=f"submit_{kind.event_type}",

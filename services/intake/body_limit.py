@@ -1,5 +1,7 @@
 """Refuse oversized request bodies before they are read into memory or parsed."""
 
+import json
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,7 +47,7 @@ class BodySizeLimit:
 
 
 async def _refuse(limit: int, send: Send) -> None:
-    body = ('{"detail":"' + _too_large(limit).detail + '"}').encode()
+    body = json.dumps({"detail": [{"field": "body", "reason": _too_large(limit).detail}]}).encode()
     await send(
         {
             "type": "http.response.start",

@@ -2,11 +2,11 @@
 judged. Pure: no Kafka, no database, no clock."""
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from schemas.base import Submission
+from schemas.base import HOSPITAL_TIME_ZONE, Submission
 from schemas.dead_letter import Problem
 
 
@@ -25,10 +25,22 @@ class Outcome(StrEnum):
 def timing_problems(
     submission: Submission, *, now: datetime, tolerance: timedelta
 ) -> list[Problem]:
-    """Times a schema cannot judge alone: nothing may have happened in the future."""
-    if submission.occurred_at > now + tolerance:
-        return [Problem(field="occurred_at", reason="lies in the future")]
-    return []
+    """What a schema cannot judge alone: no time or date a submission reports may lie in the
+    future (beyond ``tolerance``, for other systems' clocks)."""
+    latest = now + tolerance
+    latest_day = latest.astimezone(HOSPITAL_TIME_ZONE).date()
+    problems = []
+    for name in type(submission).model_fields:
+        value = getattr(submission, name)
+        if isinstance(value, datetime):
+            late = value > latest
+        elif isinstance(value, date):
+            late = value > latest_day
+        else:
+            continue
+        if late:
+            problems.append(Problem(field=name, reason="lies in the future"))
+    return problems
 
 
 def judge_repeat(*, stored_fingerprint: str, fingerprint: str) -> Outcome:

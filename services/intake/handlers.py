@@ -3,6 +3,7 @@ reporters' follow-up view."""
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +39,21 @@ def _named_source(body: bytes) -> str | None:
         return _source_system.validate_python(value)
     except (ValueError, AttributeError, ValidationError, RecursionError):
         return None
+
+
+async def _tolerant_headers(record: Any, parse: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Other systems' headers may not be UTF-8; FastStream would fail on them before the
+    handler runs, and the record would be neither accepted nor dead-lettered."""
+    record.headers = tuple(
+        (name, value.decode("utf-8", "replace").encode()) for name, value in record.headers or ()
+    )
+    return await parse(record)
+
+
+async def _body_as_is(message: Any, _decode: Callable[[Any], Awaitable[Any]]) -> Any:
+    """The raw topic's bytes go to the handler undecoded: reading them is the handler's job
+    (FastStream would decode JSON first, by content type, and fail outside the handler)."""
+    return message.body
 
 
 def build_routes(
@@ -84,7 +100,9 @@ def build_routes(
         await dead_letter_publisher.publish(letter, key=dead_letter_id.bytes)
         dead_letters.labels(reason).inc()
 
-    @subscribe(routes, topics.RAW_INTAKE, group_id=group_id)
+    @subscribe(
+        routes, topics.RAW_INTAKE, group_id=group_id, parser=_tolerant_headers, decoder=_body_as_is
+    )
     async def accept_raw(message: KafkaMessage) -> None:
         try:
             submission = _any_submission.validate_json(message.body)

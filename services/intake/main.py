@@ -37,15 +37,21 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
 
 
 async def _unreadable_body(request: Request, error: Exception) -> Response:
-    """FastAPI answers 400 when a body is not UTF-8 or is nested too deeply; say which."""
+    """FastAPI answers 400 when it cannot read a body as JSON; say why, naming the body."""
     if isinstance(error, HTTPException) and error.status_code == 400:
         if isinstance(error.__cause__, UnicodeDecodeError):
             reason = "the body is not valid UTF-8"
         elif isinstance(error.__cause__, RecursionError):
             reason = "the body is nested too deeply"
+        elif isinstance(error.__cause__, ValueError):  # e.g. a number with thousands of digits
+            reason = "the body could not be read as JSON"
         else:
             return await http_exception_handler(request, error)
         return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, status_code=400)
+    if isinstance(error, HTTPException) and error.status_code == 413:  # a streamed body too long
+        return JSONResponse(
+            {"detail": [{"field": "body", "reason": error.detail}]}, status_code=413
+        )
     if not isinstance(error, HTTPException):
         raise error
     return await http_exception_handler(request, error)

@@ -1,6 +1,7 @@
 """Intake's own state in MongoDB: accepted events (for idempotency), follow-ups, API keys."""
 
 import asyncio
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -11,17 +12,19 @@ from pymongo.errors import BulkWriteError
 from services.common.store import Document, retry_transient
 
 _DUPLICATE_KEY = 11000
+_BULK_CHUNK = 50
 
 
 class IntakeStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.events = db["intake_events"]
         self.follow_ups = db["intake_follow_ups"]
+        self.follow_up_codes = db["intake_follow_up_codes"]
+        self.cases = db["intake_cases"]
         self.api_keys = db["intake_api_keys"]
 
     async def ensure_indexes(self) -> None:
-        await self.follow_ups.create_index("event_id", unique=True)
-        await self.api_keys.create_index("source_system")
+        """Nothing beyond _id: every lookup is by _id (FerretDB pushes only those down)."""
 
     # Accepted events --------------------------------------------------------------------
 
@@ -52,48 +55,76 @@ class IntakeStore:
         return {doc["_id"]: doc for doc in found if doc is not None}
 
     async def mark_published(self, event_ids: list[str], *, at: datetime) -> None:
-        if event_ids:
-            updates = [UpdateOne({"_id": i}, {"$set": {"published_at": at}}) for i in event_ids]
-            await retry_transient(lambda: self.events.bulk_write(updates, ordered=False))
+        # In chunks: FerretDB 1.24 (SQLite) never answers a bulk update of 100 statements and
+        # keeps that database locked; 50 is well below where it stops answering.
+        for start in range(0, len(event_ids), _BULK_CHUNK):
+            updates = [
+                UpdateOne({"_id": event_id}, {"$set": {"published_at": at}})
+                for event_id in event_ids[start : start + _BULK_CHUNK]
+            ]
+            await retry_transient(functools.partial(self.events.bulk_write, updates, ordered=False))
 
     # Follow-ups ----------------------------------------------------------------------------
 
+    # A follow-up is keyed by the complaint's event id; its code and its case find it by _id.
+
     async def open_follow_up(self, *, code_digest: str, event_id: str, at: datetime) -> None:
         await retry_transient(
+            lambda: self.follow_up_codes.update_one(
+                {"_id": code_digest}, {"$setOnInsert": {"event_id": event_id}}, upsert=True
+            )
+        )
+        await retry_transient(
             lambda: self.follow_ups.update_one(
-                {"_id": code_digest},
-                {
-                    # No empty arrays here: FerretDB 1.24 drops them from $setOnInsert; $push
-                    # creates "replies" and "additions" when the first one comes.
-                    "$setOnInsert": {"event_id": event_id, "status": "received", "updated_at": at}
-                },
+                {"_id": event_id},
+                # No empty arrays here: FerretDB 1.24 drops them from $setOnInsert; $push
+                # creates "replies" and "additions" when the first one comes.
+                {"$setOnInsert": {"status": "received", "updated_at": at}},
                 upsert=True,
             )
         )
 
     async def follow_up(self, code_digest: str) -> Document | None:
-        return await self.follow_ups.find_one({"_id": code_digest})
+        code = await self.follow_up_codes.find_one({"_id": code_digest})
+        return None if code is None else await self.follow_ups.find_one({"_id": code["event_id"]})
 
     async def set_follow_up_status(
         self, *, event_id: str, status: str, case_id: str, at: datetime
     ) -> None:
-        await self.follow_ups.update_one(
-            {"event_id": event_id},
-            {"$set": {"status": status, "case_id": case_id, "updated_at": at}},
+        """Only complaints have a follow-up; for any other event this changes nothing."""
+        result = await retry_transient(
+            lambda: self.follow_ups.update_one(
+                {"_id": event_id},
+                {"$set": {"status": status, "case_id": case_id, "updated_at": at}},
+            )
         )
+        if result.matched_count:
+            await retry_transient(
+                lambda: self.cases.update_one(
+                    {"_id": case_id}, {"$set": {"event_id": event_id}}, upsert=True
+                )
+            )
 
-    async def has_case(self, case_id: str) -> bool:
-        return await self.follow_ups.count_documents({"case_id": case_id}, limit=1) == 1
+    async def complaint_of_case(self, case_id: str) -> str | None:
+        """The event id of the complaint a case was opened for, once intake has seen it routed."""
+        case = await self.cases.find_one({"_id": case_id})
+        return None if case is None else str(case["event_id"])
 
-    async def add_reply(self, *, case_id: str, reply: Document) -> None:
+    async def add_reply(self, *, event_id: str, reply: Document) -> None:
         """A message from the conduct office to the reporter; a repeat of one is kept once."""
-        await self.follow_ups.update_one(
-            {"case_id": case_id, "replies.event_id": {"$ne": reply["event_id"]}},
-            {"$push": {"replies": reply}, "$set": {"updated_at": reply["at"]}},
+        await retry_transient(
+            lambda: self.follow_ups.update_one(
+                {"_id": event_id, "replies.event_id": {"$ne": reply["event_id"]}},
+                {"$push": {"replies": reply}, "$set": {"updated_at": reply["at"]}},
+            )
         )
 
-    async def add_addition(self, *, code_digest: str, addition: Document) -> None:
-        await self.follow_ups.update_one({"_id": code_digest}, {"$push": {"additions": addition}})
+    async def add_addition(self, *, event_id: str, addition: Document) -> None:
+        await retry_transient(
+            lambda: self.follow_ups.update_one(
+                {"_id": event_id}, {"$push": {"additions": addition}}
+            )
+        )
 
     # API keys ------------------------------------------------------------------------------
 

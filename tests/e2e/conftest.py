@@ -41,7 +41,9 @@ def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log: Pa
     pytest.fail(f"{name} not healthy within 60 s:\n{log.read_text(errors='replace')[-4000:]}")
 
 
-@pytest.fixture(scope="session")
+# Module scope: the services stop when the module's tests end, so their consumers (e.g.
+# intake on the raw topic) never compete with the integration tests' own.
+@pytest.fixture(scope="module")
 def system(infra: InfraSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     run_id = os.urandom(4).hex()
     logs = tmp_path_factory.mktemp("service-logs")

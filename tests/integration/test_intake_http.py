@@ -856,12 +856,6 @@ def hospital_today() -> date:
     return datetime.now(HOSPITAL_TIME_ZONE).date()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: only occurred_at is checked against the future tolerance "
-    "(domain.timing_problems); a visit starting next year, an envelope surrendered next year "
-    "or a study session held next year is accepted",
-)
 @pytest.mark.parametrize(
     ("event_type", "make", "field_name"),
     [
@@ -981,16 +975,7 @@ def a_number_of_5000_digits() -> tuple[str, bytes]:
         (nested_objects_10000_deep, None),
         (truncated_json, None),
         (not_json_at_all, None),
-        pytest.param(
-            a_number_of_5000_digits,
-            None,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: a number longer than Python's 4300-digit limit gets 400 with the bare "
-                "string 'There was an error parsing the body', not [{field, reason}]: "
-                "main._unreadable_body only names UnicodeDecodeError and RecursionError",
-            ),
-        ),
+        (a_number_of_5000_digits, None),
     ],
     ids=[
         "invalid-utf8",
@@ -1070,11 +1055,6 @@ async def test_a_streamed_body_over_the_limit_is_refused_with_413_without_a_decl
     assert await published(bootstrap, topics.COMPLAINTS, before, event_id) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a 413 answers detail as a bare string, not [{field: 'body', reason}] like "
-    "every other bad-input refusal (issue 3: 'all get 4xx naming the field and reason')",
-)
 async def test_a_body_over_the_limit_is_refused_naming_the_body_field(
     intake: RunningIntake, portal_key: str
 ) -> None:

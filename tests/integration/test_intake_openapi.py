@@ -11,10 +11,9 @@ ends every ASGI lifespan it started after each test, and intake's lifespan canno
 """
 
 import asyncio
-import functools
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import AsyncMongoClient
-from schemathesis import Case, CheckContext, CheckFunction, GenerationMode, Response
+from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
@@ -238,73 +237,12 @@ POST_PATHS = [
     "/v1/follow-up/replies",
 ]
 
-# Known bugs, each shown by its own test below. The fuzzing leaves exactly these answers to
-# those tests, so that it can go on finding new problems; nothing else is tolerated.
-UNDOCUMENTED_400_BUG = (
-    "BUG: intake answers 400 when a body is not UTF-8 or is nested too deeply (main."
-    "_unreadable_body), but no operation documents a 400 answer"
-)
-FOLLOW_UP_422_BUG = (
-    "BUG: the follow-up routes document FastAPI's default 422 body (HTTPValidationError: loc, "
-    "msg, type), but intake answers every 422 as {detail: [{field, reason}]}"
-)
-BIG_INTEGER_BUG = (
-    "BUG: integer fields without an upper bound (prescription rank, training headcount) accept "
-    "integers beyond 64 bits, which the store cannot hold: intake answers 500 (PyMongo's "
-    "OverflowError)"
-)
 MAX_STORABLE_INT = 2**63 - 1
-
-
-def unreadable_body_answer(response: Response, _: Case[Any]) -> bool:
-    if response.status_code != 400:
-        return False
-    body = response.json()
-    reasons = {problem.get("reason") for problem in body.get("detail", [])}
-    return bool(reasons & {"the body is not valid UTF-8", "the body is nested too deeply"})
-
-
-def follow_up_422(response: Response, case: Case[Any]) -> bool:
-    return response.status_code == 422 and case.operation.path.startswith("/v1/follow-up")
-
-
-def has_big_integer(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return abs(value) > MAX_STORABLE_INT
-    if isinstance(value, dict):
-        return any(has_big_integer(item) for item in value.values())
-    if isinstance(value, list):
-        return any(has_big_integer(item) for item in value)
-    return False
-
-
-def big_integer_case(response: Response, case: Case[Any]) -> bool:
-    return response.status_code == 500 and has_big_integer(case.body)
-
-
-Known = Callable[[Response, Case[Any]], bool]
-
-
-def unless(check: CheckFunction, *known: Known) -> CheckFunction:
-    """``check``, except for the answers of the known bugs ``known`` describes."""
-
-    @functools.wraps(check)
-    def checked(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
-        if any(bug(response, case) for bug in known):
-            return None
-        result: bool | None = check(ctx, response, case)
-        return result
-
-    return checked
-
-
 CHECKS = [
-    unless(not_a_server_error, big_integer_case),
-    unless(status_code_conformance, unreadable_body_answer, big_integer_case),
+    not_a_server_error,
+    status_code_conformance,
     content_type_conformance,
-    unless(response_schema_conformance, follow_up_422),
+    response_schema_conformance,
 ]
 
 
@@ -354,14 +292,13 @@ def test_every_post_answers_as_documented_and_never_with_a_server_error(
     answers_as_documented()
 
 
-# --- the known bugs, each shown on its own -----------------------------------------------
+# --- answers that once were bugs, each shown on its own ---------------------------------
 
 
 def documented_statuses(document: dict[str, Any], path: str) -> set[str]:
     return set(document["paths"][path]["post"]["responses"])
 
 
-@pytest.mark.xfail(strict=True, reason=UNDOCUMENTED_400_BUG)
 @pytest.mark.parametrize("path", POST_PATHS)
 async def test_a_body_that_is_not_utf8_gets_a_documented_answer(
     served_intake: ServedIntake, openapi: dict[str, Any], portal_key: str, path: str
@@ -381,7 +318,6 @@ async def test_a_body_that_is_not_utf8_gets_a_documented_answer(
     assert str(response.status_code) in documented_statuses(openapi, path)
 
 
-@pytest.mark.xfail(strict=True, reason=FOLLOW_UP_422_BUG)
 @pytest.mark.parametrize("path", ["/v1/follow-up/additions", "/v1/follow-up/replies"])
 def test_a_follow_up_routes_422_has_the_documented_shape(
     intake_schema: schemathesis.BaseSchema, portal_key: str, path: str
@@ -422,7 +358,6 @@ BIG_INTEGERS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=BIG_INTEGER_BUG)
 @pytest.mark.parametrize("path", sorted(BIG_INTEGERS))
 async def test_an_integer_too_big_to_store_is_refused_not_a_server_error(
     served_intake: ServedIntake, portal_key: str, path: str

@@ -524,15 +524,6 @@ def test_each_refused_record_gets_one_dead_letter_with_its_reason_and_source(
     assert letter.source_system == EXPECTED_SOURCE[name]
 
 
-SEALED_BYTES_BUG = (
-    "BUG: DeadLetter.original_sealed and key_sealed are Base64Bytes, and handlers.dead_letter "
-    "passes the raw sealed bytes in: pydantic base64-DECODES the ciphertext. Mostly that raises "
-    "(the raw record is retried with backoff until a random nonce happens to decode); otherwise "
-    "the dead letter carries garbage and the original bytes can never be recovered"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SEALED_BYTES_BUG)
 @pytest.mark.parametrize("name", REFUSED)
 def test_each_dead_letter_holds_the_original_bytes_sealed_to_that_dead_letter(
     refusals: RefusalScenario, name: str
@@ -610,7 +601,6 @@ def raw_topic_failures(metrics: str) -> float:
     return 0.0
 
 
-@pytest.mark.xfail(strict=True, reason=SEALED_BYTES_BUG)
 def test_refused_records_are_dead_lettered_without_the_handler_failing_and_retrying(
     refusals: RefusalScenario,
 ) -> None:
@@ -626,22 +616,6 @@ def test_the_consumer_group_commits_past_every_refused_record(
 
 
 # --- records that trip intake up before or after its validation -------------------------
-
-STALL_BUG = (
-    "BUG: FastStream json-decodes each raw record before accept_raw runs, and suppresses only "
-    "JSONDecodeError/UnicodeDecodeError and only without a content-type header; any other "
-    "failure is a handler error, so the record is retried forever and its partition stalls"
-)
-DROPPED_BUG = (
-    "BUG: a raw record with a header value that is not UTF-8 (e.g. a binary trace header) fails "
-    "in FastStream's parser before accept_raw runs; FastStream logs it and moves on: the record "
-    "is neither accepted nor dead-lettered, it is lost"
-)
-UNSTORABLE_BUG = (
-    "BUG: a record valid to its schema with an integer beyond 64 bits (prescription rank, "
-    "training headcount: no upper bound) cannot be stored (PyMongo's OverflowError); accept_raw "
-    "lets the error out, so the record is retried forever and its partition stalls"
-)
 
 
 @dataclass(frozen=True)
@@ -675,12 +649,6 @@ TROUBLESOME = {
         [],
         "invalid",
     ),
-}
-TROUBLESOME_BUGS = {
-    "deeply_nested_json": STALL_BUG,
-    "json_content_type_without_json": STALL_BUG,
-    "binary_header_value": DROPPED_BUG,
-    "integer_too_big_to_store": UNSTORABLE_BUG,
 }
 
 
@@ -748,19 +716,13 @@ async def troublesome(infra: InfraSettings) -> dict[str, TroublesomeOutcome]:
     finally:
         await kafka.stop()
         await drop_database(infra, settings.mongo_db)
-        # While the bugs last, these records would stall every later intake that reads the
-        # shared raw topic from its beginning: remove them (and the records before them).
+        # Should intake ever stall on one of these again, every later intake reading the
+        # shared raw topic from its beginning would too: remove them (and those before them).
         await delete_raw_records_before(bootstrap, written)
     return outcomes
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
-        for name, reason in TROUBLESOME_BUGS.items()
-    ],
-)
+@pytest.mark.parametrize("name", list(TROUBLESOME))
 def test_a_troublesome_record_is_handled_and_its_partition_moves_on(
     troublesome: dict[str, TroublesomeOutcome], name: str
 ) -> None:

@@ -309,7 +309,7 @@ def test_intake_refuses_to_start_in_production_without_a_contact_key() -> None:
 
     from services.intake.settings import IntakeSettings
 
-    production = {"env": "production", "http_port": 8101}
     with pytest.raises(ValidationError, match="QINGLIAN_CONTACT_KEY"):
-        IntakeSettings(**production)
-    assert IntakeSettings(**production, contact_key_file=Path("/run/secrets/contact_key"))
+        IntakeSettings(env="production", http_port=8101)
+    key_file = Path("/run/secrets/contact_key")
+    assert IntakeSettings(env="production", http_port=8101, contact_key_file=key_file)
