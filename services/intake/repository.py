@@ -2,8 +2,9 @@
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -11,6 +12,7 @@ from pymongo.errors import BulkWriteError
 
 from services.common.store import Document, retry_transient
 
+T = TypeVar("T")
 _DUPLICATE_KEY = 11000
 _BULK_CHUNK = 50
 
@@ -22,6 +24,13 @@ class IntakeStore:
         self.follow_up_codes = db["intake_follow_up_codes"]
         self.cases = db["intake_cases"]
         self.api_keys = db["intake_api_keys"]
+        self._write_lock = asyncio.Lock()
+
+    async def _write(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """One write at a time from this process: FerretDB's SQLite backend has one writer,
+        and writers that meet there wait in SQLite's coarse busy sleeps."""
+        async with self._write_lock:
+            return await retry_transient(operation)
 
     async def ensure_indexes(self) -> None:
         """Nothing beyond _id: every lookup is by _id (FerretDB pushes only those down)."""
@@ -43,7 +52,7 @@ class IntakeStore:
                 return {records[e["index"]]["_id"] for e in details["writeErrors"]}
             return set()
 
-        return await retry_transient(insert)
+        return await self._write(insert)
 
     # Every query names one _id: FerretDB pushes _id equality down to SQLite, not $in.
 
@@ -62,19 +71,19 @@ class IntakeStore:
                 UpdateOne({"_id": event_id}, {"$set": {"published_at": at}})
                 for event_id in event_ids[start : start + _BULK_CHUNK]
             ]
-            await retry_transient(functools.partial(self.events.bulk_write, updates, ordered=False))
+            await self._write(functools.partial(self.events.bulk_write, updates, ordered=False))
 
     # Follow-ups ----------------------------------------------------------------------------
 
     # A follow-up is keyed by the complaint's event id; its code and its case find it by _id.
 
     async def open_follow_up(self, *, code_digest: str, event_id: str, at: datetime) -> None:
-        await retry_transient(
+        await self._write(
             lambda: self.follow_up_codes.update_one(
                 {"_id": code_digest}, {"$setOnInsert": {"event_id": event_id}}, upsert=True
             )
         )
-        await retry_transient(
+        await self._write(
             lambda: self.follow_ups.update_one(
                 {"_id": event_id},
                 # No empty arrays here: FerretDB 1.24 drops them from $setOnInsert; $push
@@ -92,14 +101,14 @@ class IntakeStore:
         self, *, event_id: str, status: str, case_id: str, at: datetime
     ) -> None:
         """Only complaints have a follow-up; for any other event this changes nothing."""
-        result = await retry_transient(
+        result = await self._write(
             lambda: self.follow_ups.update_one(
                 {"_id": event_id},
                 {"$set": {"status": status, "case_id": case_id, "updated_at": at}},
             )
         )
         if result.matched_count:
-            await retry_transient(
+            await self._write(
                 lambda: self.cases.update_one(
                     {"_id": case_id}, {"$set": {"event_id": event_id}}, upsert=True
                 )
@@ -112,7 +121,7 @@ class IntakeStore:
 
     async def add_reply(self, *, event_id: str, reply: Document) -> None:
         """A message from the conduct office to the reporter; a repeat of one is kept once."""
-        await retry_transient(
+        await self._write(
             lambda: self.follow_ups.update_one(
                 {"_id": event_id, "replies.event_id": {"$ne": reply["event_id"]}},
                 {"$push": {"replies": reply}, "$set": {"updated_at": reply["at"]}},
@@ -120,7 +129,7 @@ class IntakeStore:
         )
 
     async def add_addition(self, *, event_id: str, addition: Document) -> None:
-        await retry_transient(
+        await self._write(
             lambda: self.follow_ups.update_one(
                 {"_id": event_id}, {"$push": {"additions": addition}}
             )
