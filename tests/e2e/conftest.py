@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @dataclass
 class System:
     urls: dict[str, str]
-    logs: Path
     api_key: str
     """A key of source system "portal" that may send every event type."""
 
@@ -86,7 +85,7 @@ def system(infra: InfraSettings, tmp_path_factory: pytest.TempPathFactory) -> It
             timeout=60,
             check=True,
         )
-        yield System(urls=urls, logs=logs, api_key=created.stdout.strip())
+        yield System(urls=urls, api_key=created.stdout.strip())
     finally:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)

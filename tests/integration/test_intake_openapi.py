@@ -237,7 +237,6 @@ POST_PATHS = [
     "/v1/follow-up/replies",
 ]
 
-MAX_STORABLE_INT = 2**63 - 1
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
