@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler,
 
 from schemas import topics
 from schemas.base import Event, Submission
+from schemas.case_action import CaseActionReceived, CaseActionSubmission
 from schemas.complaint import ComplaintReceived, ComplaintSubmission
 from schemas.finding import InvestigationFindingReceived, InvestigationFindingSubmission
 from schemas.kpi import KpiObservationReceived, KpiObservationSubmission
@@ -153,8 +154,17 @@ CATALOGUE: tuple[EventKind, ...] = (
         topic=topics.RECTIFICATION_STATUSES,
         key_field="department",
     ),
+    EventKind(
+        event_type="case_action",
+        label_zh="案件处理",
+        label_en="Case action by the conduct office",
+        submission=CaseActionSubmission,
+        event=CaseActionReceived,
+        topic=topics.CASE_ACTIONS,
+        key_field="case_id",
+    ),
 )
-"""Every event type, in the order of DESIGN.md's events table."""
+"""Every event type, in the order of DESIGN.md's events table, then the case actions."""
 
 BY_TYPE: dict[str, EventKind] = {kind.event_type: kind for kind in CATALOGUE}
 
@@ -169,6 +179,7 @@ EventType = Literal[
     "training_held",
     "kpi_observation",
     "rectification_status",
+    "case_action",
 ]
 """The event_type of every catalogued event type."""
 
@@ -202,7 +213,8 @@ AnySubmission = Annotated[
     | PrescriptionRankingSubmission
     | TrainingHeldSubmission
     | KpiObservationSubmission
-    | RectificationStatusSubmission,
+    | RectificationStatusSubmission
+    | CaseActionSubmission,
     Field(discriminator="event_type"),
     WrapValidator(_event_type_first),
 ]

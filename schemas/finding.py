@@ -11,6 +11,7 @@ from typing import Annotated, Literal, Self, TypeVar
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from schemas.base import AmountCNY, Code, Contract, Event, Submission
+from schemas.case import CaseId
 from schemas.complaint import ComplaintCategory
 
 _Item = TypeVar("_Item", bound=Hashable)
@@ -22,11 +23,6 @@ def _distinct(items: tuple[_Item, ...]) -> tuple[_Item, ...]:
     return items
 
 
-CaseId = Annotated[
-    str,
-    StringConstraints(pattern=r"^CASE-[0-9A-F]{20}$"),
-    Field(description="The case the finding closes, as schemas.case.derive_case_id makes it."),
-]
 ConfirmedCategories = Annotated[
     tuple[ComplaintCategory, ...],
     Field(max_length=len(ComplaintCategory)),

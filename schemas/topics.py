@@ -34,11 +34,16 @@ KPI_OBSERVATIONS = "qinglian.kpi-observations.v1"
 RECTIFICATION_STATUSES = "qinglian.rectification-statuses.v1"
 """Rectification statuses (整改) accepted by intake; key: department."""
 
-CASES_ROUTED = "qinglian.cases.routed.v1"
-"""Cases with their departments; key: case_id."""
+CASE_ACTIONS = "qinglian.case-actions.v1"
+"""Actions the conduct office took on cases (reassign, start, close) accepted by intake;
+key: case_id."""
 
-CASE_DEADLINES = "qinglian.cases.deadlines.v1"
-"""Investigation deadlines set by escalation; key: case_id."""
+LEADS = "qinglian.leads.v1"
+"""Events escalation's rules judged to need a case (线索); key: source_event_id."""
+
+CASES = "qinglian.cases.v1"
+"""Each case as it stands after each change, with its departments, state, deadline and
+history; key: case_id."""
 
 RAW_INTAKE = "qinglian.intake.raw.v1"
 """Submissions other systems publish directly (any event type, told apart by event_type);
@@ -64,6 +69,7 @@ FACTS = (
     TRAINING_SESSIONS,
     KPI_OBSERVATIONS,
     RECTIFICATION_STATUSES,
+    CASE_ACTIONS,
 )
 """The topics of the facts intake accepts, one per event type, in DESIGN.md's order."""
 
@@ -71,8 +77,8 @@ ALL = (
     *FACTS,
     REPORTER_ADDITIONS,
     REPORTER_REPLIES,
-    CASES_ROUTED,
-    CASE_DEADLINES,
+    LEADS,
+    CASES,
     RAW_INTAKE,
     DEAD_LETTERS,
 )
@@ -84,7 +90,7 @@ INTAKE_TOPICS = (
     REPORTER_REPLIES,
     RAW_INTAKE,
     DEAD_LETTERS,
-    CASES_ROUTED,
+    CASES,
 )
 """The topics intake reads or writes."""
 

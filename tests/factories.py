@@ -3,7 +3,10 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived, ComplaintSubmission
+from services.router.domain import Opening, Routing, open_case
+from services.router.settings import RouterSettings
 
 
 def complaint_payload(**overrides: Any) -> dict[str, Any]:
@@ -28,3 +31,12 @@ def complaint_event(
 ) -> ComplaintReceived:
     submission = ComplaintSubmission.model_validate(complaint_payload(**overrides))
     return ComplaintReceived.accept(submission, received_at=received_at)
+
+
+ROUTING = Routing.load(RouterSettings().departments, RouterSettings().routing_table)
+"""The routing the router loads: the shipped department catalogue and routing table."""
+
+
+def routed_case(complaint: ComplaintReceived, *, now: datetime | None = None) -> CaseUpdated:
+    """The case the router opens for a complaint."""
+    return open_case(Opening.of_complaint(complaint), ROUTING, now=now or complaint.received_at)

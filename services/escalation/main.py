@@ -7,23 +7,21 @@ from schemas import topics
 from services.common.broker import make_broker
 from services.common.store import connect, database
 from services.common.web import service_app
-from services.escalation.domain import RuleBook
 from services.escalation.handlers import build_routes
 from services.escalation.repository import DecisionRepository
+from services.escalation.rulebook import RuleBook
 from services.escalation.settings import EscalationSettings
 
 
 def create_app(settings: EscalationSettings) -> FastAPI:
     # A bad rule book stops the service here, before it consumes anything.
-    rules = RuleBook.from_toml(
-        settings.rules.read_text(encoding="utf-8"), source=str(settings.rules)
-    )
+    book = RuleBook.from_file(settings.rules)
     registry = CollectorRegistry()
     mongo = connect(settings)
     decisions = DecisionRepository(database(mongo, settings))
     broker = make_broker(settings, service="escalation", registry=registry)
     broker.include_router(
-        build_routes(decisions, rules, registry, group_id=settings.consumer_group("escalation"))
+        build_routes(decisions, book, registry, group_id=settings.consumer_group("escalation"))
     )
     return service_app(
         title="Qinglian escalation",
@@ -31,6 +29,10 @@ def create_app(settings: EscalationSettings) -> FastAPI:
         broker=broker,
         mongo=mongo,
         registry=registry,
-        topics=(topics.CASES_ROUTED, topics.CASE_DEADLINES),
-        on_start=decisions.ensure_indexes,
+        topics=(
+            topics.VISITOR_LOGS,
+            topics.SATISFACTION_RATINGS,
+            topics.RECTIFICATION_STATUSES,
+            topics.LEADS,
+        ),
     )

@@ -1,32 +1,25 @@
-"""Decisions in MongoDB, one document per decision event, keyed by its event id."""
+"""Decisions in MongoDB, one document per decision, keyed by its event id (the audit trail)."""
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from schemas.case import DeadlineSet
+from schemas.lead import Lead
 from services.common.store import Document
 
 
 class DecisionRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.deadlines = db["escalation_deadlines"]
+        self.decisions = db["escalation_decisions"]
 
-    async def ensure_indexes(self) -> None:
-        await self.deadlines.create_index("case_id", unique=True)
-
-    async def record_deadline(self, decision: DeadlineSet) -> DeadlineSet:
-        """Keep the first deadline decided for a case; return the one that stands."""
-        await self.deadlines.update_one(
-            {"_id": str(decision.event_id)},
+    async def record_lead(self, lead: Lead) -> None:
+        """Keep a lead; the same event always makes the same lead, so a repeat changes nothing."""
+        await self.decisions.update_one(
+            {"_id": str(lead.event_id)},
             {
                 "$setOnInsert": {
-                    "case_id": decision.case_id,
-                    "deadline": decision.deadline,
-                    "decision": decision.model_dump(mode="json"),
+                    "rule_id": lead.rule_id,
+                    "kind": "lead",
+                    "decision": lead.model_dump(mode="json"),
                 }
             },
             upsert=True,
         )
-        stored = await self.deadlines.find_one({"_id": str(decision.event_id)}, {"decision": 1})
-        if stored is None:
-            raise LookupError(f"deadline {decision.event_id} vanished while being recorded")
-        return DeadlineSet.model_validate(stored["decision"])

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas import topics
 from schemas.base import SourceSystem
-from schemas.case import CaseRouted
+from schemas.case import CaseUpdated
 from schemas.catalogue import AnySubmission
 from schemas.dead_letter import DeadLetter, Problem
 from services.common.broker import subscribe
@@ -119,13 +119,16 @@ def build_routes(
         if result.outcome in (Outcome.INVALID, Outcome.CONFLICT):
             await dead_letter(message, result.outcome.value, list(result.problems))
 
-    @subscribe(routes, topics.CASES_ROUTED, group_id=group_id)
-    async def follow_case(case: CaseRouted) -> None:
-        await store.set_follow_up_status(
-            event_id=str(case.source_event_id),
-            status="assigned",
-            case_id=case.case_id,
-            at=case.routed_at,
-        )
+    @subscribe(routes, topics.CASES, group_id=group_id)
+    async def follow_case(case: CaseUpdated) -> None:
+        # Every complaint the case rests on (the first and those linked to it) shows its state.
+        for event_id in case.source_event_ids:
+            await store.set_follow_up_status(
+                event_id=str(event_id),
+                status=str(case.state),
+                case_id=case.case_id,
+                revision=case.revision,
+                at=case.updated_at,
+            )
 
     return routes

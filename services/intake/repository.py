@@ -98,19 +98,33 @@ class IntakeStore:
         return None if code is None else await self.follow_ups.find_one({"_id": code["event_id"]})
 
     async def set_follow_up_status(
-        self, *, event_id: str, status: str, case_id: str, at: datetime
+        self, *, event_id: str, status: str, case_id: str, revision: int, at: datetime
     ) -> None:
-        """Only complaints have a follow-up; for any other event this changes nothing."""
-        result = await self._write(
+        """Show a complaint's reporter the state of its case, as of the case's latest revision.
+
+        Only complaints have a follow-up; for any other event this changes nothing.
+        """
+        newer = {
+            "$or": [{"case_revision": {"$exists": False}}, {"case_revision": {"$lt": revision}}]
+        }
+        await self._write(
             lambda: self.follow_ups.update_one(
-                {"_id": event_id},
-                {"$set": {"status": status, "case_id": case_id, "updated_at": at}},
+                {"_id": event_id, **newer},
+                {
+                    "$set": {
+                        "status": status,
+                        "case_id": case_id,
+                        "case_revision": revision,
+                        "updated_at": at,
+                    }
+                },
             )
         )
-        if result.matched_count:
+        if await self.follow_ups.find_one({"_id": event_id}, {"_id": 1}):
+            # Replies go to the reporter of the complaint that opened the case.
             await self._write(
                 lambda: self.cases.update_one(
-                    {"_id": case_id}, {"$set": {"event_id": event_id}}, upsert=True
+                    {"_id": case_id}, {"$setOnInsert": {"event_id": event_id}}, upsert=True
                 )
             )
 

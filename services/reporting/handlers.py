@@ -1,9 +1,9 @@
-"""Consume cases and decisions into report facts."""
+"""Consume cases into report facts."""
 
 from faststream.kafka import KafkaRouter
 
 from schemas import topics
-from schemas.case import CaseRouted, DeadlineSet
+from schemas.case import CaseUpdated
 from services.common.broker import subscribe
 from services.reporting.repository import ReportRepository
 
@@ -11,12 +11,8 @@ from services.reporting.repository import ReportRepository
 def build_routes(reports: ReportRepository, *, group_id: str) -> KafkaRouter:
     routes = KafkaRouter()
 
-    @subscribe(routes, topics.CASES_ROUTED, group_id=group_id)
-    async def record_case(case: CaseRouted) -> None:
+    @subscribe(routes, topics.CASES, group_id=group_id)
+    async def record_case(case: CaseUpdated) -> None:
         await reports.record_case(case)
-
-    @subscribe(routes, topics.CASE_DEADLINES, group_id=group_id)
-    async def record_deadline(decision: DeadlineSet) -> None:
-        await reports.record_deadline(decision)
 
     return routes

@@ -25,7 +25,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         broker=broker,
         mongo=mongo,
         registry=registry,
-        topics=(topics.CASES_ROUTED, topics.CASE_DEADLINES),
+        topics=(topics.CASES,),
         on_start=reports.ensure_indexes,
     )
     app.include_router(build_api(reports))

@@ -1,8 +1,11 @@
 """Report facts in MongoDB: one document per case, written idempotently from the topics."""
 
-from pymongo.asynchronous.database import AsyncDatabase
+import contextlib
 
-from schemas.case import CaseRouted, DeadlineSet
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from schemas.case import CaseUpdated
 from services.common.store import Document
 from services.reporting.domain import CaseCountRow, case_fact
 
@@ -14,15 +17,15 @@ class ReportRepository:
     async def ensure_indexes(self) -> None:
         await self.cases.create_index("month")
 
-    # Each fact is written with $set of values fixed by its event, so a redelivery or a replay
-    # writes the same document again, whatever order the topics arrive in.
-    async def record_case(self, case: CaseRouted) -> None:
-        await self.cases.update_one({"_id": case.case_id}, {"$set": case_fact(case)}, upsert=True)
-
-    async def record_deadline(self, decision: DeadlineSet) -> None:
-        await self.cases.update_one(
-            {"_id": decision.case_id}, {"$set": {"deadline": decision.deadline}}, upsert=True
-        )
+    async def record_case(self, case: CaseUpdated) -> None:
+        """Keep the latest revision of a case: an older or repeated one changes nothing."""
+        # A DuplicateKeyError means a revision as new or newer is already stored.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.cases.update_one(
+                {"_id": case.case_id, "revision": {"$lt": case.revision}},
+                {"$set": case_fact(case)},
+                upsert=True,
+            )
 
     async def case_counts(self, *, month: str | None) -> list[CaseCountRow]:
         match: Document = {"month": {"$exists": True}} if month is None else {"month": month}
@@ -33,6 +36,7 @@ class ReportRepository:
                     "_id": {
                         "month": "$month",
                         "department": "$department",
+                        "kind": "$kind",
                         "category": "$category",
                     },
                     "count": {"$sum": 1},
@@ -48,6 +52,7 @@ class ReportRepository:
                     department_code=key["department"]["code"],
                     department_zh=key["department"]["name_zh"],
                     department_en=key["department"]["name_en"],
+                    kind=key["kind"],
                     category=key["category"],
                     count=group["count"],
                 )

@@ -1,108 +1,514 @@
-"""Routing rules: which departments handle a case. Pure: no Kafka, no database, no clock.
+"""Cases: who handles them, and how each event changes them. Pure: no Kafka, no database, no
+clock (``now`` is passed in).
 
-The table itself is data (routing_table.toml); this module validates it and applies it.
-Loading it with ``RoutingTable.from_toml`` raises DataFileError naming the entry at fault.
+The departments and the routing table are data (departments.toml, routing_table.toml); this
+module validates them and applies them. Each function takes a case as it stands and returns
+it after one change, with one more revision and the change in its history.
 """
 
-from datetime import datetime
-from typing import Self
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Self
 
-from pydantic import model_validator
+from pydantic import Field
 
+from schemas.base import Code
 from schemas.case import (
-    CaseRouted,
+    CaseChange,
+    CaseKind,
+    CaseState,
+    CaseUpdated,
     Department,
     DepartmentKind,
+    HistoryEntry,
     derive_case_id,
     derive_output_event_id,
 )
+from schemas.case_action import CaseActionKind, CaseActionReceived
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
-from services.common.datafile import DataFile
+from schemas.finding import InvestigationFindingReceived
+from schemas.follow_up import ReporterAddition, ReporterReply
+from schemas.lead import Lead
+from services.common.datafile import DataFile, DataFileError, Location, describe, line_of
+
+ROUTER = "router"
+"""Who the history names for the router's own changes."""
+
+Days = Annotated[int, Field(gt=0, strict=True)]
+"""A whole number of days, written as a TOML integer (not "15", not 15.0, not true)."""
+
+
+# --- The data files ---------------------------------------------------------------------------
 
 
 class DepartmentEntry(DataFile):
-    name_zh: str
-    name_en: str
+    name_zh: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
     kind: DepartmentKind
+    head_staff_id: Code
 
 
-class ComplaintRoute(DataFile):
-    category: ComplaintCategory
-    responsible: str
-    cooperating: tuple[str, ...]
-    basis: str
-
-
-class ChannelRoute(DataFile):
-    channel: ComplaintChannel
-    add_cooperating: tuple[str, ...]
-    basis: str
-
-
-class RoutingTable(DataFile):
+class DepartmentCatalogue(DataFile):
     version: str
-    departments: dict[str, DepartmentEntry]
-    complaint: tuple[ComplaintRoute, ...]
-    channel: tuple[ChannelRoute, ...] = ()
-
-    @model_validator(mode="after")
-    def _complete_and_consistent(self) -> Self:
-        seen: set[ComplaintCategory] = set()
-        for index, route in enumerate(self.complaint, start=1):
-            if route.category in seen:
-                raise ValueError(f"[[complaint]] #{index}: category {route.category} listed twice")
-            seen.add(route.category)
-            self._check_departments(
-                f"[[complaint]] #{index}", route.responsible, *route.cooperating
-            )
-        missing = sorted(set(ComplaintCategory) - seen)
-        if missing:
-            raise ValueError(f"no [[complaint]] entry for categories: {', '.join(missing)}")
-        for index, channel_route in enumerate(self.channel, start=1):
-            self._check_departments(f"[[channel]] #{index}", *channel_route.add_cooperating)
-        return self
-
-    def _check_departments(self, where: str, *codes: str) -> None:
-        unknown = [code for code in codes if code not in self.departments]
-        if unknown:
-            raise ValueError(f"{where}: unknown department {', '.join(unknown)}")
+    departments: dict[Code, DepartmentEntry]
 
     def department(self, code: str) -> Department:
         entry = self.departments[code]
         return Department(code=code, name_zh=entry.name_zh, name_en=entry.name_en, kind=entry.kind)
 
-    def route_for(self, category: ComplaintCategory) -> ComplaintRoute:
-        return next(route for route in self.complaint if route.category == category)
+
+class Route(DataFile):
+    responsible: Code
+    cooperating: tuple[Code, ...] = ()
+    with_concerned_department: bool = False
+    """The department the case is about cooperates (one of 其他职能部门及各临床、医辅科室)."""
+    investigation_days: Days
+    basis: str = Field(min_length=1)
 
 
-def route_complaint(
-    complaint: ComplaintReceived, table: RoutingTable, *, now: datetime
-) -> CaseRouted:
-    """Open the case a complaint starts and assign its departments from the table."""
-    route = table.route_for(complaint.category)
+class ComplaintRoute(Route):
+    category: ComplaintCategory
+
+
+class KindRoute(Route):
+    kind: CaseKind
+
+
+class ChannelRoute(DataFile):
+    channel: ComplaintChannel
+    add_cooperating: tuple[Code, ...]
+    basis: str = Field(min_length=1)
+
+
+class RoutingTable(DataFile):
+    version: str
+    conflict_of_interest_department: Code
+    related_complaint_window_days: Days
+    complaint: tuple[ComplaintRoute, ...]
+    channel: tuple[ChannelRoute, ...] = ()
+    case_kind: tuple[KindRoute, ...] = ()
+
+    def cross_check(self) -> Sequence[tuple[Location, str]]:
+        problems: list[tuple[Location, str]] = []
+        categories = [route.category for route in self.complaint]
+        problems += _repeats("complaint", "category", categories)
+        missing = [str(category) for category in ComplaintCategory if category not in categories]
+        if missing:
+            problems.append((("complaint",), f"no entry for categories {', '.join(missing)}"))
+        kinds = [route.kind for route in self.case_kind]
+        problems += _repeats("case_kind", "kind", kinds)
+        if CaseKind.COMPLAINT in kinds:
+            where = ("case_kind", kinds.index(CaseKind.COMPLAINT), "kind")
+            problems.append((where, "complaints are routed by [[complaint]] entries"))
+        missing = [str(k) for k in CaseKind if k is not CaseKind.COMPLAINT and k not in kinds]
+        if missing:
+            problems.append((("case_kind",), f"no entry for case kinds {', '.join(missing)}"))
+        problems += _repeats("channel", "channel", [route.channel for route in self.channel])
+        return problems
+
+    def department_references(self) -> Iterable[tuple[Location, str]]:
+        """Every department code the table names, with where it names it."""
+        yield ("conflict_of_interest_department",), self.conflict_of_interest_department
+        for section, routes in (("complaint", self.complaint), ("case_kind", self.case_kind)):
+            for index, route in enumerate(routes):
+                yield (section, index, "responsible"), route.responsible
+                for position, code in enumerate(route.cooperating):
+                    yield (section, index, "cooperating", position), code
+        for index, channel_route in enumerate(self.channel):
+            for position, code in enumerate(channel_route.add_cooperating):
+                yield ("channel", index, "add_cooperating", position), code
+
+    def route_for(self, kind: CaseKind, category: ComplaintCategory | None) -> Route:
+        if kind is CaseKind.COMPLAINT:
+            return next(route for route in self.complaint if route.category == category)
+        return next(route for route in self.case_kind if route.kind == kind)
+
+
+def _repeats(section: str, field: str, values: Sequence[object]) -> list[tuple[Location, str]]:
+    return [
+        ((section, index, field), f"{value} is listed again")
+        for index, value in enumerate(values)
+        if value in values[:index]
+    ]
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The department catalogue and the routing table, checked against each other."""
+
+    catalogue: DepartmentCatalogue
+    table: RoutingTable
+
+    @classmethod
+    def load(cls, catalogue_path: Path, table_path: Path) -> Self:
+        catalogue = DepartmentCatalogue.from_file(catalogue_path)
+        table_text = table_path.read_text(encoding="utf-8")
+        table = RoutingTable.from_toml(table_text, source=table_path.name)
+        return cls.checked(catalogue, table, table_text=table_text, source=table_path.name)
+
+    @classmethod
+    def checked(
+        cls,
+        catalogue: DepartmentCatalogue,
+        table: RoutingTable,
+        *,
+        table_text: str,
+        source: str = "routing table",
+    ) -> Self:
+        unknown = [
+            f"{source}:{line_of(table_text, where)} {describe(where)}: unknown department {code!r}"
+            for where, code in table.department_references()
+            if code not in catalogue.departments
+        ]
+        if unknown:
+            raise DataFileError("\n".join(unknown))
+        return cls(catalogue=catalogue, table=table)
+
+    @property
+    def version(self) -> str:
+        return f"{self.table.version}+departments.{self.catalogue.version}"
+
+    def headed_by(self, staff_id: str | None) -> set[str]:
+        """Codes of the departments ``staff_id`` is head of."""
+        if staff_id is None:
+            return set()
+        return {
+            code
+            for code, entry in self.catalogue.departments.items()
+            if entry.head_staff_id == staff_id
+        }
+
+
+# --- Opening a case ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What opens a case, whichever event it came from."""
+
+    source_event_id: uuid.UUID
+    kind: CaseKind
+    category: ComplaintCategory | None
+    channel: ComplaintChannel | None
+    accused_staff_id: str | None
+    concerned_department: str | None
+    company_code: str | None
+    received_at: datetime
+    by: str
+    note: str | None = None
+
+    @classmethod
+    def of_complaint(cls, complaint: ComplaintReceived) -> Self:
+        return cls(
+            source_event_id=complaint.event_id,
+            kind=CaseKind.COMPLAINT,
+            category=complaint.category,
+            channel=complaint.channel,
+            accused_staff_id=complaint.accused_staff_id,
+            concerned_department=complaint.accused_department,
+            company_code=None,
+            received_at=complaint.received_at,
+            by=complaint.source_system,
+        )
+
+    @classmethod
+    def of_lead(cls, lead: Lead) -> Self:
+        return cls(
+            source_event_id=lead.source_event_id,
+            kind=lead.case_kind,
+            category=lead.category,
+            channel=lead.channel,
+            accused_staff_id=lead.accused_staff_id,
+            concerned_department=lead.concerned_department,
+            company_code=lead.company_code,
+            received_at=lead.received_at,
+            by=lead.rule_id,
+            note=lead.explanation_zh,
+        )
+
+    @property
+    def case_id(self) -> str:
+        return derive_case_id(self.source_event_id)
+
+    @property
+    def related_key(self) -> str | None:
+        """Complaints sharing this key may be one case (same staff member, same category)."""
+        if self.kind is not CaseKind.COMPLAINT or self.accused_staff_id is None:
+            return None
+        return f"{self.accused_staff_id}|{self.category}"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    responsible: Department
+    cooperating: tuple[Department, ...]
+    handlers: tuple[str, ...]
+    conflict_note: str | None
+
+
+def assign(
+    routing: Routing,
+    *,
+    responsible: str,
+    cooperating: Iterable[str],
+    accused_staff_id: str | None,
+) -> Assignment:
+    """Departments and handlers, keeping the accused out of their own case."""
+    conflicted = routing.headed_by(accused_staff_id)
+    conflict_note = None
+    if responsible in conflicted:
+        redirected = routing.table.conflict_of_interest_department
+        conflict_note = (
+            f"利益冲突：被反映人为{routing.catalogue.department(responsible).name_zh}负责人，"
+            f"改由{routing.catalogue.department(redirected).name_zh}负责"
+        )
+        responsible = redirected
+    kept = [
+        code
+        for code in dict.fromkeys(cooperating)
+        if code != responsible and code not in conflicted
+    ]
+    codes = [responsible, *kept]
+    handlers = dict.fromkeys(
+        head
+        for head in (routing.catalogue.departments[code].head_staff_id for code in codes)
+        if head != accused_staff_id
+    )
+    return Assignment(
+        responsible=routing.catalogue.department(responsible),
+        cooperating=tuple(routing.catalogue.department(code) for code in kept),
+        handlers=tuple(handlers),
+        conflict_note=conflict_note,
+    )
+
+
+def open_case(opening: Opening, routing: Routing, *, now: datetime) -> CaseUpdated:
+    """Open the case an event starts, and assign it from the routing table."""
+    table = routing.table
+    route = table.route_for(opening.kind, opening.category)
     cooperating = list(route.cooperating)
     basis = [route.basis]
+    if route.with_concerned_department and opening.concerned_department in (
+        routing.catalogue.departments
+    ):
+        cooperating.append(opening.concerned_department)
     for channel_route in table.channel:
-        if channel_route.channel == complaint.channel:
-            cooperating += [
-                code for code in channel_route.add_cooperating if code not in cooperating
-            ]
+        if channel_route.channel == opening.channel:
+            cooperating += channel_route.add_cooperating
             basis.append(channel_route.basis)
-    case_id = derive_case_id(complaint.event_id)
-    return CaseRouted(
-        event_id=derive_output_event_id(case_id, "routed"),
-        case_id=case_id,
-        source_event_id=complaint.event_id,
-        category=complaint.category,
-        channel=complaint.channel,
-        accused_staff_id=complaint.accused_staff_id,
-        accused_department=complaint.accused_department,
-        responsible_department=table.department(route.responsible),
-        cooperating_departments=tuple(
-            table.department(code) for code in cooperating if code != route.responsible
+    assignment = assign(
+        routing,
+        responsible=route.responsible,
+        cooperating=cooperating,
+        accused_staff_id=opening.accused_staff_id,
+    )
+    entry = _EntryMaker(opening.source_event_id, opening.received_at)
+    history = (
+        entry(CaseChange.OPENED, CaseState.OPENED, by=opening.by, note=opening.note),
+        entry(
+            CaseChange.ASSIGNED,
+            CaseState.ASSIGNED,
+            by=ROUTER,
+            department=assignment.responsible.code,
+            note=assignment.conflict_note,
         ),
+    )
+    case_id = opening.case_id
+    return CaseUpdated(
+        event_id=derive_output_event_id("case", case_id, 1),
+        case_id=case_id,
+        revision=1,
+        kind=opening.kind,
+        category=opening.category,
+        channel=opening.channel,
+        source_event_ids=(opening.source_event_id,),
+        accused_staff_id=opening.accused_staff_id,
+        concerned_department=opening.concerned_department,
+        company_code=opening.company_code,
+        responsible_department=assignment.responsible,
+        cooperating_departments=assignment.cooperating,
+        handlers=assignment.handlers,
+        state=CaseState.ASSIGNED,
+        deadline=opening.received_at + timedelta(days=route.investigation_days),
         routing_basis="；".join(basis),
-        routing_table_version=table.version,
-        opened_at=complaint.received_at,
-        routed_at=now,
+        routing_table_version=routing.version,
+        opened_at=opening.received_at,
+        history=history,
+        updated_at=now,
+    )
+
+
+def is_related(case: CaseUpdated, opening: Opening, routing: Routing) -> bool:
+    """A complaint belongs to an open case against the same staff member in the same category
+    received within the window (by event time, so a replay decides the same way)."""
+    window = timedelta(days=routing.table.related_complaint_window_days)
+    return (
+        opening.related_key is not None
+        and case.kind is CaseKind.COMPLAINT
+        and case.state is not CaseState.CLOSED
+        and case.accused_staff_id == opening.accused_staff_id
+        and case.category == opening.category
+        and abs(opening.received_at - case.opened_at) <= window
+    )
+
+
+def link(case: CaseUpdated, opening: Opening, *, now: datetime) -> CaseUpdated:
+    """Add a related complaint to an open case instead of opening another."""
+    entry = _EntryMaker(opening.source_event_id, opening.received_at)
+    return _changed(
+        case,
+        entry(CaseChange.LINKED, case.state, by=opening.by, note=opening.note),
+        now=now,
+        source_event_ids=(*case.source_event_ids, opening.source_event_id),
+    )
+
+
+# --- Changes to an open case ------------------------------------------------------------------
+
+
+def has_applied(case: CaseUpdated, event_id: uuid.UUID) -> bool:
+    """Whether an event already changed the case: a redelivery or a replay changes nothing."""
+    return any(entry.source_event_id == event_id for entry in case.history)
+
+
+def record_finding(
+    case: CaseUpdated, finding: InvestigationFindingReceived, *, now: datetime
+) -> CaseUpdated:
+    entry = _EntryMaker(finding.event_id, finding.occurred_at)
+    if case.state is CaseState.CLOSED:
+        return _refused(case, entry, finding.source_system, "案件已结案，调查结论未计入", now)
+    confirmed = "、".join(category.label_zh for category in finding.confirmed_categories)
+    note = f"查实：{confirmed}" if finding.substantiated else "经调查未查实"
+    return _changed(
+        case,
+        entry(
+            CaseChange.FINDING_RECORDED,
+            CaseState.FINDING_RECORDED,
+            by=finding.source_system,
+            note=note,
+        ),
+        now=now,
+    )
+
+
+def take_action(
+    case: CaseUpdated, action: CaseActionReceived, routing: Routing, *, now: datetime
+) -> CaseUpdated:
+    """Apply the conduct office's action, or record why it was refused."""
+    entry = _EntryMaker(action.event_id, action.occurred_at)
+    by = action.actor_staff_id
+
+    def refuse(reason: str) -> CaseUpdated:
+        return _refused(case, entry, by, f"{action.action.label_zh}被拒绝：{reason}", now)
+
+    if case.state is CaseState.CLOSED:
+        return refuse("案件已结案")
+    if action.action is CaseActionKind.START_INVESTIGATION:
+        if case.state is not CaseState.ASSIGNED:
+            return refuse(f"案件状态为{case.state.label_zh}")
+        return _changed(
+            case,
+            entry(CaseChange.INVESTIGATION_STARTED, CaseState.INVESTIGATING, by=by),
+            now=now,
+        )
+    if action.action is CaseActionKind.CLOSE:
+        if case.state is not CaseState.FINDING_RECORDED:
+            return refuse("尚无调查结论")
+        return _changed(
+            case, entry(CaseChange.CLOSED, CaseState.CLOSED, by=by, note=action.reason), now=now
+        )
+    to_department = action.to_department or ""
+    if to_department not in routing.catalogue.departments:
+        return refuse(f"未知科室 {to_department}")
+    if to_department == case.responsible_department.code:
+        return refuse("已由该科室负责")
+    if to_department in routing.headed_by(case.accused_staff_id):
+        return refuse("被反映人为该科室负责人（利益冲突）")
+    assignment = assign(
+        routing,
+        responsible=to_department,
+        cooperating=[department.code for department in case.cooperating_departments],
+        accused_staff_id=case.accused_staff_id,
+    )
+    return _changed(
+        case,
+        entry(
+            CaseChange.REASSIGNED,
+            case.state,
+            by=by,
+            department=to_department,
+            note=action.reason,
+        ),
+        now=now,
+        responsible_department=assignment.responsible,
+        cooperating_departments=assignment.cooperating,
+        handlers=assignment.handlers,
+    )
+
+
+def add_reporter_information(
+    case: CaseUpdated, addition: ReporterAddition, *, now: datetime
+) -> CaseUpdated:
+    # The text stays with intake's follow-up; the history only says that it came.
+    entry = _EntryMaker(addition.event_id, addition.received_at)
+    return _changed(case, entry(CaseChange.REPORTER_ADDED, case.state, by="reporter"), now=now)
+
+
+def note_reply(case: CaseUpdated, reply: ReporterReply, *, now: datetime) -> CaseUpdated:
+    entry = _EntryMaker(reply.event_id, reply.sent_at)
+    return _changed(case, entry(CaseChange.REPORTER_REPLIED, case.state, by=reply.sent_by), now=now)
+
+
+# --- Helpers ----------------------------------------------------------------------------------
+
+
+class _EntryMaker:
+    """Makes the history entries of one source event."""
+
+    def __init__(self, source_event_id: uuid.UUID, at: datetime) -> None:
+        self.source_event_id = source_event_id
+        self.at = at
+
+    def __call__(
+        self,
+        change: CaseChange,
+        state: CaseState,
+        *,
+        by: str,
+        department: str | None = None,
+        note: str | None = None,
+    ) -> HistoryEntry:
+        return HistoryEntry(
+            change=change,
+            state=state,
+            at=self.at,
+            by=by,
+            source_event_id=self.source_event_id,
+            department=department,
+            note=note,
+        )
+
+
+def _refused(
+    case: CaseUpdated, entry: _EntryMaker, by: str, reason: str, now: datetime
+) -> CaseUpdated:
+    return _changed(case, entry(CaseChange.REFUSED, case.state, by=by, note=reason), now=now)
+
+
+def _changed(
+    case: CaseUpdated, entry: HistoryEntry, *, now: datetime, **changes: object
+) -> CaseUpdated:
+    revision = case.revision + 1
+    return case.model_copy(
+        update={
+            **changes,
+            "event_id": derive_output_event_id("case", case.case_id, revision),
+            "revision": revision,
+            "state": entry.state,
+            "history": (*case.history, entry),
+            "updated_at": now,
+        }
     )

@@ -2,7 +2,10 @@ from pathlib import Path
 
 from services.common.settings import ServiceSettings
 
+_HERE = Path(__file__).parent
+
 
 class RouterSettings(ServiceSettings):
     http_port: int = 8102
-    routing_table: Path = Path(__file__).with_name("routing_table.toml")
+    departments: Path = _HERE / "departments.toml"
+    routing_table: Path = _HERE / "routing_table.toml"

@@ -10,19 +10,21 @@ from aiokafka.structs import TopicPartition
 
 from schemas import topics
 from schemas.base import derive_event_id
-from schemas.case import derive_case_id
-from services.escalation.domain import RuleBook
-from services.escalation.settings import EscalationSettings
+from schemas.case import CaseKind, derive_case_id
+from schemas.complaint import ComplaintCategory
 from tests.conftest import InfraSettings
 from tests.e2e.conftest import System
-from tests.factories import complaint_payload
+from tests.factories import ROUTING, complaint_payload
 from tests.waiting import eventually
-
-RULES = RuleBook.from_toml(EscalationSettings().rules.read_text(encoding="utf-8"))
 
 
 def fresh_ref() -> str:
     return f"E2E-{uuid.uuid4().hex[:10]}"
+
+
+def fresh_staff() -> str:
+    """An accused nobody else accuses, so the complaint opens a case of its own (not linked)."""
+    return f"S-{uuid.uuid4().hex[:10]}"
 
 
 async def reported_case(system: System, case_id: str) -> dict[str, object]:
@@ -50,6 +52,7 @@ async def test_a_posted_complaint_reaches_reporting_routed_to_the_seed_departmen
 ) -> None:
     payload = complaint_payload(
         source_ref=fresh_ref(),
+        accused_staff_id=fresh_staff(),
         channel="mailbox",
         category="outside_pharmacy",
         description="医生让患者到院外指定药店购药。",
@@ -71,14 +74,17 @@ async def test_a_posted_complaint_reaches_reporting_routed_to_the_seed_departmen
     assert case["category_zh"] == "院外购药"
     opened_at = datetime.fromisoformat(str(case["opened_at"]))
     deadline = datetime.fromisoformat(str(case["deadline"]))
-    assert deadline - opened_at == timedelta(days=RULES.every_complaint.investigation_days)
+    days = ROUTING.table.route_for(CaseKind.COMPLAINT, ComplaintCategory.OUTSIDE_PHARMACY)
+    assert deadline - opened_at == timedelta(days=days.investigation_days)
     assert await department_count(system, str(case["month"]), "medical_affairs") >= 1
 
 
 async def test_the_same_complaint_posted_twice_is_counted_once(
     system: System, infra: InfraSettings
 ) -> None:
-    payload = complaint_payload(source_ref=fresh_ref(), category="procurement")
+    payload = complaint_payload(
+        source_ref=fresh_ref(), accused_staff_id=fresh_staff(), category="procurement"
+    )
     async with httpx.AsyncClient(
         base_url=system.urls["intake"], headers={"X-API-Key": system.api_key}
     ) as client:

@@ -25,15 +25,14 @@ from pymongo import AsyncMongoClient
 
 from schemas import topics
 from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
-from schemas.case import CaseRouted
+from schemas.case import CaseUpdated
 from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
 from schemas.follow_up import ReporterAddition
 from services.common.store import Document
 from services.intake.crypto import api_key_id, new_api_key, new_follow_up_code
-from services.router.domain import RoutingTable, route_complaint
-from services.router.settings import RouterSettings
 from tests.conftest import InfraSettings
+from tests.factories import routed_case
 from tests.integration.intake_app import RunningIntake, intake_settings, running_intake
 from tests.integration.kafka_reading import (
     Positions,
@@ -605,7 +604,6 @@ async def test_an_anonymous_complaint_carrying_contact_details_is_refused(
 
 # --- 6. the reporter's follow-up channel ---------------------------------------------------------
 
-ROUTING_TABLE = RoutingTable.from_toml(RouterSettings().routing_table.read_text(encoding="utf-8"))
 FOLLOW_UP_KEYS = {"status", "updated_at", "replies"}
 
 
@@ -627,14 +625,14 @@ async def accepted_complaint(
     return ComplaintReceived.model_validate_json(record.value), code
 
 
-async def route(bootstrap: str, received: ComplaintReceived) -> CaseRouted:
+async def route(bootstrap: str, received: ComplaintReceived) -> CaseUpdated:
     """What the router publishes for the complaint."""
-    case = route_complaint(received, ROUTING_TABLE, now=datetime.now(UTC))
+    case = routed_case(received, now=datetime.now(UTC))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(
-            topics.CASES_ROUTED, case.model_dump_json().encode(), key=case.case_id.encode()
+            topics.CASES, case.model_dump_json().encode(), key=case.case_id.encode()
         )
     finally:
         await producer.stop()

@@ -1,72 +1,92 @@
 """Repositories against the real MongoDB-wire store: writes are idempotent and order-free."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from schemas.case import CaseUpdated
 from services.common.store import Document
-from services.escalation.domain import RuleBook, investigation_deadline
-from services.escalation.repository import DecisionRepository
-from services.escalation.settings import EscalationSettings
 from services.reporting.repository import ReportRepository
-from services.router.domain import RoutingTable, route_complaint
 from services.router.repository import CaseRepository
-from services.router.settings import RouterSettings
-from tests.factories import complaint_event
+from tests.factories import complaint_event, routed_case
 
-TABLE = RoutingTable.from_toml(RouterSettings().routing_table.read_text(encoding="utf-8"))
-RULES = RuleBook.from_toml(EscalationSettings().rules.read_text(encoding="utf-8"))
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
 
-async def test_a_case_is_opened_once_and_keeps_its_first_routing(
-    store: AsyncDatabase[Document],
-) -> None:
-    cases = CaseRepository(store)
-    await cases.ensure_indexes()
-    complaint = complaint_event(source_ref="R-1")
-    first = await cases.open(route_complaint(complaint, TABLE, now=NOW))
-    later = NOW.replace(hour=9)
-    again = await cases.open(route_complaint(complaint, TABLE, now=later))
+def _next_revision(case: CaseUpdated, **changes: object) -> CaseUpdated:
+    return case.model_copy(update={"revision": case.revision + 1, **changes})
 
-    assert first.created
-    assert not again.created
-    assert again.case == first.case  # the redelivery republishes the case as first routed
-    assert again.case.routed_at == NOW
+
+async def test_a_case_is_opened_once(store: AsyncDatabase[Document]) -> None:
+    cases = CaseRepository(store)
+    case = routed_case(complaint_event(source_ref="R-1"), now=NOW)
+
+    assert await cases.open(case)
+    assert not await cases.open(case.model_copy(update={"updated_at": NOW.replace(hour=9)}))
+    assert await cases.get(case.case_id) == case
     assert await store["router_cases"].count_documents({}) == 1
 
 
-async def test_a_deadline_is_recorded_once(store: AsyncDatabase[Document]) -> None:
-    decisions = DecisionRepository(store)
-    await decisions.ensure_indexes()
-    case = route_complaint(complaint_event(), TABLE, now=NOW)
-    first = await decisions.record_deadline(investigation_deadline(case, RULES, now=NOW))
-    again = await decisions.record_deadline(
-        investigation_deadline(case, RULES, now=NOW.replace(hour=9))
-    )
-    assert again == first
-    assert await store["escalation_deadlines"].count_documents({}) == 1
+async def test_a_change_is_saved_only_over_the_revision_it_was_made_from(
+    store: AsyncDatabase[Document],
+) -> None:
+    cases = CaseRepository(store)
+    case = routed_case(complaint_event(source_ref="R-2"), now=NOW)
+    await cases.open(case)
+    first = _next_revision(case, updated_at=NOW + timedelta(hours=1))
+    rival = _next_revision(case, updated_at=NOW + timedelta(hours=2))
+
+    assert await cases.save(first)
+    assert not await cases.save(rival)  # computed from revision 1, which is gone
+    assert await cases.get(case.case_id) == first
 
 
-async def test_report_counts_ignore_redeliveries_and_arrival_order(
+async def test_an_update_parks_until_its_case_opens_and_not_after(
+    store: AsyncDatabase[Document],
+) -> None:
+    cases = CaseRepository(store)
+    case = routed_case(complaint_event(source_ref="R-3"), now=NOW)
+    update = {"kind": "finding", "at": NOW.isoformat(), "event": {"x": 1}}
+
+    assert await cases.park(case.case_id, "e-1", update)
+    assert await cases.get(case.case_id) is None  # a placeholder is not a case
+    assert await cases.open(case)  # opens over the placeholder
+    assert await cases.parked(case.case_id) == {"e-1": update}
+    assert not await cases.park(case.case_id, "e-2", update)  # the case is open now
+    await cases.unpark(case.case_id, ["e-1"])
+    assert await cases.parked(case.case_id) == {}
+    assert await cases.get(case.case_id) == case
+
+
+async def test_a_related_key_is_claimed_once_and_replaced_only_from_its_holder(
+    store: AsyncDatabase[Document],
+) -> None:
+    cases = CaseRepository(store)
+
+    assert await cases.claim_related("D1|kickback", "CASE-A", replacing=None)
+    assert not await cases.claim_related("D1|kickback", "CASE-B", replacing=None)
+    assert not await cases.claim_related("D1|kickback", "CASE-B", replacing="CASE-X")
+    assert await cases.claim_related("D1|kickback", "CASE-B", replacing="CASE-A")
+    assert await cases.related_case("D1|kickback") == "CASE-B"
+
+
+async def test_report_facts_keep_the_latest_revision_whatever_the_arrival_order(
     store: AsyncDatabase[Document],
 ) -> None:
     reports = ReportRepository(store)
     await reports.ensure_indexes()
-    kickback = route_complaint(complaint_event(source_ref="K-1"), TABLE, now=NOW)
-    attitude = route_complaint(
-        complaint_event(source_ref="A-1", category="attitude"), TABLE, now=NOW
-    )
-    # The deadline arrives before its case, and every fact arrives twice.
-    await reports.record_deadline(investigation_deadline(kickback, RULES, now=NOW))
-    for case in (kickback, attitude, kickback, attitude):
+    kickback = routed_case(complaint_event(source_ref="K-1"), now=NOW)
+    attitude = routed_case(complaint_event(source_ref="A-1", category="attitude"), now=NOW)
+    reassigned = _next_revision(kickback, responsible_department=attitude.responsible_department)
+    # The newer revision arrives first, and every fact arrives twice.
+    for case in (reassigned, kickback, attitude, kickback, attitude, reassigned):
         await reports.record_case(case)
-    await reports.record_deadline(investigation_deadline(kickback, RULES, now=NOW))
 
     rows = await reports.case_counts(month="2026-11")
     counted = {(row.department_code, row.category): row.count for row in rows}
-    assert counted == {("finance", "kickback"): 1, ("medical_affairs", "attitude"): 1}
+    assert counted == {("medical_affairs", "kickback"): 1, ("medical_affairs", "attitude"): 1}
     assert await reports.case_counts(month="2026-10") == []
     stored = await reports.case(kickback.case_id)
     assert stored is not None
-    assert stored["deadline"] == investigation_deadline(kickback, RULES, now=NOW).deadline
+    assert stored["revision"] == 2
+    assert stored["deadline"] == kickback.deadline

@@ -143,6 +143,16 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "status": "perfunctory",
         "note": "仅张贴告示，未调整放号机制。",
     },
+    "case_action": {
+        "source_system": "conduct.office",
+        "source_ref": "ACT-2026-1203-01",
+        "occurred_at": "2026-12-03T10:00:00+08:00",
+        "case_id": "CASE-0123456789ABCDEF0123",
+        "action": "reassign",
+        "actor_staff_id": "S0101",
+        "to_department": "discipline_inspection",
+        "reason": "涉及科室负责人，改由纪检监察室调查。",
+    },
 }
 """A valid submission of every event type, as a source system would post it (no event_type)."""
 
@@ -158,6 +168,7 @@ DESIGN_ORDER = [
     "training_held",
     "kpi_observation",
     "rectification_status",
+    "case_action",  # the conduct office's actions on cases (issue #4), after the design's table
 ]
 
 # The field keying each type's Kafka records, as the brief of the catalogue documents it.
@@ -172,6 +183,7 @@ DOCUMENTED_KEY_FIELDS = {
     "training_held": "department",
     "kpi_observation": "metric",
     "rectification_status": "department",
+    "case_action": "case_id",
 }
 
 EXPECTED_KEYS = {
@@ -185,6 +197,7 @@ EXPECTED_KEYS = {
     "training_held": b"PSY-WARD-2",
     "kpi_observation": b"complaint_investigation_rate",
     "rectification_status": b"OPD-PSY",
+    "case_action": b"CASE-0123456789ABCDEF0123",
 }
 
 # Fields an event adds to the facts it was submitted with (derived by intake).
@@ -317,8 +330,8 @@ def test_the_fact_topics_are_the_kinds_topics_in_catalogue_order() -> None:
 def test_every_topic_name_is_listed_once() -> None:
     assert len(set(topics.ALL)) == len(topics.ALL)
     assert {
-        topics.CASES_ROUTED,
-        topics.CASE_DEADLINES,
+        topics.CASES,
+        topics.LEADS,
         topics.RAW_INTAKE,
         topics.DEAD_LETTERS,
     } <= set(topics.ALL)
@@ -635,6 +648,12 @@ REFUSALS = [
     Case("rectification_status", {"status": "部分整改-机密"}, ("status",)),
     Case("rectification_status", {"item": ""}, ("item",)),
     Case("rectification_status", {"note": LONG_CHINESE[:1001]}, ("note",)),
+    # case_action
+    Case("case_action", {"case_id": "CASE-机密"}, ("case_id",)),
+    Case("case_action", {"action": "delete-机密"}, ("action",)),
+    Case("case_action", {"to_department": None}, ()),  # a reassignment names where to
+    Case("case_action", {"action": "close"}, ()),  # closing names no department
+    Case("case_action", {"reason": None}, ()),  # a reassignment gives its reason
     # complaint
     Case("complaint", {"amount_cny": "-2000.00"}, ("amount_cny",)),
     Case("complaint", {"category": "受贿-机密"}, ("category",)),
@@ -667,6 +686,8 @@ ACCEPTED_VARIANTS = [
     ("kpi_observation", {"metric": "expert_slots_growth", "value": "-0.0300"}),
     ("kpi_observation", {"metric": "inpatient_wait_days", "value": 6.5}),
     ("rectification_status", {"status": "done", "note": _MISSING}),
+    ("case_action", {"action": "close", "to_department": None, "reason": _MISSING}),
+    ("case_action", {"action": "start_investigation", "to_department": _MISSING}),
 ]
 
 

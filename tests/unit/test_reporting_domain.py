@@ -1,6 +1,5 @@
 """What the monthly report counts (基本情况, 004 §七(三)), computed without Kafka or a database."""
 
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -9,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.base import HOSPITAL_TIME_ZONE
-from schemas.case import CaseRouted, Department, DepartmentKind
-from schemas.complaint import ComplaintCategory, ComplaintChannel
+from schemas.case import CaseKind, CaseUpdated
+from schemas.complaint import ComplaintCategory
 from services.reporting.domain import (
     CaseCountRow,
     case_count_report,
@@ -18,6 +17,7 @@ from services.reporting.domain import (
     case_summary,
     report_month,
 )
+from tests.factories import complaint_event, routed_case
 
 DEPARTMENTS = {
     "medical_affairs": ("医务部（行风办）", "Medical Affairs Department (Conduct Office)"),
@@ -35,6 +35,7 @@ def case_count_rows(draw: st.DrawFn) -> CaseCountRow:
         department_code=code,
         department_zh=name_zh,
         department_en=name_en,
+        kind=CaseKind.COMPLAINT,
         category=draw(st.sampled_from(ComplaintCategory)),
         count=draw(st.integers(min_value=0, max_value=500)),
     )
@@ -49,30 +50,14 @@ def _row(
         department_code=code,
         department_zh=name_zh,
         department_en=name_en,
+        kind=CaseKind.COMPLAINT,
         category=category,
         count=count,
     )
 
 
-def _case(opened_at: datetime, category: ComplaintCategory) -> CaseRouted:
-    return CaseRouted(
-        event_id=uuid.uuid4(),
-        case_id="CASE-00000000000000000001",
-        source_event_id=uuid.uuid4(),
-        category=category,
-        channel=ComplaintChannel.PORTAL,
-        responsible_department=Department(
-            code="finance",
-            name_zh="财务部",
-            name_en="Finance Department",
-            kind=DepartmentKind.FUNCTIONAL,
-        ),
-        cooperating_departments=(),
-        routing_basis="004 §四(一)1",
-        routing_table_version="test",
-        opened_at=opened_at,
-        routed_at=opened_at + timedelta(minutes=2),
-    )
+def _case(opened_at: datetime, category: ComplaintCategory) -> CaseUpdated:
+    return routed_case(complaint_event(received_at=opened_at, category=str(category)))
 
 
 @pytest.mark.parametrize(
@@ -138,6 +123,7 @@ def test_each_category_counts_the_cases_of_its_rows(rows: list[CaseCountRow]) ->
 
     expected: Counter[ComplaintCategory] = Counter()
     for row in rows:
+        assert row.category is not None
         expected[row.category] += row.count
     assert {entry.code: entry.count for entry in report.by_category} == dict(expected)
 
