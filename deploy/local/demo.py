@@ -104,7 +104,8 @@ def main() -> int:
             case = client.get(f"{REPORTING}/v1/reports/cases/{case_id}").json()
             deadline = datetime.fromisoformat(case["deadline"]).astimezone(HOSPITAL_TIME_ZONE)
             print(
-                f"  {case_id}  {case['category_zh']} → {case['department_zh']},"
+                f"  {case_id}  {case['category_zh']} → {case['department_zh']}"
+                f" ({case['state_zh']} {case['state']}),"
                 f" 调查期限 deadline {deadline:%Y-%m-%d %H:%M}"
             )
         month = client.get(f"{REPORTING}/v1/reports/cases/{case_ids[0]}").json()["month"]

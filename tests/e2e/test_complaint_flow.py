@@ -151,3 +151,49 @@ async def test_malformed_complaints_get_422_naming_the_field_and_never_reach_kaf
         valid = await client.post("/v1/complaints", json=complaint_payload(source_ref=fresh_ref()))
     assert valid.status_code == 202
     assert await complaints_on_kafka(infra) == before + 1  # the count does see a publish
+
+
+async def test_a_rep_visit_in_a_ward_and_a_rating_naming_a_red_envelope_open_cases(
+    system: System,
+) -> None:
+    visit = {
+        "source_system": "portal",
+        "source_ref": fresh_ref(),
+        "occurred_at": "2026-11-24T10:05:00+08:00",
+        "rep_id": "REP-0042",
+        "rep_name": "王某",
+        "company_code": "YX-PHARMA-017",
+        "company_name": "某医药有限公司",
+        "department": "general_psychiatry",
+        "place_code": "WARD-3",
+        "place_kind": "ward",
+        "started_at": "2026-11-24T10:00:00+08:00",
+    }
+    rating = {
+        "source_system": "portal",
+        "source_ref": fresh_ref(),
+        "occurred_at": "2026-11-24T11:00:00+08:00",
+        "touchpoint": "discharge",
+        "department": "general_psychiatry",
+        "staff_id": fresh_staff(),
+        "score": 4,
+        "comment": "醫生暗示要給紅包才安排床位。",  # traditional characters
+    }
+    async with httpx.AsyncClient(
+        base_url=system.urls["intake"], headers={"X-API-Key": system.api_key}
+    ) as client:
+        assert (await client.post("/v1/visitor-logs", json=visit)).status_code == 202
+        assert (await client.post("/v1/satisfaction-ratings", json=rating)).status_code == 202
+
+    visit_case = await reported_case(
+        system, derive_case_id(derive_event_id("portal", visit["source_ref"]))
+    )
+    rating_case = await reported_case(
+        system, derive_case_id(derive_event_id("portal", rating["source_ref"]))
+    )
+
+    # R-REP-VISIT: no appointment, in a ward → a case for 医务部 (000 §六(十五)).
+    assert (visit_case["kind"], visit_case["department_code"]) == ("rep_visit", "medical_affairs")
+    assert visit_case["state"] == "assigned"
+    # R-SATISFACTION-LEAD: 紅包 is 红包 → a red-envelope complaint case.
+    assert (rating_case["kind"], rating_case["category"]) == ("complaint", "red_envelope")

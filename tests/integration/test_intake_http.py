@@ -174,6 +174,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "status": "perfunctory",
         "note": "仅张贴告示，未建立号源核查机制。",
     },
+    "case_action": {
+        "event_type": "case_action",
+        "source_system": "conduct-office",
+        "occurred_at": "2026-11-25T17:00:00+08:00",
+        "case_id": "CASE-0123456789ABCDEF0123",
+        "action": "close",
+        "actor_staff_id": "S0101",
+        "reason": "调查结论已送达，结案。",
+    },
 }
 
 

@@ -59,6 +59,7 @@ TYPE_PATHS = {
     "training_held": "/v1/training-sessions",
     "kpi_observation": "/v1/kpi-observations",
     "rectification_status": "/v1/rectification-statuses",
+    "case_action": "/v1/case-actions",
 }
 
 FOLLOW_UP_ROUTES = {

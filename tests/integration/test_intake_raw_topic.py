@@ -140,6 +140,12 @@ FACTS: dict[str, dict[str, Any]] = {
         "status": "perfunctory",
         "note": "仅张贴告示，未调整放号机制。",
     },
+    "case_action": {
+        "source_system": "conduct-office",
+        "case_id": "CASE-0123456789ABCDEF0123",
+        "action": "start_investigation",
+        "actor_staff_id": "S0101",
+    },
 }
 
 
