@@ -5,6 +5,7 @@ Each section is named after the rule that reads it; the rules themselves are in 
 
 import unicodedata
 from datetime import time
+from decimal import Decimal
 from functools import cache
 from typing import Annotated
 
@@ -13,12 +14,18 @@ from pydantic import Field, field_validator
 
 from schemas.complaint import ComplaintCategory
 from schemas.rectification import RectificationStatus
+from schemas.training import TrainingKind
 from schemas.visitor_log import PlaceKind
 from services.common.datafile import DataFile
 
 Weekday = Annotated[int, Field(ge=1, le=7, strict=True)]
 """ISO weekday: 1 is Monday, 7 is Sunday."""
 Score = Annotated[int, Field(ge=1, le=5, strict=True)]
+Days = Annotated[int, Field(gt=0, strict=True)]
+"""A whole number of days, written as a TOML integer (not "15", not 15.0, not true)."""
+Count = Annotated[int, Field(gt=0, strict=True)]
+Amount = Annotated[Decimal, Field(ge=0)]
+"""Yuan, written as a TOML string ("30000.00") so it stays exact."""
 
 
 @cache
@@ -70,13 +77,95 @@ class SatisfactionLeadRule(DataFile):
 
 
 class RectifyRule(DataFile):
-    """R-RECTIFY: which rectification statuses open a case (通报批评 follows)."""
+    """R-RECTIFY: which rectification statuses open a case and earn a criticism notice
+    (通报批评); that many notices within the window are reported upward."""
 
     opens_case: tuple[RectificationStatus, ...] = Field(min_length=1)
+    report_upward_at: Count
+    window_days: Days
+
+
+class PromotionBarRule(DataFile):
+    """R-PROMO-2Y: which substantiated findings bar promotion, and for how long."""
+
+    categories: tuple[ComplaintCategory, ...] = Field(min_length=1)
+    years: Count
+
+
+class KickbackTier(DataFile):
+    from_cny: Amount
+    handling_zh: str = Field(min_length=1)
+    handling_en: str = Field(min_length=1)
+
+
+class KickbackRule(DataFile):
+    """R-KICKBACK: reported upward; handling by amount; to the judicial organs from a
+    threshold or when a crime is suspected."""
+
+    judicial_transfer_from_cny: Amount
+    tiers: tuple[KickbackTier, ...] = Field(min_length=1)
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascending_from_zero(cls, tiers: tuple[KickbackTier, ...]) -> tuple[KickbackTier, ...]:
+        starts = [tier.from_cny for tier in tiers]
+        if starts[0] != 0 or starts != sorted(set(starts)):
+            raise ValueError("tiers start at 0 and rise, each from a different amount")
+        return tiers
+
+
+class VendorCutoffRule(DataFile):
+    """R-VENDOR-CUTOFF: benefit transfers that cut a company off, and for how long."""
+
+    categories: tuple[ComplaintCategory, ...] = Field(min_length=1)
+    years: Count
+
+
+class CountInWindow(DataFile):
+    """Escalate when this many happen within the window (R-REP-REPEAT, R-REPEAT-COMPLAINT)."""
+
+    at: Count
+    window_days: Days
+
+
+class PrescribeRule(DataFile):
+    """R-PRESCRIBE: rankings at or above this rank, unjustified, count; measures by count
+    within the window."""
+
+    top_rank: Count
+    window_days: Days
+
+
+class EveryComplaintRule(DataFile):
+    """R-EVERY-COMPLAINT: after the deadline to the department head; this much later to the
+    leadership group."""
+
+    leadership_after_days: Days
+
+
+class SurrenderRule(DataFile):
+    """R-SURRENDER: days from receiving to surrendering that still count as voluntary."""
+
+    window_days: Days
+
+
+class MonthlyStudyRule(DataFile):
+    """R-MONTHLY-STUDY: which sessions count as the month's study."""
+
+    counting_kinds: tuple[TrainingKind, ...] = Field(min_length=1)
 
 
 class RuleBook(DataFile):
     version: str = Field(min_length=1)
     rep_visit: RepVisitRule
+    rep_repeat: CountInWindow
     satisfaction_lead: SatisfactionLeadRule
     rectify: RectifyRule
+    promotion_bar: PromotionBarRule
+    kickback: KickbackRule
+    vendor_cutoff: VendorCutoffRule
+    prescribe: PrescribeRule
+    every_complaint: EveryComplaintRule
+    repeat_complaint: CountInWindow
+    surrender: SurrenderRule
+    monthly_study: MonthlyStudyRule

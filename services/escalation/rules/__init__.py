@@ -1,6 +1,37 @@
-"""The hospital's rules, one module per subject, each rule a pure function of (event, the
-state it needs, the rule book[, now]) returning its decisions with the rule id, the rule-book
-version and a one-sentence explanation in Chinese and English.
+"""The hospital's rules, one module per subject; each rule a pure function of (the facts it
+needs, the rule book, now) returning decisions that carry the rule id, the rule-book version,
+the facts used and a one-sentence explanation in Chinese and English.
 
-- ``leads``: R-REP-VISIT, R-SATISFACTION-LEAD, R-RECTIFY — events that open a case.
+Where each rule lives:
+
+- ``leads``: events that need a case — R-REP-VISIT, R-SATISFACTION-LEAD, R-RECTIFY, and
+  R-SURRENDER for a late surrender.
+- ``staff``: R-PROMO-2Y, R-KICKBACK, R-REFER-SEVERE, R-OUTSIDE-PHARMACY, R-PRESCRIBE,
+  R-REPEAT-COMPLAINT, R-SURRENDER (recorded).
+- ``company``: R-VENDOR-CUTOFF, R-REP-VISIT (removal alert), R-REP-REPEAT.
+- ``department``: R-RECTIFY (criticism notice, reported upward).
+- ``cases``: R-EVERY-COMPLAINT.
+- ``study``: R-MONTHLY-STUDY.
 """
+
+from datetime import datetime
+
+from schemas.decision import Decision, SubjectKind
+from services.escalation.conduct import ConductFile
+from services.escalation.rulebook import RuleBook
+from services.escalation.rules.cases import overdue_escalations
+from services.escalation.rules.company import company_decisions
+from services.escalation.rules.department import rectification_notices
+from services.escalation.rules.staff import staff_decisions
+
+_BY_SUBJECT = {
+    SubjectKind.STAFF: staff_decisions,
+    SubjectKind.COMPANY: company_decisions,
+    SubjectKind.DEPARTMENT: rectification_notices,
+    SubjectKind.CASE: overdue_escalations,
+}
+
+
+def evaluate(file: ConductFile, book: RuleBook, *, now: datetime) -> list[Decision]:
+    """Every decision the rules make on the whole file, as of ``now``."""
+    return _BY_SUBJECT[file.subject_kind](file, book, now=now)

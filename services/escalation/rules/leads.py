@@ -137,7 +137,7 @@ def _lead(event: Event, book: RuleBook, *, rule_id: str, **decided: object) -> L
     return Lead.model_validate(
         {
             **decided,
-            "event_id": derive_output_event_id("lead", rule_id, event.event_id),
+            "event_id": derive_output_event_id("lead", event.event_id),
             "source_event_id": event.event_id,
             "source_event_type": getattr(event, "event_type", type(event).__name__),
             "rule_id": rule_id,
