@@ -41,6 +41,11 @@ key: case_id."""
 LEADS = "qinglian.leads.v1"
 """Events escalation's rules judged to need a case (线索); key: source_event_id."""
 
+DECISIONS = "qinglian.decisions.v1"
+"""Escalation's decisions (escalations, measures, bars, cut-offs, alerts, notices, promotion
+decisions), each with its rule and explanation; corrections and withdrawals too; key: the
+subject's id (staff, company, department or case)."""
+
 CASES = "qinglian.cases.v1"
 """Each case as it stands after each change, with its departments, state, deadline and
 history; key: case_id."""
@@ -78,6 +83,7 @@ ALL = (
     REPORTER_ADDITIONS,
     REPORTER_REPLIES,
     LEADS,
+    DECISIONS,
     CASES,
     RAW_INTAKE,
     DEAD_LETTERS,

@@ -72,7 +72,8 @@ _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
 
 
 def line_of(text: str, location: Location) -> int:
-    """The line of ``location`` in TOML ``text``: the key's line, else its table's, else 1.
+    """The line of ``location`` in TOML ``text``: the key's line, else the header of the
+    deepest table holding it (an array of tables starts at its first ``[[…]]``), else 1.
 
     tomllib keeps no positions, so the tables and keys are found again by a line scan; this
     covers the layout our data files use (tables, arrays of tables, one key per line).
@@ -91,8 +92,10 @@ def line_of(text: str, location: Location) -> int:
                 table_path = [*names, index]
             else:
                 table_path = list(names)
+            # A header also opens its parents: [[complaint]] starts the complaint array,
+            # [departments.finance] the departments table.
             depth = _matching_depth(table_path, location)
-            if depth == len(table_path) and depth > best_depth:
+            if depth > best_depth:
                 best, best_depth = number, depth
             continue
         key = _KEY.match(line)

@@ -1,8 +1,11 @@
 """The HTTP surface every service has: /healthz, /metrics, and a lifespan that runs the broker."""
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -15,7 +18,7 @@ from services.common.broker import ensure_topics
 from services.common.settings import ServiceSettings
 from services.common.store import Document
 
-Hook = Callable[[], Awaitable[None]]
+Hook = Callable[[], Coroutine[Any, Any, None]]
 
 
 async def _nothing() -> None:
@@ -31,11 +34,13 @@ def service_app(
     registry: CollectorRegistry,
     topics: tuple[str, ...],
     on_start: Hook = _nothing,
+    background: Hook | None = None,
 ) -> FastAPI:
-    """A FastAPI app whose lifespan creates topics, runs ``on_start``, then starts the broker.
+    """A FastAPI app whose lifespan creates topics, runs ``on_start``, then starts the broker
+    and the ``background`` task (a periodic check).
 
-    On shutdown the broker stops first (in-flight handlers finish and commit), then the store
-    client closes.
+    On shutdown the background task is cancelled, the broker stops (in-flight handlers finish
+    and commit), then the store client closes.
     """
 
     @asynccontextmanager
@@ -43,9 +48,14 @@ def service_app(
         await ensure_topics(settings, topics)
         await on_start()
         await broker.start()
+        task = None if background is None else asyncio.create_task(background())
         try:
             yield
         finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await broker.stop()
             await mongo.close()
 

@@ -156,9 +156,10 @@ async def test_malformed_complaints_get_422_naming_the_field_and_never_reach_kaf
 async def test_a_rep_visit_in_a_ward_and_a_rating_naming_a_red_envelope_open_cases(
     system: System,
 ) -> None:
+    visit_ref, rating_ref = fresh_ref(), fresh_ref()
     visit = {
         "source_system": "portal",
-        "source_ref": fresh_ref(),
+        "source_ref": visit_ref,
         "occurred_at": "2026-11-24T10:05:00+08:00",
         "rep_id": "REP-0042",
         "rep_name": "王某",
@@ -171,7 +172,7 @@ async def test_a_rep_visit_in_a_ward_and_a_rating_naming_a_red_envelope_open_cas
     }
     rating = {
         "source_system": "portal",
-        "source_ref": fresh_ref(),
+        "source_ref": rating_ref,
         "occurred_at": "2026-11-24T11:00:00+08:00",
         "touchpoint": "discharge",
         "department": "general_psychiatry",
@@ -185,12 +186,8 @@ async def test_a_rep_visit_in_a_ward_and_a_rating_naming_a_red_envelope_open_cas
         assert (await client.post("/v1/visitor-logs", json=visit)).status_code == 202
         assert (await client.post("/v1/satisfaction-ratings", json=rating)).status_code == 202
 
-    visit_case = await reported_case(
-        system, derive_case_id(derive_event_id("portal", visit["source_ref"]))
-    )
-    rating_case = await reported_case(
-        system, derive_case_id(derive_event_id("portal", rating["source_ref"]))
-    )
+    visit_case = await reported_case(system, derive_case_id(derive_event_id("portal", visit_ref)))
+    rating_case = await reported_case(system, derive_case_id(derive_event_id("portal", rating_ref)))
 
     # R-REP-VISIT: no appointment, in a ward → a case for 医务部 (000 §六(十五)).
     assert (visit_case["kind"], visit_case["department_code"]) == ("rep_visit", "medical_affairs")

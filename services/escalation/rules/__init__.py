@@ -16,7 +16,8 @@ Where each rule lives:
 
 from datetime import datetime
 
-from schemas.decision import Decision, SubjectKind
+from schemas.case import CaseChange
+from schemas.decision import Decision, DecisionKind, SubjectKind
 from services.escalation.conduct import ConductFile
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules.cases import overdue_escalations
@@ -35,3 +36,12 @@ _BY_SUBJECT = {
 def evaluate(file: ConductFile, book: RuleBook, *, now: datetime) -> list[Decision]:
     """Every decision the rules make on the whole file, as of ``now``."""
     return _BY_SUBJECT[file.subject_kind](file, book, now=now)
+
+
+def depends_on_clock(file: ConductFile, decisions: list[Decision]) -> bool:
+    """Whether time alone can change the file's decisions: a case still without a finding may
+    become overdue; a cut-off in force will be lifted."""
+    if file.case is not None:
+        return all(entry.change is not CaseChange.FINDING_RECORDED for entry in file.case.history)
+    kinds = [decision.kind for decision in decisions]
+    return kinds.count(DecisionKind.VENDOR_CUTOFF) > kinds.count(DecisionKind.VENDOR_CUTOFF_LIFTED)

@@ -5,6 +5,8 @@
 - R-SATISFACTION-LEAD (000 §四(七)): a low score, or a comment naming gifts, cash, kickbacks
   or appointment scalping.
 - R-RECTIFY (004 §七(二)): a rectification that is perfunctory, ineffective or refused.
+- R-SURRENDER (000 §四(七)): a red envelope handed in after the window is not a voluntary
+  surrender; it is investigated as a red-envelope complaint.
 """
 
 from schemas.base import HOSPITAL_TIME_ZONE, Event
@@ -13,12 +15,19 @@ from schemas.complaint import ComplaintCategory, ComplaintChannel
 from schemas.lead import Lead
 from schemas.rectification import RectificationStatusReceived
 from schemas.satisfaction import SatisfactionReceived
+from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.visitor_log import VisitorLogReceived
 from services.escalation.rulebook import RuleBook, normalise_text
 
 REP_VISIT = "R-REP-VISIT"
 SATISFACTION_LEAD = "R-SATISFACTION-LEAD"
 RECTIFY = "R-RECTIFY"
+SURRENDER = "R-SURRENDER"
+
+
+def surrendered_in_time(surrender: RedEnvelopeSurrenderReceived, book: RuleBook) -> bool:
+    """Handed in within the window: a voluntary surrender (主动上缴), not a breach."""
+    return (surrender.surrendered_on - surrender.received_on).days <= book.surrender.window_days
 
 
 def visit_breaches(visit: VisitorLogReceived, book: RuleBook) -> list[tuple[str, str]]:
@@ -133,11 +142,35 @@ def rectification_lead(status: RectificationStatusReceived, book: RuleBook) -> L
     )
 
 
+def late_surrender_lead(surrender: RedEnvelopeSurrenderReceived, book: RuleBook) -> Lead | None:
+    """R-SURRENDER: a red envelope handed in after the window opens a red-envelope case."""
+    if surrendered_in_time(surrender, book):
+        return None
+    days = (surrender.surrendered_on - surrender.received_on).days
+    window = book.surrender.window_days
+    return _lead(
+        surrender,
+        book,
+        rule_id=SURRENDER,
+        case_kind=CaseKind.COMPLAINT,
+        category=ComplaintCategory.RED_ENVELOPE,
+        accused_staff_id=surrender.staff_id,
+        explanation_zh=(
+            f"{surrender.staff_id}收到红包{days}日后才上缴，超过{window}日，"
+            "不视为主动上缴，立案核查。"
+        ),
+        explanation_en=(
+            f"{surrender.staff_id} handed in a red envelope {days} days after receiving it, "
+            f"beyond the {window}-day window: not a voluntary surrender; a case is opened."
+        ),
+    )
+
+
 def _lead(event: Event, book: RuleBook, *, rule_id: str, **decided: object) -> Lead:
     return Lead.model_validate(
         {
             **decided,
-            "event_id": derive_output_event_id("lead", event.event_id),
+            "event_id": derive_output_event_id("lead", rule_id, event.event_id),
             "source_event_id": event.event_id,
             "source_event_type": getattr(event, "event_type", type(event).__name__),
             "rule_id": rule_id,
