@@ -1,17 +1,21 @@
-"""Posts the demo complaints to intake, waits until reporting has them, prints the report.
+"""Posts the demo complaints to intake, waits until reporting has them, prints the report;
+then records a finding on the first case and a promotion application by the staff member it
+concerns, and prints what escalation decided, and why.
 
-Run by `make up`. The complaints keep their source references, so running it again posts
-duplicates, which Qinglian counts once. Each source system gets an API key scoped to
-complaints, created once and kept in .local/demo-keys.json.
+Run by `make up`. The events keep their source references, so running it again posts
+duplicates, which Qinglian counts once. Each source system gets an API key scoped to what it
+sends, created once and kept in .local/demo-keys.json.
 """
 
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -30,6 +34,8 @@ URLS = {
 INTAKE, REPORTING = URLS["intake"], URLS["reporting"]
 WAIT_SECONDS = 60
 KEYS_FILE = Path(".local/demo-keys.json")
+SCOPES = {"investigation": "investigation_finding", "hr": "promotion_application"}
+"""What each demo source system other than the complaint channels sends."""
 
 
 async def _create_keys(sources: set[str]) -> dict[str, str]:
@@ -41,7 +47,7 @@ async def _create_keys(sources: set[str]) -> dict[str, str]:
             source: (
                 await keys.create(
                     source_system=source,
-                    scopes={"complaint"},
+                    scopes={SCOPES.get(source, "complaint")},
                     label="demo",
                     now=datetime.now(HOSPITAL_TIME_ZONE),
                 )
@@ -65,25 +71,23 @@ def demo_keys(sources: set[str], *, renew: bool = False) -> dict[str, str]:
     return known
 
 
+def post(client: httpx.Client, path: str, event: dict[str, Any], sources: set[str]) -> None:
+    keys = demo_keys(sources)
+    url = f"{INTAKE}{path}"
+    answer = client.post(url, json=event, headers={"X-API-Key": keys[event["source_system"]]})
+    if answer.status_code == 401:  # the store was wiped since the keys were made
+        keys = demo_keys(sources, renew=True)
+        answer = client.post(url, json=event, headers={"X-API-Key": keys[event["source_system"]]})
+    print(f"POST {path} {event['source_ref']}: {answer.status_code} {answer.text}")
+    answer.raise_for_status()
+
+
 def main() -> int:
     complaints = json.loads(Path(__file__).with_name("demo_complaints.json").read_text("utf-8"))
-    sources = {complaint["source_system"] for complaint in complaints}
-    keys = demo_keys(sources)
+    sources = {complaint["source_system"] for complaint in complaints} | set(SCOPES)
     with httpx.Client(timeout=10) as client:
         for complaint in complaints:
-            url = f"{INTAKE}/v1/complaints"
-            answer = client.post(
-                url, json=complaint, headers={"X-API-Key": keys[complaint["source_system"]]}
-            )
-            if answer.status_code == 401:  # the store was wiped since the keys were made
-                keys = demo_keys(sources, renew=True)
-                answer = client.post(
-                    url, json=complaint, headers={"X-API-Key": keys[complaint["source_system"]]}
-                )
-            print(
-                f"POST /v1/complaints {complaint['source_ref']}: {answer.status_code} {answer.text}"
-            )
-            answer.raise_for_status()
+            post(client, "/v1/complaints", complaint, sources)
         case_ids = [
             derive_case_id(derive_event_id(c["source_system"], c["source_ref"])) for c in complaints
         ]
@@ -113,14 +117,69 @@ def main() -> int:
         print(f"\nCase counts for {month} (基本情况): {report['total']} case(s)")
         for department in report["by_department"]:
             print(f"  {department['name_zh']} {department['name_en']}: {department['count']}")
+        first = complaints[0]
+        print(f"\nA finding on {case_ids[0]}, then a promotion application by the staff concerned:")
+        post(client, "/v1/investigation-findings", _finding(case_ids[0], first), sources)
+        post(client, "/v1/promotion-applications", _application(first), sources)
+    if not _explain_when_decided(first["accused_staff_id"]):
+        return 1
     print(
         "\nWhere to look:\n"
         f"  report (JSON)   {REPORTING}/v1/reports/case-counts?month={month}\n"
         f"  intake API      {INTAKE}/docs\n"
+        "  explain a file  .venv/bin/python -m services.escalation.explain staff STAFF_ID\n"
         + "".join(f"  metrics         {url}/metrics\n" for url in URLS.values())
         + "  stop it all     make down"
     )
     return 0
+
+
+def _finding(case_id: str, complaint: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source_system": "investigation",
+        "source_ref": f"{complaint['source_ref']}-FINDING",
+        "occurred_at": "2026-11-16T15:00:00+08:00",
+        "case_id": case_id,
+        "substantiated": True,
+        "confirmed_categories": [complaint["category"]],
+        "staff_ids": [complaint["accused_staff_id"]],
+        "confirmed_amount_cny": complaint.get("amount_cny"),
+        "company_code": "YX-PHARMA-017",
+        "company_name": "某医药有限公司",
+        "summary": "经调查，反映属实：该医生按处方量收取厂家提成。",
+    }
+
+
+def _application(complaint: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source_system": "hr",
+        "source_ref": f"{complaint['source_ref']}-PROMOTION",
+        "occurred_at": "2026-11-20T10:00:00+08:00",
+        "staff_id": complaint["accused_staff_id"],
+        "application_id": "HR-DEMO-2026-01",
+        "target_position": "副主任医师",
+    }
+
+
+def _explain_when_decided(staff_id: str) -> bool:
+    """Print escalation's explanation of the staff member's file once it has decided."""
+    command = [sys.executable, "-m", "services.escalation.explain", "staff", staff_id]
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        shown = subprocess.run(  # noqa: S603 (our own interpreter and module)
+            [*command, "--json"], capture_output=True, text=True, check=False
+        )
+        if (
+            shown.returncode == 0
+            and "R-PROMO-2Y" in shown.stdout
+            and '"allowed": false' in (shown.stdout)
+        ):
+            print(f"\nWhat escalation decided on {staff_id}, and why:")
+            subprocess.run(command, check=True)  # noqa: S603
+            return True
+        time.sleep(0.5)
+    print(f"escalation did not decide on {staff_id} within {WAIT_SECONDS} s")
+    return False
 
 
 if __name__ == "__main__":
