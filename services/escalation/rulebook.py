@@ -7,10 +7,10 @@ import unicodedata
 from datetime import time
 from decimal import Decimal
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Self
 
 import opencc
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from schemas.complaint import ComplaintCategory
 from schemas.rectification import RectificationStatus
@@ -33,13 +33,21 @@ def _to_simplified() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 
-def normalise_text(text: str) -> str:
-    """Text as keywords are matched: simplified characters, half-width, no spaces, lower case.
+def _is_filler(character: str) -> bool:
+    """Spaces, punctuation and invisible format characters: what evaders put inside words."""
+    category = unicodedata.category(character)
+    return character.isspace() or category[0] in "ZP" or category == "Cf"
 
-    So 紅包, 红 包 and ＨＯＮＧＢＡＯ all read as the keyword written 红包 or hongbao.
+
+def normalise_text(text: str) -> str:
+    """Text as keywords are matched: simplified characters, half-width, lower case, without
+    spaces, punctuation or invisible characters.
+
+    So 紅包, 红 包, 红·包, 红\u200b包 and ＨＯＮＧＢＡＯ all read as the keyword 红包 or hongbao.
     """
     folded = unicodedata.normalize("NFKC", text).casefold()
-    simplified: str = _to_simplified().convert("".join(folded.split()))
+    kept = "".join(character for character in folded if not _is_filler(character))
+    simplified: str = _to_simplified().convert(kept)
     return simplified
 
 
@@ -52,6 +60,12 @@ class RepVisitRule(DataFile):
     allowed_place_kinds: tuple[PlaceKind, ...] = Field(min_length=1)
     clinical_place_kinds: tuple[PlaceKind, ...]
     """Places where a rep on no clinical business is removed at once (驱离)."""
+
+    @model_validator(mode="after")
+    def _hours_in_order(self) -> Self:
+        if self.allowed_from >= self.allowed_until:
+            raise ValueError("allowed_from must be earlier than allowed_until")
+        return self
 
 
 class KeywordGroup(DataFile):
