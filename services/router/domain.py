@@ -22,7 +22,6 @@ from schemas.case import (
     CaseState,
     CaseUpdated,
     Department,
-    DepartmentKind,
     HistoryEntry,
     derive_case_id,
     derive_output_event_id,
@@ -33,6 +32,7 @@ from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.lead import Lead
 from services.common.datafile import DataFile, DataFileError, Location, describe, line_of
+from services.common.departments import DepartmentCatalogue
 
 ROUTER = "router"
 """Who the history names for the router's own changes."""
@@ -42,22 +42,6 @@ Days = Annotated[int, Field(gt=0, strict=True)]
 
 
 # --- The data files ---------------------------------------------------------------------------
-
-
-class DepartmentEntry(DataFile):
-    name_zh: str = Field(min_length=1)
-    name_en: str = Field(min_length=1)
-    kind: DepartmentKind
-    head_staff_id: Code
-
-
-class DepartmentCatalogue(DataFile):
-    version: str
-    departments: dict[Code, DepartmentEntry]
-
-    def department(self, code: str) -> Department:
-        entry = self.departments[code]
-        return Department(code=code, name_zh=entry.name_zh, name_en=entry.name_en, kind=entry.kind)
 
 
 class Route(DataFile):

@@ -27,9 +27,9 @@ from schemas.finding import InvestigationFindingReceived, InvestigationFindingSu
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.lead import Lead
 from services.common.datafile import DataFileError, describe, line_of
+from services.common.departments import DepartmentCatalogue
 from services.router.domain import (
     ROUTER,
-    DepartmentCatalogue,
     Opening,
     Routing,
     RoutingTable,
