@@ -22,7 +22,8 @@ from schemas.catalogue import BY_TYPE
 from schemas.complaint import ComplaintSubmission
 from schemas.dead_letter import Problem
 from services.common.store import Document
-from services.intake.crypto import Vault, new_follow_up_code, token_digest
+from services.common.tokens import token_digest
+from services.intake.crypto import Vault, new_follow_up_code
 from services.intake.domain import Outcome, canonical, judge_repeat, timing_problems
 from services.intake.repository import IntakeStore
 

@@ -20,9 +20,9 @@ from schemas.base import Submission
 from schemas.catalogue import CATALOGUE, AnySubmission, EventKind
 from schemas.dead_letter import Problem
 from schemas.follow_up import FollowUpText, ReporterAddition, ReporterReply
+from services.common.tokens import token_digest
 from services.intake.acceptance import Acceptance, Result
 from services.intake.auth import FOLLOW_UP_REPLY_SCOPE, CallerDep
-from services.intake.crypto import token_digest
 from services.intake.domain import Outcome, problems_of
 from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings

@@ -4,8 +4,6 @@ Only a key's SHA-256 is stored. A verified key is remembered for a short while s
 request does not cost a store round trip; revocation takes effect within that time.
 """
 
-import hmac
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -13,7 +11,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 
-from services.intake.crypto import api_key_id, new_api_key, token_digest
+from services.common.tokens import TokenVerifier, new_token, token_digest
+from services.intake.crypto import API_KEY_PREFIX
 from services.intake.repository import IntakeStore
 
 FOLLOW_UP_REPLY_SCOPE = "follow_up_reply"
@@ -38,32 +37,19 @@ class Caller:
 class ApiKeys:
     def __init__(self, store: IntakeStore, *, cache_seconds: float) -> None:
         self.store = store
-        self.cache_seconds = cache_seconds
-        self._verified: dict[str, tuple[float, Caller]] = {}
+        self._verifier = TokenVerifier(API_KEY_PREFIX, store.api_key, cache_seconds=cache_seconds)
 
     async def verify(self, api_key: str) -> Caller | None:
-        digest = token_digest(api_key)
-        cached = self._verified.get(digest)
-        if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
-            return cached[1]
-        key_id = api_key_id(api_key)
-        record = await self.store.api_key(key_id) if key_id else None
-        if (
-            record is None
-            or record.get("revoked_at") is not None
-            or not hmac.compare_digest(record["secret_digest"], digest)
-        ):
-            self._verified.pop(digest, None)
+        record = await self._verifier.verify(api_key)
+        if record is None:
             return None
-        caller = Caller(record["_id"], record["source_system"], frozenset(record["scopes"]))
-        self._verified[digest] = (time.monotonic(), caller)
-        return caller
+        return Caller(record["_id"], record["source_system"], frozenset(record["scopes"]))
 
     async def create(
         self, *, source_system: str, scopes: set[str], label: str, now: datetime
     ) -> tuple[str, str]:
         """Create a key; returns (key id, key). The key itself is never stored or shown again."""
-        key_id, api_key = new_api_key()
+        key_id, api_key = new_token(API_KEY_PREFIX)
         await self.store.create_api_key(
             {
                 "_id": key_id,

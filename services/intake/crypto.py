@@ -8,7 +8,6 @@
 """
 
 import base64
-import hashlib
 import hmac
 import os
 import secrets
@@ -64,10 +63,6 @@ class Vault:
         return hmac.new(self._mac_key, canonical, "sha256").hexdigest()
 
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 FOLLOW_UP_PREFIX = "QL-"
 
 
@@ -77,18 +72,3 @@ def new_follow_up_code() -> str:
 
 
 API_KEY_PREFIX = "qlk"
-
-
-def new_api_key() -> tuple[str, str]:
-    """A new API key as (key id, whole key). The key id is public; the key is shown once."""
-    key_id = secrets.token_hex(6)
-    return key_id, f"{API_KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-
-
-def api_key_id(api_key: str) -> str | None:
-    """The key id inside an API key, or None if it is not shaped like one."""
-    prefix, _, rest = api_key.partition("_")
-    key_id, _, secret = rest.partition("_")
-    if prefix != API_KEY_PREFIX or len(key_id) != 12 or not secret:
-        return None
-    return key_id

@@ -30,7 +30,8 @@ from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
 from schemas.follow_up import ReporterAddition
 from services.common.store import Document
-from services.intake.crypto import api_key_id, new_api_key, new_follow_up_code
+from services.common.tokens import new_token, token_id
+from services.intake.crypto import API_KEY_PREFIX, new_follow_up_code
 from tests.conftest import InfraSettings
 from tests.factories import routed_case
 from tests.integration.intake_app import RunningIntake, intake_settings, running_intake
@@ -438,7 +439,7 @@ async def test_a_request_without_an_api_key_is_refused_saying_where_the_key_goes
 
 @pytest.mark.parametrize(
     "api_key",
-    [new_api_key()[1], "qlk_000000000000_not-a-secret", "portal", ""],
+    [new_token(API_KEY_PREFIX)[1], "qlk_000000000000_not-a-secret", "portal", ""],
     ids=["well-formed-but-never-issued", "unknown-key-id", "not-shaped-like-a-key", "empty"],
 )
 async def test_an_unknown_api_key_is_refused_with_401(
@@ -466,7 +467,7 @@ async def test_a_real_key_id_with_a_wrong_secret_is_refused(intake: RunningIntak
 async def test_a_revoked_key_is_refused_from_the_next_request(intake: RunningIntake) -> None:
     key = await intake.key_for("portal", {"complaint"})
     assert (await intake.post(COMPLAINTS, complaint(), key=key)).status_code == 202
-    key_id = api_key_id(key)
+    key_id = token_id(key, API_KEY_PREFIX)
     assert key_id is not None
 
     assert await intake.store.revoke_api_key(key_id, at=datetime.now(UTC))

@@ -14,7 +14,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.common.store import Document
-from services.intake.crypto import api_key_id, token_digest
+from services.common.tokens import token_digest, token_id
+from services.intake.crypto import API_KEY_PREFIX
 from tests.conftest import InfraSettings
 from tests.integration.intake_app import RunningIntake, intake_settings, running_intake
 
@@ -98,7 +99,7 @@ async def test_a_created_key_is_printed_once_on_stdout_and_lets_its_system_send(
 
     assert created.returncode == 0, created.stderr
     (api_key,) = created.stdout.splitlines()
-    assert api_key_id(api_key) is not None
+    assert token_id(api_key, API_KEY_PREFIX) is not None
     assert api_key not in created.stderr
     assert await keys.submit(api_key) == 202
 
@@ -113,7 +114,7 @@ async def test_the_list_shows_keys_by_id_but_never_a_key_or_its_digest(keys: Key
     api_key = await keys.create(
         "--source", "portal", "--scopes", "complaint", "--label", "网上平台"
     )
-    key_id = api_key_id(api_key)
+    key_id = token_id(api_key, API_KEY_PREFIX)
     assert key_id is not None
 
     listed = await keys.run("list")
@@ -130,7 +131,7 @@ async def test_the_list_shows_keys_by_id_but_never_a_key_or_its_digest(keys: Key
 
 async def test_a_revoked_key_no_longer_works_and_is_listed_as_revoked(keys: Keys) -> None:
     api_key = await keys.create("--source", "portal", "--scopes", "complaint")
-    key_id = api_key_id(api_key)
+    key_id = token_id(api_key, API_KEY_PREFIX)
     assert key_id is not None
     assert await keys.submit(api_key) == 202
 
