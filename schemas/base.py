@@ -1,7 +1,7 @@
 """What every event carries, and the types the contracts share."""
 
 import uuid
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar, Self
 from zoneinfo import ZoneInfo
@@ -26,15 +26,33 @@ def derive_event_id(source_system: str, source_ref: str) -> uuid.UUID:
     return uuid.uuid5(_EVENT_ID_NAMESPACE, f"{len(source_system)}:{source_system}:{source_ref}")
 
 
+EARLIEST_DAY = date(1970, 1, 1)
+"""No fact Qinglian records happened before this day; an earlier one is a sender's mistake
+(and years near 0 or 9999 break date arithmetic: a bar of two years, a month's start)."""
+
+
 def _assume_hospital_time(value: datetime) -> datetime:
     """Hospital systems often send local wall-clock time; read it as hospital time."""
     if value.tzinfo is None or value.utcoffset() is None:
-        return value.replace(tzinfo=HOSPITAL_TIME_ZONE)
+        value = value.replace(tzinfo=HOSPITAL_TIME_ZONE)
+    if value < datetime(EARLIEST_DAY.year, 1, 1, tzinfo=UTC):
+        raise ValueError(f"must not be before {EARLIEST_DAY}")
+    return value
+
+
+def _not_too_early(value: date) -> date:
+    if value < EARLIEST_DAY:
+        raise ValueError(f"must not be before {EARLIEST_DAY}")
     return value
 
 
 EventTime = Annotated[datetime, AfterValidator(_assume_hospital_time)]
-"""A point in time; without an offset it is read as hospital time (Asia/Shanghai)."""
+"""A point in time, not before 1970; without an offset it is read as hospital time
+(Asia/Shanghai)."""
+EventDay = Annotated[date, AfterValidator(_not_too_early)]
+"""A calendar day, not before 1970."""
+YEAR_PATTERN = r"(19[7-9][0-9]|[2-9][0-9]{3})"
+"""A year from 1970, for month and period patterns."""
 
 SourceSystem = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")

@@ -203,6 +203,22 @@ def _event_type_first(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     return handler(value)
 
 
+AnyEvent = Annotated[
+    ComplaintReceived
+    | VisitorLogReceived
+    | SatisfactionReceived
+    | InvestigationFindingReceived
+    | PromotionApplicationReceived
+    | RedEnvelopeSurrenderReceived
+    | PrescriptionRankingReceived
+    | TrainingHeldReceived
+    | KpiObservationReceived
+    | RectificationStatusReceived
+    | CaseActionReceived,
+    Field(discriminator="event_type"),
+]
+"""An accepted event of any type, as it travels on its fact topic."""
+
 AnySubmission = Annotated[
     ComplaintSubmission
     | VisitorLogSubmission

@@ -2,9 +2,9 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from schemas.base import Contract, SourceSystem
 
@@ -17,8 +17,12 @@ class Problem(Contract):
 
 
 class DeadLetter(Contract):
-    """A record intake refused. The original bytes are sealed with intake's key because they may
-    hold a complainant's contact details; the redrive command opens them again."""
+    """A record that was refused or could not be handled, kept whole with the reason.
+
+    Records intake refused are sealed with intake's key (``original_sealed``): they may hold a
+    complainant's contact details. Records a service could not handle (``handler_failed``) come
+    from Qinglian's own topics, which never carry contact details, and are kept as they were
+    (``original``). The redrive command sends either back to its topic."""
 
     # Bytes travel as base64 in JSON; in Python they are the bytes themselves.
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
@@ -31,8 +35,20 @@ class DeadLetter(Contract):
     source_system: SourceSystem | None = Field(
         default=None, description="As the record named it, when it could be read."
     )
-    reason: Literal["not_json", "invalid", "conflict", "forbidden"]
+    reason: Literal["not_json", "invalid", "conflict", "forbidden", "handler_failed"]
     problems: tuple[Problem, ...] = ()
-    original_sealed: bytes
+    original_sealed: bytes | None = None
     key_sealed: bytes | None = None
+    original: bytes | None = None
+    key: bytes | None = None
+    failed_in: str | None = Field(
+        default=None, description="For handler_failed: the service that could not handle it."
+    )
+    attempts: int | None = Field(default=None, description="How often the handler was tried.")
     dead_lettered_at: datetime
+
+    @model_validator(mode="after")
+    def _original_kept_one_way(self) -> Self:
+        if (self.original_sealed is None) == (self.original is None):
+            raise ValueError("keep the original either sealed or as it was, not both or neither")
+        return self

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas.base import Code, Contract, Event, Submission
+from schemas.base import YEAR_PATTERN, Code, Contract, Event, Submission
 from schemas.labels import LabelledEnum
 
 
@@ -27,7 +27,7 @@ class KpiMetric(LabelledEnum):
 
 Period = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2]))?$"),
+    StringConstraints(pattern=rf"^{YEAR_PATTERN}(-(0[1-9]|1[0-2]))?$"),
     Field(description="The month (YYYY-MM) or year (YYYY) observed.", examples=["2026-11", "2026"]),
 ]
 

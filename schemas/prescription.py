@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas.base import Code, Contract, Event, Submission
+from schemas.base import YEAR_PATTERN, Code, Contract, Event, Submission
 from schemas.labels import LabelledEnum
 
 
@@ -20,7 +20,7 @@ class ItemKind(LabelledEnum):
 ItemName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Month = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$"),
+    StringConstraints(pattern=rf"^{YEAR_PATTERN}-(0[1-9]|1[0-2])$"),
     Field(description="The month ranked, YYYY-MM.", examples=["2026-11"]),
 ]
 Rank = Annotated[int, Field(strict=True, ge=1, le=1_000_000, description="1 is the heaviest user.")]

@@ -4,12 +4,11 @@
 breach (R-SURRENDER).
 """
 
-from datetime import date
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from schemas.base import AmountCNY, Code, Contract, Event, Submission
+from schemas.base import AmountCNY, Code, Contract, Event, EventDay, Submission
 
 PositiveAmountCNY = Annotated[AmountCNY, Field(gt=0)]
 
@@ -17,8 +16,8 @@ PositiveAmountCNY = Annotated[AmountCNY, Field(gt=0)]
 class RedEnvelopeSurrenderFacts(Contract):
     staff_id: Code
     amount_cny: PositiveAmountCNY = Field(description="Amount handed in, in yuan.")
-    received_on: date = Field(description="The day the staff member was given the envelope.")
-    surrendered_on: date = Field(description="The day finance took it in.")
+    received_on: EventDay = Field(description="The day the staff member was given the envelope.")
+    surrendered_on: EventDay = Field(description="The day finance took it in.")
     patient_ref: Code | None = Field(
         default=None, description="The patient or family it came from, as the hospital knows them."
     )

@@ -6,12 +6,11 @@
 """
 
 from collections.abc import Hashable
-from datetime import date
 from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from schemas.base import Code, Contract, Event, Submission
+from schemas.base import Code, Contract, Event, EventDay, Submission
 from schemas.labels import LabelledEnum
 
 _Item = TypeVar("_Item", bound=Hashable)
@@ -35,7 +34,7 @@ Headcount = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 
 class TrainingHeldFacts(Contract):
     department: Code
-    held_on: date
+    held_on: EventDay
     topic: Topic
     kind: TrainingKind
     attendee_ids: Attendees = Field(description="Staff who attended, each once.")

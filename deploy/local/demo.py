@@ -20,11 +20,14 @@ from typing import Any
 import httpx
 
 from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
-from schemas.case import derive_case_id
+from schemas.case import CaseState, derive_case_id
+from schemas.complaint import ComplaintCategory
 from services.common.store import connect, database
 from services.intake.auth import ApiKeys
 from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings
+from services.reporting.access import ReportTokens, Role
+from services.reporting.repository import ReportRepository
 
 DEFAULT_PORTS = {"intake": 8101, "router": 8102, "escalation": 8103, "reporting": 8104}
 URLS = {
@@ -38,22 +41,35 @@ SCOPES = {"investigation": "investigation_finding", "hr": "promotion_application
 """What each demo source system other than the complaint channels sends."""
 
 
-async def _create_keys(sources: set[str]) -> dict[str, str]:
+REPORT_TOKEN = "report:conduct_office"  # noqa: S105 (a name, not a secret)
+"""Where the demo keeps its conduct office token for reporting, beside the API keys."""
+
+
+async def _create_keys(names: set[str]) -> dict[str, str]:
     settings = IntakeSettings()
     mongo = connect(settings)
+    now = datetime.now(HOSPITAL_TIME_ZONE)
     try:
         keys = ApiKeys(IntakeStore(database(mongo, settings)), cache_seconds=0)
-        return {
-            source: (
-                await keys.create(
-                    source_system=source,
-                    scopes={SCOPES.get(source, "complaint")},
-                    label="demo",
-                    now=datetime.now(HOSPITAL_TIME_ZONE),
-                )
-            )[1]
-            for source in sorted(sources)
-        }
+        tokens = ReportTokens(ReportRepository(database(mongo, settings)), cache_seconds=0)
+        created = {}
+        for name in sorted(names):
+            if name == REPORT_TOKEN:
+                created[name] = (
+                    await tokens.create(
+                        role=Role.CONDUCT_OFFICE, department=None, label="demo", now=now
+                    )
+                )[1]
+            else:
+                created[name] = (
+                    await keys.create(
+                        source_system=name,
+                        scopes={SCOPES.get(name, "complaint")},
+                        label="demo",
+                        now=now,
+                    )
+                )[1]
+        return created
     finally:
         await mongo.close()
 
@@ -85,7 +101,8 @@ def post(client: httpx.Client, path: str, event: dict[str, Any], sources: set[st
 def main() -> int:
     complaints = json.loads(Path(__file__).with_name("demo_complaints.json").read_text("utf-8"))
     sources = {complaint["source_system"] for complaint in complaints} | set(SCOPES)
-    with httpx.Client(timeout=10) as client:
+    token = demo_keys(sources | {REPORT_TOKEN})[REPORT_TOKEN]
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
         for complaint in complaints:
             post(client, "/v1/complaints", complaint, sources)
         case_ids = [
@@ -105,18 +122,19 @@ def main() -> int:
             return 1
         print("\nDemo cases as reporting sees them:")
         for case_id in case_ids:
-            case = client.get(f"{REPORTING}/v1/reports/cases/{case_id}").json()
+            case = client.get(f"{REPORTING}/v1/reports/cases/{case_id}").json()["case"]
             deadline = datetime.fromisoformat(case["deadline"]).astimezone(HOSPITAL_TIME_ZONE)
+            category, state = ComplaintCategory(case["category"]), CaseState(case["state"])
             print(
-                f"  {case_id}  {case['category_zh']} → {case['department_zh']}"
-                f" ({case['state_zh']} {case['state']}),"
-                f" 调查期限 deadline {deadline:%Y-%m-%d %H:%M}"
+                f"  {case_id}  {category.label_zh} → {case['department_zh']}"
+                f" ({state.label_zh} {state}), 调查期限 deadline {deadline:%Y-%m-%d %H:%M}"
             )
-        month = client.get(f"{REPORTING}/v1/reports/cases/{case_ids[0]}").json()["month"]
-        report = client.get(f"{REPORTING}/v1/reports/case-counts", params={"month": month}).json()
-        print(f"\nCase counts for {month} (基本情况): {report['total']} case(s)")
-        for department in report["by_department"]:
-            print(f"  {department['name_zh']} {department['name_en']}: {department['count']}")
+        month = case["month"]
+        report = client.get(f"{REPORTING}/v1/reports/monthly", params={"month": month}).json()
+        print(f"\n全院 {month} 月度工作开展情况 (hospital-wide monthly report), 基本情况:")
+        for entry in report["basic"]["by_event_type"]:
+            print(f"  {entry['label_zh']} {entry['event_type']}: {entry['count']}")
+        print(f"  推进情况 progress: {report['progress']}")
         first = complaints[0]
         print(f"\nA finding on {case_ids[0]}, then a promotion application by the staff concerned:")
         post(client, "/v1/investigation-findings", _finding(case_ids[0], first), sources)
@@ -125,7 +143,8 @@ def main() -> int:
         return 1
     print(
         "\nWhere to look:\n"
-        f"  report (JSON)   {REPORTING}/v1/reports/case-counts?month={month}\n"
+        f"  dashboard       {REPORTING}/login  (token in {KEYS_FILE}, key {REPORT_TOKEN!r})\n"
+        f"  monthly report  {REPORTING}/v1/reports/monthly/print?month={month}\n"
         f"  intake API      {INTAKE}/docs\n"
         "  explain a file  .venv/bin/python -m services.escalation.explain staff STAFF_ID\n"
         + "".join(f"  metrics         {url}/metrics\n" for url in URLS.values())

@@ -23,6 +23,8 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     retry_backoff_max_seconds: float = 10.0
     """Longest pause before a failed message is handled again."""
+    max_handler_attempts: int = 5
+    """Attempts before a record that keeps failing (not for an outage) is dead-lettered."""
 
     def consumer_group(self, service: str) -> str:
         return f"{self.kafka_group_prefix}{service}"

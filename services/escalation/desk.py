@@ -40,6 +40,11 @@ class EscalationDesk:
             published = reconcile(stored.emitted, fresh, now=now)
             for decision in published:
                 await self.publish(decision)
+            if not published and file == stored.file:
+                # A redelivery, or a periodic check that changed nothing: no new revision
+                # (each one is kept), but the watch is set again in case it was missed.
+                await self.files.set_watched(file, depends_on_clock(file, fresh))
+                return published
             stored.file = file
             stored.emitted = {**stored.emitted, **{d.key: d for d in published}}
             if await self.files.save(stored):

@@ -1,63 +1,245 @@
-"""Report facts in MongoDB: one document per case, written idempotently from the topics."""
+"""Report facts in MongoDB, written so that a redelivery or a replay changes nothing.
+
+- ``reporting_counts``: event counts per (topic, partition, month), ``{offset, counts}``. A
+  record adds one only if its offset is past the last one counted in that document: a
+  partition is consumed in order, so every earlier offset was counted before. Counting is
+  therefore exact without a transaction: one conditional single-document update.
+- ``reporting_cases``: each case's latest revision (``CaseFact``).
+- ``reporting_decisions``: every decision escalation published, by event id.
+- ``reporting_kpi``: the latest observation per metric, scope and period.
+- ``reporting_training``: study sessions, by event id.
+- ``reporting_confirmations``: departments' confirmations of their monthly reports.
+- ``reporting_tokens`` and ``reporting_access_log``: who may read, and who read case details.
+
+Every lookup that must be fast is by ``_id`` (FerretDB pushes only those down); the scans
+(cases, decisions) are over collections that grow by cases, not by events.
+"""
 
 import contextlib
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from schemas.case import CaseUpdated
+from schemas.decision import Decision
+from schemas.kpi import KpiObservationReceived
+from schemas.training import TrainingHeldReceived
 from services.common.store import Document
-from services.reporting.domain import CaseCountRow, case_fact
+from services.reporting.facts import CaseFact, CountKey
+from services.reporting.kpi import Observation
+from services.reporting.monthly import Confirmation, MonthData
+
+_ESCAPES = {"%": "%25", ".": "%2E", "$": "%24", "|": "%7C"}
+
+
+def _escape(part: str) -> str:
+    return "".join(_ESCAPES.get(character, character) for character in part)
+
+
+def _unescape(part: str) -> str:
+    for character, escaped in reversed(_ESCAPES.items()):
+        part = part.replace(escaped, character)
+    return part
+
+
+def _count_field(key: CountKey) -> str:
+    """A field name for a count: no dots or dollars (MongoDB field-name rules)."""
+    parts = (key.department or "", key.event_type, key.category or "")
+    return "|".join(_escape(part) for part in parts)
+
+
+def _count_key(month: str, field: str) -> CountKey:
+    department, event_type, category = (_unescape(part) for part in field.split("|"))
+    return CountKey.model_validate(
+        {
+            "month": month,
+            "department": department or None,
+            "event_type": event_type,
+            "category": category or None,
+        }
+    )
 
 
 class ReportRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.counts = db["reporting_counts"]
         self.cases = db["reporting_cases"]
+        self.decisions = db["reporting_decisions"]
+        self.kpi = db["reporting_kpi"]
+        self.training = db["reporting_training"]
+        self.confirmations = db["reporting_confirmations"]
+        self.tokens = db["reporting_tokens"]
+        self.access_log = db["reporting_access_log"]
 
-    async def ensure_indexes(self) -> None:
-        await self.cases.create_index("month")
+    # --- Writing ------------------------------------------------------------------------------
 
-    async def record_case(self, case: CaseUpdated) -> None:
+    async def count(self, key: CountKey, *, topic: str, partition: int, offset: int) -> bool:
+        """Count one event once; False if this record was counted before."""
+        document_id = f"{topic}|{partition}|{key.month}"
+        update = {
+            "$inc": {f"counts.{_count_field(key)}": 1},
+            "$set": {"offset": offset, "month": key.month},
+        }
+        try:
+            result = await self.counts.update_one(
+                {"_id": document_id, "offset": {"$lt": offset}}, update, upsert=True
+            )
+        except DuplicateKeyError:
+            return False  # the document holds this offset or a later one
+        return result.modified_count == 1 or result.upserted_id is not None
+
+    async def record_case(self, fact: CaseFact) -> None:
         """Keep the latest revision of a case: an older or repeated one changes nothing."""
         # A DuplicateKeyError means a revision as new or newer is already stored.
         with contextlib.suppress(DuplicateKeyError):
             await self.cases.update_one(
-                {"_id": case.case_id, "revision": {"$lt": case.revision}},
-                {"$set": case_fact(case)},
+                {"_id": fact.case_id, "revision": {"$lt": fact.revision}},
+                {"$set": fact.model_dump(mode="python", exclude={"case_id"})},
                 upsert=True,
             )
 
-    async def case_counts(self, *, month: str | None) -> list[CaseCountRow]:
-        match: Document = {"month": {"$exists": True}} if month is None else {"month": month}
-        pipeline: list[Document] = [
-            {"$match": match},
-            {
-                "$group": {
-                    "_id": {
-                        "month": "$month",
-                        "department": "$department",
-                        "kind": "$kind",
-                        "category": "$category",
-                    },
-                    "count": {"$sum": 1},
-                }
-            },
-        ]
-        rows = []
-        async for group in await self.cases.aggregate(pipeline):
-            key = group["_id"]
-            rows.append(
-                CaseCountRow(
-                    month=key["month"],
-                    department_code=key["department"]["code"],
-                    department_zh=key["department"]["name_zh"],
-                    department_en=key["department"]["name_en"],
-                    kind=key["kind"],
-                    category=key["category"],
-                    count=group["count"],
-                )
+    async def record_decision(self, decision: Decision) -> bool:
+        """Keep a decision; False if it was kept before."""
+        try:
+            await self.decisions.insert_one(
+                {"_id": str(decision.event_id), "decision": decision.model_dump(mode="json")}
             )
-        return rows
+        except DuplicateKeyError:
+            return False
+        return True
 
-    async def case(self, case_id: str) -> Document | None:
-        return await self.cases.find_one({"_id": case_id})
+    async def record_observation(self, observation: KpiObservationReceived) -> None:
+        """Keep the latest observation (by event time) of a metric for a scope and period."""
+        document_id = f"{observation.metric}|{observation.scope}|{observation.period}"
+        with contextlib.suppress(DuplicateKeyError):
+            await self.kpi.update_one(
+                {"_id": document_id, "occurred_at": {"$lt": observation.occurred_at}},
+                {
+                    "$set": {
+                        "occurred_at": observation.occurred_at,
+                        "observation": Observation(
+                            metric=observation.metric,
+                            scope=observation.scope,
+                            period=observation.period,
+                            value=observation.value,
+                        ).model_dump(mode="json"),
+                    }
+                },
+                upsert=True,
+            )
+
+    async def record_training(self, session: TrainingHeldReceived) -> None:
+        await self.training.update_one(
+            {"_id": str(session.event_id)},
+            {"$setOnInsert": {"session": session.model_dump(mode="json")}},
+            upsert=True,
+        )
+
+    async def confirm(self, confirmation: Confirmation) -> Confirmation:
+        """Record a department's confirmation of its report; the first one stands."""
+        document_id = f"{confirmation.department}|{confirmation.month}"
+        await self.confirmations.update_one(
+            {"_id": document_id},
+            {"$setOnInsert": confirmation.model_dump(mode="python")},
+            upsert=True,
+        )
+        stored = await self.confirmations.find_one({"_id": document_id}, {"_id": 0})
+        if stored is None:
+            raise LookupError(f"confirmation {document_id} vanished while being recorded")
+        return Confirmation.model_validate(stored)
+
+    # --- Reading ------------------------------------------------------------------------------
+
+    async def month_counts(self, months: Iterable[str]) -> list[tuple[CountKey, int]]:
+        wanted = set(months)
+        totals: dict[CountKey, int] = {}
+        async for document in self.counts.find({}, {"month": 1, "counts": 1}):
+            if document["month"] not in wanted:
+                continue
+            for field, n in document.get("counts", {}).items():
+                key = _count_key(document["month"], field)
+                totals[key] = totals.get(key, 0) + n
+        return sorted(totals.items(), key=lambda item: item[0].model_dump_json())
+
+    async def all_cases(self) -> list[CaseFact]:
+        return [
+            CaseFact.model_validate({**document, "case_id": document["_id"]})
+            async for document in self.cases.find({})
+        ]
+
+    async def case(self, case_id: str) -> CaseFact | None:
+        document = await self.cases.find_one({"_id": case_id})
+        return (
+            None
+            if document is None
+            else CaseFact.model_validate({**document, "case_id": document["_id"]})
+        )
+
+    async def all_decisions(self) -> list[Decision]:
+        return [
+            Decision.model_validate(document["decision"])
+            async for document in self.decisions.find({})
+        ]
+
+    async def observations(self) -> list[Observation]:
+        return [
+            Observation.model_validate(document["observation"])
+            async for document in self.kpi.find({})
+        ]
+
+    async def sessions(self) -> list[TrainingHeldReceived]:
+        return [
+            TrainingHeldReceived.model_validate(document["session"])
+            async for document in self.training.find({})
+        ]
+
+    async def all_confirmations(self) -> list[Confirmation]:
+        return [
+            Confirmation.model_validate(document)
+            async for document in self.confirmations.find({}, {"_id": 0})
+        ]
+
+    async def month_data(self, months: Iterable[str]) -> MonthData:
+        return MonthData(
+            counts=await self.month_counts(months),
+            cases=await self.all_cases(),
+            decisions=await self.all_decisions(),
+            observations=await self.observations(),
+            sessions=await self.sessions(),
+            confirmations=await self.all_confirmations(),
+        )
+
+    # --- Access -------------------------------------------------------------------------------
+
+    async def create_token(self, record: Document) -> None:
+        await self.tokens.insert_one(record)
+
+    async def token(self, token_id: str) -> Document | None:
+        return await self.tokens.find_one({"_id": token_id})
+
+    async def list_tokens(self) -> list[Document]:
+        return [doc async for doc in self.tokens.find({}, {"secret_digest": 0}).sort("_id")]
+
+    async def revoke_token(self, token_id: str, *, at: datetime) -> bool:
+        result = await self.tokens.update_one(
+            {"_id": token_id, "revoked_at": None}, {"$set": {"revoked_at": at}}
+        )
+        return result.modified_count == 1
+
+    async def log_access(self, *, token_id: str, role: str, case_id: str, at: datetime) -> None:
+        await self.access_log.insert_one(
+            {
+                "_id": str(uuid.uuid4()),
+                "token_id": token_id,
+                "role": role,
+                "case_id": case_id,
+                "at": at,
+            }
+        )
+
+    async def accesses(self, case_id: str) -> list[Document]:
+        return [
+            document async for document in self.access_log.find({"case_id": case_id}, {"_id": 0})
+        ]

@@ -1,5 +1,19 @@
+from pathlib import Path
+
+from services.common.departments import DEPARTMENTS_FILE
 from services.common.settings import ServiceSettings
+from services.reporting.kpi import TARGETS_FILE
+
+ESCALATION_RULES = Path(__file__).parents[1] / "escalation" / "rules.toml"
 
 
 class ReportingSettings(ServiceSettings):
     http_port: int = 8104
+    departments: Path = DEPARTMENTS_FILE
+    kpi_targets: Path = TARGETS_FILE
+    rules: Path = ESCALATION_RULES
+    """Escalation's rule book: R-MONTHLY-STUDY's data."""
+    token_cache_seconds: float = 30.0
+    """How long a verified report token is trusted; revocation takes up to this long."""
+    gauge_refresh_seconds: float = 30.0
+    """How often the open and overdue case gauges are recomputed."""

@@ -63,9 +63,14 @@ class CaseDesk:
     async def open_or_link(self, opening: Opening, *, now: datetime) -> Outcome:
         """Open the case an event starts, or link it to an open related case."""
         event_id = str(opening.source_event_id)
+        stub_id = derive_case_id(opening.source_event_id)
         known = await self.cases.case_of_event(event_id)
         if known is not None:
-            return Outcome(await self.cases.get(known))
+            case = await self.cases.get(known)
+            if case is None:
+                raise LookupError(f"case {known} of event {event_id} is not stored")
+            # Also after a crash between remembering the event and applying what waited.
+            return Outcome(await self._apply_parked(case, stub_id, now=now))
         case = await self.cases.get(opening.case_id)
         added = case is None
         if case is None:
@@ -75,8 +80,10 @@ class CaseDesk:
             for entry in case.history
             if added and entry.source_event_id == opening.source_event_id
         )
-        case = await self._apply_parked(case, derive_case_id(opening.source_event_id), now=now)
+        # Remembered before looking at what waited: a reporter's addition parked meanwhile
+        # under the complaint's own case id then finds the case it was linked to.
         await self.cases.remember_event(event_id, case.case_id)
+        case = await self._apply_parked(case, stub_id, now=now)
         return Outcome(case, new_entries)
 
     async def _open_or_link(self, opening: Opening, *, now: datetime) -> CaseUpdated:

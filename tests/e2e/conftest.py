@@ -24,6 +24,8 @@ class System:
     urls: dict[str, str]
     api_key: str
     """A key of source system "portal" that may send every event type."""
+    report_token: str
+    """A conduct office (行风办) token for reporting."""
 
 
 def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -38,6 +40,20 @@ def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log: Pa
             pass
         time.sleep(0.3)
     pytest.fail(f"{name} not healthy within 60 s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def _created(env: dict[str, str], module: str, *options: str) -> str:
+    """A key or token made with its command-line tool, as operators make them."""
+    created = subprocess.run(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-m", module, "create", *options],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return created.stdout.strip()
 
 
 # Module scope: the services stop when the module's tests end, so their consumers (e.g.
@@ -67,25 +83,11 @@ def system(infra: InfraSettings, tmp_path_factory: pytest.TempPathFactory) -> It
                 )
         for name, process in processes.items():
             _wait_healthy(name, urls[name], process, logs / f"{name}.log")
-        created = subprocess.run(  # noqa: S603 (our own interpreter and module)
-            [
-                sys.executable,
-                "-m",
-                "services.intake.keys",
-                "create",
-                "--source",
-                "portal",
-                "--scopes",
-                ",".join(BY_TYPE),
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
+        api_key = _created(
+            env, "services.intake.keys", "--source", "portal", "--scopes", ",".join(BY_TYPE)
         )
-        yield System(urls=urls, api_key=created.stdout.strip())
+        report_token = _created(env, "services.reporting.tokens", "--role", "conduct_office")
+        yield System(urls=urls, api_key=api_key, report_token=report_token)
     finally:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)

@@ -37,6 +37,7 @@ from schemathesis.specs.openapi.checks import (
 
 from schemas import topics
 from schemas.catalogue import CATALOGUE, EventKind
+from services.common.broker import subscriber_group
 from services.common.store import Document, connect, database
 from services.intake.auth import ApiKeys
 from services.intake.main import create_app
@@ -80,7 +81,7 @@ async def start_from_now(settings: IntakeSettings) -> None:
     ends = await end_offsets(settings.kafka_bootstrap, topics.RAW_INTAKE)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=settings.consumer_group("intake"),
+        group_id=subscriber_group(settings.consumer_group("intake"), topics.RAW_INTAKE),
         enable_auto_commit=False,
     )
     await consumer.start()

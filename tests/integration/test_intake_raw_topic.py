@@ -31,6 +31,7 @@ from schemas import topics
 from schemas.base import derive_event_id
 from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.dead_letter import DeadLetter
+from services.common.broker import subscriber_group
 from services.common.store import Document
 from services.intake.crypto import SealError, Vault
 from services.intake.settings import IntakeSettings
@@ -236,7 +237,7 @@ async def start_from_now(bootstrap: str, settings: IntakeSettings) -> None:
     ends = await end_offsets(bootstrap, RAW)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
-        group_id=settings.consumer_group("intake"),
+        group_id=subscriber_group(settings.consumer_group("intake"), RAW),
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -478,7 +479,7 @@ async def refusals(infra: InfraSettings) -> RefusalScenario:
                 )
                 if record.event_id() == str(first_id)
             ]
-            group = settings.consumer_group("intake")
+            group = subscriber_group(settings.consumer_group("intake"), RAW)
             partition, sentinel_offset = produced["sentinel"].partition, produced["sentinel"].offset
 
             async def committed_past_sentinel() -> bool:
@@ -537,6 +538,8 @@ def test_each_dead_letter_holds_the_original_bytes_sealed_to_that_dead_letter(
     letter = the_dead_letter(refusals, name)
     produced = refusals.produced[name]
 
+    assert letter.original is None  # never kept unsealed: it may hold contact details
+    assert letter.original_sealed is not None
     assert letter.original_sealed != produced.value
     opened = refusals.vault.open(letter.original_sealed, bound_to=str(letter.dead_letter_id))
     assert opened == produced.value

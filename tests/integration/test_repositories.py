@@ -6,6 +6,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas.case import CaseUpdated
 from services.common.store import Document
+from services.reporting.facts import CountKey, case_fact
 from services.reporting.repository import ReportRepository
 from services.router.repository import CaseRepository
 from tests.factories import complaint_event, routed_case
@@ -74,19 +75,47 @@ async def test_report_facts_keep_the_latest_revision_whatever_the_arrival_order(
     store: AsyncDatabase[Document],
 ) -> None:
     reports = ReportRepository(store)
-    await reports.ensure_indexes()
     kickback = routed_case(complaint_event(source_ref="K-1"), now=NOW)
     attitude = routed_case(complaint_event(source_ref="A-1", category="attitude"), now=NOW)
     reassigned = _next_revision(kickback, responsible_department=attitude.responsible_department)
     # The newer revision arrives first, and every fact arrives twice.
     for case in (reassigned, kickback, attitude, kickback, attitude, reassigned):
-        await reports.record_case(case)
+        await reports.record_case(case_fact(case))
 
-    rows = await reports.case_counts(month="2026-11")
-    counted = {(row.department_code, row.category): row.count for row in rows}
-    assert counted == {("medical_affairs", "kickback"): 1, ("medical_affairs", "attitude"): 1}
-    assert await reports.case_counts(month="2026-10") == []
-    stored = await reports.case(kickback.case_id)
-    assert stored is not None
-    assert stored["revision"] == 2
-    assert stored["deadline"] == kickback.deadline
+    stored = {fact.case_id: fact for fact in await reports.all_cases()}
+    assert set(stored) == {kickback.case_id, attitude.case_id}
+    assert stored[kickback.case_id].revision == 2
+    assert stored[kickback.case_id].department == "medical_affairs"  # as reassigned
+    assert stored[kickback.case_id].deadline == kickback.deadline
+
+
+async def test_each_record_is_counted_once_per_partition_in_order(
+    store: AsyncDatabase[Document],
+) -> None:
+    reports = ReportRepository(store)
+    november = CountKey(month="2026-11", department="finance", event_type="complaint")
+    october = CountKey(month="2026-10", department=None, event_type="visitor_log")
+
+    assert await reports.count(november, topic="t", partition=0, offset=5)
+    assert await reports.count(october, topic="t", partition=0, offset=6)
+    # A redelivery after a crash replays from the last commit: nothing counts twice.
+    assert not await reports.count(november, topic="t", partition=0, offset=5)
+    assert not await reports.count(october, topic="t", partition=0, offset=6)
+    assert await reports.count(november, topic="t", partition=0, offset=7)
+    # Another partition has offsets of its own.
+    assert await reports.count(november, topic="t", partition=1, offset=5)
+
+    counts = dict(await reports.month_counts(["2026-11", "2026-10"]))
+    assert counts == {november: 3, october: 1}
+    assert dict(await reports.month_counts(["2026-09"])) == {}
+
+
+async def test_count_keys_survive_dots_dollars_and_bars_in_department_codes(
+    store: AsyncDatabase[Document],
+) -> None:
+    reports = ReportRepository(store)
+    odd = CountKey(month="2026-11", department="a.b$c|d%e", event_type="satisfaction")
+
+    assert await reports.count(odd, topic="t", partition=0, offset=1)
+
+    assert dict(await reports.month_counts(["2026-11"])) == {odd: 1}

@@ -10,6 +10,7 @@
 from datetime import datetime, timedelta
 from functools import partial
 
+from schemas.base import HOSPITAL_TIME_ZONE
 from schemas.decision import Decision, DecisionKind, EscalationTarget
 from schemas.visitor_log import VisitorLogReceived
 from services.escalation.conduct import ConductFile, decide, hospital_day
@@ -80,7 +81,8 @@ def vendor_cutoffs(file: ConductFile, book: RuleBook, *, now: datetime) -> list[
                     key=f"case:{finding.case_id}:lifted",
                     kind=DecisionKind.VENDOR_CUTOFF_LIFTED,
                     in_force_from=lifted_on,
-                    as_of=datetime.combine(lifted_on, datetime.min.time(), now.tzinfo),
+                    # Midnight starting the hospital day, whatever zone ``now`` is given in.
+                    as_of=datetime.combine(lifted_on, datetime.min.time(), HOSPITAL_TIME_ZONE),
                     facts={"cut_off_until": until},
                     explanation_zh=f"{name}（{file.subject_id}）切断业务往来期满，自{lifted_on}起恢复。",
                     explanation_en=(

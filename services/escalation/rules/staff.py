@@ -175,7 +175,9 @@ def kickback_escalations(file: ConductFile, book: RuleBook, *, now: datetime) ->
         if ComplaintCategory.KICKBACK not in finding.confirmed_categories:
             continue
         amount = finding.confirmed_amount_cny
-        tier = [t for t in rule.tiers if amount is None or t.from_cny <= amount][-1]
+        # No confirmed amount: the tier from 0 yuan (every tier would match None otherwise,
+        # and the harshest be taken).
+        tier = [t for t in rule.tiers if t.from_cny <= (amount or 0)][-1]
         amount_zh = "金额未认定" if amount is None else f"金额{amount}元"
         amount_en = "no amount confirmed" if amount is None else f"{amount} yuan"
         decisions.append(

@@ -1,0 +1,122 @@
+"""What reporting keeps of each event and case, and under which month, department and category
+it counts. Pure.
+"""
+
+from datetime import date, datetime
+
+from pydantic import BaseModel
+
+from schemas.base import HOSPITAL_TIME_ZONE, Event
+from schemas.case import CaseChange, CaseKind, CaseState, CaseUpdated
+from schemas.complaint import ComplaintCategory, ComplaintReceived
+from schemas.finding import InvestigationFindingReceived
+from schemas.kpi import KpiObservationReceived
+from schemas.prescription import PrescriptionRankingReceived
+from schemas.rectification import RectificationStatusReceived
+from schemas.satisfaction import SatisfactionReceived
+from schemas.training import TrainingHeldReceived
+from schemas.visitor_log import VisitorLogReceived
+
+HOSPITAL = "hospital"
+"""The scope of what concerns the whole hospital rather than one department."""
+
+
+def report_month(moment: datetime | date) -> str:
+    """The reporting month (YYYY-MM) of a moment, in hospital time."""
+    if isinstance(moment, datetime):
+        moment = moment.astimezone(HOSPITAL_TIME_ZONE)
+    return moment.strftime("%Y-%m")
+
+
+class CountKey(BaseModel, frozen=True):
+    """What one event adds one to: its month, department, type and category."""
+
+    month: str
+    department: str | None
+    event_type: str
+    category: ComplaintCategory | None = None
+
+
+def count_key(event: Event) -> CountKey:
+    """Where an event counts in 基本情况. Department: the one the event is about (the accused's,
+    the visited, the rated, …); none for events about no department (promotion applications,
+    surrenders, findings, the office's case actions)."""
+    department: str | None = None
+    category: ComplaintCategory | None = None
+    if isinstance(event, ComplaintReceived):
+        department, category = event.accused_department, event.category
+    elif isinstance(
+        event,
+        VisitorLogReceived
+        | SatisfactionReceived
+        | PrescriptionRankingReceived
+        | TrainingHeldReceived
+        | RectificationStatusReceived,
+    ):
+        department = event.department
+    elif isinstance(event, KpiObservationReceived):
+        department = None if event.scope == HOSPITAL else event.scope
+    elif isinstance(event, InvestigationFindingReceived) and event.confirmed_categories:
+        category = event.confirmed_categories[0]
+    return CountKey(
+        month=report_month(event.occurred_at),
+        department=department,
+        event_type=str(getattr(event, "event_type")),  # noqa: B009 (every fact event has one)
+        category=category,
+    )
+
+
+class CaseFact(BaseModel):
+    """A case as the reports need it, as of its latest revision."""
+
+    case_id: str
+    revision: int
+    month: str
+    kind: CaseKind
+    category: ComplaintCategory | None
+    department: str
+    department_zh: str
+    department_en: str
+    concerned_department: str | None
+    accused_staff_id: str | None
+    state: CaseState
+    events: int
+    opened_at: datetime
+    deadline: datetime
+    finding_at: datetime | None
+    closed_at: datetime | None
+
+    @property
+    def investigated(self) -> bool:
+        return self.finding_at is not None
+
+    @property
+    def on_time(self) -> bool:
+        return self.finding_at is not None and self.finding_at <= self.deadline
+
+    def overdue(self, now: datetime) -> bool:
+        return self.finding_at is None and now > self.deadline
+
+
+def case_fact(case: CaseUpdated) -> CaseFact:
+    findings = [e.at for e in case.history if e.change is CaseChange.FINDING_RECORDED]
+    closings = [e.at for e in case.history if e.change is CaseChange.CLOSED]
+    department = case.responsible_department
+    return CaseFact(
+        case_id=case.case_id,
+        revision=case.revision,
+        month=report_month(case.opened_at),
+        kind=case.kind,
+        category=case.category,
+        department=department.code,
+        department_zh=department.name_zh,
+        department_en=department.name_en,
+        concerned_department=case.concerned_department,
+        accused_staff_id=case.accused_staff_id,
+        state=case.state,
+        events=len(case.source_event_ids),
+        opened_at=case.opened_at,
+        deadline=case.deadline,
+        finding_at=min(findings, default=None),
+        closed_at=max(closings, default=None),
+    )

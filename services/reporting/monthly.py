@@ -1,0 +1,296 @@
+"""The monthly report (月度工作开展情况, 004 §七(三)): 基本情况, 推进情况, 存在问题, for one
+department or the whole hospital, due by the 20th of the next month. Pure.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from pydantic import BaseModel
+
+from schemas.base import HOSPITAL_TIME_ZONE
+from schemas.case import CaseKind
+from schemas.catalogue import BY_TYPE
+from schemas.complaint import ComplaintCategory
+from schemas.decision import Decision, DecisionKind
+from schemas.kpi import KpiMetric
+from schemas.training import TrainingHeldReceived
+from services.common.departments import DepartmentCatalogue
+from services.escalation.rulebook import RuleBook
+from services.escalation.rules.study import months_without_study
+from services.reporting.facts import HOSPITAL, CaseFact, CountKey
+from services.reporting.kpi import KpiStatus, KpiTargets, Observation, Status, kpi_status, rate
+
+DUE_DAY = 20
+"""Reports are due by the 20th of the next month (每月 20 日前报)."""
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """The first moment of ``month`` and of the next, in hospital time."""
+    first = date.fromisoformat(f"{month}-01")
+    following = (first + timedelta(days=32)).replace(day=1)
+    return (
+        datetime.combine(first, time.min, HOSPITAL_TIME_ZONE),
+        datetime.combine(following, time.min, HOSPITAL_TIME_ZONE),
+    )
+
+
+def report_due(month: str) -> datetime:
+    """The end of the 20th of the month after ``month``, in hospital time."""
+    _, following = month_bounds(month)
+    return following.replace(day=DUE_DAY) + timedelta(days=1)
+
+
+class TypeCount(BaseModel):
+    event_type: str
+    label_zh: str
+    count: int
+
+
+class CategoryCount(BaseModel):
+    category: ComplaintCategory
+    label_zh: str
+    count: int
+
+
+class Basic(BaseModel):
+    """基本情况: what came in this month, by event type and complaint category."""
+
+    total: int
+    by_event_type: list[TypeCount]
+    complaint_categories: list[CategoryCount]
+
+
+class Progress(BaseModel):
+    """推进情况: the cases opened this month and what became of them."""
+
+    cases_opened: int
+    investigated: int
+    on_time: int
+    closed: int
+    measures_taken: int
+
+
+class OverdueCase(BaseModel):
+    case_id: str
+    department: str
+    department_zh: str
+    kind: CaseKind
+    deadline: datetime
+    days_overdue: int
+
+
+class Confirmation(BaseModel):
+    department: str
+    month: str
+    confirmed_at: datetime
+    confirmed_by: str
+
+
+class Timeliness(BaseModel):
+    department: str
+    department_zh: str
+    due: datetime
+    confirmed_at: datetime | None
+    status: str
+    """on_time, late, missing (past due, not confirmed) or pending (not due yet)."""
+    status_zh: str
+
+
+_TIMELINESS_ZH = {
+    "on_time": "按时报送",
+    "late": "逾期报送",
+    "missing": "逾期未报",
+    "pending": "未到期",
+}
+
+
+class Problems(BaseModel):
+    """存在问题."""
+
+    overdue_cases: list[OverdueCase]
+    kpi_shortfalls: list[KpiStatus]
+    without_study: list[str]
+    """Departments with no study session this month (R-MONTHLY-STUDY)."""
+    reports_not_on_time: list[Timeliness]
+
+
+class MonthlyReport(BaseModel):
+    department: str
+    department_zh: str
+    month: str
+    as_of: datetime
+    due: datetime
+    basic: Basic
+    progress: Progress
+    problems: Problems
+    kpi: list[KpiStatus]
+    timeliness: list[Timeliness]
+
+
+@dataclass(frozen=True)
+class MonthData:
+    """What the store holds for one month, for every department."""
+
+    counts: Sequence[tuple[CountKey, int]]
+    cases: Sequence[CaseFact]
+    """Every case opened up to the end of the month (overdue ones may be older)."""
+    decisions: Sequence[Decision]
+    observations: Sequence[Observation]
+    sessions: Sequence[TrainingHeldReceived]
+    confirmations: Sequence[Confirmation] = field(default_factory=tuple)
+
+
+def monthly_report(
+    data: MonthData,
+    *,
+    month: str,
+    department: str | None,
+    catalogue: DepartmentCatalogue,
+    targets: KpiTargets,
+    book: RuleBook,
+    now: datetime,
+) -> MonthlyReport:
+    """The report of ``department`` (None: the hospital-wide roll-up) for ``month``."""
+    start, end = month_bounds(month)
+    as_of = min(now, end)
+    departments = [department] if department is not None else sorted(catalogue.departments)
+
+    def ours(code: str | None) -> bool:
+        return department is None or code == department
+
+    counts = [(key, n) for key, n in data.counts if key.month == month and ours(key.department)]
+    by_type: Counter[str] = Counter()
+    categories: Counter[ComplaintCategory] = Counter()
+    for key, n in counts:
+        by_type[key.event_type] += n
+        if key.event_type == "complaint" and key.category is not None:
+            categories[key.category] += n
+    basic = Basic(
+        total=sum(by_type.values()),
+        by_event_type=[
+            TypeCount(event_type=t, label_zh=BY_TYPE[t].label_zh, count=n)
+            for t, n in sorted(by_type.items(), key=lambda item: (-item[1], item[0]))
+        ],
+        complaint_categories=[
+            CategoryCount(category=c, label_zh=c.label_zh, count=n)
+            for c, n in sorted(categories.items(), key=lambda item: (-item[1], item[0]))
+        ],
+    )
+
+    our_cases = [case for case in data.cases if ours(case.department)]
+    opened = [case for case in our_cases if case.month == month]
+    case_ids = {case.case_id for case in our_cases}
+    measures = [
+        decision
+        for decision in data.decisions
+        if not decision.withdrawn
+        and decision.kind in (DecisionKind.MEASURE, DecisionKind.ESCALATION)
+        and decision.case_id in case_ids
+        and start <= decision.as_of < end
+    ]
+    progress = Progress(
+        cases_opened=len(opened),
+        investigated=sum(case.investigated for case in opened),
+        on_time=sum(case.on_time for case in opened),
+        closed=sum(case.closed_at is not None for case in opened),
+        measures_taken=len(measures),
+    )
+
+    overdue = sorted(
+        (
+            OverdueCase(
+                case_id=case.case_id,
+                department=case.department,
+                department_zh=case.department_zh,
+                kind=case.kind,
+                deadline=case.deadline,
+                days_overdue=(as_of - case.deadline).days,
+            )
+            for case in our_cases
+            if case.opened_at < end and case.overdue(as_of)
+        ),
+        key=lambda case: (case.deadline, case.case_id),
+    )
+    complaints = [case for case in opened if case.kind is CaseKind.COMPLAINT]
+    computed: dict[KpiMetric, Decimal] = {}
+    investigation_rate = rate(sum(case.investigated for case in complaints), len(complaints))
+    if investigation_rate is not None:
+        computed[KpiMetric.COMPLAINT_INVESTIGATION_RATE] = investigation_rate
+    coverage = _education_coverage(data.sessions, departments, month)
+    if coverage is not None:
+        computed[KpiMetric.EDUCATION_COVERAGE] = coverage
+    kpi = kpi_status(
+        targets,
+        data.observations,
+        scope=department or HOSPITAL,
+        period=month,
+        computed=computed,
+    )
+    without_study = [
+        code
+        for code in departments
+        if months_without_study([s for s in data.sessions if s.department == code], [month], book)
+    ]
+    due = report_due(month)
+    confirmations = {(c.department, c.month): c for c in data.confirmations}
+    timeliness = [
+        _timeliness(code, catalogue, confirmations.get((code, month)), due=due, now=now)
+        for code in departments
+    ]
+    name_zh = "全院" if department is None else catalogue.departments[department].name_zh
+    return MonthlyReport(
+        department=department or HOSPITAL,
+        department_zh=name_zh,
+        month=month,
+        as_of=as_of,
+        due=due,
+        basic=basic,
+        progress=progress,
+        problems=Problems(
+            overdue_cases=overdue,
+            kpi_shortfalls=[s for s in kpi if s.status in (Status.SHORTFALL, Status.OUT_OF_SCALE)],
+            without_study=without_study,
+            reports_not_on_time=[t for t in timeliness if t.status in ("late", "missing")],
+        ),
+        kpi=kpi,
+        timeliness=timeliness,
+    )
+
+
+def _education_coverage(
+    sessions: Iterable[TrainingHeldReceived], departments: Sequence[str], month: str
+) -> Decimal | None:
+    """Staff who attended a session this month over the departments' headcounts."""
+    attended: dict[str, set[str]] = {}
+    headcount: dict[str, int] = {}
+    for session in sorted(sessions, key=lambda s: s.held_on):
+        if session.department in departments and session.held_on.strftime("%Y-%m") == month:
+            attended.setdefault(session.department, set()).update(session.attendee_ids)
+            headcount[session.department] = session.headcount
+    return rate(sum(len(staff) for staff in attended.values()), sum(headcount.values()))
+
+
+def _timeliness(
+    code: str,
+    catalogue: DepartmentCatalogue,
+    confirmation: Confirmation | None,
+    *,
+    due: datetime,
+    now: datetime,
+) -> Timeliness:
+    if confirmation is not None:
+        status = "on_time" if confirmation.confirmed_at < due else "late"
+    else:
+        status = "missing" if now >= due else "pending"
+    entry = catalogue.departments.get(code)
+    return Timeliness(
+        department=code,
+        department_zh=entry.name_zh if entry else code,
+        due=due,
+        confirmed_at=None if confirmation is None else confirmation.confirmed_at,
+        status=status,
+        status_zh=_TIMELINESS_ZH[status],
+    )

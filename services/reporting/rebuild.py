@@ -1,0 +1,115 @@
+"""Rebuild the report facts from the start of the topics into a fresh database.
+
+    python -m services.reporting.rebuild --into qinglian_rebuilt
+
+Reads every topic the reports are built from, from its first record up to the end it had when
+the rebuild started, through the same code the live service runs, then prints a JSON summary.
+Point reporting at the new database (QINGLIAN_MONGO_DB) once it is done; the database must be
+new or empty. Records that cannot be read are listed and make the rebuild fail.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry
+from pydantic import TypeAdapter, ValidationError
+
+from schemas import topics
+from schemas.case import CaseUpdated
+from schemas.catalogue import AnyEvent
+from schemas.dead_letter import DeadLetter
+from schemas.decision import Decision
+from services.common.store import connect
+from services.reporting.facts import report_month
+from services.reporting.ingest import REPORT_TOPICS, Ingest
+from services.reporting.repository import ReportRepository
+from services.reporting.settings import ReportingSettings
+
+_ANY_EVENT: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+
+
+async def apply(ingest: Ingest, record: ConsumerRecord[bytes, bytes]) -> None:
+    """Apply one record as the live service's handlers do."""
+    position = (record.topic, record.partition, record.offset)
+    value = record.value or b""
+    if record.topic == topics.CASES:
+        await ingest.case(CaseUpdated.model_validate_json(value))
+    elif record.topic == topics.DECISIONS:
+        await ingest.decision(Decision.model_validate_json(value))
+    elif record.topic == topics.DEAD_LETTERS:
+        letter = DeadLetter.model_validate_json(value)
+        await ingest.dead_letter(report_month(letter.dead_lettered_at), position)
+    else:
+        await ingest.fact(_ANY_EVENT.validate_json(value), position)
+
+
+async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
+    started = time.monotonic()
+    mongo = connect(settings)
+    db = mongo[into]
+    if await db.list_collection_names():
+        await mongo.close()
+        raise SystemExit(f"database {into!r} is not empty; rebuild into a new one")
+    ingest = Ingest(ReportRepository(db), CollectorRegistry())
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    applied, unreadable = 0, []
+    try:
+        await consumer.topics()  # fetches the metadata partitions_for_topic reads
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in REPORT_TOPICS
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        pending.discard(tp)
+                        break
+                    try:
+                        await apply(ingest, record)
+                        applied += 1
+                    except ValidationError as error:
+                        unreadable.append(f"{tp.topic}[{tp.partition}]@{record.offset}: {error}")
+                    if record.offset + 1 >= ends[tp]:
+                        pending.discard(tp)
+    finally:
+        await consumer.stop()
+        await mongo.close()
+    return {
+        "database": into,
+        "records": applied,
+        "unreadable": unreadable,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.reporting.rebuild", description=__doc__
+    )
+    parser.add_argument("--into", required=True, help="the new database to rebuild into")
+    arguments = parser.parse_args()
+    summary = asyncio.run(rebuild(ReportingSettings(), into=arguments.into))
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return 1 if summary["unreadable"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
