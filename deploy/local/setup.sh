@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the project needs on this machine: the Python environment (.venv) and the
-# local runtime (Kafka jars, FerretDB binary). Quick when nothing changed.
+# Installs what the project needs on this machine: the Python environment (.venv), the Debian
+# packages the tests use (apt, when missing) and the local runtime (Kafka jars, FerretDB
+# binary). Quick when nothing changed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -30,13 +31,24 @@ if [[ ! -f "$stamp" ]]; then
     touch "$stamp"
 fi
 
-# kcat: a third-party Kafka client the tests publish to the raw topic with.
-if ! command -v kcat >/dev/null 2>&1; then
+# Debian packages the tests use, installed with apt when missing (one apt run for all):
+# kcat, a third-party Kafka client the tests publish to the raw topic with; Chromium, which
+# the dashboard's browser test drives headless; promtool and prometheus, which check the
+# alert rules and scrape the services in a test; a CJK font, so pages render Chinese.
+missing=()
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+[[ -n "$(fc-list :lang=zh 2>/dev/null)" ]] || missing+=(fonts-wqy-microhei)
+if ((${#missing[@]})); then
     if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        say "installing kcat (Debian package)"
-        apt-get update -qq >/dev/null && apt-get install -y -qq kcat >/dev/null
+        say "installing ${missing[*]} (Debian packages)"
+        # Debian's prometheus package would also start a server: policy-rc.d stops that where
+        # present; --no-install-recommends keeps out prometheus-node-exporter and the like.
+        apt-get update -qq >/dev/null &&
+            apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
-        die "kcat not found: install it (Debian: apt-get install kcat)"
+        die "${missing[*]} not installed and apt-get unavailable (or not root): install them (Debian: apt-get install ${missing[*]})"
     fi
 fi
 

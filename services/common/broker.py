@@ -35,6 +35,7 @@ from pymongo.errors import PyMongoError
 
 from schemas.dead_letter import DeadLetter, Problem
 from schemas.topics import DEAD_LETTERS, RETENTION_MS
+from services.common.logs import CorrelationMiddleware
 from services.common.settings import ServiceSettings
 from services.common.store import is_transient
 
@@ -164,7 +165,12 @@ def make_broker(
         client_id=f"qinglian-{service}",
         acks="all",
         enable_idempotence=True,
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=service), backoff],
+        middlewares=[
+            CorrelationMiddleware,
+            KafkaPrometheusMiddleware(registry=registry, app_name=service),
+            backoff,
+        ],
+        logger=logging.getLogger(f"qinglian.{service}.kafka"),
         graceful_timeout=30.0,
     )
     backoff.broker = broker

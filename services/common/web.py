@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pymongo import AsyncMongoClient
 
 from services.common.broker import ensure_topics
+from services.common.lag import ConsumerLag
+from services.common.logs import configure_logging
 from services.common.settings import ServiceSettings
 from services.common.store import Document
 
@@ -36,23 +37,27 @@ def service_app(
     on_start: Hook = _nothing,
     background: Hook | None = None,
 ) -> FastAPI:
-    """A FastAPI app whose lifespan creates topics, runs ``on_start``, then starts the broker
-    and the ``background`` task (a periodic check).
+    """A FastAPI app whose lifespan creates topics, runs ``on_start``, then starts the broker,
+    the ``background`` task (a periodic check) and the consumer lag gauge's refresh.
 
-    On shutdown the background task is cancelled, the broker stops (in-flight handlers finish
+    On shutdown the background tasks are cancelled, the broker stops (in-flight handlers finish
     and commit), then the store client closes.
     """
+
+    lag = ConsumerLag(broker, registry)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, topics)
         await on_start()
         await broker.start()
-        task = None if background is None else asyncio.create_task(background())
+        tasks = [asyncio.create_task(lag.run())]
+        if background is not None:
+            tasks.append(asyncio.create_task(background()))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -85,13 +90,12 @@ def service_app(
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(app.title.removeprefix("Qinglian ").lower(), settings.log_level)
     uvicorn.run(
         app,
         host=settings.http_host,
         port=settings.http_port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through the JSON handler too
         timeout_graceful_shutdown=30,
     )

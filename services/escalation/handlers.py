@@ -142,7 +142,10 @@ def build_routes(
     @subscribe(routes, topics.CASES, group_id=group_id)
     async def file_case(case: CaseUpdated) -> None:
         blank = ConductFile(subject_kind=SubjectKind.CASE, subject_id=case.case_id)
-        await desk.update(blank, _with_case(case), now=clock())
+        # A revision tells the case as it stood when it was made: judged later (a replay, a
+        # lag), it would look overdue though its finding came in time in the next revision.
+        # The periodic check judges the latest revision by the clock.
+        await desk.update(blank, _with_case(case), now=min(clock(), case.updated_at))
 
     return routes, desk
 

@@ -4,7 +4,7 @@ printable page. Every route needs a report token; what it shows depends on the r
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +30,20 @@ Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YY
 Format = Annotated[ExportFormat, Query(description="json, csv or xlsx")]
 Clock = Callable[[], datetime]
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+
+
+def hospital_time(moment: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A moment as the hospital's clock and calendar show it (moments are kept in UTC)."""
+    return moment.astimezone(HOSPITAL_TIME_ZONE).strftime(fmt)
+
+
+def last_day(end: datetime) -> str:
+    """The last day before an exclusive end, e.g. 12-20 for "by the end of the 20th"."""
+    return hospital_time(end - timedelta(microseconds=1), "%Y-%m-%d")
+
+
+templates.env.filters["hospital_time"] = hospital_time
+templates.env.filters["last_day"] = last_day
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,9 @@ class CaseFact(BaseModel):
         return self.finding_at is not None and self.finding_at <= self.deadline
 
     def overdue(self, now: datetime) -> bool:
-        return self.finding_at is None and now > self.deadline
+        """Past its deadline at ``now`` without a finding by then (a later one does not
+        undo that: a past month's report still lists the case)."""
+        return now > self.deadline and (self.finding_at is None or self.finding_at > now)
 
 
 def case_fact(case: CaseUpdated) -> CaseFact:

@@ -22,6 +22,14 @@ from services.escalation.rulebook import RuleBook
 from services.escalation.rules.study import months_without_study
 from services.reporting.facts import HOSPITAL, CaseFact, CountKey
 from services.reporting.kpi import KpiStatus, KpiTargets, Observation, Status, kpi_status, rate
+from services.reporting.registers import standing
+
+LABELS_ZH = {
+    **{event_type: kind.label_zh for event_type, kind in BY_TYPE.items()},
+    "dead_letter": "死信（无法受理或处理的记录）",
+}
+"""What 基本情况 counts, in Chinese: every event type, and the dead letters (ingest.DEAD_LETTER,
+counted under no department), which the hospital's report lists too."""
 
 DUE_DAY = 20
 """Reports are due by the 20th of the next month (每月 20 日前报)."""
@@ -171,7 +179,7 @@ def monthly_report(
     basic = Basic(
         total=sum(by_type.values()),
         by_event_type=[
-            TypeCount(event_type=t, label_zh=BY_TYPE[t].label_zh, count=n)
+            TypeCount(event_type=t, label_zh=LABELS_ZH.get(t, t), count=n)
             for t, n in sorted(by_type.items(), key=lambda item: (-item[1], item[0]))
         ],
         complaint_categories=[
@@ -183,11 +191,11 @@ def monthly_report(
     our_cases = [case for case in data.cases if ours(case.department)]
     opened = [case for case in our_cases if case.month == month]
     case_ids = {case.case_id for case in our_cases}
+    # Every published version is stored: count the one standing per key, not withdrawn.
     measures = [
         decision
-        for decision in data.decisions
-        if not decision.withdrawn
-        and decision.kind in (DecisionKind.MEASURE, DecisionKind.ESCALATION)
+        for decision in standing(data.decisions)
+        if decision.kind in (DecisionKind.MEASURE, DecisionKind.ESCALATION)
         and decision.case_id in case_ids
         and start <= decision.as_of < end
     ]

@@ -6,6 +6,10 @@ Reads every topic the reports are built from, from its first record up to the en
 the rebuild started, through the same code the live service runs, then prints a JSON summary.
 Point reporting at the new database (QINGLIAN_MONGO_DB) once it is done; the database must be
 new or empty. Records that cannot be read are listed and make the rebuild fail.
+
+What the topics do not hold is copied from the database reporting uses now (QINGLIAN_MONGO_DB):
+the report tokens, the departments' confirmations and the log of case reads. Copied after the
+replay, so only what changes between the copy and the switch is left behind.
 """
 
 import argparse
@@ -16,22 +20,27 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter, ValidationError
+from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import topics
 from schemas.case import CaseUpdated
 from schemas.catalogue import AnyEvent
 from schemas.dead_letter import DeadLetter
 from schemas.decision import Decision
-from services.common.store import connect
+from services.common.store import Document, connect, database
 from services.reporting.facts import report_month
 from services.reporting.ingest import REPORT_TOPICS, Ingest
 from services.reporting.repository import ReportRepository
 from services.reporting.settings import ReportingSettings
 
 _ANY_EVENT: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+
+KEPT = ("reporting_tokens", "reporting_confirmations", "reporting_access_log")
+"""Collections the topics cannot give back: copied from the current database."""
 
 
 async def apply(ingest: Ingest, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -49,6 +58,31 @@ async def apply(ingest: Ingest, record: ConsumerRecord[bytes, bytes]) -> None:
         await ingest.fact(_ANY_EVENT.validate_json(value), position)
 
 
+async def _partitions(settings: ReportingSettings) -> list[TopicPartition]:
+    """Every partition of the report topics (a topic not created yet has none)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(REPORT_TOPICS))
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in sorted(topic["partitions"], key=lambda p: int(p["partition"]))
+    ]
+
+
+async def _copy_kept(source: AsyncDatabase[Document], target: AsyncDatabase[Document]) -> int:
+    copied = 0
+    for name in KEPT:
+        async for document in source[name].find({}):
+            # One by one: FerretDB stalls on large bulk writes.
+            await target[name].replace_one({"_id": document["_id"]}, document, upsert=True)
+            copied += 1
+    return copied
+
+
 async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
     started = time.monotonic()
     mongo = connect(settings)
@@ -63,18 +97,14 @@ async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    applied, unreadable = 0, []
+    applied, unreadable, copied = 0, [], 0
     try:
-        await consumer.topics()  # fetches the metadata partitions_for_topic reads
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in REPORT_TOPICS
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = await _partitions(settings)
         ends = await consumer.end_offsets(partitions)
         pending = {tp for tp in partitions if ends[tp] > 0}
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        if partitions:
+            await consumer.seek_to_beginning(*partitions)
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=1000)
             for tp, records in batches.items():
@@ -89,6 +119,7 @@ async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
                         unreadable.append(f"{tp.topic}[{tp.partition}]@{record.offset}: {error}")
                     if record.offset + 1 >= ends[tp]:
                         pending.discard(tp)
+        copied = await _copy_kept(database(mongo, settings), db)
     finally:
         await consumer.stop()
         await mongo.close()
@@ -96,6 +127,7 @@ async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
         "database": into,
         "records": applied,
         "unreadable": unreadable,
+        "copied": copied,
         "seconds": round(time.monotonic() - started, 2),
     }
 

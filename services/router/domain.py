@@ -39,6 +39,7 @@ ROUTER = "router"
 
 Days = Annotated[int, Field(gt=0, strict=True)]
 """A whole number of days, written as a TOML integer (not "15", not 15.0, not true)."""
+Count = Annotated[int, Field(gt=0, strict=True)]
 
 
 # --- The data files ---------------------------------------------------------------------------
@@ -71,6 +72,8 @@ class RoutingTable(DataFile):
     version: str
     conflict_of_interest_department: Code
     related_complaint_window_days: Days
+    events_per_case_at_most: Count
+    """A case takes at most this many related events; the next opens a case of its own."""
     complaint: tuple[ComplaintRoute, ...]
     channel: tuple[ChannelRoute, ...] = ()
     case_kind: tuple[KindRoute, ...] = ()
@@ -327,7 +330,9 @@ def open_case(opening: Opening, routing: Routing, *, now: datetime) -> CaseUpdat
 
 def is_related(case: CaseUpdated, opening: Opening, routing: Routing) -> bool:
     """A complaint belongs to an open case against the same staff member in the same category
-    received within the window (by event time, so a replay decides the same way)."""
+    received within the window (by event time, so a replay decides the same way), unless the
+    case is full: every change rewrites the case, so a case may not grow without bound (a
+    staff member with many low satisfaction ratings)."""
     window = timedelta(days=routing.table.related_complaint_window_days)
     return (
         opening.related_key is not None
@@ -336,6 +341,7 @@ def is_related(case: CaseUpdated, opening: Opening, routing: Routing) -> bool:
         and case.accused_staff_id == opening.accused_staff_id
         and case.category == opening.category
         and abs(opening.received_at - case.opened_at) <= window
+        and len(case.source_event_ids) < routing.table.events_per_case_at_most
     )
 
 

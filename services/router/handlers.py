@@ -13,6 +13,7 @@ from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.lead import Lead
 from services.common.broker import subscribe
+from services.common.logs import note_case
 from services.router.desk import CaseDesk, Outcome
 from services.router.domain import Opening, Routing
 
@@ -57,6 +58,7 @@ def build_routes(
         if case is None:
             parked.inc()
             return
+        note_case(case.case_id)
         if any(entry.change is CaseChange.OPENED for entry in outcome.new_entries):
             opened.labels(case.responsible_department.code, case.kind, case.category or "").inc()
         # Published on every delivery, also when nothing changed: a crash after storing must

@@ -1,5 +1,6 @@
 """Complaints in at intake, cases out at reporting, through the real broker and store."""
 
+import json
 import uuid
 from datetime import datetime, timedelta
 
@@ -44,7 +45,9 @@ async def reported_case(system: System, case_id: str) -> dict[str, object]:
                 answer.update(response.json()["case"])
             return bool(answer)
 
-        await eventually(known, what=f"case {case_id} in reporting")
+        # The services start from the beginning of topics that earlier tests filled; the case
+        # comes once they caught up.
+        await eventually(known, within=120, what=f"case {case_id} in reporting")
         return answer
 
 
@@ -205,3 +208,20 @@ async def test_a_rep_visit_in_a_ward_and_a_rating_naming_a_red_envelope_open_cas
     assert visit_case["state"] == "assigned"
     # R-SATISFACTION-LEAD: 紅包 is 红包 → a red-envelope complaint case.
     assert (rating_case["kind"], rating_case["category"]) == ("complaint", "red_envelope")
+
+
+def test_every_log_line_is_json_and_handled_messages_carry_their_ids(system: System) -> None:
+    handled: dict[str, list[dict[str, object]]] = {}
+    for name in system.urls:
+        for number, line in enumerate(
+            (system.logs / f"{name}.log").read_text("utf-8").splitlines(), start=1
+        ):
+            entry = json.loads(line)  # fails naming nothing useful: say where
+            assert {"time", "level", "logger", "message", "service"} <= set(entry), (name, number)
+            if entry["message"] == "Processed" and entry.get("topic") == topics.COMPLAINTS:
+                handled.setdefault(name, []).append(entry)
+    # Each service that reads complaints says which event every line was about.
+    for name in ("router", "escalation", "reporting"):
+        assert handled.get(name), f"{name} logged no handled complaint"
+        assert all(entry["event_id"] for entry in handled[name]), name
+    assert all(entry["case_id"] for entry in handled["router"])  # the case it opened or linked

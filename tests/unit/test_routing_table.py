@@ -1508,3 +1508,18 @@ def test_line_of_finds_keys_tables_and_array_entries(
 def test_line_of_falls_back_to_the_first_line(location: tuple[str | int, ...]) -> None:
     assert line_of(SMALL_TOML, location) == 1
     assert line_of("", location) == 1
+
+
+def test_a_full_case_takes_no_more_related_complaints_and_the_next_opens_its_own() -> None:
+    limit = ROUTING.table.events_per_case_at_most
+    case = _case(accused_staff_id="S-FULL")
+    for number in range(1, limit):
+        related = Opening.of_complaint(
+            _complaint(f"C-{number + 1}", received_at=RECEIVED, accused_staff_id="S-FULL")
+        )
+        assert is_related(case, related, ROUTING)
+        case = link(case, related, now=RECEIVED)
+    assert len(case.source_event_ids) == limit
+
+    one_more = _complaint("C-LAST", received_at=RECEIVED, accused_staff_id="S-FULL")
+    assert not is_related(case, Opening.of_complaint(one_more), ROUTING)
