@@ -1,0 +1,1732 @@
+"""Reporting's pure modules: what each event and case counts as (facts), KPI status against the
+targets of 004 §五 (kpi), the monthly report of 004 §七(三) (monthly), the registers built from
+escalation's decisions (registers), CSV/XLSX downloads (exports), who reads what (access) and
+the dashboard's chart geometry (dashboard). No broker, no database.
+
+Expected values are derived from the inputs each test builds: the counts, cases, decisions,
+sessions and confirmations of one month, two departments and the shipped department
+catalogue, KPI targets and rule book.
+"""
+
+import csv
+import io
+import itertools
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote
+
+import openpyxl
+import pytest
+from fastapi import HTTPException
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.base import HOSPITAL_TIME_ZONE, Event, derive_event_id
+from schemas.case import CaseChange, CaseKind, CaseState, CaseUpdated, derive_case_id
+from schemas.case_action import CaseActionReceived
+from schemas.catalogue import BY_TYPE
+from schemas.complaint import ComplaintCategory
+from schemas.decision import Decision, DecisionKind, EscalationTarget, Measure, SubjectKind
+from schemas.finding import InvestigationFindingReceived
+from schemas.kpi import KpiMetric
+from schemas.training import TrainingHeldReceived, TrainingKind
+from services.common.datafile import DataFileError
+from services.common.departments import DepartmentCatalogue
+from services.escalation.conduct import ConductFile, decide, reconcile
+from services.escalation.rulebook import RuleBook
+from services.reporting.access import Role, Viewer
+from services.reporting.api import MONTHLY_COLUMNS, monthly_rows
+from services.reporting.dashboard import BAR_GAP, CHART_HEIGHT, CHART_WIDTH, bars, last_months
+from services.reporting.exports import ExportFormat, table
+from services.reporting.facts import HOSPITAL, CaseFact, CountKey, case_fact, count_key
+from services.reporting.kpi import (
+    TARGETS_FILE,
+    Comparison,
+    KpiTarget,
+    KpiTargets,
+    Observation,
+    Status,
+    Unit,
+    kpi_status,
+    rate,
+)
+from services.reporting.monthly import (
+    Confirmation,
+    MonthData,
+    MonthlyReport,
+    month_bounds,
+    monthly_report,
+    report_due,
+)
+from services.reporting.registers import (
+    escalations,
+    notices,
+    promotion_bars,
+    rule_counts,
+    standing,
+    vendor_cutoffs,
+)
+from services.reporting.settings import ReportingSettings
+from services.router.domain import Opening, link, record_finding, take_action
+from tests.factories import ROUTING, complaint_event, routed_case
+
+SETTINGS = ReportingSettings()
+CATALOGUE = DepartmentCatalogue.from_file(SETTINGS.departments)
+TARGETS = KpiTargets.from_file(SETTINGS.kpi_targets)
+BOOK = RuleBook.from_file(SETTINGS.rules)
+TARGETS_TEXT = TARGETS_FILE.read_text(encoding="utf-8")
+
+DEPT = "general_psychiatry"
+OTHER = "pharmacy"
+MONTH = "2026-11"
+DECIDED = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+"""When escalation made the decisions, unless a test is about correcting them."""
+
+H = HOSPITAL_TIME_ZONE
+
+
+def _h(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    """A moment in hospital time."""
+    return datetime(year, month, day, hour, minute, second, tzinfo=H)
+
+
+def _case_id(n: int) -> str:
+    return derive_case_id(derive_event_id("portal", f"C-{n}"))
+
+
+# --- events of every type -------------------------------------------------------------------
+
+CASE = _case_id(1)
+
+_FACTS: dict[str, dict[str, Any]] = {
+    "complaint": {
+        "channel": "hotline",
+        "category": "red_envelope",
+        "accused_staff_id": "S1105",
+        "accused_department": DEPT,
+        "description": "患者家属反映医生收受红包。",
+    },
+    "visitor_log": {
+        "rep_id": "REP-9",
+        "rep_name": "李四",
+        "company_code": "YX-PHARMA-017",
+        "company_name": "云南某医药有限公司",
+        "department": OTHER,
+        "place_code": "B2-101",
+        "place_kind": "reception_room",
+        "started_at": "2026-11-12T10:00:00+08:00",
+    },
+    "satisfaction": {"touchpoint": "registration", "department": "outpatient", "score": 2},
+    "investigation_finding": {
+        "case_id": CASE,
+        "substantiated": True,
+        "confirmed_categories": ["kickback", "red_envelope"],
+        "staff_ids": ["S1105"],
+        "summary": "查实收受回扣及红包。",
+    },
+    "promotion_application": {"staff_id": "S1105", "application_id": "HR-2026-17"},
+    "red_envelope_surrender": {
+        "staff_id": "S1105",
+        "amount_cny": "500.00",
+        "received_on": "2026-11-10",
+        "surrendered_on": "2026-11-11",
+    },
+    "prescription_ranking": {
+        "staff_id": "S1105",
+        "department": "geriatric_psychiatry",
+        "item_code": "D-001",
+        "item_name": "某注射液",
+        "item_kind": "drug",
+        "month": "2026-10",
+        "rank": 1,
+        "justified": False,
+    },
+    "training_held": {
+        "department": "child_psychiatry",
+        "held_on": "2026-11-12",
+        "topic": "九项准则专题学习",
+        "kind": "study",
+        "attendee_ids": ["S1301", "S1302"],
+        "headcount": 12,
+    },
+    "kpi_observation": {
+        "metric": "inpatient_wait_days",
+        "scope": "addiction_medicine",
+        "period": "2026-11",
+        "value": "6.5",
+    },
+    "rectification_status": {
+        "department": "laboratory",
+        "item": "检查结果互认",
+        "status": "perfunctory",
+    },
+    "case_action": {"case_id": CASE, "action": "close", "actor_staff_id": "S0101"},
+}
+
+
+def _event(
+    event_type: str, *, occurred_at: str | datetime = "2026-11-12T10:00:00+08:00", **facts: Any
+) -> Event:
+    """An accepted event of ``event_type`` with the facts above, changed by ``facts``."""
+    ref = f"{event_type}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{occurred_at}{sorted(facts.items())}')}"
+    return BY_TYPE[event_type].event.model_validate(
+        {
+            **_FACTS[event_type],
+            **facts,
+            "schema_version": 1,
+            "event_id": derive_event_id("test", ref),
+            "source_system": "test",
+            "source_ref": ref,
+            "occurred_at": occurred_at,
+            "received_at": "2026-12-01T00:00:00+08:00",
+        }
+    )
+
+
+def _session(
+    department: str,
+    held_on: date,
+    attendees: Sequence[str],
+    *,
+    headcount: int = 10,
+    kind: TrainingKind = TrainingKind.STUDY,
+) -> TrainingHeldReceived:
+    event = _event(
+        "training_held",
+        occurred_at=datetime.combine(held_on, time(9, 0), H),
+        department=department,
+        held_on=held_on,
+        attendee_ids=list(attendees),
+        headcount=headcount,
+        kind=kind,
+    )
+    assert isinstance(event, TrainingHeldReceived)
+    return event
+
+
+# --- facts: count_key -----------------------------------------------------------------------
+
+
+def test_every_event_type_has_a_sample() -> None:
+    assert set(_FACTS) == set(BY_TYPE)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "department"),
+    [
+        ("complaint", DEPT),  # the accused's department
+        ("visitor_log", OTHER),  # the visited
+        ("satisfaction", "outpatient"),  # the rated
+        ("prescription_ranking", "geriatric_psychiatry"),
+        ("training_held", "child_psychiatry"),
+        ("rectification_status", "laboratory"),
+        ("kpi_observation", "addiction_medicine"),  # the scope
+        ("investigation_finding", None),
+        ("promotion_application", None),
+        ("red_envelope_surrender", None),
+        ("case_action", None),
+    ],
+)
+def test_count_key_attributes_each_event_type_to_the_department_it_is_about(
+    event_type: str, department: str | None
+) -> None:
+    key = count_key(_event(event_type))
+
+    assert key.event_type == event_type
+    assert key.department == department
+    assert key.month == "2026-11"
+
+
+def test_count_key_of_a_hospital_wide_kpi_observation_has_no_department() -> None:
+    assert count_key(_event("kpi_observation", scope=HOSPITAL)).department is None
+
+
+def test_count_key_of_a_complaint_without_accused_department_has_none() -> None:
+    assert count_key(_event("complaint", accused_department=None)).department is None
+
+
+@pytest.mark.parametrize("category", list(ComplaintCategory))
+def test_count_key_carries_the_complaint_category(category: ComplaintCategory) -> None:
+    assert count_key(_event("complaint", category=category)).category is category
+
+
+def test_count_key_of_a_finding_carries_its_first_confirmed_category() -> None:
+    finding = _event("investigation_finding", confirmed_categories=["gambling", "kickback"])
+    assert count_key(finding).category is ComplaintCategory.GAMBLING
+
+    unsubstantiated = _event("investigation_finding", substantiated=False, confirmed_categories=[])
+    assert count_key(unsubstantiated).category is None
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    sorted(set(_FACTS) - {"complaint", "investigation_finding"}),
+)
+def test_count_key_of_other_event_types_has_no_category(event_type: str) -> None:
+    assert count_key(_event(event_type)).category is None
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "month"),
+    [
+        ("2026-11-30T16:30:00Z", "2026-12"),  # 00:30 on 1 December in Kunming
+        ("2026-11-30T15:59:59Z", "2026-11"),  # 23:59:59 on 30 November
+        ("2026-12-31T16:00:00Z", "2027-01"),
+        ("2026-12-01T00:00:00", "2026-12"),  # no offset: hospital time
+        ("2026-11-30T23:59:59", "2026-11"),
+    ],
+)
+def test_count_key_month_is_in_hospital_time(occurred_at: str, month: str) -> None:
+    assert count_key(_event("complaint", occurred_at=occurred_at)).month == month
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
+    )
+)
+def test_count_key_month_is_utc_plus_eight(moment: datetime) -> None:
+    # China has kept UTC+8 without daylight saving since 1991.
+    expected = (moment + timedelta(hours=8)).strftime("%Y-%m")
+    assert count_key(_event("satisfaction", occurred_at=moment)).month == expected
+
+
+# --- facts: case_fact -----------------------------------------------------------------------
+
+OPENED = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+"""When the factory's complaint was received: 10:00 on 20 November in hospital time."""
+
+
+def _complaint_case(**overrides: Any) -> CaseUpdated:
+    return routed_case(complaint_event(received_at=OPENED, **overrides))
+
+
+def _finding(case: CaseUpdated, at: datetime, ref: str) -> InvestigationFindingReceived:
+    event = _event(
+        "investigation_finding",
+        occurred_at=at,
+        case_id=case.case_id,
+        summary=f"结论 {ref}",
+    )
+    assert isinstance(event, InvestigationFindingReceived)
+    return event
+
+
+def _close(case: CaseUpdated, at: datetime) -> CaseUpdated:
+    action = _event("case_action", occurred_at=at, case_id=case.case_id, reason="结案")
+    assert isinstance(action, CaseActionReceived)
+    return take_action(case, action, ROUTING, now=at)
+
+
+def test_case_fact_of_a_fresh_case() -> None:
+    case = _complaint_case()
+    fact = case_fact(case)
+
+    assert fact.case_id == case.case_id
+    assert fact.revision == case.revision == 1
+    assert fact.kind is CaseKind.COMPLAINT
+    assert fact.category is case.category
+    assert fact.month == "2026-11"
+    assert fact.department == case.responsible_department.code
+    assert fact.department_zh == case.responsible_department.name_zh
+    assert fact.department_en == case.responsible_department.name_en
+    assert fact.concerned_department == case.concerned_department
+    assert fact.accused_staff_id == case.accused_staff_id
+    assert fact.state is CaseState.ASSIGNED
+    assert fact.opened_at == case.opened_at
+    assert fact.deadline == case.deadline
+    assert fact.events == 1
+    assert fact.finding_at is None
+    assert fact.closed_at is None
+    assert not fact.investigated
+    assert not fact.on_time
+
+
+def test_case_fact_month_is_the_hospital_month_of_opening() -> None:
+    case = _complaint_case()
+    late_evening = case.model_copy(update={"opened_at": datetime(2026, 11, 30, 16, 30, tzinfo=UTC)})
+    assert case_fact(late_evening).month == "2026-12"
+
+
+def test_case_fact_finding_at_is_the_first_finding_and_closed_at_the_closing() -> None:
+    case = _complaint_case()
+    first = case.opened_at + timedelta(days=3)
+    revised = case.opened_at + timedelta(days=5)
+    closed = case.opened_at + timedelta(days=6)
+    case = record_finding(case, _finding(case, first, "first"), now=first)
+    case = record_finding(case, _finding(case, revised, "revised"), now=revised)
+    case = _close(case, closed)
+    assert [e.change for e in case.history].count(CaseChange.FINDING_RECORDED) == 2
+
+    fact = case_fact(case)
+
+    assert fact.finding_at == first
+    assert fact.closed_at == closed
+    assert fact.state is CaseState.CLOSED
+    assert fact.revision == case.revision
+    assert fact.investigated
+
+
+def test_case_fact_counts_the_source_events_of_linked_complaints() -> None:
+    case = _complaint_case()
+    for n in range(2):
+        other = complaint_event(received_at=OPENED + timedelta(days=n + 1), source_ref=f"REF-{n}")
+        case = link(case, Opening.of_complaint(other), now=other.received_at)
+
+    assert case_fact(case).events == 3 == len(case.source_event_ids)
+
+
+@pytest.mark.parametrize(
+    ("after_deadline", "on_time"),
+    [(timedelta(days=-1), True), (timedelta(0), True), (timedelta(seconds=1), False)],
+)
+def test_case_fact_on_time_means_a_finding_by_the_deadline(
+    after_deadline: timedelta, on_time: bool
+) -> None:
+    case = _complaint_case()
+    at = case.deadline + after_deadline
+    fact = case_fact(record_finding(case, _finding(case, at, "x"), now=at))
+
+    assert fact.investigated
+    assert fact.on_time is on_time
+
+
+def test_case_fact_overdue_boundaries() -> None:
+    case = _complaint_case()
+    fact = case_fact(case)
+
+    assert not fact.overdue(case.deadline - timedelta(days=1))
+    assert not fact.overdue(case.deadline)
+    assert fact.overdue(case.deadline + timedelta(microseconds=1))
+    assert fact.overdue(case.deadline + timedelta(days=30))
+
+
+def test_case_fact_with_a_finding_is_not_overdue_after_it() -> None:
+    case = _complaint_case()
+    late = case.deadline + timedelta(days=2)
+    fact = case_fact(record_finding(case, _finding(case, late, "late"), now=late))
+
+    assert not fact.on_time
+    assert not fact.overdue(late)
+    assert not fact.overdue(late + timedelta(days=10))
+    # Before its (late) finding the case was overdue: a past month's report says so.
+    assert fact.overdue(late - timedelta(days=1))
+
+
+# --- kpi: targets ---------------------------------------------------------------------------
+
+# 004 §五 (and its task list), as the seed words them.
+SEED_TARGETS = {
+    KpiMetric.COMPLAINT_INVESTIGATION_RATE: (Comparison.AT_LEAST, Decimal("1"), Unit.RATIO),
+    KpiMetric.EDUCATION_COVERAGE: (Comparison.AT_LEAST, Decimal("1"), Unit.RATIO),
+    KpiMetric.CLINICAL_HEAD_WARNING_EDUCATION: (Comparison.AT_LEAST, Decimal("1"), Unit.RATIO),
+    KpiMetric.EXPERT_SLOTS_GROWTH: (Comparison.AT_LEAST, Decimal("0.05"), Unit.GROWTH),
+    KpiMetric.DAY_SURGERY_GROWTH: (Comparison.AT_LEAST, Decimal("0.05"), Unit.GROWTH),
+    KpiMetric.TEST_MUTUAL_RECOGNITION: (Comparison.AT_LEAST, Decimal("0.8"), Unit.RATIO),
+    KpiMetric.CATALOGUE_DRUG_USE: (Comparison.AT_LEAST, Decimal("0.8"), Unit.RATIO),
+    KpiMetric.INPATIENT_WAIT_DAYS: (Comparison.AT_MOST, Decimal("7"), Unit.DAYS),
+    KpiMetric.ETHICS_IN_PROMOTION_RULES: (Comparison.AT_LEAST, Decimal("1"), Unit.RATIO),
+}
+
+
+def test_targets_file_loads_with_one_target_per_metric() -> None:
+    metrics = [target.metric for target in TARGETS.target]
+    assert sorted(metrics) == sorted(KpiMetric)
+    assert TARGETS.version
+    assert all(target.basis.startswith("004") for target in TARGETS.target)
+
+
+@pytest.mark.parametrize("metric", list(KpiMetric))
+def test_targets_are_those_of_the_seed(metric: KpiMetric) -> None:
+    (target,) = [t for t in TARGETS.target if t.metric is metric]
+    assert (target.comparison, target.value, target.unit) == SEED_TARGETS[metric]
+
+
+def _line(text: str, needle: str, occurrence: int = 1) -> int:
+    """The line number of the ``occurrence``-th line containing ``needle``."""
+    found = [n for n, line in enumerate(text.splitlines(), start=1) if needle in line]
+    return found[occurrence - 1]
+
+
+def _refusal(text: str) -> str:
+    with pytest.raises(DataFileError) as refused:
+        KpiTargets.from_toml(text, source="kpi_targets.toml")
+    return str(refused.value)
+
+
+def test_targets_file_with_a_metric_listed_twice_is_refused_at_its_line() -> None:
+    text = TARGETS_TEXT.replace(
+        'metric = "education_coverage"', 'metric = "complaint_investigation_rate"'
+    )
+    line = _line(text, 'metric = "complaint_investigation_rate"', occurrence=2)
+
+    message = _refusal(text)
+
+    assert f"kpi_targets.toml:{line} target[2].metric" in message
+    assert "complaint_investigation_rate is listed again" in message
+
+
+def test_targets_file_missing_a_metric_is_refused_naming_it() -> None:
+    blocks = TARGETS_TEXT.split("[[target]]")
+    text = "[[target]]".join(b for b in blocks if "inpatient_wait_days" not in b)
+
+    message = _refusal(text)
+
+    assert f"kpi_targets.toml:{_line(text, '[[target]]')} target: " in message
+    assert "no target for inpatient_wait_days" in message
+
+
+def test_targets_file_with_an_unknown_comparison_is_refused_at_its_line() -> None:
+    text = TARGETS_TEXT.replace('comparison = "at_most"', 'comparison = "below"')
+    line = _line(text, 'comparison = "below"')
+
+    message = _refusal(text)
+
+    assert re.search(rf"kpi_targets\.toml:{line} target\[\d+\]\.comparison: ", message)
+
+
+def test_targets_file_with_a_target_that_is_not_a_number_is_refused_at_its_line() -> None:
+    text = TARGETS_TEXT.replace('value = "7"', 'value = "a week"')
+    line = _line(text, 'value = "a week"')
+
+    assert re.search(rf"kpi_targets\.toml:{line} target\[\d+\]\.value: ", _refusal(text))
+
+
+# --- kpi: status ----------------------------------------------------------------------------
+
+
+def _status(metric: KpiMetric, value: str | Decimal) -> Status:
+    (status,) = [
+        s
+        for s in kpi_status(
+            TARGETS,
+            [Observation(metric=metric, scope=DEPT, period=MONTH, value=Decimal(value))],
+            scope=DEPT,
+            period=MONTH,
+            computed={},
+        )
+        if s.metric is metric
+    ]
+    return status.status
+
+
+_STEP = {Unit.RATIO: Decimal("0.0001"), Unit.GROWTH: Decimal("0.0001"), Unit.DAYS: Decimal("0.01")}
+
+
+@pytest.mark.parametrize("target", TARGETS.target, ids=lambda target: str(target.metric))
+def test_kpi_exactly_at_the_target_is_met_and_just_short_of_it_is_not(target: KpiTarget) -> None:
+    step = _STEP[target.unit]
+    worse = target.value - step if target.comparison is Comparison.AT_LEAST else target.value + step
+
+    assert _status(target.metric, target.value) is Status.MET
+    assert _status(target.metric, worse) is Status.SHORTFALL
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("0", Status.MET),
+        ("6.99", Status.MET),
+        ("7", Status.MET),
+        ("7.00", Status.MET),
+        ("7.01", Status.SHORTFALL),
+        ("30", Status.SHORTFALL),
+    ],
+)
+def test_inpatient_wait_of_at_most_a_week(value: str, status: Status) -> None:
+    assert _status(KpiMetric.INPATIENT_WAIT_DAYS, value) is status
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("0.7999", Status.SHORTFALL),
+        ("0.80", Status.MET),
+        ("1", Status.MET),
+        ("1.0001", Status.OUT_OF_SCALE),
+        ("85", Status.OUT_OF_SCALE),  # sent as a percentage
+        ("-0.01", Status.OUT_OF_SCALE),
+    ],
+)
+def test_test_mutual_recognition_of_at_least_80_percent(value: str, status: Status) -> None:
+    assert _status(KpiMetric.TEST_MUTUAL_RECOGNITION, value) is status
+
+
+def test_a_growth_above_one_is_not_out_of_scale() -> None:
+    assert _status(KpiMetric.DAY_SURGERY_GROWTH, "1.5") is Status.MET
+    assert _status(KpiMetric.EXPERT_SLOTS_GROWTH, "-0.2") is Status.SHORTFALL
+
+
+@given(value=st.decimals(min_value=-2, max_value=3, places=4))
+def test_ratio_status_over_the_whole_range(value: Decimal) -> None:
+    if not Decimal(0) <= value <= Decimal(1):
+        expected = Status.OUT_OF_SCALE
+    elif value >= Decimal("0.8"):
+        expected = Status.MET
+    else:
+        expected = Status.SHORTFALL
+    assert _status(KpiMetric.CATALOGUE_DRUG_USE, value) is expected
+
+
+def test_kpi_status_prefers_the_observation_over_the_computed_value() -> None:
+    metric = KpiMetric.COMPLAINT_INVESTIGATION_RATE
+    observations = [
+        Observation(metric=metric, scope=DEPT, period=MONTH, value=Decimal("1")),
+        Observation(metric=metric, scope=OTHER, period=MONTH, value=Decimal("0.1")),
+        Observation(metric=metric, scope=DEPT, period="2026-10", value=Decimal("0.2")),
+    ]
+    statuses = {
+        s.metric: s
+        for s in kpi_status(
+            TARGETS,
+            observations,
+            scope=DEPT,
+            period=MONTH,
+            computed={metric: Decimal("0.5"), KpiMetric.EDUCATION_COVERAGE: Decimal("0.9")},
+        )
+    }
+
+    assert (statuses[metric].value, statuses[metric].source) == (Decimal("1"), "observed")
+    assert statuses[metric].status is Status.MET
+    coverage = statuses[KpiMetric.EDUCATION_COVERAGE]
+    assert (coverage.value, coverage.source) == (Decimal("0.9"), "computed")
+    assert coverage.status is Status.SHORTFALL
+    assert coverage.status_zh == "未达标"
+
+
+def test_kpi_status_uses_the_computed_value_when_none_is_observed_for_scope_and_period() -> None:
+    metric = KpiMetric.COMPLAINT_INVESTIGATION_RATE
+    elsewhere = [
+        Observation(metric=metric, scope=OTHER, period=MONTH, value=Decimal("0.1")),
+        Observation(metric=metric, scope=DEPT, period="2026", value=Decimal("0.2")),
+    ]
+    (status,) = [
+        s
+        for s in kpi_status(
+            TARGETS, elsewhere, scope=DEPT, period=MONTH, computed={metric: Decimal("1")}
+        )
+        if s.metric is metric
+    ]
+    assert (status.value, status.source, status.status) == (Decimal("1"), "computed", Status.MET)
+
+
+def test_kpi_status_without_data_lists_every_target_as_no_data() -> None:
+    statuses = kpi_status(TARGETS, [], scope=HOSPITAL, period="2026", computed={})
+
+    assert [s.metric for s in statuses] == [t.metric for t in TARGETS.target]
+    for status, target in zip(statuses, TARGETS.target, strict=True):
+        assert status.status is Status.NO_DATA
+        assert status.status_zh == "无数据"
+        assert (status.value, status.source) == (None, None)
+        assert (status.scope, status.period) == (HOSPITAL, "2026")
+        assert (status.target, status.comparison, status.unit) == (
+            target.value,
+            target.comparison,
+            target.unit,
+        )
+        assert status.basis == target.basis
+        assert status.label_zh == target.metric.label_zh
+        assert status.targets_version == TARGETS.version
+
+
+def test_rate() -> None:
+    assert rate(0, 0) is None
+    assert rate(3, 0) is None
+    assert rate(0, 5) == Decimal("0")
+    assert rate(5, 5) == Decimal("1")
+    assert rate(2, 3) == Decimal("0.6667")
+    assert rate(1, 3) == Decimal("0.3333")
+
+
+@given(whole=st.integers(min_value=1, max_value=10**6), data=st.data())
+def test_rate_is_the_fraction_to_four_places(whole: int, data: st.DataObject) -> None:
+    part = data.draw(st.integers(min_value=0, max_value=whole))
+    value = rate(part, whole)
+
+    assert value is not None
+    assert value.as_tuple().exponent == -4
+    assert abs(value * whole - part) <= Decimal("0.00005") * whole
+    assert Decimal(0) <= value <= Decimal(1)
+
+
+# --- monthly: due date and bounds -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("month", "last_due_moment"),
+    [
+        ("2026-11", _h(2026, 12, 20, 23, 59, 59)),
+        ("2026-12", _h(2027, 1, 20, 23, 59, 59)),
+        ("2027-01", _h(2027, 2, 20, 23, 59, 59)),
+        ("2028-01", _h(2028, 2, 20, 23, 59, 59)),
+    ],
+)
+def test_report_is_due_by_the_end_of_the_20th_of_the_next_month(
+    month: str, last_due_moment: datetime
+) -> None:
+    due = report_due(month)
+    assert last_due_moment < due <= last_due_moment + timedelta(seconds=1)
+
+
+@given(
+    year=st.integers(min_value=1992, max_value=2200), month=st.integers(min_value=1, max_value=12)
+)
+def test_month_bounds_and_due_date(year: int, month: int) -> None:
+    name = f"{year:04d}-{month:02d}"
+    start, end = month_bounds(name)
+    following = date(year + month // 12, month % 12 + 1, 1)
+
+    assert start == datetime(year, month, 1, tzinfo=H)
+    assert end == datetime.combine(following, time.min, H)
+    assert start.utcoffset() == end.utcoffset() == timedelta(hours=8)
+    due = report_due(name)
+    assert due == datetime.combine(following.replace(day=21), time.min, H)
+
+
+# --- monthly: the report --------------------------------------------------------------------
+
+NOV_START, NOV_END = _h(2026, 11, 1), _h(2026, 12, 1)
+LATER = _h(2026, 12, 25)
+"""A 'now' after the November report was due."""
+
+
+def _fact(
+    n: int,
+    *,
+    opened: datetime,
+    deadline: datetime,
+    finding: datetime | None = None,
+    closed: datetime | None = None,
+    department: str = DEPT,
+    kind: CaseKind = CaseKind.COMPLAINT,
+) -> CaseFact:
+    entry = CATALOGUE.departments[department]
+    state = (
+        CaseState.CLOSED
+        if closed
+        else CaseState.FINDING_RECORDED
+        if finding
+        else CaseState.ASSIGNED
+    )
+    return CaseFact(
+        case_id=_case_id(n),
+        revision=1,
+        month=opened.strftime("%Y-%m"),
+        kind=kind,
+        category=ComplaintCategory.KICKBACK if kind is CaseKind.COMPLAINT else None,
+        department=department,
+        department_zh=entry.name_zh,
+        department_en=entry.name_en,
+        concerned_department=None,
+        accused_staff_id=None,
+        state=state,
+        events=1,
+        opened_at=opened,
+        deadline=deadline,
+        finding_at=finding,
+        closed_at=closed,
+    )
+
+
+# Cases of DEPT (and one of OTHER); the numbers are their case ids.
+ON_TIME_CLOSED = _fact(
+    1,
+    opened=_h(2026, 11, 5),
+    deadline=_h(2026, 11, 20),
+    finding=_h(2026, 11, 15),
+    closed=_h(2026, 11, 25),
+)
+LATE_FINDING = _fact(
+    2, opened=_h(2026, 11, 10), deadline=_h(2026, 11, 25), finding=_h(2026, 11, 28)
+)
+NOT_DUE_YET = _fact(3, opened=_h(2026, 11, 20), deadline=_h(2026, 12, 5))
+OVERDUE_RECTIFICATION = _fact(
+    4, opened=_h(2026, 11, 2), deadline=_h(2026, 11, 10, 9), kind=CaseKind.RECTIFICATION
+)
+OVERDUE_FROM_OCTOBER = _fact(5, opened=_h(2026, 10, 1), deadline=_h(2026, 10, 16))
+FOUND_AFTER_THE_MONTH = _fact(
+    6, opened=_h(2026, 10, 20), deadline=_h(2026, 11, 4), finding=_h(2026, 12, 3)
+)
+OTHER_OVERDUE = _fact(7, opened=_h(2026, 11, 3), deadline=_h(2026, 11, 18), department=OTHER)
+OTHER_INVESTIGATED = _fact(
+    8, opened=_h(2026, 11, 6), deadline=_h(2026, 11, 21), finding=_h(2026, 11, 7), department=OTHER
+)
+DECEMBER = _fact(9, opened=_h(2026, 12, 2), deadline=_h(2026, 12, 17))
+CASES = [
+    ON_TIME_CLOSED,
+    LATE_FINDING,
+    NOT_DUE_YET,
+    OVERDUE_RECTIFICATION,
+    OVERDUE_FROM_OCTOBER,
+    FOUND_AFTER_THE_MONTH,
+    OTHER_OVERDUE,
+    OTHER_INVESTIGATED,
+    DECEMBER,
+]
+
+COUNTS: list[tuple[CountKey, int]] = [
+    (
+        CountKey(
+            month=MONTH,
+            department=DEPT,
+            event_type="complaint",
+            category=ComplaintCategory.KICKBACK,
+        ),
+        3,
+    ),
+    (
+        CountKey(
+            month=MONTH,
+            department=DEPT,
+            event_type="complaint",
+            category=ComplaintCategory.RED_ENVELOPE,
+        ),
+        1,
+    ),
+    (CountKey(month=MONTH, department=DEPT, event_type="satisfaction"), 5),
+    (CountKey(month=MONTH, department=DEPT, event_type="visitor_log"), 1),
+    (
+        CountKey(
+            month=MONTH,
+            department=OTHER,
+            event_type="complaint",
+            category=ComplaintCategory.KICKBACK,
+        ),
+        7,
+    ),
+    (CountKey(month=MONTH, department=OTHER, event_type="rectification_status"), 2),
+    (
+        CountKey(
+            month="2026-10",
+            department=DEPT,
+            event_type="complaint",
+            category=ComplaintCategory.GAMBLING,
+        ),
+        11,
+    ),
+    (CountKey(month="2026-12", department=DEPT, event_type="satisfaction"), 13),
+    (CountKey(month=MONTH, department=None, event_type="promotion_application"), 2),
+    (
+        CountKey(
+            month=MONTH,
+            department=None,
+            event_type="investigation_finding",
+            category=ComplaintCategory.GAMBLING,
+        ),
+        4,
+    ),
+]
+
+
+def _decision(
+    kind: DecisionKind,
+    *,
+    key: str,
+    as_of: datetime,
+    case_id: str | None = None,
+    rule_id: str = "R-TEST",
+    subject_kind: SubjectKind = SubjectKind.STAFF,
+    subject_id: str = "S1105",
+    decided_at: datetime = DECIDED,
+    facts: dict[str, object] | None = None,
+    explanation: str = "测试决定",
+    **fields: Any,
+) -> Decision:
+    return decide(
+        BOOK,
+        rule_id=rule_id,
+        key=key,
+        subject=ConductFile(subject_kind=subject_kind, subject_id=subject_id),
+        as_of=as_of,
+        sources=[],
+        facts=facts or {},
+        explanation_zh=explanation,
+        explanation_en="a test decision",
+        now=decided_at,
+        kind=kind,
+        case_id=case_id,
+        **fields,
+    )
+
+
+def _withdrawn(decision: Decision, *, at: datetime) -> Decision:
+    """The decision as escalation withdraws it when its facts no longer hold."""
+    (withdrawal,) = reconcile({decision.key: decision}, [], now=at)
+    assert withdrawal.withdrawn
+    return withdrawal
+
+
+def _corrected(decision: Decision, *, at: datetime, **changes: Any) -> Decision:
+    """The decision as escalation corrects it when a late event changes it."""
+    fresh = decision.model_copy(update={**changes, "decided_at": at})
+    (correction,) = reconcile({decision.key: decision}, [fresh], now=at)
+    assert correction.corrects == decision.event_id
+    return correction
+
+
+MEASURE = _decision(
+    DecisionKind.MEASURE,
+    key="m1",
+    as_of=_h(2026, 11, 16),
+    case_id=ON_TIME_CLOSED.case_id,
+    measure=Measure.INTERVIEW,
+)
+ESCALATION_ON_AN_OCTOBER_CASE = _decision(
+    DecisionKind.ESCALATION,
+    key="e1",
+    as_of=NOV_START,
+    case_id=OVERDUE_FROM_OCTOBER.case_id,
+    escalate_to=EscalationTarget.DEPARTMENT_HEAD,
+)
+WITHDRAWN_MEASURE = _decision(
+    DecisionKind.MEASURE, key="m2", as_of=_h(2026, 11, 17), case_id=LATE_FINDING.case_id
+)
+CORRECTED_MEASURE = _decision(
+    DecisionKind.MEASURE, key="m3", as_of=_h(2026, 11, 18), case_id=LATE_FINDING.case_id
+)
+DECISIONS = [
+    MEASURE,
+    ESCALATION_ON_AN_OCTOBER_CASE,
+    WITHDRAWN_MEASURE,
+    _withdrawn(WITHDRAWN_MEASURE, at=DECIDED + timedelta(days=1)),
+    CORRECTED_MEASURE,
+    _corrected(
+        CORRECTED_MEASURE,
+        at=DECIDED + timedelta(days=1),
+        measure=Measure.SUSPENSION,
+    ),
+    # Not this month (the end is exclusive), not a measure, no case, another department:
+    _decision(DecisionKind.MEASURE, key="x1", as_of=NOV_END, case_id=ON_TIME_CLOSED.case_id),
+    _decision(
+        DecisionKind.MEASURE,
+        key="x2",
+        as_of=NOV_START - timedelta(seconds=1),
+        case_id=ON_TIME_CLOSED.case_id,
+    ),
+    _decision(DecisionKind.NOTICE, key="x3", as_of=_h(2026, 11, 16), case_id=LATE_FINDING.case_id),
+    _decision(
+        DecisionKind.PROMOTION_BAR, key="x4", as_of=_h(2026, 11, 16), case_id=LATE_FINDING.case_id
+    ),
+    _decision(DecisionKind.MEASURE, key="x5", as_of=_h(2026, 11, 16)),
+    _decision(
+        DecisionKind.ESCALATION, key="o1", as_of=_h(2026, 11, 19), case_id=OTHER_OVERDUE.case_id
+    ),
+]
+DEPT_MEASURES = 3  # MEASURE, ESCALATION_ON_AN_OCTOBER_CASE and CORRECTED_MEASURE once
+ALL_MEASURES = DEPT_MEASURES + 1  # and the escalation of OTHER_OVERDUE
+
+OBSERVATIONS = [
+    Observation(
+        metric=KpiMetric.INPATIENT_WAIT_DAYS, scope=DEPT, period=MONTH, value=Decimal("7.5")
+    ),
+    Observation(
+        metric=KpiMetric.TEST_MUTUAL_RECOGNITION, scope=DEPT, period=MONTH, value=Decimal("0.85")
+    ),
+    Observation(metric=KpiMetric.CATALOGUE_DRUG_USE, scope=DEPT, period=MONTH, value=Decimal(85)),
+    Observation(
+        metric=KpiMetric.INPATIENT_WAIT_DAYS, scope=DEPT, period="2026-10", value=Decimal(9)
+    ),
+    Observation(
+        metric=KpiMetric.INPATIENT_WAIT_DAYS, scope=HOSPITAL, period=MONTH, value=Decimal(5)
+    ),
+]
+
+SESSIONS = [
+    _session(DEPT, date(2026, 11, 12), ["S1", "S2", "S3"], kind=TrainingKind.WARNING_EDUCATION),
+    _session(
+        DEPT, date(2026, 11, 20), ["S2", "S3", "S4", "S5"], kind=TrainingKind.WARNING_EDUCATION
+    ),
+    _session(OTHER, date(2026, 11, 30), ["P1", "P2", "P3", "P4"], headcount=4),
+    _session("nursing", date(2026, 10, 31), ["N1"], headcount=20),
+    _session("nursing", date(2026, 12, 1), ["N1"], headcount=20),
+]
+STUDIED = {DEPT, OTHER}
+"""The departments with a session in November."""
+
+CONFIRMATIONS = [
+    Confirmation(
+        department=DEPT, month=MONTH, confirmed_at=_h(2026, 12, 20, 23, 59), confirmed_by="t1"
+    ),
+    Confirmation(department=OTHER, month=MONTH, confirmed_at=_h(2026, 12, 21), confirmed_by="t2"),
+    Confirmation(
+        department="nursing", month="2026-10", confirmed_at=_h(2026, 11, 3), confirmed_by="t3"
+    ),
+]
+
+
+def _data(**changes: Any) -> MonthData:
+    fields: dict[str, Any] = {
+        "counts": COUNTS,
+        "cases": CASES,
+        "decisions": DECISIONS,
+        "observations": OBSERVATIONS,
+        "sessions": SESSIONS,
+        "confirmations": CONFIRMATIONS,
+        **changes,
+    }
+    return MonthData(**fields)
+
+
+def _report(
+    department: str | None,
+    *,
+    now: datetime = LATER,
+    data: MonthData | None = None,
+    book: RuleBook = BOOK,
+    month: str = MONTH,
+) -> MonthlyReport:
+    return monthly_report(
+        data or _data(),
+        month=month,
+        department=department,
+        catalogue=CATALOGUE,
+        targets=TARGETS,
+        book=book,
+        now=now,
+    )
+
+
+def test_monthly_report_heading() -> None:
+    report = _report(DEPT)
+    assert (report.department, report.department_zh) == (DEPT, "普通精神科")
+    assert (report.month, report.due, report.as_of) == (MONTH, report_due(MONTH), NOV_END)
+
+    hospital = _report(None)
+    assert (hospital.department, hospital.department_zh) == (HOSPITAL, "全院")
+
+
+def test_basic_counts_only_the_department_and_month() -> None:
+    basic = _report(DEPT).basic
+
+    assert basic.total == 3 + 1 + 5 + 1
+    assert [(t.event_type, t.count) for t in basic.by_event_type] == [
+        ("satisfaction", 5),
+        ("complaint", 4),
+        ("visitor_log", 1),
+    ]
+    assert [t.label_zh for t in basic.by_event_type] == [
+        BY_TYPE[t.event_type].label_zh for t in basic.by_event_type
+    ]
+    assert [(c.category, c.count) for c in basic.complaint_categories] == [
+        (ComplaintCategory.KICKBACK, 3),
+        (ComplaintCategory.RED_ENVELOPE, 1),
+    ]
+    assert [c.label_zh for c in basic.complaint_categories] == ["回扣", "红包"]
+
+
+def test_basic_counts_of_the_hospital_include_events_of_no_department() -> None:
+    basic = _report(None).basic
+
+    assert basic.total == 3 + 1 + 5 + 1 + 7 + 2 + 2 + 4
+    assert {t.event_type: t.count for t in basic.by_event_type} == {
+        "complaint": 11,
+        "satisfaction": 5,
+        "investigation_finding": 4,
+        "rectification_status": 2,
+        "promotion_application": 2,
+        "visitor_log": 1,
+    }
+    counts = [t.count for t in basic.by_event_type]
+    assert counts == sorted(counts, reverse=True)
+    # A finding's category is not a complaint's: 基本情况 lists complaints by category.
+    assert {c.category: c.count for c in basic.complaint_categories} == {
+        ComplaintCategory.KICKBACK: 10,
+        ComplaintCategory.RED_ENVELOPE: 1,
+    }
+
+
+def test_basic_of_a_month_without_events_is_empty() -> None:
+    basic = _report(DEPT, month="2027-03", now=_h(2027, 5, 1)).basic
+    assert (basic.total, basic.by_event_type, basic.complaint_categories) == (0, [], [])
+
+
+def test_progress_of_the_cases_opened_this_month() -> None:
+    progress = _report(DEPT).progress
+
+    opened = [ON_TIME_CLOSED, LATE_FINDING, NOT_DUE_YET, OVERDUE_RECTIFICATION]
+    assert progress.cases_opened == len(opened)
+    assert progress.investigated == 2  # ON_TIME_CLOSED, LATE_FINDING
+    assert progress.on_time == 1  # ON_TIME_CLOSED
+    assert progress.closed == 1  # ON_TIME_CLOSED
+    assert progress.measures_taken == DEPT_MEASURES
+
+
+def test_progress_of_the_hospital() -> None:
+    progress = _report(None).progress
+
+    assert progress.cases_opened == 6  # the four of DEPT and both of OTHER
+    assert progress.investigated == 3
+    assert progress.on_time == 2
+    assert progress.closed == 1
+    assert progress.measures_taken == ALL_MEASURES
+
+
+def test_a_withdrawn_measure_is_not_a_measure_taken() -> None:
+    alone = [WITHDRAWN_MEASURE, _withdrawn(WITHDRAWN_MEASURE, at=DECIDED + timedelta(days=1))]
+    assert _report(DEPT, data=_data(decisions=alone)).progress.measures_taken == 0
+    assert _report(DEPT, data=_data(decisions=alone[::-1])).progress.measures_taken == 0
+
+
+def test_a_corrected_measure_counts_once_in_the_month_it_now_rests_on() -> None:
+    later = DECIDED + timedelta(days=1)
+    same_month = [CORRECTED_MEASURE, _corrected(CORRECTED_MEASURE, at=later, explanation_zh="更正")]
+    assert _report(DEPT, data=_data(decisions=same_month)).progress.measures_taken == 1
+
+    moved = [CORRECTED_MEASURE, _corrected(CORRECTED_MEASURE, at=later, as_of=_h(2026, 10, 30))]
+    assert _report(DEPT, data=_data(decisions=moved)).progress.measures_taken == 0
+    october = _report(DEPT, data=_data(decisions=moved), month="2026-10")
+    assert october.progress.measures_taken == 1
+
+
+def test_overdue_cases_as_of_the_end_of_a_past_month() -> None:
+    overdue = _report(DEPT).problems.overdue_cases
+
+    assert [case.case_id for case in overdue] == [
+        OVERDUE_FROM_OCTOBER.case_id,
+        FOUND_AFTER_THE_MONTH.case_id,
+        OVERDUE_RECTIFICATION.case_id,
+    ]
+    for case, fact in zip(
+        overdue, [OVERDUE_FROM_OCTOBER, FOUND_AFTER_THE_MONTH, OVERDUE_RECTIFICATION], strict=True
+    ):
+        assert case.days_overdue == (NOV_END - fact.deadline).days
+        assert (case.department, case.department_zh, case.kind, case.deadline) == (
+            fact.department,
+            fact.department_zh,
+            fact.kind,
+            fact.deadline,
+        )
+    assert overdue[2].days_overdue == 20  # 10 November 09:00 to 1 December 00:00
+
+
+def test_overdue_cases_as_of_now_in_the_current_month() -> None:
+    now = _h(2026, 11, 22, 12)
+    report = _report(DEPT, now=now)
+
+    assert report.as_of == now
+    # LATE_FINDING (due 25 November) and NOT_DUE_YET are not overdue yet on the 22nd.
+    assert [(c.case_id, c.days_overdue) for c in report.problems.overdue_cases] == [
+        (OVERDUE_FROM_OCTOBER.case_id, (now - OVERDUE_FROM_OCTOBER.deadline).days),
+        (FOUND_AFTER_THE_MONTH.case_id, 18),
+        (OVERDUE_RECTIFICATION.case_id, 12),
+    ]
+
+
+def test_overdue_cases_of_the_hospital_cover_every_department() -> None:
+    overdue = _report(None).problems.overdue_cases
+    assert {c.case_id for c in overdue} == {
+        OVERDUE_FROM_OCTOBER.case_id,
+        FOUND_AFTER_THE_MONTH.case_id,
+        OVERDUE_RECTIFICATION.case_id,
+        OTHER_OVERDUE.case_id,
+    }
+    assert [c.deadline for c in overdue] == sorted(c.deadline for c in overdue)
+
+
+def test_kpi_of_the_department() -> None:
+    report = _report(DEPT)
+    kpi = {s.metric: s for s in report.kpi}
+
+    assert [s.metric for s in report.kpi] == [t.metric for t in TARGETS.target]
+    assert all((s.scope, s.period) == (DEPT, MONTH) for s in report.kpi)
+    assert kpi[KpiMetric.INPATIENT_WAIT_DAYS].status is Status.SHORTFALL
+    assert kpi[KpiMetric.TEST_MUTUAL_RECOGNITION].status is Status.MET
+    assert kpi[KpiMetric.CATALOGUE_DRUG_USE].status is Status.OUT_OF_SCALE
+    # Computed: two of the three complaint cases opened in November were investigated.
+    investigation = kpi[KpiMetric.COMPLAINT_INVESTIGATION_RATE]
+    assert (investigation.value, investigation.source) == (rate(2, 3), "computed")
+    assert investigation.status is Status.SHORTFALL
+    # Computed: S1 to S5 attended of a headcount of 10.
+    coverage = kpi[KpiMetric.EDUCATION_COVERAGE]
+    assert (coverage.value, coverage.source) == (rate(5, 10), "computed")
+    assert kpi[KpiMetric.DAY_SURGERY_GROWTH].status is Status.NO_DATA
+
+    shortfalls = [s.metric for s in report.problems.kpi_shortfalls]
+    assert shortfalls == [
+        t.metric
+        for t in TARGETS.target
+        if t.metric
+        in {
+            KpiMetric.COMPLAINT_INVESTIGATION_RATE,
+            KpiMetric.EDUCATION_COVERAGE,
+            KpiMetric.CATALOGUE_DRUG_USE,
+            KpiMetric.INPATIENT_WAIT_DAYS,
+        }
+    ]
+
+
+def test_kpi_of_the_hospital() -> None:
+    kpi = {s.metric: s for s in _report(None).kpi}
+
+    assert kpi[KpiMetric.INPATIENT_WAIT_DAYS].value == Decimal(5)
+    assert kpi[KpiMetric.INPATIENT_WAIT_DAYS].status is Status.MET
+    assert kpi[KpiMetric.TEST_MUTUAL_RECOGNITION].status is Status.NO_DATA
+    # Three complaints of DEPT and two of OTHER were opened in November; three investigated.
+    complaints_opened = [c for c in CASES if c.month == MONTH and c.kind is CaseKind.COMPLAINT]
+    assert len(complaints_opened) == 5
+    investigated = sum(c.finding_at is not None for c in complaints_opened)
+    assert investigated == 3
+    assert kpi[KpiMetric.COMPLAINT_INVESTIGATION_RATE].value == rate(3, 5)
+    # DEPT: 5 of 10; OTHER: 4 of 4 (nursing held none in November).
+    assert kpi[KpiMetric.EDUCATION_COVERAGE].value == rate(5 + 4, 10 + 4)
+
+
+def test_observed_kpi_overrides_the_computed_one_in_the_report() -> None:
+    observed = Observation(
+        metric=KpiMetric.COMPLAINT_INVESTIGATION_RATE, scope=DEPT, period=MONTH, value=Decimal(1)
+    )
+    report = _report(DEPT, data=_data(observations=[observed]))
+    (status,) = [s for s in report.kpi if s.metric is KpiMetric.COMPLAINT_INVESTIGATION_RATE]
+    assert (status.value, status.source, status.status) == (Decimal(1), "observed", Status.MET)
+
+
+def test_without_cases_or_sessions_nothing_is_computed() -> None:
+    report = _report(DEPT, data=_data(cases=[], sessions=[], observations=[]))
+    assert {s.status for s in report.kpi} == {Status.NO_DATA}
+    assert report.problems.kpi_shortfalls == []
+
+
+def test_departments_without_a_study_session() -> None:
+    assert _report(DEPT).problems.without_study == []
+    assert _report("nursing").problems.without_study == ["nursing"]  # only October and December
+    assert _report(None).problems.without_study == sorted(set(CATALOGUE.departments) - STUDIED)
+
+
+def test_which_sessions_count_as_study_comes_from_the_rule_book() -> None:
+    study_only = BOOK.model_copy(
+        update={
+            "monthly_study": BOOK.monthly_study.model_copy(
+                update={"counting_kinds": (TrainingKind.STUDY,)}
+            )
+        }
+    )
+    # DEPT held only warning education in November.
+    assert _report(DEPT, book=study_only).problems.without_study == [DEPT]
+    assert _report(OTHER, book=study_only).problems.without_study == []
+
+
+@pytest.mark.parametrize(
+    ("department", "now", "status", "zh"),
+    [
+        (DEPT, LATER, "on_time", "按时报送"),  # confirmed 23:59 on the 20th
+        (OTHER, LATER, "late", "逾期报送"),  # confirmed 00:00 on the 21st
+        ("nursing", LATER, "missing", "逾期未报"),  # confirmed October only
+        ("nursing", _h(2026, 12, 21), "missing", "逾期未报"),
+        ("nursing", _h(2026, 12, 20, 23, 59, 59), "pending", "未到期"),
+        ("nursing", _h(2026, 11, 15), "pending", "未到期"),
+    ],
+)
+def test_timeliness_of_the_report(department: str, now: datetime, status: str, zh: str) -> None:
+    report = _report(department, now=now)
+
+    (timeliness,) = report.timeliness
+    assert (timeliness.department, timeliness.status, timeliness.status_zh) == (
+        department,
+        status,
+        zh,
+    )
+    assert timeliness.department_zh == CATALOGUE.departments[department].name_zh
+    assert timeliness.due == report_due(MONTH)
+    confirmed = {c.department: c.confirmed_at for c in CONFIRMATIONS if c.month == MONTH}
+    assert timeliness.confirmed_at == confirmed.get(department)
+    late = status in ("late", "missing")
+    assert report.problems.reports_not_on_time == ([timeliness] if late else [])
+
+
+@given(
+    confirmed=st.none() | st.integers(min_value=-3 * 86400, max_value=3 * 86400),
+    now=st.integers(min_value=-3 * 86400, max_value=3 * 86400),
+)
+@settings(max_examples=60, deadline=None)
+def test_timeliness_around_the_due_date(confirmed: int | None, now: int) -> None:
+    due = report_due(MONTH)
+    confirmations = []
+    if confirmed is not None:
+        at = due + timedelta(seconds=confirmed)
+        confirmations = [
+            Confirmation(department=DEPT, month=MONTH, confirmed_at=at, confirmed_by="t")
+        ]
+    report = _report(
+        DEPT, now=due + timedelta(seconds=now), data=_data(confirmations=confirmations)
+    )
+
+    if confirmed is not None:
+        expected = "on_time" if confirmed < 0 else "late"
+    else:
+        expected = "missing" if now >= 0 else "pending"
+    assert [t.status for t in report.timeliness] == [expected]
+
+
+def test_hospital_roll_up_lists_every_department_s_timeliness() -> None:
+    report = _report(None)
+
+    assert [t.department for t in report.timeliness] == sorted(CATALOGUE.departments)
+    assert [t.department_zh for t in report.timeliness] == [
+        CATALOGUE.departments[code].name_zh for code in sorted(CATALOGUE.departments)
+    ]
+    statuses = {t.department: t.status for t in report.timeliness}
+    assert statuses.pop(DEPT) == "on_time"
+    assert statuses.pop(OTHER) == "late"
+    assert set(statuses.values()) == {"missing"}
+    assert [t.department for t in report.problems.reports_not_on_time] == [
+        code for code in sorted(CATALOGUE.departments) if code != DEPT
+    ]
+
+
+def test_monthly_report_as_rows_for_export() -> None:
+    report = _report(DEPT)
+    rows = monthly_rows(report)
+    sections = {str(row["section"]) for row in rows}
+
+    assert {"基本情况", "推进情况", "存在问题·逾期案件", "存在问题·指标未达标"} <= sections
+    assert {"section": "基本情况", "item": "合计", "value": report.basic.total} in rows
+    assert {"section": "推进情况", "item": "处理措施", "value": DEPT_MEASURES} in rows
+    overdue = [row["item"] for row in rows if row["section"] == "存在问题·逾期案件"]
+    assert overdue == [case.case_id for case in report.problems.overdue_cases]
+
+
+# --- registers ------------------------------------------------------------------------------
+
+
+def test_standing_keeps_the_latest_per_key_and_drops_the_withdrawn() -> None:
+    first = _decision(DecisionKind.MEASURE, key="a", as_of=_h(2026, 11, 2))
+    correction = _corrected(first, at=DECIDED + timedelta(hours=1), measure=Measure.SUSPENSION)
+    gone = _decision(DecisionKind.MEASURE, key="b", as_of=_h(2026, 11, 1))
+    withdrawal = _withdrawn(gone, at=DECIDED + timedelta(hours=1))
+    kept = _decision(DecisionKind.NOTICE, key="c", as_of=_h(2026, 11, 1))
+
+    for order in (
+        [first, correction, gone, withdrawal, kept],
+        [kept, withdrawal, correction, gone, first],
+    ):
+        assert standing(order) == [kept, correction]
+
+
+def test_a_decision_made_again_after_its_withdrawal_stands() -> None:
+    decision = _decision(DecisionKind.MEASURE, key="a", as_of=_h(2026, 11, 2))
+    withdrawal = _withdrawn(decision, at=DECIDED + timedelta(hours=1))
+    fresh = _decision(
+        DecisionKind.MEASURE,
+        key="a",
+        as_of=_h(2026, 11, 2),
+        decided_at=DECIDED + timedelta(hours=2),
+    )
+    (again,) = reconcile({decision.key: withdrawal}, [fresh], now=DECIDED + timedelta(hours=2))
+    assert not again.withdrawn
+
+    assert standing([again, decision, withdrawal]) == [again]
+
+
+@given(
+    versions=st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), min_size=1, max_size=12),
+    data=st.data(),
+)
+@settings(max_examples=50, deadline=None)
+def test_standing_does_not_depend_on_arrival_order(
+    versions: list[tuple[str, bool]], data: st.DataObject
+) -> None:
+    decisions = [
+        _decision(
+            DecisionKind.MEASURE,
+            key=key,
+            as_of=_h(2026, 11, 1 + index),
+            decided_at=DECIDED + timedelta(minutes=index),
+            withdrawn=withdrawn,
+        )
+        for index, (key, withdrawn) in enumerate(versions)
+    ]
+    latest: dict[str, Decision] = {}
+    for decision in decisions:  # in decision order
+        latest[decision.key] = decision
+    expected = sorted(
+        (d for d in latest.values() if not d.withdrawn), key=lambda d: (d.as_of, d.key)
+    )
+
+    assert standing(data.draw(st.permutations(decisions))) == expected
+
+
+def _bar(key: str, until: date, *, staff: str = "S1105", case: int = 1) -> Decision:
+    return _decision(
+        DecisionKind.PROMOTION_BAR,
+        rule_id="R-PROMO-2Y",
+        key=key,
+        as_of=_h(2025, 3, 1),
+        subject_id=staff,
+        case_id=_case_id(case),
+        in_force_from=date(2025, 3, 1),
+        in_force_until=until,
+        explanation="两年内不得提职晋级",
+    )
+
+
+def test_promotion_bar_register() -> None:
+    today = date(2026, 11, 30)
+    current = _bar("a", date(2027, 2, 28), staff="S1")
+    last_day = _bar("b", today, staff="S2", case=2)
+    expired = _bar("c", today - timedelta(days=1), staff="S3", case=3)
+    withdrawn = _bar("d", date(2027, 5, 1), staff="S4", case=4)
+    other_kind = _decision(DecisionKind.MEASURE, key="e", as_of=_h(2025, 3, 1), subject_id="S5")
+    decisions = [
+        current,
+        last_day,
+        expired,
+        withdrawn,
+        _withdrawn(withdrawn, at=DECIDED + timedelta(hours=1)),
+        other_kind,
+    ]
+
+    register = {bar.staff_id: bar for bar in promotion_bars(decisions, today=today)}
+
+    assert set(register) == {"S1", "S2", "S3"}
+    assert register["S1"].in_force
+    assert register["S2"].in_force  # the last day is inclusive
+    assert not register["S3"].in_force
+    bar = register["S1"]
+    assert (bar.case_id, bar.barred_from, bar.barred_until, bar.explanation_zh) == (
+        _case_id(1),
+        date(2025, 3, 1),
+        date(2027, 2, 28),
+        "两年内不得提职晋级",
+    )
+
+
+def _cutoff(kind: DecisionKind, case: int, *, company: str = "YX-1", suffix: str = "") -> Decision:
+    return _decision(
+        kind,
+        rule_id="R-VENDOR-CUTOFF",
+        key=f"case:{_case_id(case)}{suffix}",
+        as_of=_h(2024, 6, 1),
+        subject_kind=SubjectKind.COMPANY,
+        subject_id=company,
+        case_id=_case_id(case),
+        in_force_from=date(2024, 6, 1),
+        in_force_until=date(2026, 5, 31),
+    )
+
+
+def test_vendor_cutoff_register_marks_lifted_cutoffs() -> None:
+    lifted = _cutoff(DecisionKind.VENDOR_CUTOFF, 1, company="YX-1")
+    lifting = _cutoff(DecisionKind.VENDOR_CUTOFF_LIFTED, 1, company="YX-1", suffix=":lifted")
+    standing_cutoff = _cutoff(DecisionKind.VENDOR_CUTOFF, 2, company="YX-2")
+    relapsed = _cutoff(DecisionKind.VENDOR_CUTOFF, 3, company="YX-3")
+    withdrawn_lifting = _cutoff(
+        DecisionKind.VENDOR_CUTOFF_LIFTED, 3, company="YX-3", suffix=":lifted"
+    )
+    decisions = [
+        lifted,
+        lifting,
+        standing_cutoff,
+        relapsed,
+        withdrawn_lifting,
+        _withdrawn(withdrawn_lifting, at=DECIDED + timedelta(hours=1)),
+    ]
+
+    register = {c.company_code: c for c in vendor_cutoffs(decisions)}
+
+    assert {code: c.lifted for code, c in register.items()} == {
+        "YX-1": True,
+        "YX-2": False,
+        "YX-3": False,
+    }
+    cutoff = register["YX-2"]
+    assert (cutoff.case_id, cutoff.cut_off_from, cutoff.cut_off_until) == (
+        _case_id(2),
+        date(2024, 6, 1),
+        date(2026, 5, 31),
+    )
+
+
+def test_escalation_register_and_counts_by_rule() -> None:
+    def escalation(key: str, rule: str, to: EscalationTarget, **kw: Any) -> Decision:
+        return _decision(
+            DecisionKind.ESCALATION,
+            key=key,
+            rule_id=rule,
+            escalate_to=to,
+            as_of=_h(2026, 11, 3),
+            **kw,
+        )
+
+    kickback = escalation(
+        "k1", "R-KICKBACK", EscalationTarget.LEADERSHIP_GROUP, case_id=_case_id(1)
+    )
+    judicial = escalation("k2", "R-KICKBACK", EscalationTarget.JUDICIAL_ORGANS)
+    regulator = escalation(
+        "v1",
+        "R-VENDOR-CUTOFF",
+        EscalationTarget.REGULATOR,
+        subject_kind=SubjectKind.COMPANY,
+        subject_id="YX-1",
+    )
+    withdrawn = escalation("k3", "R-KICKBACK", EscalationTarget.SUPERIOR_HEALTH_AUTHORITY)
+    decisions = [
+        kickback,
+        judicial,
+        regulator,
+        withdrawn,
+        _withdrawn(withdrawn, at=DECIDED + timedelta(hours=1)),
+        _decision(DecisionKind.MEASURE, key="m", as_of=_h(2026, 11, 3), rule_id="R-KICKBACK"),
+    ]
+
+    entries, counts = escalations(decisions)
+
+    assert sorted((e.rule_id, e.escalate_to, e.subject) for e in entries) == [
+        ("R-KICKBACK", EscalationTarget.JUDICIAL_ORGANS, "staff:S1105"),
+        ("R-KICKBACK", EscalationTarget.LEADERSHIP_GROUP, "staff:S1105"),
+        ("R-VENDOR-CUTOFF", EscalationTarget.REGULATOR, "company:YX-1"),
+    ]
+    by_target = {e.escalate_to: e for e in entries}
+    assert by_target[EscalationTarget.LEADERSHIP_GROUP].escalate_to_zh == "领导小组"
+    assert by_target[EscalationTarget.JUDICIAL_ORGANS].escalate_to_zh == "司法机关"
+    assert by_target[EscalationTarget.LEADERSHIP_GROUP].case_id == _case_id(1)
+    assert [(c.rule_id, c.count) for c in counts] == [("R-KICKBACK", 2), ("R-VENDOR-CUTOFF", 1)]
+    assert rule_counts([]) == []
+    assert rule_counts(entries) == counts
+    assert rule_counts(entries[::-1]) == counts  # by rule id, whatever the order of entries
+
+
+def test_notice_register() -> None:
+    notice = _decision(
+        DecisionKind.NOTICE,
+        key="n1",
+        rule_id="R-RECTIFY",
+        as_of=_h(2026, 11, 8),
+        subject_kind=SubjectKind.DEPARTMENT,
+        subject_id="laboratory",
+        facts={"item": "检查结果互认"},
+        explanation="检验科敷衍整改，通报批评。",
+    )
+    without_item = _decision(
+        DecisionKind.NOTICE,
+        key="n2",
+        rule_id="R-RECTIFY",
+        as_of=_h(2026, 11, 9),
+        subject_kind=SubjectKind.DEPARTMENT,
+        subject_id="imaging",
+    )
+
+    register = notices(
+        [without_item, notice, _decision(DecisionKind.MEASURE, key="m", as_of=NOV_START)]
+    )
+
+    assert [(n.department, n.item, n.as_of) for n in register] == [
+        ("laboratory", "检查结果互认", _h(2026, 11, 8)),
+        ("imaging", "", _h(2026, 11, 9)),
+    ]
+    assert register[0].explanation_zh == "检验科敷衍整改，通报批评。"
+
+
+# --- exports --------------------------------------------------------------------------------
+
+COLUMNS = [("case_id", "案件编号"), ("department", "科室"), ("days", "逾期天数"), ("note", "说明")]
+ROWS: list[dict[str, object]] = [
+    {
+        "case_id": _case_id(1),
+        "department": "普通精神科",
+        "days": 20,
+        "note": '含逗号, "引号"\n换行',
+    },
+    {"case_id": _case_id(2), "department": "药剂科", "days": 0, "note": None},
+    {"case_id": _case_id(3), "department": "检验科", "days": Decimal("0.6667")},
+]
+
+
+def _csv(
+    rows: list[dict[str, object]], columns: list[tuple[str, str]]
+) -> tuple[bytes, list[list[str]]]:
+    response = table(rows, columns, fmt=ExportFormat.CSV, filename="逾期案件", sheet="逾期案件")
+    body = bytes(response.body)
+    return body, list(csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")))
+
+
+def test_csv_starts_with_a_bom_and_has_chinese_headers() -> None:
+    response = table(ROWS, COLUMNS, fmt=ExportFormat.CSV, filename="逾期案件", sheet="逾期案件")
+
+    assert bytes(response.body).startswith(b"\xef\xbb\xbf")
+    assert response.media_type == "text/csv; charset=utf-8"
+    _, parsed = _csv(ROWS, COLUMNS)
+    assert parsed[0] == ["案件编号", "科室", "逾期天数", "说明"]
+
+
+def test_csv_values_round_trip() -> None:
+    _, parsed = _csv(ROWS, COLUMNS)
+
+    assert parsed[1:] == [
+        [_case_id(1), "普通精神科", "20", '含逗号, "引号"\n换行'],
+        [_case_id(2), "药剂科", "0", ""],  # None is an empty cell
+        [_case_id(3), "检验科", "0.6667", ""],  # a missing field too
+    ]
+
+
+@given(
+    cells=st.lists(
+        st.lists(
+            st.text(st.characters(codec="utf-8", exclude_characters="\x00")),
+            min_size=2,
+            max_size=2,
+        ),
+        max_size=5,
+    )
+)
+@settings(max_examples=50, deadline=None)
+def test_csv_round_trips_any_text(cells: list[list[str]]) -> None:
+    columns = [("a", "甲"), ("b", "乙")]
+    rows: list[dict[str, object]] = [{"a": a, "b": b} for a, b in cells]
+
+    _, parsed = _csv(rows, columns)
+
+    assert parsed == [["甲", "乙"], *cells]
+
+
+def test_xlsx_opens_with_chinese_headers_and_rows() -> None:
+    response = table(ROWS, COLUMNS, fmt=ExportFormat.XLSX, filename="逾期案件", sheet="逾期案件")
+
+    assert response.media_type == (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    workbook = openpyxl.load_workbook(io.BytesIO(bytes(response.body)))
+    assert workbook.sheetnames == ["逾期案件"]
+    rows = list(workbook["逾期案件"].iter_rows(values_only=True))
+    assert rows[0] == ("案件编号", "科室", "逾期天数", "说明")
+    assert rows[1] == (_case_id(1), "普通精神科", 20, '含逗号, "引号"\n换行')
+    assert rows[2][:3] == (_case_id(2), "药剂科", 0)
+    assert rows[2][3] in (None, "")
+    assert rows[3][:3] == (_case_id(3), "检验科", "0.6667")
+    assert len(rows) == 1 + len(ROWS)
+
+
+def test_xlsx_sheet_name_is_cut_to_31_characters() -> None:
+    sheet = "普通精神科" * 8
+    response = table(ROWS, COLUMNS, fmt=ExportFormat.XLSX, filename="x", sheet=sheet)
+    workbook = openpyxl.load_workbook(io.BytesIO(bytes(response.body)))
+    assert workbook.sheetnames == [sheet[:31]]
+
+
+def test_monthly_report_exports_as_xlsx() -> None:
+    report = _report(DEPT)
+    response = table(
+        monthly_rows(report),
+        MONTHLY_COLUMNS,
+        fmt=ExportFormat.XLSX,
+        filename=f"月度工作开展情况-{DEPT}-{MONTH}",
+        sheet=f"{report.department_zh}{MONTH}",
+    )
+    sheet = openpyxl.load_workbook(io.BytesIO(bytes(response.body)))["普通精神科2026-11"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0] == ("部分", "项目", "数值", "说明")
+    assert ("基本情况", "合计", report.basic.total) == rows[1][:3]
+
+
+@pytest.mark.parametrize("fmt", [ExportFormat.CSV, ExportFormat.XLSX])
+def test_download_name_is_percent_encoded_utf8(fmt: ExportFormat) -> None:
+    name = "月度工作开展情况-general_psychiatry-2026-11"
+    response = table(ROWS, COLUMNS, fmt=fmt, filename=name, sheet="s")
+    disposition = response.headers["content-disposition"]
+
+    assert disposition.isascii()
+    prefix = "attachment; filename*=UTF-8''"
+    assert disposition.startswith(prefix)
+    encoded = disposition.removeprefix(prefix)
+    assert re.fullmatch(r"[A-Za-z0-9%._~-]+", encoded)
+    assert unquote(encoded, encoding="utf-8", errors="strict") == f"{name}.{fmt}"
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+def test_a_department_head_reads_only_their_own_department() -> None:
+    head = Viewer("tok-1", Role.DEPARTMENT_HEAD, DEPT)
+
+    assert head.department_scope(None) == DEPT
+    assert head.department_scope(DEPT) == DEPT
+    with pytest.raises(HTTPException) as refused:
+        head.department_scope(OTHER)
+    assert refused.value.status_code == 403
+
+
+@pytest.mark.parametrize("role", [Role.CONDUCT_OFFICE, Role.AUDITOR])
+@pytest.mark.parametrize("asked", [None, DEPT, OTHER])
+def test_the_office_and_auditors_read_what_they_ask(role: Role, asked: str | None) -> None:
+    assert Viewer("tok-1", role, None).department_scope(asked) == asked
+
+
+def test_require() -> None:
+    office = Viewer("tok-1", Role.CONDUCT_OFFICE, None)
+    auditor = Viewer("tok-2", Role.AUDITOR, None)
+    head = Viewer("tok-3", Role.DEPARTMENT_HEAD, DEPT)
+
+    office.require(Role.CONDUCT_OFFICE)
+    head.require(Role.DEPARTMENT_HEAD, Role.CONDUCT_OFFICE)
+    for viewer in (auditor, head):
+        with pytest.raises(HTTPException) as refused:
+            viewer.require(Role.CONDUCT_OFFICE)
+        assert refused.value.status_code == 403
+        assert "行风办" in str(refused.value.detail)
+    with pytest.raises(HTTPException):
+        auditor.require(Role.DEPARTMENT_HEAD, Role.CONDUCT_OFFICE)
+
+
+# --- dashboard ------------------------------------------------------------------------------
+
+
+def test_bars_tallest_is_full_height() -> None:
+    drawn = bars([("2026-10", 10), ("2026-11", 5), ("2026-12", 0)])
+
+    assert [bar.label for bar in drawn] == ["2026-10", "2026-11", "2026-12"]
+    assert [bar.value for bar in drawn] == [10, 5, 0]
+    assert [bar.height for bar in drawn] == [CHART_HEIGHT, CHART_HEIGHT / 2, 0]
+    assert [bar.y for bar in drawn] == [0, CHART_HEIGHT / 2, CHART_HEIGHT]
+    width = (CHART_WIDTH - 4 * BAR_GAP) / 3
+    assert all(bar.width == pytest.approx(width) for bar in drawn)
+    assert drawn[0].x == BAR_GAP
+    assert drawn[-1].x + drawn[-1].width + BAR_GAP == pytest.approx(CHART_WIDTH)
+
+
+def test_bars_of_zeros_and_of_nothing() -> None:
+    assert bars([]) == []
+    drawn = bars([("a", 0), ("b", 0)])
+    assert [(bar.height, bar.y) for bar in drawn] == [(0, CHART_HEIGHT), (0, CHART_HEIGHT)]
+
+
+@given(values=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=40))
+def test_bars_fit_the_chart_in_proportion(values: list[int]) -> None:
+    drawn = bars([(str(i), v) for i, v in enumerate(values)])
+    top = max(values)
+
+    for bar, value in zip(drawn, values, strict=True):
+        assert bar.width > 0
+        assert bar.y + bar.height == pytest.approx(CHART_HEIGHT)
+        assert 0 <= bar.height <= CHART_HEIGHT
+        if top:
+            assert bar.height == pytest.approx(CHART_HEIGHT * value / top)
+    if top:
+        assert max(bar.height for bar in drawn) == CHART_HEIGHT
+    for left, right in itertools.pairwise(drawn):
+        assert right.x == pytest.approx(left.x + left.width + BAR_GAP)
+    assert drawn[-1].x + drawn[-1].width <= CHART_WIDTH + 1e-9
+
+
+def test_last_months_across_a_year_boundary() -> None:
+    assert last_months(date(2027, 2, 10), 4) == ["2026-11", "2026-12", "2027-01", "2027-02"]
+    assert last_months(date(2026, 12, 31), 1) == ["2026-12"]
+    assert last_months(date(2027, 3, 31), 2) == ["2027-02", "2027-03"]
+    assert last_months(date(2027, 1, 1), 0) == []
+
+
+@given(
+    today=st.dates(min_value=date(1971, 1, 1), max_value=date(2200, 12, 31)),
+    count=st.integers(min_value=1, max_value=36),
+)
+def test_last_months_are_consecutive_and_end_this_month(today: date, count: int) -> None:
+    months = last_months(today, count)
+
+    assert len(months) == count
+    assert months[-1] == today.strftime("%Y-%m")
+    indexes = [int(m[:4]) * 12 + int(m[5:]) - 1 for m in months]
+    assert indexes == list(range(indexes[0], indexes[0] + count))
