@@ -10,6 +10,10 @@
   any other failure (a record no handler can process: a poison message) is retried a bounded
   number of times, then sent whole to the dead-letter topic with the reason, and the records
   behind it flow on. The redrive command sends it back once the cause is fixed.
+- Every Kafka client a service or command creates (this broker, the admin client creating
+  topics, the rebuild and redrive readers) gets its connection and security from
+  ``kafka_security`` / ``kafka_client_options``: SASL/SCRAM-SHA-512 when the settings name a
+  user and password file, none for local runs.
 """
 
 import asyncio
@@ -26,9 +30,11 @@ from faststream import AckPolicy
 from faststream._internal.basic_types import AsyncFuncAny
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.security import parse_security
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.message import StreamMessage
 from faststream.middlewares import BaseMiddleware
+from faststream.security import BaseSecurity, SASLScram512
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
@@ -151,6 +157,27 @@ class _RetryBackoffScope(BaseMiddleware):
         return result
 
 
+def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
+    """FastStream's security for the settings' SASL user, or None (no authentication)."""
+    credentials = settings.kafka_credentials()
+    if credentials is None:
+        return None
+    username, password = credentials
+    if settings.kafka_sasl_mechanism == "SCRAM-SHA-512":
+        return SASLScram512(username=username, password=password.get_secret_value())
+    raise ValueError(f"unsupported SASL mechanism {settings.kafka_sasl_mechanism!r}")
+
+
+def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """Keyword arguments for an aiokafka client (admin, consumer, producer): the bootstrap
+    servers and the same security the broker gets, translated by FastStream's own
+    ``parse_security`` so the two can never differ."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        **parse_security(kafka_security(settings)),
+    }
+
+
 def make_broker(
     settings: ServiceSettings, *, service: str, registry: CollectorRegistry
 ) -> KafkaBroker:
@@ -162,6 +189,7 @@ def make_broker(
     )
     broker = KafkaBroker(
         settings.kafka_bootstrap,
+        security=kafka_security(settings),
         client_id=f"qinglian-{service}",
         acks="all",
         enable_idempotence=True,
@@ -200,7 +228,7 @@ def subscribe(
 
 async def ensure_topics(settings: ServiceSettings, topics: tuple[str, ...]) -> None:
     """Create the service's topics if missing, with their retention (forever unless listed)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

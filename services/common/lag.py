@@ -7,6 +7,9 @@ position (the offset of the next record it will hand to its handler), both as ai
 consumer knows them from its fetches. A handler that is slow, stuck on a record it retries, or
 a store outage, makes it grow; a service that is down stops exporting it (QinglianServiceDown
 covers that).
+
+It opens no Kafka connection of its own: it asks the consumers the broker built, which carry
+the broker's security (``services.common.broker.kafka_security``).
 """
 
 import asyncio

@@ -49,6 +49,7 @@ def configure_logging(service: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # warnings become log lines too, not bare text on stderr
 
 
 @contextmanager
@@ -71,7 +72,7 @@ def note_case(case_id: str) -> None:
 def _ids(body: bytes) -> tuple[Any, Any]:
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         return None, None
     if not isinstance(document, dict):
         return None, None

@@ -17,12 +17,26 @@ Document = dict[str, Any]
 
 
 def connect(settings: ServiceSettings) -> AsyncMongoClient[Document]:
-    """A client that connects lazily; UTC-aware datetimes in and out."""
+    """A client that connects lazily; UTC-aware datetimes in and out.
+
+    Logs in with the user and password from their files when the settings name them
+    (authenticated against ``admin``, where the production user is created); the URL may
+    come from a file too. PyMongo's repr and errors show neither.
+    """
+    login: dict[str, Any] = {}
+    if (credentials := settings.mongo_credentials()) is not None:
+        username, password = credentials
+        login = {
+            "username": username.get_secret_value(),
+            "password": password.get_secret_value(),
+            "authSource": "admin",
+        }
     return AsyncMongoClient(
-        settings.mongo_url,
+        settings.mongo_client_url().get_secret_value(),
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
         appname="qinglian",
+        **login,
     )
 
 

@@ -2,9 +2,10 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from services.common.settings import ServiceSettings
 from services.common.store import Document
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 async def _nothing() -> None:
@@ -88,9 +90,15 @@ def service_app(
     return app
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    configure_logging(app.title.removeprefix("Qinglian ").lower(), settings.log_level)
+def serve(
+    service: str, settings_type: type[SettingsT], create_app: Callable[[SettingsT], FastAPI]
+) -> None:
+    """Run a service until SIGTERM or SIGINT, then shut down gracefully. Logging is set up
+    first, so that even what reading the settings says is a JSON line."""
+    configure_logging(service, "INFO")
+    settings = settings_type()
+    logging.getLogger().setLevel(settings.log_level)
+    app = create_app(settings)
     uvicorn.run(
         app,
         host=settings.http_host,

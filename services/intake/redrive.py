@@ -28,6 +28,8 @@ from aiokafka.structs import TopicPartition
 
 from schemas import topics
 from schemas.dead_letter import DeadLetter
+from services.common.broker import kafka_client_options
+from services.common.settings import ServiceSettings
 from services.common.store import connect, database
 from services.intake.crypto import Vault
 from services.intake.settings import IntakeSettings
@@ -80,9 +82,9 @@ class Summary:
     dry_run: bool = False
 
 
-async def _dead_letters(bootstrap: str) -> list[DeadLetter]:
+async def _dead_letters(settings: ServiceSettings) -> list[DeadLetter]:
     """Every dead letter on the topic up to its current end."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topics.DEAD_LETTERS])
@@ -92,7 +94,7 @@ async def _dead_letters(bootstrap: str) -> list[DeadLetter]:
         TopicPartition(topics.DEAD_LETTERS, partition["partition"])
         for partition in description["partitions"]
     ]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client_options(settings), enable_auto_commit=False)
     await consumer.start()
     letters = []
     try:
@@ -117,13 +119,13 @@ async def redrive(
 ) -> Summary:
     vault = Vault(settings.master_key())
     summary = Summary(dry_run=dry_run)
-    letters = await _dead_letters(settings.kafka_bootstrap)
+    letters = await _dead_letters(settings)
     chosen = [letter for letter in letters if selection.matches(letter)]
     summary.matched = len(chosen)
     mongo = connect(settings)
     redrives = database(mongo, settings)["intake_redrives"]
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+        **kafka_client_options(settings), acks="all", enable_idempotence=True
     )
     await producer.start()
     try:

@@ -31,6 +31,7 @@ from schemas.case import CaseUpdated
 from schemas.catalogue import AnyEvent
 from schemas.dead_letter import DeadLetter
 from schemas.decision import Decision
+from services.common.broker import kafka_client_options
 from services.common.store import Document, connect, database
 from services.reporting.facts import report_month
 from services.reporting.ingest import REPORT_TOPICS, Ingest
@@ -60,7 +61,7 @@ async def apply(ingest: Ingest, record: ConsumerRecord[bytes, bytes]) -> None:
 
 async def _partitions(settings: ReportingSettings) -> list[TopicPartition]:
     """Every partition of the report topics (a topic not created yet has none)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     await admin.start()
     try:
         described = await admin.describe_topics(list(REPORT_TOPICS))
@@ -92,7 +93,7 @@ async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
         raise SystemExit(f"database {into!r} is not empty; rebuild into a new one")
     ingest = Ingest(ReportRepository(db), CollectorRegistry())
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_client_options(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )

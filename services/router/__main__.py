@@ -2,5 +2,4 @@ from services.common.web import serve
 from services.router.main import create_app
 from services.router.settings import RouterSettings
 
-settings = RouterSettings()
-serve(create_app(settings), settings)
+serve("router", RouterSettings, create_app)

@@ -5,6 +5,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
@@ -216,7 +217,10 @@ def test_every_log_line_is_json_and_handled_messages_carry_their_ids(system: Sys
         for number, line in enumerate(
             (system.logs / f"{name}.log").read_text("utf-8").splitlines(), start=1
         ):
-            entry = json.loads(line)  # fails naming nothing useful: say where
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                pytest.fail(f"{name}.log line {number} is not JSON: {line[:300]!r}")
             assert {"time", "level", "logger", "message", "service"} <= set(entry), (name, number)
             if entry["message"] == "Processed" and entry.get("topic") == topics.COMPLAINTS:
                 handled.setdefault(name, []).append(entry)

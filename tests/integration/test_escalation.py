@@ -620,12 +620,6 @@ async def test_an_overdue_case_is_escalated_by_the_periodic_check_as_the_clock_m
         clock.fixed = None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="each revision of a case is judged by the clock when it is read: read after the "
-    "deadline (a replay, or escalation lagging), the revision before the finding escalates, "
-    "and the next one withdraws it",
-)
 async def test_a_case_found_in_time_is_never_escalated_even_when_read_after_its_deadline(
     escalation: RunningEscalation, feed: OutputFeed, inputs: Inputs
 ) -> None:
