@@ -85,6 +85,43 @@ def test_the_alert_rules_pass_their_unit_tests() -> None:
     assert "SUCCESS" in promtool("test", "rules", "alerts.test.yml")
 
 
+def test_every_grafana_dashboard_expression_is_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each panel's query, as a recording rule, with Grafana's variables
+    ($__range, $__rate_interval, $service) given values."""
+    grafana_values = {"$__rate_interval": "1m", "$__range": "1d", "$service": ".*"}
+    expressions = []
+    for path in sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")):
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        panels = [*dashboard["panels"]]
+        panels += [inner for panel in panels for inner in panel.get("panels", [])]
+        for panel in panels:
+            for target in panel.get("targets", []):
+                expression = target["expr"]
+                for variable, value in grafana_values.items():
+                    expression = expression.replace(variable, value)
+                expressions.append(expression)
+    assert expressions, "no dashboard queries found"
+    rules = tmp_path / "dashboard-queries.yml"
+    rules.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "groups": [
+                    {
+                        "name": "dashboard",
+                        "rules": [
+                            {"record": f"dashboard:query_{number}", "expr": expression}
+                            for number, expression in enumerate(expressions)
+                        ],
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    assert f"SUCCESS: {len(expressions)} rules found" in promtool("check", "rules", str(rules))
+
+
 def test_every_alert_is_there_and_unit_tested() -> None:
     alerts = {rule["alert"]: rule for rule in _rules(PROMETHEUS_DIR / "alerts.yml")}
     assert set(alerts) == set(ALERTS)
