@@ -1,0 +1,1099 @@
+"""Escalation throughput: the rule engine alone, in process, and the escalation service on a
+real broker and store.
+
+    .venv/bin/python -m bench.escalation_throughput                  # 2000 events
+    .venv/bin/python -m bench.escalation_throughput --events 300     # a quick run
+    .venv/bin/python -m bench.escalation_throughput --engine-only    # no broker, no store
+
+Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
+own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-escalation and ports 49192,
+49193, 47128, 48198, all on 127.0.0.1), so a `make up` system, a test run or another benchmark
+is left alone. Those ports lie in Linux's ephemeral range (32768-60999): should an outgoing
+connection hold one for a moment, the runtime refuses to start, and the script tries twice
+more, 20 s apart.
+
+Prints JSON with:
+
+- ``engine``: ``rules.evaluate(file, book, now=…)`` then ``conduct.reconcile(…)`` over
+  realistic conduct files built in memory (staff files with complaints, findings, promotion
+  applications, prescription rankings and surrenders; company files with visits and findings;
+  department files with rectification statuses; case files as the router publishes them).
+  Each file is evaluated whole, as the desk does when an event arrives, and reconciled against
+  what was published before its latest event. Evaluations and decisions per second, from the
+  fastest of the rounds run in --engine-seconds.
+- ``service_feed_in_process``: the service's own feed (below), one event at a time through the
+  steps of ``EscalationDesk.update``: on files kept in a dict, rules only, then also with the
+  repository's (de)serialisation (best of 3 each); then, after the service, the feed's first
+  --store-replay-events over FerretDB through ``ConductFiles`` (no Kafka, nothing published),
+  each step timed, with FerretDB's CPU.
+- ``service``: ``python -m services.escalation`` as a subprocess (HTTP on 127.0.0.1:8700-8799,
+  the periodic clock check pushed a year away), warmed up, then N fact events (findings,
+  promotion applications, visitor logs, prescription rankings) published with acks=all, keyed
+  as intake keys them. Timed from the first send until the service's /metrics count every
+  event handled (``faststream_received_processed_messages_total``, status acked: the handler
+  returned, its files saved); decisions per second from ``qinglian_decisions_total``. Then the
+  store is checked (is every event in each file it belongs to, once?) and the decisions topic
+  read (records, distinct decision ids). CPU per event of the service, FerretDB and Kafka, and
+  the time their threads waited for a core, from /proc (Linux); handler and publish time from
+  FastStream's metrics. Should --timeout cut the run short, ``service`` says how far it got.
+
+Everything shares the machine's cores; the numbers are for comparison within one run. The
+runtime, service process, CPU accounting and deadline come from bench/_runtime.py.
+"""
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import bson
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bench._runtime import (
+    ROOT,
+    CpuWindow,
+    Deadline,
+    Runtime,
+    cpu_seconds,
+    free_port,
+    machine,
+    start_service,
+    stop_service,
+)
+from schemas import topics
+from schemas.base import Event
+from schemas.case import derive_case_id
+from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
+from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
+from schemas.decision import Decision, SubjectKind
+from schemas.finding import InvestigationFindingReceived
+from schemas.prescription import ItemKind, PrescriptionRankingReceived
+from schemas.promotion import PromotionApplicationReceived
+from schemas.rectification import RectificationStatus, RectificationStatusReceived
+from schemas.surrender import RedEnvelopeSurrenderReceived
+from schemas.visitor_log import PlaceKind, VisitorLogReceived
+from services.common.store import Document, connect, database
+from services.escalation.conduct import ConductFile, reconcile, subject_key
+from services.escalation.repository import ConductFiles
+from services.escalation.rulebook import RuleBook
+from services.escalation.rules import depends_on_clock, evaluate
+from services.escalation.settings import EscalationSettings
+from services.router.domain import Opening, Routing, open_case, record_finding
+from services.router.settings import RouterSettings
+
+T = TypeVar("T")
+
+RUNTIME = Runtime(
+    local_dir=ROOT / ".local" / "bench-escalation",
+    kafka_port=49192,
+    kafka_controller_port=49193,
+    ferretdb_port=47128,
+    ferretdb_debug_port=48198,
+)
+SERVICE_PORTS = range(8700, 8800)
+CLOCK_CHECK_SECONDS = 365 * 86400.0
+KIND_BY_CLASS: dict[type[Event], EventKind] = {kind.event: kind for kind in CATALOGUE}
+JSON_HEADERS = [("content-type", b"application/json")]
+
+FEED_WEIGHTS = {
+    "investigation_finding": 15,
+    "promotion_application": 20,
+    "visitor_log": 35,
+    "prescription_ranking": 30,
+}
+"""The service feed's mix, by event type: facts that go into staff and company files."""
+WARMUP_PER_TYPE = 5
+SOURCE_SYSTEM = {
+    "complaint": "portal",
+    "investigation_finding": "discipline",
+    "promotion_application": "hr",
+    "prescription_ranking": "pharmacy",
+    "red_envelope_surrender": "finance",
+    "visitor_log": "visitor-desk",
+    "rectification_status": "leadership",
+}
+FINDING_CATEGORIES = {
+    ComplaintCategory.KICKBACK: 25,
+    ComplaintCategory.RED_ENVELOPE: 20,
+    ComplaintCategory.ATTITUDE: 15,
+    ComplaintCategory.OUTSIDE_PHARMACY: 10,
+    ComplaintCategory.PROCUREMENT: 8,
+    ComplaintCategory.IMPROPER_RELATIONSHIP: 6,
+    ComplaintCategory.UNREASONABLE_TEST: 6,
+    ComplaintCategory.DRUNK_DRIVING: 3,
+    ComplaintCategory.GAMBLING: 3,
+    ComplaintCategory.OTHER: 4,
+}
+BENEFIT_TRANSFER = (
+    ComplaintCategory.KICKBACK,
+    ComplaintCategory.PROCUREMENT,
+    ComplaintCategory.RED_ENVELOPE,
+)
+PLACE_WEIGHTS = {
+    PlaceKind.RECEPTION_ROOM: 45,
+    PlaceKind.MEETING_ROOM: 20,
+    PlaceKind.OFFICE: 15,
+    PlaceKind.CLINICAL_AREA: 10,
+    PlaceKind.WARD: 5,
+    PlaceKind.OTHER: 5,
+}
+STATUS_WEIGHTS = {
+    RectificationStatus.DONE: 55,
+    RectificationStatus.PERFUNCTORY: 20,
+    RectificationStatus.INEFFECTIVE: 15,
+    RectificationStatus.REFUSED: 10,
+}
+ITEMS = (
+    ("D-ATORVA", "阿托伐他汀钙片", ItemKind.DRUG),
+    ("D-OLANZ", "奥氮平片", ItemKind.DRUG),
+    ("D-QUETI", "富马酸喹硫平片", ItemKind.DRUG),
+    ("C-STENT", "冠脉支架", ItemKind.CONSUMABLE),
+    ("C-CATH", "一次性导管", ItemKind.CONSUMABLE),
+)
+COMPLAINTS = (
+    "医生收取医药代表回扣。",
+    "手术前家属被暗示送红包。",
+    "门诊医生态度恶劣，拒绝解释检查结果。",
+    "医生建议到院外药店购买指定药品。",
+)
+RECTIFICATION_ITEMS = ("处方点评整改", "医药代表接待登记", "红包拒收承诺书", "检查合理性自查")
+
+
+# --- Data -----------------------------------------------------------------------------------
+
+
+def weighted(rng: random.Random, weights: dict[T, int]) -> T:
+    return rng.choices(list(weights), list(weights.values()))[0]
+
+
+@dataclass
+class World:
+    """Staff, companies and departments, and events about them over the year before ``now``."""
+
+    rng: random.Random
+    now: datetime
+    staff: list[str]
+    companies: list[str]
+    departments: list[str]
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    serial: Iterator[int] = field(default_factory=itertools.count)
+
+    def moment(self, *, days: float = 365) -> datetime:
+        return self.now - timedelta(days=self.rng.uniform(1, days))
+
+    def accept(self, event_type: str, occurred_at: datetime, **facts: Any) -> Event:
+        """The event intake publishes for these facts, received up to a day later."""
+        kind = BY_TYPE[event_type]
+        submission = kind.submission.model_validate(
+            {
+                "source_system": SOURCE_SYSTEM[event_type],
+                "source_ref": f"BENCH-{self.run}-{next(self.serial)}",
+                "occurred_at": occurred_at,
+                **facts,
+            }
+        )
+        received = occurred_at + timedelta(minutes=self.rng.uniform(1, 1440))
+        return kind.event.accept(submission, received_at=min(received, self.now))
+
+    def complaint(self, staff_id: str, at: datetime) -> Event:
+        return self.accept(
+            "complaint",
+            at,
+            channel=self.rng.choice(list(ComplaintChannel)),
+            category=weighted(self.rng, FINDING_CATEGORIES),
+            accused_staff_id=staff_id,
+            accused_department=self.rng.choice(self.departments),
+            description=self.rng.choice(COMPLAINTS),
+            amount_cny=f"{self.rng.randint(1, 200) * 100}.00",
+        )
+
+    def finding(
+        self,
+        staff_ids: tuple[str, ...],
+        at: datetime,
+        *,
+        case_id: str | None = None,
+        company: str | None = None,
+        substantiated: bool | None = None,
+        categories: tuple[ComplaintCategory, ...] = (),
+    ) -> Event:
+        rng = self.rng
+        if substantiated is None:
+            substantiated = rng.random() < 0.7
+        if substantiated and not categories:
+            picked = {weighted(rng, FINDING_CATEGORIES) for _ in range(rng.choice((1, 1, 2)))}
+            categories = tuple(sorted(picked))
+        if not substantiated:
+            categories = ()
+        if company is None and any(c in BENEFIT_TRANSFER for c in categories):
+            company = rng.choice(self.companies) if rng.random() < 0.4 else None
+        kickback = ComplaintCategory.KICKBACK in categories
+        return self.accept(
+            "investigation_finding",
+            at,
+            case_id=case_id or derive_case_id(uuid.UUID(int=rng.getrandbits(128))),
+            substantiated=substantiated,
+            confirmed_categories=categories,
+            staff_ids=staff_ids,
+            confirmed_amount_cny=f"{rng.randint(5, 600) * 100}.00" if kickback else None,
+            severe_social_impact=ComplaintCategory.IMPROPER_RELATIONSHIP in categories
+            and rng.random() < 0.5,
+            suspected_crime=rng.random() < 0.05,
+            company_code=company,
+            company_name=None if company is None else f"{company} 医药有限公司",
+            summary="经调查核实。" if substantiated else "经调查未查实。",
+        )
+
+    def application(self, staff_id: str, at: datetime) -> Event:
+        return self.accept(
+            "promotion_application",
+            at,
+            staff_id=staff_id,
+            application_id=f"HR-{self.run}-{next(self.serial)}",
+            target_position=self.rng.choice(("主治医师", "副主任医师", "主任医师", "护士长")),
+        )
+
+    def ranking(self, staff_id: str, at: datetime) -> Event:
+        code, name, kind = self.rng.choice(ITEMS)
+        justified = self.rng.random() < 0.3
+        return self.accept(
+            "prescription_ranking",
+            at,
+            staff_id=staff_id,
+            department=self.rng.choice(self.departments),
+            item_code=code,
+            item_name=name,
+            item_kind=kind,
+            month=f"{at:%Y-%m}",
+            rank=self.rng.randint(1, 30),
+            justified=justified,
+            justification="危重患者集中收治。" if justified else None,
+        )
+
+    def surrender(self, staff_id: str, at: datetime) -> Event:
+        return self.accept(
+            "red_envelope_surrender",
+            at,
+            staff_id=staff_id,
+            amount_cny=f"{self.rng.randint(2, 50) * 100}.00",
+            received_on=(at - timedelta(days=self.rng.choice((0, 1, 2, 3, 5, 7, 9, 14)))).date(),
+            surrendered_on=at.date(),
+        )
+
+    def visit(self, company: str, at: datetime) -> Event:
+        rng = self.rng
+        started = at.replace(hour=rng.choice((6, 7, 8, 9, 10, 13)), minute=rng.randrange(60))
+        return self.accept(
+            "visitor_log",
+            started,
+            rep_id=f"REP-{company}-{rng.randrange(5)}",
+            rep_name=rng.choice(("张伟", "王芳", "李娜", "刘洋")),
+            company_code=company,
+            company_name=f"{company} 医药有限公司",
+            host_staff_id=rng.choice(self.staff) if rng.random() < 0.9 else None,
+            department=rng.choice(self.departments),
+            place_code=f"P{rng.randrange(40):03d}",
+            place_kind=weighted(rng, PLACE_WEIGHTS),
+            started_at=started,
+            ended_at=started + timedelta(minutes=rng.randint(5, 90)),
+            appointment_id=f"APT-{next(self.serial)}" if rng.random() < 0.7 else None,
+        )
+
+    def rectification(self, department: str, at: datetime) -> Event:
+        return self.accept(
+            "rectification_status",
+            at,
+            department=department,
+            item=self.rng.choice(RECTIFICATION_ITEMS),
+            status=weighted(self.rng, STATUS_WEIGHTS),
+        )
+
+
+def make_world(rng: random.Random, now: datetime, *, staff: int, companies: int) -> World:
+    departments = sorted(routing().catalogue.departments)
+    return World(
+        rng=rng,
+        now=now,
+        staff=[f"S{n:05d}" for n in range(staff)],
+        companies=[f"C{n:04d}" for n in range(companies)],
+        departments=departments,
+    )
+
+
+_ROUTING: list[Routing] = []
+
+
+def routing() -> Routing:
+    """The router's shipped department catalogue and routing table (loaded once)."""
+    if not _ROUTING:
+        settings = RouterSettings()
+        _ROUTING.append(Routing.load(settings.departments, settings.routing_table))
+    return _ROUTING[0]
+
+
+def kind_of(event: Event) -> EventKind:
+    return KIND_BY_CLASS[type(event)]
+
+
+def filings(event: Event) -> list[tuple[SubjectKind, str]]:
+    """The conduct files an event is added to, as services/escalation/handlers.py files them."""
+    match event:
+        case InvestigationFindingReceived(staff_ids=staff_ids, company_code=company):
+            companies = [] if company is None else [(SubjectKind.COMPANY, company)]
+            return [(SubjectKind.STAFF, staff_id) for staff_id in staff_ids] + companies
+        case VisitorLogReceived(company_code=company):
+            return [(SubjectKind.COMPANY, company)]
+        case ComplaintReceived(accused_staff_id=staff_id):
+            return [] if staff_id is None else [(SubjectKind.STAFF, staff_id)]
+        case RectificationStatusReceived(department=department):
+            return [(SubjectKind.DEPARTMENT, department)]
+        case (
+            PromotionApplicationReceived(staff_id=staff_id)
+            | PrescriptionRankingReceived(staff_id=staff_id)
+            | RedEnvelopeSurrenderReceived(staff_id=staff_id)
+        ):
+            return [(SubjectKind.STAFF, staff_id)]
+    return []
+
+
+def with_event(file: ConductFile, event: Event) -> ConductFile:
+    """The file with the event added once (handlers._with_event)."""
+    if any(known.event_id == event.event_id for known in file.events):
+        return file
+    return file.model_copy(update={"events": (*file.events, event)})
+
+
+def service_feed(world: World, count: int, *, prefix: str = "") -> list[Event]:
+    """``count`` events of the service's mix in order of receipt; about one finding in ten
+    revises an earlier one (same case, later date)."""
+    rng = world.rng
+    staff = [f"{prefix}{s}" for s in world.staff]
+    companies = [f"{prefix}{c}" for c in world.companies]
+    events: list[Event] = []
+    cases: list[tuple[str, tuple[str, ...], datetime]] = []
+    types = [weighted(rng, FEED_WEIGHTS) for _ in range(count)]
+    for event_type in types:
+        at = world.moment()
+        if event_type == "investigation_finding":
+            if cases and rng.random() < 0.1:
+                case_id, staff_ids, first = rng.choice(cases)
+                at = first + timedelta(days=rng.uniform(1, 30))
+                events.append(world.finding(staff_ids, min(at, world.now), case_id=case_id))
+                continue
+            staff_ids = tuple(rng.sample(staff, rng.choice((1, 1, 1, 2))))
+            company = rng.choice(companies) if rng.random() < 0.15 else None
+            substantiated = True if company else None
+            categories = (rng.choice(BENEFIT_TRANSFER),) if company else ()
+            finding = world.finding(
+                staff_ids, at, company=company, substantiated=substantiated, categories=categories
+            )
+            if isinstance(finding, InvestigationFindingReceived):
+                cases.append((finding.case_id, staff_ids, at))
+            events.append(finding)
+        elif event_type == "promotion_application":
+            events.append(world.application(rng.choice(staff), at))
+        elif event_type == "visitor_log":
+            events.append(world.visit(rng.choice(companies), at))
+        else:
+            events.append(world.ranking(rng.choice(staff), at))
+    events.sort(key=lambda event: (event.received_at, str(event.event_id)))
+    return events
+
+
+def conduct_files(
+    world: World, *, staff: int, companies: int, departments: int, cases: int
+) -> list[tuple[ConductFile, ConductFile]]:
+    """Realistic whole files, each with the same file as it stood before its latest event."""
+    rng = world.rng
+    pairs: list[tuple[ConductFile, ConductFile]] = []
+
+    def add(kind: SubjectKind, subject_id: str, events: list[Event]) -> None:
+        events.sort(key=lambda event: event.received_at)
+        whole = ConductFile(
+            subject_kind=kind, subject_id=subject_id, events=cast(Any, tuple(events))
+        )
+        pairs.append((whole.model_copy(update={"events": whole.events[:-1]}), whole))
+
+    for staff_id in world.staff[:staff]:
+        events: list[Event] = []
+        colleagues = [s for s in world.staff if s != staff_id]
+        events += [world.complaint(staff_id, world.moment()) for _ in range(rng.randint(0, 5))]
+        for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
+            staff_ids = (staff_id, rng.choice(colleagues)) if rng.random() < 0.2 else (staff_id,)
+            events.append(world.finding(staff_ids, world.moment()))
+        events += [world.application(staff_id, world.moment()) for _ in range(rng.randint(0, 3))]
+        events += [world.ranking(staff_id, world.moment()) for _ in range(rng.randint(0, 10))]
+        events += [world.surrender(staff_id, world.moment()) for _ in range(rng.randint(0, 2))]
+        if not events:
+            events.append(world.application(staff_id, world.moment()))
+        add(SubjectKind.STAFF, staff_id, events)
+    for company in world.companies[:companies]:
+        events = [world.visit(company, world.moment()) for _ in range(rng.randint(5, 40))]
+        for _ in range(rng.choice((0, 0, 0, 1, 2))):
+            staff_ids = (rng.choice(world.staff),)
+            category = (rng.choice(BENEFIT_TRANSFER),)
+            at = world.moment(days=4 * 365)
+            events.append(
+                world.finding(
+                    staff_ids, at, company=company, substantiated=True, categories=category
+                )
+            )
+        add(SubjectKind.COMPANY, company, events)
+    for department in itertools.islice(itertools.cycle(world.departments), departments):
+        events = [world.rectification(department, world.moment()) for _ in range(rng.randint(1, 8))]
+        add(SubjectKind.DEPARTMENT, department, events)
+    for _ in range(cases):
+        complaint = world.complaint(rng.choice(world.staff), world.moment(days=60))
+        if not isinstance(complaint, ComplaintReceived):
+            raise TypeError(complaint)
+        case = open_case(Opening.of_complaint(complaint), routing(), now=complaint.received_at)
+        before = ConductFile(subject_kind=SubjectKind.CASE, subject_id=case.case_id, case=case)
+        after = before
+        if rng.random() < 0.6:
+            found_at = min(case.opened_at + timedelta(days=rng.uniform(2, 40)), world.now)
+            staff_ids = (complaint.accused_staff_id or world.staff[0],)
+            finding = world.finding(staff_ids, found_at, case_id=case.case_id)
+            if not isinstance(finding, InvestigationFindingReceived):
+                raise TypeError(finding)
+            recorded = record_finding(case, finding, now=found_at)
+            after = before.model_copy(update={"case": recorded})
+        pairs.append((before, after))
+    return pairs
+
+
+# --- The engine alone -----------------------------------------------------------------------
+
+
+def decided(
+    pairs: list[tuple[ConductFile, ConductFile]], book: RuleBook, now: datetime
+) -> list[dict[str, Decision]]:
+    """What the desk had published on each file before its latest event."""
+    return [
+        {d.key: d for d in reconcile({}, evaluate(before, book, now=now), now=now)}
+        for before, _ in pairs
+    ]
+
+
+def time_engine(
+    pairs: list[tuple[ConductFile, ConductFile]], book: RuleBook, now: datetime, seconds: float
+) -> dict[str, Any]:
+    """Rounds over every file until ``seconds`` passed; rates from the fastest round (the
+    machine is shared), time per step and subject from all rounds."""
+    emitted = decided(pairs, book, now)
+    work = [(file, before) for (_, file), before in zip(pairs, emitted, strict=True)]
+    per_round: dict[str, Counter[str]] = defaultdict(Counter)
+    spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    rounds: list[float] = []
+    cpu_rounds: list[float] = []
+    started = time.perf_counter()
+    while not rounds or time.perf_counter() - started < seconds:
+        round_started, cpu_started = time.perf_counter(), time.process_time()
+        for file, before in work:
+            t0 = time.perf_counter()
+            fresh = evaluate(file, book, now=now)
+            t1 = time.perf_counter()
+            published = reconcile(before, fresh, now=now)
+            t2 = time.perf_counter()
+            kind = str(file.subject_kind)
+            spent[kind][0] += t1 - t0
+            spent[kind][1] += t2 - t1
+            if not rounds:
+                per_round[kind].update(
+                    evaluations=1, decisions=len(fresh), published=len(published)
+                )
+        rounds.append(time.perf_counter() - round_started)
+        cpu_rounds.append(time.process_time() - cpu_started)
+    best = min(rounds)
+    counts = sum(per_round.values(), Counter[str]())
+    evaluate_s = sum(s[0] for s in spent.values())
+    reconcile_s = sum(s[1] for s in spent.values())
+    files = Counter(str(file.subject_kind) for file, _ in work)
+    sizes = Counter[str]()
+    for file, _ in work:
+        sizes[str(file.subject_kind)] += len(file.case.history) if file.case else len(file.events)
+    return {
+        "files": dict(files),
+        "mean_events_per_file": {k: round(sizes[k] / files[k], 1) for k in files},
+        "rounds": len(rounds),
+        "best_round_s": round(best, 4),
+        "mean_round_s": round(statistics.fmean(rounds), 4),
+        "evaluations_per_round": counts["evaluations"],
+        "cpu_s_per_wall_s": round(sum(cpu_rounds) / sum(rounds), 2),
+        "evaluations_per_cpu_s": round(counts["evaluations"] / min(cpu_rounds), 1),
+        "evaluations_per_s": round(counts["evaluations"] / best, 1),
+        "decisions_per_s": round(counts["decisions"] / best, 1),
+        "published_per_s": round(counts["published"] / best, 1),
+        "decisions_per_evaluation": round(counts["decisions"] / counts["evaluations"], 2),
+        "published_per_evaluation": round(counts["published"] / counts["evaluations"], 2),
+        "share_of_time_in_reconcile": round(reconcile_s / (evaluate_s + reconcile_s), 3),
+        "by_subject": {
+            kind: {
+                "us_per_evaluate": round(spent[kind][0] * 1e6 / (c["evaluations"] * len(rounds))),
+                "us_per_reconcile": round(spent[kind][1] * 1e6 / (c["evaluations"] * len(rounds))),
+                "decisions_per_evaluation": round(c["decisions"] / c["evaluations"], 2),
+            }
+            for kind, c in sorted(per_round.items())
+        },
+        "note": (
+            "A case file's size is its history entries. decisions: what evaluate returned (all "
+            "the rules decide on the whole file); published: what reconcile returned against "
+            "what the desk had published before the file's latest event."
+        ),
+    }
+
+
+# --- The service's feed, in process -------------------------------------------------------------
+
+
+def replay_in_memory(
+    feed: list[Event], book: RuleBook, now: datetime, *, serialise: bool
+) -> dict[str, Any]:
+    """Each event into each of its files, one at a time, as EscalationDesk.update does, with
+    the files in a dict; ``serialise``: stored as the repository stores them (JSON-mode dumps,
+    validated again on load)."""
+    kept: dict[str, tuple[ConductFile, dict[str, Decision]]] = {}
+    documents: dict[str, Document] = {}
+    evaluations = published_total = 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for event in feed:
+        for kind, subject_id in filings(event):
+            key = subject_key(kind, subject_id)
+            blank = ConductFile(subject_kind=kind, subject_id=subject_id)
+            if serialise:
+                document = documents.get(key)
+                file = blank if document is None else ConductFile.model_validate(document["file"])
+                emitted = (
+                    {}
+                    if document is None
+                    else {k: Decision.model_validate(d) for k, d in document["emitted"].items()}
+                )
+            else:
+                file, emitted = kept.get(key, (blank, {}))
+            file = with_event(file, event)
+            fresh = evaluate(file, book, now=now)
+            published = reconcile(emitted, fresh, now=now)
+            emitted = {**emitted, **{d.key: d for d in published}}
+            depends_on_clock(file, fresh)
+            if serialise:
+                documents[key] = {
+                    "file": file.model_dump(mode="json"),
+                    "emitted": {k: d.model_dump(mode="json") for k, d in emitted.items()},
+                }
+            else:
+                kept[key] = (file, emitted)
+            evaluations += 1
+            published_total += len(published)
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    return {
+        "events_per_s": round(len(feed) / seconds, 1),
+        "cpu_ms_per_event": round(cpu * 1000 / len(feed), 3),
+        "evaluations_per_s": round(evaluations / seconds, 1),
+        "decisions_published_per_s": round(published_total / seconds, 1),
+        "ms_per_event": round(seconds * 1000 / len(feed), 3),
+        "decisions_published": published_total,
+    }
+
+
+def size_bucket(events: int) -> str:
+    for upper in (1, 9, 29):
+        if events <= upper:
+            return f"{upper}" if upper == 1 else f"<={upper}"
+    return ">29"
+
+
+async def replay_over_store(
+    feed: list[Event], book: RuleBook, db: AsyncDatabase[Document]
+) -> dict[str, Any]:
+    """The steps of EscalationDesk.update over FerretDB (ConductFiles), one event at a time,
+    each step timed; decisions are counted, not published."""
+    files = ConductFiles(db)
+    steps: dict[str, float] = defaultdict(float)
+    saves_by_size: dict[str, list[float]] = defaultdict(list)
+    published_total = evaluations = conflicts = 0
+    cpu = CpuWindow({"bench_process": os.getpid(), "ferretdb": RUNTIME.pid("ferretdb")})
+    cpu.begin()
+    started = time.perf_counter()
+    for event in feed:
+        for kind, subject_id in filings(event):
+            blank = ConductFile(subject_kind=kind, subject_id=subject_id)
+            now = datetime.now(UTC)
+            t0 = time.perf_counter()
+            stored = await files.load(blank)
+            t1 = time.perf_counter()
+            file = with_event(stored.file, event)
+            fresh = evaluate(file, book, now=now)
+            published = reconcile(stored.emitted, fresh, now=now)
+            t2 = time.perf_counter()
+            stored.file = file
+            stored.emitted = {**stored.emitted, **{d.key: d for d in published}}
+            conflicts += not await files.save(stored)
+            t3 = time.perf_counter()
+            await files.set_watched(file, depends_on_clock(file, fresh))
+            t4 = time.perf_counter()
+            for step, spent in zip(
+                ("load", "rules", "save", "set_watched"),
+                (t1 - t0, t2 - t1, t3 - t2, t4 - t3),
+                strict=True,
+            ):
+                steps[step] += spent
+            saves_by_size[size_bucket(len(file.events))].append(t3 - t2)
+            evaluations += 1
+            published_total += len(published)
+    seconds = time.perf_counter() - started
+    sizes = [len(bson.encode(document)) async for document in db["escalation_files"].find({})]
+    return {
+        "events_per_s": round(len(feed) / seconds, 1),
+        "ms_per_event": round(seconds * 1000 / len(feed), 3),
+        "decisions_published": published_total,
+        "save_conflicts": conflicts,
+        "ms_per_filing_by_step": {k: round(v * 1000 / evaluations, 3) for k, v in steps.items()},
+        "share_by_step": {k: round(v / seconds, 3) for k, v in steps.items()},
+        "save_ms_by_events_in_file": {
+            bucket: {"saves": len(spent), "mean_ms": round(statistics.fmean(spent) * 1000, 2)}
+            for bucket, spent in sorted(saves_by_size.items())
+        },
+        "stored_file_kb": {
+            "mean": round(statistics.fmean(sizes) / 1024, 1),
+            "max": round(max(sizes) / 1024, 1),
+        },
+        "cpu": cpu.end(len(feed)),
+    }
+
+
+# --- The runtime and the service ------------------------------------------------------------
+
+
+def service_settings(db: str, *, group_prefix: str = "bench-escalation-") -> EscalationSettings:
+    return EscalationSettings(
+        kafka_bootstrap=RUNTIME.bootstrap,
+        mongo_url=RUNTIME.mongo_url,
+        mongo_db=db,
+        kafka_group_prefix=group_prefix,
+    )
+
+
+Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(client: httpx.AsyncClient, url: str) -> Metrics:
+    text = (await client.get(url, timeout=5)).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(metrics: Metrics, name: str, **labels: str) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in metrics.items()
+        if sample == name and labels.items() <= dict(sample_labels).items()
+    )
+
+
+def by_label(metrics: Metrics, name: str, label: str) -> dict[str, float]:
+    values: dict[str, float] = defaultdict(float)
+    for (sample, sample_labels), value in metrics.items():
+        if sample == name:
+            values[dict(sample_labels).get(label, "")] += value
+    return values
+
+
+HANDLED = "faststream_received_processed_messages_total"
+
+
+async def publish(producer: AIOKafkaProducer, events: list[Event]) -> None:
+    """As intake publishes: JSON, on the event type's topic, with its key."""
+    sent = [
+        await producer.send(
+            kind_of(event).topic,
+            event.model_dump_json().encode(),
+            key=kind_of(event).key(event),
+            headers=JSON_HEADERS,
+        )
+        for event in events
+    ]
+    await asyncio.gather(*sent)
+
+
+async def wait_handled(
+    client: httpx.AsyncClient,
+    url: str,
+    count: float,
+    pid: int,
+    *,
+    patience: float,
+    progress: dict[str, Any] | None = None,
+) -> Metrics:
+    """Poll /metrics until ``count`` records were handled (acked) in all; ``progress`` is kept
+    up to date (records handled since the call, seconds), for a run cut short."""
+    started = time.perf_counter()
+    first: float | None = None
+    while True:
+        try:
+            metrics = await scrape(client, url)
+        except httpx.TransportError:
+            metrics = {}
+        handled = total(metrics, HANDLED, status="acked")
+        first = handled if first is None else first
+        if progress is not None:
+            seconds = time.perf_counter() - started
+            progress |= {
+                "handled_so_far": int(handled - first),
+                "seconds_so_far": round(seconds, 1),
+                "events_per_s_so_far": round((handled - first) / max(seconds, 1e-9), 2),
+            }
+        if handled >= count:
+            return metrics
+        if cpu_seconds(pid) is None:
+            raise RuntimeError("the escalation service exited")
+        if time.perf_counter() - started > patience:
+            raise RuntimeError(f"only {handled:.0f} of {count} handled")
+        await asyncio.sleep(0.1)
+
+
+async def decisions_on_topic(subjects: set[str]) -> dict[str, int]:
+    """Decision records on the decisions topic about ``subjects``: records and distinct ids."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=RUNTIME.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    await asyncio.sleep(0)  # let aiokafka's no-group task start before any stop()
+    try:
+        count = service_settings("unused").kafka_partitions  # the service created the topic
+        partitions = [TopicPartition(topics.DECISIONS, p) for p in range(count)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records, ids, corrections, withdrawals = 0, set(), 0, 0
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                for record in batch:
+                    decision = json.loads(record.value)
+                    if decision["subject_id"] not in subjects:
+                        continue
+                    records += 1
+                    ids.add(decision["event_id"])
+                    corrections += decision["corrects"] is not None
+                    withdrawals += decision["withdrawn"]
+    finally:
+        await consumer.stop()
+    return {
+        "records": records,
+        "distinct_decision_ids": len(ids),
+        "repeated_records": records - len(ids),
+        "corrections": corrections,
+        "withdrawals": withdrawals,
+    }
+
+
+async def check_store(db: AsyncDatabase[Document], feed: list[Event]) -> dict[str, Any]:
+    """Every measured event in every file it belongs to, each once."""
+    expected = Counter(
+        (subject_key(kind, subject_id), str(event.event_id))
+        for event in feed
+        for kind, subject_id in filings(event)
+    )
+    found: Counter[tuple[str, str]] = Counter()
+    revisions = files = 0
+    keys = {key for key, _ in expected}
+    async for document in db["escalation_files"].find({}):
+        if document["_id"] not in keys:
+            continue
+        files += 1
+        revisions += document["revision"]
+        for event in document["file"]["events"]:
+            found[(document["_id"], str(event["event_id"]))] += 1
+    return {
+        "filings_expected": sum(expected.values()),
+        "filings_found": sum(found.values()),
+        "filings_missing": sum(1 for key in expected if found[key] == 0),
+        "all_filed_once": found == expected,
+        "files": files,
+        "sum_of_revisions": revisions,
+    }
+
+
+def log_lines_since(path: Path, offset: int) -> tuple[int, list[str]]:
+    """The log's size now, and its lines after ``offset``."""
+    with path.open("rb") as log:
+        log.seek(offset)
+        text = log.read()
+    return offset + len(text), text.decode(errors="replace").splitlines()
+
+
+async def run_service(
+    feed: list[Event],
+    warmup: list[Event],
+    *,
+    port: int,
+    pid: int,
+    log: Path,
+    db: str,
+    progress: dict[str, Any],
+) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}"
+    producer = AIOKafkaProducer(
+        bootstrap_servers=RUNTIME.bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        client_id="bench-feed",
+    )
+    async with httpx.AsyncClient() as client:  # start_service waited for /healthz
+        await producer.start()
+        try:
+            await publish(producer, warmup)
+            before = await wait_handled(client, f"{url}/metrics", len(warmup), pid, patience=120)
+            cpu = CpuWindow(
+                {
+                    "service": pid,
+                    "ferretdb": RUNTIME.pid("ferretdb"),
+                    "kafka": RUNTIME.pid("kafka"),
+                    "bench_client": os.getpid(),
+                }
+            )
+            cpu.begin()
+            log_offset = log_lines_since(log, 0)[0]
+            started = time.perf_counter()
+            await publish(producer, feed)
+            published_s = time.perf_counter() - started
+            after = await wait_handled(
+                client,
+                f"{url}/metrics",
+                len(warmup) + len(feed),
+                pid,
+                patience=24 * 3600,  # the run's deadline applies
+                progress=progress,
+            )
+            seconds = time.perf_counter() - started
+            usage = cpu.end(len(feed))
+            logged = log_lines_since(log, log_offset)[1]
+        finally:
+            await producer.stop()
+
+    def delta(name: str, label: str) -> dict[str, float]:
+        early = by_label(before, name, label)
+        return {k: round(v - early.get(k, 0.0), 4) for k, v in by_label(after, name, label).items()}
+
+    handled = delta(HANDLED, "status")
+    decisions = sum(delta("qinglian_decisions_total", "kind").values())
+    busy = delta("faststream_received_processed_messages_duration_seconds_sum", "handler")
+    publishes = delta("faststream_published_messages_total", "destination")
+    publish_s = delta("faststream_published_messages_duration_seconds_sum", "destination")
+    mongo = connect(service_settings(db))
+    try:
+        store = await check_store(database(mongo, service_settings(db)), feed)
+    finally:
+        await mongo.close()
+    subjects = {subject for event in feed for _, subject in filings(event)}
+    return {
+        "events": len(feed),
+        "seconds": round(seconds, 3),
+        "events_per_s": round(len(feed) / seconds, 1),
+        "decisions_per_s": round(decisions / seconds, 1),
+        "decisions": int(decisions),
+        "decisions_by_kind": {
+            k: int(v) for k, v in delta("qinglian_decisions_total", "kind").items()
+        },
+        "published_in_s": round(published_s, 3),
+        "handled_by_status": {k: int(v) for k, v in handled.items()},
+        "handler_failures": int(sum(delta("qinglian_handler_failures_total", "topic").values())),
+        "handler_busy_s_by_topic": {k.split(".")[-2]: round(v, 2) for k, v in busy.items()},
+        "handler_busy_s_total": round(sum(busy.values()), 2),
+        "mean_handler_ms": round(sum(busy.values()) * 1000 / len(feed), 2),
+        "decision_publishes": int(sum(publishes.values())),
+        "mean_publish_ms": round(
+            sum(publish_s.values()) * 1000 / max(1.0, sum(publishes.values())), 2
+        ),
+        "publish_wait_s_total": round(sum(publish_s.values()), 2),
+        "cpu": usage,
+        "store": store,
+        "decisions_topic": await decisions_on_topic(subjects),
+        "service_log_while_measured": {
+            "lines": len(logged),
+            "rebalance_warnings": sum("rebalanc" in line for line in logged),
+            "errors": sum(" ERROR " in line or "Traceback" in line for line in logged),
+        },
+    }
+
+
+# --- The run --------------------------------------------------------------------------------
+
+
+def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
+    book = RuleBook.from_file(EscalationSettings().rules)
+    now = datetime.now(UTC).replace(microsecond=0)
+    rng = random.Random(options.seed)
+    files_world = make_world(rng, now, staff=max(options.files, 50), companies=options.files // 5)
+    pairs = conduct_files(
+        files_world,
+        staff=options.files,
+        companies=options.files // 5,
+        departments=options.files // 5,
+        cases=options.files // 2,
+    )
+    print(f"engine: {len(pairs)} conduct files", file=sys.stderr)
+    result["engine"] = time_engine(pairs, book, now, options.engine_seconds)
+
+    world = make_world(rng, now, staff=options.staff, companies=options.companies)
+    feed = service_feed(world, options.events)
+    warm_world = make_world(random.Random(options.seed + 1), now, staff=20, companies=4)
+    warmup = service_feed(warm_world, WARMUP_PER_TYPE * len(FEED_WEIGHTS), prefix="WARM")
+    sizes = Counter(subject_key(k, s) for event in feed for k, s in filings(event))
+    result["feed"] = {
+        "events": len(feed),
+        "by_type": dict(Counter(kind_of(event).event_type for event in feed)),
+        "staff": options.staff,
+        "companies": options.companies,
+        "filings": sum(sizes.values()),
+        "files": len(sizes),
+        "largest_file_events": max(sizes.values()),
+        "seed": options.seed,
+    }
+    in_process: dict[str, Any] = {
+        name: max(
+            (replay_in_memory(feed, book, now, serialise=serialise) for _ in range(3)),
+            key=lambda outcome: float(outcome["events_per_s"]),
+        )
+        | {"best_of": 3}
+        for name, serialise in (("rules_only", False), ("rules_and_serialisation", True))
+    }
+    result["service_feed_in_process"] = in_process
+    print(f"in process: {in_process['rules_only']['events_per_s']} events/s", file=sys.stderr)
+    if options.engine_only:
+        return
+
+    RUNTIME.start_fresh(deadline)
+    tag = uuid.uuid4().hex[:8]
+    db = f"bench_service_{tag}"
+    progress: dict[str, Any] = {"complete": False}
+    result["service"] = progress  # what a run cut short by --timeout got to
+    escalation = start_service(
+        "escalation",
+        env=RUNTIME.service_env(db=db, group_prefix=f"bench-{tag}-")
+        | {
+            "QINGLIAN_LOG_LEVEL": options.log_level,
+            "QINGLIAN_CLOCK_CHECK_SECONDS": str(CLOCK_CHECK_SECONDS),
+        },
+        port=free_port(SERVICE_PORTS),
+        log_dir=RUNTIME.log_dir,
+    )
+    try:
+        service = deadline.run(
+            run_service(
+                feed,
+                warmup,
+                port=escalation.port,
+                pid=escalation.pid,
+                log=escalation.log,
+                db=db,
+                progress=progress,
+            )
+        )
+    finally:
+        stop_service(escalation)
+    service |= {"complete": True, "log_level": options.log_level, "http_port": escalation.port}
+    result["service"] = service
+    print(f"service: {service['events_per_s']} events/s", file=sys.stderr)
+    result["ratios"] = {
+        "service_to_in_process_rules_only": round(
+            service["events_per_s"] / in_process["rules_only"]["events_per_s"], 4
+        )
+    }
+    if options.store_replay_events <= 0:
+        return
+
+    async def over_store() -> dict[str, Any]:
+        settings = service_settings(f"bench_inproc_{tag}")
+        mongo = connect(settings)
+        try:
+            prefix = feed[: options.store_replay_events]
+            outcome = await replay_over_store(prefix, book, database(mongo, settings))
+            return {"events": len(prefix), "of_feed": "the first events"} | outcome
+        finally:
+            await mongo.close()
+
+    over = in_process["over_ferretdb"] = deadline.run(over_store())
+    print(f"over FerretDB: {over['events_per_s']} events/s", file=sys.stderr)
+    result["ratios"]["service_to_in_process_over_ferretdb"] = round(
+        service["events_per_s"] / over["events_per_s"], 3
+    )
+
+
+NOTES = (
+    "engine and service_feed_in_process run in this process, one core at most; the service "
+    "runs its 11 subscribers (4 of them fed here) in one process and event loop, each "
+    "handling one record at a time, loading and saving whole conduct files in FerretDB and "
+    "awaiting Kafka's acks=all for each decision. service.store.all_filed_once false means "
+    "events were handled (acked) but are missing from a file they belong to: a lost update "
+    "(the file's compare-and-set save lost a race). decisions_topic.repeated_records: the same "
+    "decision published again after a save lost a race (same id, by design). Kafka, FerretDB, "
+    "the service and this script share the machine's cores with whatever else runs."
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=2000, help="fact events for the service")
+    parser.add_argument("--staff", type=int, help="staff ids in the feed (default: events / 8)")
+    parser.add_argument(
+        "--companies", type=int, help="companies in the feed (default: events / 80)"
+    )
+    parser.add_argument("--files", type=int, default=200, help="staff files for the engine")
+    parser.add_argument("--engine-seconds", type=float, default=3.0)
+    parser.add_argument("--engine-only", action="store_true", help="no broker, no store")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--store-replay-events",
+        type=int,
+        default=500,
+        help="the feed's first events replayed in process over FerretDB (after the service)",
+    )
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for the whole run")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="the service's (INFO, as deploy/local/services.sh runs it)",
+    )
+    options = parser.parse_args()
+    if options.events < 1 or options.files < 5:
+        parser.error("need at least 1 event and 5 files")
+    options.staff = options.staff or max(10, options.events // 8)
+    options.companies = options.companies or max(3, options.events // 80)
+
+    deadline = Deadline(options.timeout)
+    load_at_start = [round(load, 2) for load in os.getloadavg()]
+    result: dict[str, Any] = {"benchmark": "escalation_throughput", "events": options.events}
+    status = 0
+    try:
+        measure(options, deadline, result)
+    except Exception as error:  # reported in the JSON, with what was started stopped
+        result["error"] = f"{type(error).__name__}: {error}"
+        status = 1
+    finally:
+        if not options.engine_only:
+            RUNTIME.stop()
+    result["machine"] = machine(load_at_start)
+    result["notes"] = NOTES
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
