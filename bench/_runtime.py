@@ -275,16 +275,19 @@ def start_service(
         )
     service = Service(name, process.pid, port, f"http://127.0.0.1:{port}", log, process)
     deadline = time.monotonic() + patience
-    while True:
-        try:
-            if httpx.get(f"{service.url}/healthz", timeout=3).status_code == 200:
-                return service
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_service(service)
-            raise RuntimeError(f"{name} did not become healthy; see {log}")
-        time.sleep(0.3)
+    try:
+        while True:
+            try:
+                if httpx.get(f"{service.url}/healthz", timeout=3).status_code == 200:
+                    return service
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not become healthy; see {log}")
+            time.sleep(0.3)
+    except BaseException:  # an interrupt too: no service is left behind
+        stop_service(service)
+        raise
 
 
 def stop_service(service: Service, *, patience: float = 45.0) -> None:

@@ -33,7 +33,9 @@ Load (per rate of --rate, lowest first; a rate the system cannot keep up with en
   --group-poll seconds with the admin client.
 - CPU seconds per process (intake, router, escalation, reporting, Kafka, FerretDB, this
   script) from /proc/PID/stat over the phase (first send until drained), per accepted event,
-  and the time their threads waited for a core (/proc/PID/task/*/schedstat).
+  and the time their threads waited for a core (/proc/PID/task/*/schedstat); FerretDB's
+  requests per event by command and its SQLite connection waits, from its debug listener's
+  metrics (this script's own counts polls included, and counted apart).
 - Baseline, right after each rate: a relay process (``python -m bench.system_load relay``:
   aiokafka consumer in a group, one record at a time, acks=all send awaited, commit after
   each) between two benchmark topics, fed by an aiokafka producer here at the same rate with
