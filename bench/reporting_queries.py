@@ -1316,56 +1316,54 @@ async def write_costs(db: AsyncDatabase[Document], year: Year, *, repeats: int) 
     """What each of ReportRepository's writes costs against the store as it is (run after the
     queries: the probes add a few documents). Each the median of ``repeats``, in ms."""
     reports = ReportRepository(db)
-    case: CaseUpdated = year.sample["case"]
-    stored = await reports.case(case.case_id)
-    if stored is None:
-        raise RuntimeError(f"case {case.case_id} is not in the store")
-    decision: Decision = year.sample["decision"]
-    rating, position = year.sample["satisfaction"]
-    key = count_key(rating)
-    topic, partition, _ = position
-    offsets = itertools.count(position[2] + 1)
-    revisions = itertools.count(stored.revision + 1)
-    observation = year.sample["kpi_observation"][0] if "kpi_observation" in year.sample else None
-    periods = itertools.count(2101)
-
-    def new_case() -> CaseFact:
-        return stored.model_copy(update={"case_id": f"CASE-{uuid.uuid4().hex[:20].upper()}"})
-
-    probes: dict[str, Callable[[], Awaitable[Any]]] = {
-        "count_next_offset (every fact record)": lambda: reports.count(
+    probes: dict[str, Callable[[], Awaitable[Any]]] = {}
+    pushdown: dict[str, Any] = {"reporting_cases {} (all_cases)": None}
+    if "satisfaction" in year.sample:
+        rating, (topic, partition, offset) = year.sample["satisfaction"]
+        key = count_key(rating)
+        offsets = itertools.count(offset + 1)
+        probes["count_next_offset (every fact record)"] = lambda: reports.count(
             key, topic=topic, partition=partition, offset=next(offsets)
-        ),
-        "record_case_new_case (a case's first revision)": lambda: reports.record_case(new_case()),
-        "record_case_next_revision (every later revision)": lambda: reports.record_case(
-            stored.model_copy(update={"revision": next(revisions)})
-        ),
-        "record_decision_new (every decision)": lambda: reports.record_decision(
+        )
+        pushdown["reporting_counts {_id, offset: {$lt}} (count)"] = await explain_pushdown(
+            db,
+            "reporting_counts",
+            {"_id": f"{topic}|{partition}|{key.month}", "offset": {"$lt": 1}},
+        )
+    stored = await reports.case(year.sample["case"].case_id) if "case" in year.sample else None
+    if stored is not None:
+        found, revisions = stored, itertools.count(stored.revision + 1)
+
+        def new_case() -> CaseFact:
+            return found.model_copy(update={"case_id": f"CASE-{uuid.uuid4().hex[:20].upper()}"})
+
+        probes["record_case_new_case (a case's first revision)"] = lambda: reports.record_case(
+            new_case()
+        )
+        probes["record_case_next_revision (every later revision)"] = lambda: reports.record_case(
+            found.model_copy(update={"revision": next(revisions)})
+        )
+        probes["find_one_case_by_id (for contrast: _id only)"] = lambda: reports.case(found.case_id)
+        pushdown["reporting_cases {_id}"] = await explain_pushdown(
+            db, "reporting_cases", {"_id": found.case_id}
+        )
+        pushdown["reporting_cases {_id, revision: {$lt}} (record_case)"] = await explain_pushdown(
+            db, "reporting_cases", {"_id": found.case_id, "revision": {"$lt": 2}}
+        )
+    if "decision" in year.sample:
+        decision: Decision = year.sample["decision"]
+        probes["record_decision_new (every decision)"] = lambda: reports.record_decision(
             decision.model_copy(update={"event_id": uuid.uuid4()})
-        ),
-        "find_one_case_by_id (for contrast: _id only)": lambda: reports.case(case.case_id),
-    }
-    if observation is not None:
+        )
+    if "kpi_observation" in year.sample:
+        observation, periods = year.sample["kpi_observation"][0], itertools.count(2101)
         probes["record_observation_new (every KPI observation)"] = lambda: (
             reports.record_observation(
                 observation.model_copy(update={"period": str(next(periods))})
             )
         )
     costs = {name: (await median_ms(probe, repeats))[0] for name, probe in probes.items()}
-    pushdown = {
-        "reporting_cases {_id}": await explain_pushdown(
-            db, "reporting_cases", {"_id": case.case_id}
-        ),
-        "reporting_cases {_id, revision: {$lt}} (record_case)": await explain_pushdown(
-            db, "reporting_cases", {"_id": case.case_id, "revision": {"$lt": 2}}
-        ),
-        "reporting_counts {_id, offset: {$lt}} (count)": await explain_pushdown(
-            db,
-            "reporting_counts",
-            {"_id": f"{topic}|{partition}|{key.month}", "offset": {"$lt": 1}},
-        ),
-        "reporting_cases {} (all_cases)": await explain_pushdown(db, "reporting_cases", {}),
-    }
+    pushdown["reporting_cases {} (all_cases)"] = await explain_pushdown(db, "reporting_cases", {})
     sizes = {
         name: await db[name].count_documents({}) for name in ("reporting_counts", "reporting_cases")
     }
