@@ -16,6 +16,13 @@ from services.common.settings import ServiceSettings
 from services.common.store import Document
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fault tests (tests/integration/test_faults.py) run last: they stop and start the
+    runtime's Kafka and FerretDB, and leave thousands of records in the shared topics that every
+    later test starting the services with fresh consumer groups would have to read again."""
+    items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
+
+
 class InfraSettings(ServiceSettings):
     http_port: int = 0
 

@@ -50,7 +50,11 @@ class ConsumerLag:
                     highwater = consumer.highwater(partition)
                     if highwater is None:  # nothing fetched from it yet
                         continue
-                    position = await asyncio.wait_for(consumer.position(partition), timeout=1.0)
+                    # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                    # comes as the position is ready (mostly at once), so this loop would go
+                    # on after its task was cancelled and hold the service's shutdown forever.
+                    async with asyncio.timeout(1.0):
+                        position = await consumer.position(partition)
                 # A rebalance may take the partition away between the two questions.
                 except (AssertionError, IllegalStateError, TimeoutError):
                     continue

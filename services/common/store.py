@@ -7,7 +7,12 @@ from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import (
+    ConnectionFailure,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 from services.common.settings import ServiceSettings
 
@@ -61,13 +66,17 @@ def is_transient(error: PyMongoError) -> bool:
 async def retry_transient(operation: Callable[[], Awaitable[T]], *, attempts: int = 8) -> T:
     """Run ``operation``, again after a short, growing, jittered pause on a transient error.
 
-    Only for operations that are safe to repeat (upserts, inserts keyed by id).
+    Only for operations that are safe to repeat (upserts, inserts keyed by id). A store that
+    could not be reached within the client's server selection timeout is down, not blinking:
+    that error is raised at once, so intake answers 503 in seconds, not after every attempt's
+    timeout, and a handler's retry pauses instead (``services.common.broker``).
     """
     for attempt in range(1, attempts + 1):
         try:
             return await operation()
         except PyMongoError as error:
-            if attempt == attempts or not is_transient(error):
+            down = isinstance(error, ServerSelectionTimeoutError)
+            if attempt == attempts or down or not is_transient(error):
                 raise
             await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 (jitter)
     raise AssertionError("unreachable")

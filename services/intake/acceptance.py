@@ -5,7 +5,10 @@ For each submission: check it, derive its event id, and either
 - find it recorded with the same fingerprint: ``duplicate`` (published again only if an
   earlier attempt stopped before Kafka acknowledged it);
 - find it recorded with another fingerprint: ``conflict``.
-A submission is answered ``accepted`` only after Kafka acknowledged it (acks=all).
+A submission is answered ``accepted`` only after Kafka acknowledged it (acks=all), and
+``unavailable`` at once while Kafka cannot be reached: the idempotent producer never gives up on
+a record it was handed, so one handed over during an outage would hold the answer until Kafka is
+back (or be published after an answer that said nothing was accepted).
 """
 
 import asyncio
@@ -30,6 +33,11 @@ from services.intake.repository import IntakeStore
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[Event], Awaitable[None]]
+Reachable = Callable[[], Awaitable[bool]]
+
+
+async def _assume_reachable() -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -59,12 +67,19 @@ class _Repeat:
 
 class Acceptance:
     def __init__(
-        self, *, store: IntakeStore, vault: Vault, publish: Publish, future_tolerance: timedelta
+        self,
+        *,
+        store: IntakeStore,
+        vault: Vault,
+        publish: Publish,
+        future_tolerance: timedelta,
+        kafka_reachable: Reachable = _assume_reachable,
     ) -> None:
         self.store = store
         self.vault = vault
         self.publish = publish
         self.future_tolerance = future_tolerance
+        self.kafka_reachable = kafka_reachable
 
     async def submit(self, submissions: Sequence[Submission], *, now: datetime) -> list[Result]:
         entries: list[Result | _Item | _Repeat] = []
@@ -177,6 +192,9 @@ class Acceptance:
 
     async def _publish(self, items: list[_Item], *, now: datetime) -> set[UUID]:
         """Publish concurrently; return the ids Kafka acknowledged, and mark those published."""
+        if items and not await self.kafka_reachable():
+            logger.warning("Kafka unreachable: %d events not published", len(items))
+            return set()
         for item in items:
             if item.follow_up_code is not None:
                 await self.store.open_follow_up(

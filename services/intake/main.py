@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException
 
 from schemas import topics
@@ -34,6 +35,17 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
         raise error
     problems = problems_of(error.errors())
     return JSONResponse({"detail": [p.model_dump() for p in problems]}, status_code=422)
+
+
+async def _store_unavailable(_: Request, error: Exception) -> JSONResponse:
+    """The store did not answer where no route catches it (an API key not remembered any
+    more, a follow-up code): 503 like any outage, not a 500."""
+    if not isinstance(error, ConnectionFailure):
+        raise error
+    return JSONResponse(
+        {"detail": "the store is unavailable; nothing was accepted, retry later"},
+        status_code=503,
+    )
 
 
 async def _unreadable_body(request: Request, error: Exception) -> Response:
@@ -84,11 +96,15 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         kind = BY_TYPE[event.event_type]  # type: ignore[attr-defined]
         await publish(event, kind.topic, kind.key(event))
 
+    async def kafka_reachable() -> bool:
+        return await broker.ping(timeout=settings.kafka_check_seconds)
+
     acceptance = Acceptance(
         store=store,
         vault=vault,
         publish=publish_event,
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+        kafka_reachable=kafka_reachable,
     )
     broker.include_router(
         build_routes(
@@ -120,6 +136,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _unreadable_body)
+    app.add_exception_handler(ConnectionFailure, _store_unavailable)
     app.add_middleware(
         BodySizeLimit,
         limit=settings.max_event_bytes,

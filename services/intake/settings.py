@@ -29,6 +29,9 @@ class IntakeSettings(ServiceSettings):
     follow_up_failure_window_seconds: int = 900
     """Wrong follow-up codes allowed per client address in the window, then 429."""
 
+    kafka_check_seconds: float = 5.0
+    """How long intake waits for Kafka to answer before it publishes; unanswered: 503."""
+
     api_key_cache_seconds: float = 30.0
     """How long a verified API key is trusted without asking the store; bounds revocation delay."""
 

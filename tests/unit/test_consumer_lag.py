@@ -1,5 +1,6 @@
 """The consumer lag gauge, on stand-ins for FastStream's subscribers and aiokafka's consumers."""
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -92,3 +93,21 @@ async def test_a_partition_taken_away_by_a_rebalance_is_no_longer_exported() -> 
     del consumer.highwaters[partitions[0]]  # moved to another instance
     await lag.refresh()
     assert lag_of(registry) == {}
+
+
+async def test_the_refresh_loop_stops_when_cancelled_in_the_middle_of_a_round() -> None:
+    # Positions are ready at once, as they mostly are: asyncio.wait_for on Python 3.11 returns
+    # such a result and swallows the cancellation, and the service's shutdown waited forever.
+    partitions = [TopicPartition("leads", n) for n in range(50)]
+    consumer = FakeConsumer(
+        highwaters=dict.fromkeys(partitions, 10), positions=dict.fromkeys(partitions, 4)
+    )
+    broker = FakeBroker([FakeSubscriber("g", consumer)])
+    for _ in range(20):
+        lag = ConsumerLag(cast(KafkaBroker, cast(Any, broker)), CollectorRegistry())
+        task = asyncio.create_task(lag.run(every=0))
+        await asyncio.sleep(0.001)  # inside a round of positions
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        assert done == {task}, "the lag loop went on after it was cancelled"
+        assert task.cancelled()
