@@ -1,6 +1,8 @@
 """Turn each record of the topics into report facts: the same code for the live service and
 for a rebuild from the start of the topics."""
 
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter
 
 from schemas import topics
@@ -12,14 +14,24 @@ from schemas.kpi import KpiObservationReceived
 from schemas.training import TrainingHeldReceived
 from services.common.broker import RecordPosition
 from services.reporting.facts import CaseFact, CountKey, case_fact, count_key
-from services.reporting.repository import ReportRepository
 
 DEAD_LETTER = "dead_letter"
 """The event type dead letters are counted under."""
 
 
+class ReportWriter(Protocol):
+    """Where report facts go: the store record by record (``ReportRepository``), or memory
+    for a rebuild (``FoldedReports``)."""
+
+    async def count(self, key: CountKey, *, topic: str, partition: int, offset: int) -> bool: ...
+    async def record_case(self, fact: CaseFact) -> None: ...
+    async def record_decision(self, decision: Decision) -> bool: ...
+    async def record_observation(self, observation: KpiObservationReceived) -> None: ...
+    async def record_training(self, session: TrainingHeldReceived) -> None: ...
+
+
 class Ingest:
-    def __init__(self, reports: ReportRepository, registry: CollectorRegistry) -> None:
+    def __init__(self, reports: ReportWriter, registry: CollectorRegistry) -> None:
         self.reports = reports
         self.events = Counter(
             "qinglian_events",

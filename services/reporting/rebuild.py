@@ -3,7 +3,9 @@
     python -m services.reporting.rebuild --into qinglian_rebuilt
 
 Reads every topic the reports are built from, from its first record up to the end it had when
-the rebuild started, through the same code the live service runs, then prints a JSON summary.
+the rebuild started, through the same code the live service runs (``Ingest``), folding the facts
+in memory (``services.reporting.fold``) and inserting each document once at the end, then
+prints a JSON summary.
 Point reporting at the new database (QINGLIAN_MONGO_DB) once it is done; the database must be
 new or empty. Records that cannot be read are listed and make the rebuild fail.
 
@@ -17,6 +19,7 @@ import asyncio
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -34,6 +37,7 @@ from schemas.decision import Decision
 from services.common.broker import kafka_client_options
 from services.common.store import Document, connect, database
 from services.reporting.facts import report_month
+from services.reporting.fold import FoldedReports
 from services.reporting.ingest import REPORT_TOPICS, Ingest
 from services.reporting.repository import ReportRepository
 from services.reporting.settings import ReportingSettings
@@ -57,6 +61,27 @@ async def apply(ingest: Ingest, record: ConsumerRecord[bytes, bytes]) -> None:
         await ingest.dead_letter(report_month(letter.dead_lettered_at), position)
     else:
         await ingest.fact(_ANY_EVENT.validate_json(value), position)
+
+
+@dataclass
+class Progress:
+    """A line on stderr every ``every`` seconds: a rebuild of millions of records takes minutes,
+    and its database stays empty until the end."""
+
+    total: int
+    started: float
+    every: float = 10.0
+    last: float = field(default_factory=time.monotonic)
+
+    def report(self, read: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            print(
+                f"rebuild: {read} of {self.total} records read in {now - self.started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 async def _partitions(settings: ReportingSettings) -> list[TopicPartition]:
@@ -91,18 +116,20 @@ async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
     if await db.list_collection_names():
         await mongo.close()
         raise SystemExit(f"database {into!r} is not empty; rebuild into a new one")
-    ingest = Ingest(ReportRepository(db), CollectorRegistry())
+    folded = FoldedReports()
+    ingest = Ingest(folded, CollectorRegistry())
     consumer = AIOKafkaConsumer(
         **kafka_client_options(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    applied, unreadable, copied = 0, [], 0
+    applied, unreadable, documents, copied = 0, [], 0, 0
     try:
         partitions = await _partitions(settings)
         ends = await consumer.end_offsets(partitions)
         pending = {tp for tp in partitions if ends[tp] > 0}
+        progress = Progress(total=sum(ends.values()), started=started)
         consumer.assign(partitions)
         if partitions:
             await consumer.seek_to_beginning(*partitions)
@@ -120,6 +147,8 @@ async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
                         unreadable.append(f"{tp.topic}[{tp.partition}]@{record.offset}: {error}")
                     if record.offset + 1 >= ends[tp]:
                         pending.discard(tp)
+            progress.report(applied + len(unreadable))
+        documents = await folded.write(ReportRepository(db))
         copied = await _copy_kept(database(mongo, settings), db)
     finally:
         await consumer.stop()
@@ -128,6 +157,7 @@ async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
         "database": into,
         "records": applied,
         "unreadable": unreadable,
+        "documents": documents,
         "copied": copied,
         "seconds": round(time.monotonic() - started, 2),
     }

@@ -17,7 +17,7 @@ Every lookup that must be fast is by ``_id`` (FerretDB pushes only those down); 
 
 import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,6 +30,9 @@ from services.common.store import Document
 from services.reporting.facts import CaseFact, CountKey
 from services.reporting.kpi import Observation
 from services.reporting.monthly import Confirmation, MonthData
+
+_INSERT_CHUNK = 200
+"""Documents per insert: FerretDB stalls on large bulk writes."""
 
 _ESCAPES = {"%": "%25", ".": "%2E", "$": "%24", "|": "%7C"}
 
@@ -62,8 +65,54 @@ def _count_key(month: str, field: str) -> CountKey:
     )
 
 
+def count_document_id(topic: str, partition: int, month: str) -> str:
+    return f"{topic}|{partition}|{month}"
+
+
+def count_document(
+    document_id: str, *, month: str, offset: int, counts: Mapping[CountKey, int]
+) -> Document:
+    """A count document as ``ReportRepository.count`` leaves it."""
+    return {
+        "_id": document_id,
+        "month": month,
+        "offset": offset,
+        "counts": {_count_field(key): n for key, n in counts.items()},
+    }
+
+
+def case_document(fact: CaseFact) -> Document:
+    return {"_id": fact.case_id, **fact.model_dump(mode="python", exclude={"case_id"})}
+
+
+def decision_document(decision: Decision) -> Document:
+    return {"_id": str(decision.event_id), "decision": decision.model_dump(mode="json")}
+
+
+def observation_id(observation: KpiObservationReceived) -> str:
+    return f"{observation.metric}|{observation.scope}|{observation.period}"
+
+
+def observation_document(observation: KpiObservationReceived) -> Document:
+    return {
+        "_id": observation_id(observation),
+        "occurred_at": observation.occurred_at,
+        "observation": Observation(
+            metric=observation.metric,
+            scope=observation.scope,
+            period=observation.period,
+            value=observation.value,
+        ).model_dump(mode="json"),
+    }
+
+
+def training_document(session: TrainingHeldReceived) -> Document:
+    return {"_id": str(session.event_id), "session": session.model_dump(mode="json")}
+
+
 class ReportRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
         self.counts = db["reporting_counts"]
         self.cases = db["reporting_cases"]
         self.decisions = db["reporting_decisions"]
@@ -77,7 +126,7 @@ class ReportRepository:
 
     async def count(self, key: CountKey, *, topic: str, partition: int, offset: int) -> bool:
         """Count one event once; False if this record was counted before."""
-        document_id = f"{topic}|{partition}|{key.month}"
+        document_id = count_document_id(topic, partition, key.month)
         update = {
             "$inc": {f"counts.{_count_field(key)}": 1},
             "$set": {"offset": offset, "month": key.month},
@@ -94,48 +143,43 @@ class ReportRepository:
         """Keep the latest revision of a case: an older or repeated one changes nothing."""
         # A DuplicateKeyError means a revision as new or newer is already stored.
         with contextlib.suppress(DuplicateKeyError):
+            document = case_document(fact)
             await self.cases.update_one(
-                {"_id": fact.case_id, "revision": {"$lt": fact.revision}},
-                {"$set": fact.model_dump(mode="python", exclude={"case_id"})},
+                {"_id": document.pop("_id"), "revision": {"$lt": fact.revision}},
+                {"$set": document},
                 upsert=True,
             )
 
     async def record_decision(self, decision: Decision) -> bool:
         """Keep a decision; False if it was kept before."""
         try:
-            await self.decisions.insert_one(
-                {"_id": str(decision.event_id), "decision": decision.model_dump(mode="json")}
-            )
+            await self.decisions.insert_one(decision_document(decision))
         except DuplicateKeyError:
             return False
         return True
 
     async def record_observation(self, observation: KpiObservationReceived) -> None:
         """Keep the latest observation (by event time) of a metric for a scope and period."""
-        document_id = f"{observation.metric}|{observation.scope}|{observation.period}"
+        document = observation_document(observation)
         with contextlib.suppress(DuplicateKeyError):
             await self.kpi.update_one(
-                {"_id": document_id, "occurred_at": {"$lt": observation.occurred_at}},
-                {
-                    "$set": {
-                        "occurred_at": observation.occurred_at,
-                        "observation": Observation(
-                            metric=observation.metric,
-                            scope=observation.scope,
-                            period=observation.period,
-                            value=observation.value,
-                        ).model_dump(mode="json"),
-                    }
-                },
+                {"_id": document.pop("_id"), "occurred_at": {"$lt": observation.occurred_at}},
+                {"$set": document},
                 upsert=True,
             )
 
     async def record_training(self, session: TrainingHeldReceived) -> None:
+        document = training_document(session)
         await self.training.update_one(
-            {"_id": str(session.event_id)},
-            {"$setOnInsert": {"session": session.model_dump(mode="json")}},
-            upsert=True,
+            {"_id": document.pop("_id")}, {"$setOnInsert": document}, upsert=True
         )
+
+    async def insert_new(self, name: str, documents: Iterable[Document]) -> int:
+        """Insert documents not stored yet (a rebuild's, into a new database); how many."""
+        chunk = list(documents)
+        for start in range(0, len(chunk), _INSERT_CHUNK):
+            await self.db[name].insert_many(chunk[start : start + _INSERT_CHUNK])
+        return len(chunk)
 
     async def confirm(self, confirmation: Confirmation) -> Confirmation:
         """Record a department's confirmation of its report; the first one stands."""

@@ -13,10 +13,11 @@ import io
 import itertools
 import re
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import openpyxl
@@ -32,7 +33,7 @@ from schemas.catalogue import BY_TYPE
 from schemas.complaint import ComplaintCategory
 from schemas.decision import Decision, DecisionKind, EscalationTarget, Measure, SubjectKind
 from schemas.finding import InvestigationFindingReceived
-from schemas.kpi import KpiMetric
+from schemas.kpi import KpiMetric, KpiObservationReceived
 from schemas.training import TrainingHeldReceived, TrainingKind
 from services.common.datafile import DataFileError
 from services.common.departments import DepartmentCatalogue
@@ -43,6 +44,7 @@ from services.reporting.api import MONTHLY_COLUMNS, monthly_rows
 from services.reporting.dashboard import BAR_GAP, CHART_HEIGHT, CHART_WIDTH, bars, last_months
 from services.reporting.exports import ExportFormat, table
 from services.reporting.facts import HOSPITAL, CaseFact, CountKey, case_fact, count_key
+from services.reporting.fold import FoldedReports
 from services.reporting.kpi import (
     TARGETS_FILE,
     Comparison,
@@ -1730,3 +1732,75 @@ def test_last_months_are_consecutive_and_end_this_month(today: date, count: int)
     assert months[-1] == today.strftime("%Y-%m")
     indexes = [int(m[:4]) * 12 + int(m[5:]) - 1 for m in months]
     assert indexes == list(range(indexes[0], indexes[0] + count))
+
+
+# --- the rebuild's fold ---------------------------------------------------------------------
+# What the live service's store writes keep, kept in memory (services/reporting/fold.py); the
+# integration test of the rebuild compares the documents it inserts with the live ones.
+
+_FOLD_TYPES = st.sampled_from(["complaint", "satisfaction", "visitor_log"])
+
+
+@given(st.lists(st.tuples(_FOLD_TYPES, st.lists(st.integers(0, 50), max_size=2)), min_size=1))
+async def test_the_fold_counts_each_record_once_however_often_it_is_delivered_again(
+    records: list[tuple[str, list[int]]],
+) -> None:
+    """Record ``offset`` of a partition, then any earlier ones delivered again."""
+    folded = FoldedReports()
+    events = [_event(event_type) for event_type, _ in records]
+    for offset, (_, again) in enumerate(records):
+        for earlier in [offset, *(n % (offset + 1) for n in again)]:
+            key = count_key(events[earlier])
+            await folded.count(key, topic="facts", partition=3, offset=earlier)
+    (document_id,) = folded.counts
+    assert document_id == "facts|3|2026-11"
+    counted = folded.counts[document_id]
+    assert counted.offset == len(records) - 1
+    expected = Counter(count_key(event) for event in events)
+    assert dict(counted.counts) == dict(expected)
+
+
+async def test_the_fold_keeps_a_document_per_partition_and_month() -> None:
+    folded = FoldedReports()
+    november, december = _event("complaint"), _event("complaint", occurred_at=_h(2026, 12, 1))
+    for offset, event in enumerate([november, december, november]):
+        assert await folded.count(count_key(event), topic="facts", partition=0, offset=offset)
+    assert await folded.count(count_key(november), topic="facts", partition=1, offset=0)
+    assert {k: sum(c.counts.values()) for k, c in folded.counts.items()} == {
+        "facts|0|2026-11": 2,
+        "facts|0|2026-12": 1,
+        "facts|1|2026-11": 1,
+    }
+
+
+@given(st.permutations(range(5)))
+async def test_the_fold_keeps_a_case_s_highest_revision_in_any_order(order: list[int]) -> None:
+    folded = FoldedReports()
+    fact = _fact(1, opened=_h(2026, 11, 2), deadline=_h(2026, 11, 30))
+    for revision in [*order, order[0]]:
+        await folded.record_case(fact.model_copy(update={"revision": revision}))
+    assert folded.cases == {fact.case_id: fact.model_copy(update={"revision": 4})}
+
+
+async def test_the_fold_keeps_a_decision_and_a_session_once() -> None:
+    folded = FoldedReports()
+    decision = _decision(DecisionKind.NOTICE, key="k", as_of=_h(2026, 11, 2))
+    assert await folded.record_decision(decision)
+    assert not await folded.record_decision(decision.model_copy())
+    session = _session("child_psychiatry", date(2026, 11, 12), ["S1301"])
+    await folded.record_training(session)
+    await folded.record_training(session.model_copy(update={"headcount": 99}))
+    assert list(folded.decisions.values()) == [decision]
+    assert list(folded.sessions.values()) == [session]
+
+
+@given(st.permutations(range(4)))
+async def test_the_fold_keeps_the_latest_observation_by_event_time(order: list[int]) -> None:
+    folded = FoldedReports()
+    observations = [
+        _event("kpi_observation", occurred_at=_h(2026, 11, 10 + day), value=f"{day}.5")
+        for day in range(4)
+    ]
+    for day in order:
+        await folded.record_observation(cast(KpiObservationReceived, observations[day]))
+    assert list(folded.observations.values()) == [observations[3]]
