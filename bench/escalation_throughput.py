@@ -811,14 +811,17 @@ async def check_store(db: AsyncDatabase[Document], feed: list[Event]) -> dict[st
     )
     found: Counter[tuple[str, str]] = Counter()
     revisions = files = 0
-    keys = {key for key, _ in expected}
-    async for document in db["escalation_files"].find({}):
-        if document["_id"] not in keys:
+    subjects = {(kind, subject_id) for event in feed for kind, subject_id in filings(event)}
+    conduct_files = ConductFiles(db)
+    for kind, subject_id in subjects:
+        # As the service reads a file: its latest copy may lag behind its last revision.
+        stored = await conduct_files.load(ConductFile(subject_kind=kind, subject_id=subject_id))
+        if stored.revision == 0:
             continue
         files += 1
-        revisions += document["revision"]
-        for event in document["file"]["events"]:
-            found[(document["_id"], str(event["event_id"]))] += 1
+        revisions += stored.revision
+        for event in stored.file.events:
+            found[(stored.file.key, str(event.event_id))] += 1
     return {
         "filings_expected": sum(expected.values()),
         "filings_found": sum(found.values()),

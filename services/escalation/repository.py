@@ -8,12 +8,14 @@ that both matched ``{"revision": 3}`` would both "succeed" and one change would 
 
 - ``escalation_file_revisions``: ``{_id: "<subject>@<revision>", revision, file, emitted}``,
   one per revision of each file. Whoever inserts revision n + 1 first has made the change; the
-  others read the file again and decide again.
+  others read the file again and decide again. Once the latest copy of revision n + 1 is
+  written, revision n keeps only its ``_id`` and number (its guard); the last one keeps all.
 - ``escalation_files``: one document per subject (``staff:S1``, ``company:C1``,
-  ``department:D1``, ``case:CASE-…``): ``{revision, file, emitted}`` at its latest revision,
+  ``department:D1``, ``case:CASE-…``): ``{revision, file, emitted}`` at a recent revision,
   rewritten after each revision is inserted: the file's events, and the decisions published on
   it, the latest of each key (a list: keys are values, never field names, and a key may hold a
-  dot). A reader also looks for the revision after it, in case a writer stopped in between.
+  dot). It is where a reader starts: it then looks for the revisions after it, as a writer
+  may have stopped in between, or been overtaken and written an older copy last.
 - ``escalation_watch``: subjects whose decisions depend on the clock (open cases, cut-offs
   in force), looked at again by the periodic check.
 - ``escalation_leads``: the leads raised, by event id (the audit trail of what opened a case).
@@ -21,7 +23,6 @@ that both matched ``{"revision": 3}`` would both "succeed" and one change would 
 Every write may be repeated: FerretDB answers "database is locked" when writers meet.
 """
 
-from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -63,9 +64,13 @@ class ConductFiles:
             )
             if newer is None:
                 break
-            stored, revision = newer, revision + 1
+            revision += 1
+            if "file" in newer:  # not emptied: the last revision never is
+                stored = newer
         if stored is None:
             return StoredFile(blank)
+        if int(stored["revision"]) != revision:
+            raise LookupError(f"conduct file {blank.key}: revision {revision} holds no file")
         emitted = stored.get("emitted", [])
         if isinstance(emitted, dict):  # saved before ``emitted`` became a list
             emitted = list(emitted.values())
@@ -90,10 +95,17 @@ class ConductFiles:
             )
         except DuplicateKeyError:
             return False
-        with suppress(DuplicateKeyError):  # a later revision is there already
+        # By _id alone: FerretDB reads a whole collection for any other filter. A writer that
+        # was overtaken may put an older copy back; readers walk forward from it.
+        await retry_transient(lambda: self.files.replace_one({"_id": key}, document, upsert=True))
+        if revision > 1:
+            # The revision before is now only the guard against a writer still at it: a
+            # file grows with its events, and a full copy kept per revision would make its
+            # storage grow with their square.
             await retry_transient(
-                lambda: self.files.update_one(
-                    {"_id": key, "revision": {"$lt": revision}}, {"$set": document}, upsert=True
+                lambda: self.revisions.update_one(
+                    {"_id": _revision_id(key, revision - 1)},
+                    {"$unset": {"file": "", "emitted": ""}},
                 )
             )
         return True

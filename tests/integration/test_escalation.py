@@ -888,6 +888,47 @@ async def test_concurrent_changes_to_one_conduct_file_are_all_kept(
     assert {d.event_id for d in published} >= {d.event_id for d in stored.emitted.values()}
 
 
+async def test_only_the_last_revision_of_a_file_keeps_a_copy_and_a_stale_copy_is_overtaken(
+    store: AsyncDatabase[Document],
+) -> None:
+    """A file grows with its events: were every revision a full copy, a company visited a few
+    hundred times would hold tens of megabytes. Earlier revisions keep only their guard, and a
+    reader still finds the last revision when the latest copy was put back by a slow writer."""
+    files = ConductFiles(store)
+    staff = fresh("S-")
+    blank = ConductFile(subject_kind=SubjectKind.STAFF, subject_id=staff)
+    complaints = [
+        complaint_event(source_ref=fresh("REV-"), accused_staff_id=staff) for _ in range(4)
+    ]
+    copies = []
+    for complaint in complaints:
+        stored = await files.load(blank)
+        stored.file = stored.file.model_copy(update={"events": (*stored.file.events, complaint)})
+        assert await files.save(stored)
+        copies.append(await files.files.find_one({"_id": blank.key}))
+
+    revisions = {}
+    for n in range(1, 5):
+        document = await files.revisions.find_one({"_id": f"{blank.key}@{n}"})
+        assert document is not None
+        revisions[n] = set(document) - {"_id"}
+    assert revisions == {
+        1: {"revision"},
+        2: {"revision"},
+        3: {"revision"},
+        4: {"revision", "file", "emitted"},
+    }
+    first_copy = copies[0]
+    assert first_copy is not None
+    await files.files.replace_one({"_id": blank.key}, first_copy)  # an overtaken writer's copy
+    stored = await files.load(blank)
+    assert stored.revision == 4
+    assert [e.event_id for e in stored.file.events] == [c.event_id for c in complaints]
+    stale = await files.load(blank)
+    stale.revision = 2  # a writer that read the file two changes ago
+    assert not await files.save(stale)
+
+
 async def test_a_decision_published_by_a_writer_that_lost_the_race_is_corrected(
     store: AsyncDatabase[Document],
 ) -> None:
