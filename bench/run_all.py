@@ -1,6 +1,6 @@
 """Every benchmark in bench/, one after another, into one JSON summary.
 
-    .venv/bin/python -m bench.run_all                  # modest sizes: about 30-40 minutes
+    .venv/bin/python -m bench.run_all                  # modest sizes, 1M replayed: about an hour
     .venv/bin/python -m bench.run_all --quick          # small sizes: about 10-15 minutes
     .venv/bin/python -m bench.run_all --only system_load,intake_throughput
 
@@ -96,7 +96,7 @@ KNOWN = (
     ),
     Script(
         "system_load",
-        ("--rate", "1,2", "--seconds", "60", "--replay-events", "10000", "--replay-limit", "240"),
+        ("--rate", "1,2", "--seconds", "60", "--replay-events", "1000000", "--replay-limit", "600"),
         (
             "--rate",
             "1",
@@ -109,7 +109,7 @@ KNOWN = (
             "--probe-writes",
             "100",
         ),
-        limit=1200,
+        limit=2400,
         quick_limit=480,
         runtime_dir="bench-system",
     ),

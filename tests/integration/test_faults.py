@@ -34,8 +34,8 @@ What each test proves:
   is committed past an unprocessed message); nothing is dead-lettered. After ``runtime.sh start
   ferretdb`` the same processes catch up and every event is counted exactly once.
 
-Sizes and timings, measured on the 2-core development machine (other work running):
-see ``EVENTS`` below for N and the reason it is not 10,000.
+N is 10,000 (``QINGLIAN_FAULTS_EVENTS`` changes it). On the 2-core development machine the
+first test took 230 s (published in 12 s, all counted 204 s later), the whole module about 6 min.
 
 The tests stop and start the runtime's Kafka and FerretDB, chosen by the variables
 ``deploy/local/test.sh`` exports (``QINGLIAN_LOCAL_DIR``, ``QINGLIAN_KAFKA_PORT``, …), so no
@@ -96,8 +96,8 @@ PORTS = {"intake": 9001, "router": 9002, "escalation": 9003, "reporting": 9004}
 DOWNSTREAM = ("router", "escalation", "reporting")
 """The services killed in the first test; intake is the front door the events come through."""
 
-EVENTS = int(os.environ.get("QINGLIAN_FAULTS_EVENTS", "2000"))
-"""N of the first test (see the module docstring for why not 10,000)."""
+EVENTS = int(os.environ.get("QINGLIAN_FAULTS_EVENTS", "10000"))
+"""N of the first test."""
 CATCH_UP_WITHIN = 120 + 0.1 * EVENTS
 """Seconds the services may take to handle the first test's events after they were sent."""
 BATCH = 500
@@ -492,7 +492,10 @@ def submission(event_type: str, seq: int, run: str, month: str) -> dict[str, Any
     days = [first + timedelta(days=d) for d in range(28)]
     weekdays = [d for d in days if d.isoweekday() <= 5]
     day = days[seq % len(days)]
-    department = DEPARTMENTS[seq % len(DEPARTMENTS)]
+    # Spread by round, not by seq: within a round the type is fixed by seq, so a subject chosen
+    # by seq would always get the same few event types (all the visits of a run on 2 companies).
+    turn = seq // len(PATTERN)
+    department = DEPARTMENTS[turn % len(DEPARTMENTS)]
     common = {
         "event_type": event_type,
         "source_system": "portal",
@@ -509,14 +512,14 @@ def submission(event_type: str, seq: int, run: str, month: str) -> dict[str, Any
             "description": f"挂号窗口服务态度差（第 {seq} 件）。",
         }
     if event_type == "visitor_log":
-        visit_day = weekdays[seq % len(weekdays)]
+        visit_day = weekdays[turn % len(weekdays)]
         started = f"{visit_day}T15:00:00+08:00"  # a weekday afternoon: within visiting hours
         return {
             **common,
             "occurred_at": started,
-            "rep_id": f"REP{seq % 50}",
+            "rep_id": f"REP{turn % 50}",
             "rep_name": "李四",
-            "company_code": f"CO{run}{seq % 40}",
+            "company_code": f"CO{run}-{turn % 40}",
             "company_name": "某医药公司",
             "department": department,
             "place_code": "R101",
