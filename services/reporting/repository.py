@@ -121,12 +121,22 @@ class ReportRepository:
         self.confirmations = db["reporting_confirmations"]
         self.tokens = db["reporting_tokens"]
         self.access_log = db["reporting_access_log"]
+        self._counted_up_to: dict[str, int] = {}
+        """Per count document, an offset it has counted up to (a lower bound: the stored one
+        only grows), so that records counted before are recognised without a write."""
 
     # --- Writing ------------------------------------------------------------------------------
 
     async def count(self, key: CountKey, *, topic: str, partition: int, offset: int) -> bool:
         """Count one event once; False if this record was counted before."""
         document_id = count_document_id(topic, partition, key.month)
+        known = self._counted_up_to.get(document_id)
+        if known is None:
+            stored = await self.counts.find_one({"_id": document_id}, {"offset": 1})
+            known = -1 if stored is None else int(stored["offset"])
+            self._counted_up_to[document_id] = known
+        if offset <= known:
+            return False  # a replay over counted records reads, and writes nothing
         update = {
             "$inc": {f"counts.{_count_field(key)}": 1},
             "$set": {"offset": offset, "month": key.month},
@@ -136,7 +146,11 @@ class ReportRepository:
                 {"_id": document_id, "offset": {"$lt": offset}}, update, upsert=True
             )
         except DuplicateKeyError:
+            self._counted_up_to[document_id] = offset
             return False  # the document holds this offset or a later one
+        # Counted now or before: the stored offset is at least this one from here on. Not on
+        # an error of the store: the record is retried and must still be counted then.
+        self._counted_up_to[document_id] = offset
         return result.modified_count == 1 or result.upserted_id is not None
 
     async def record_case(self, fact: CaseFact) -> None:

@@ -110,6 +110,35 @@ async def test_each_record_is_counted_once_per_partition_in_order(
     assert dict(await reports.month_counts(["2026-09"])) == {}
 
 
+async def test_a_restarted_or_second_instance_counts_nothing_twice(
+    store: AsyncDatabase[Document],
+) -> None:
+    """Each instance remembers how far a document has counted; that memory may lag behind the
+    store (the partition moved to another instance and back), never run ahead of it."""
+    key = CountKey(month="2026-11", department="finance", event_type="complaint")
+    first = ReportRepository(store)
+    for offset in range(3):
+        assert await first.count(key, topic="moving", partition=0, offset=offset)
+    restarted = ReportRepository(store)  # a process started again replays from its last commit
+    assert [
+        await restarted.count(key, topic="moving", partition=0, offset=n) for n in range(3)
+    ] == [
+        False,
+        False,
+        False,
+    ]
+    assert await restarted.count(key, topic="moving", partition=0, offset=3)
+    assert await restarted.count(key, topic="moving", partition=0, offset=4)
+    # Back to the first instance, which remembers offset 2: 3 and 4 are counted in the store.
+    assert not await first.count(key, topic="moving", partition=0, offset=3)
+    assert not await first.count(key, topic="moving", partition=0, offset=4)
+    assert await first.count(key, topic="moving", partition=0, offset=5)
+    assert dict(await first.month_counts(["2026-11"]))[key] >= 6
+    stored = await store["reporting_counts"].find_one({"_id": "moving|0|2026-11"})
+    assert stored is not None
+    assert (stored["offset"], sum(stored["counts"].values())) == (5, 6)
+
+
 async def test_count_keys_survive_dots_dollars_and_bars_in_department_codes(
     store: AsyncDatabase[Document],
 ) -> None:
