@@ -26,12 +26,13 @@ kickback measures, vendor cut-offs, overdue-case escalations, removal alerts, su
 recorded, notices). --scale multiplies every volume.
 
 Every record of the year (fact events, dead letters, case revisions, decisions) goes, in
-order, through reporting's own ``Ingest`` and ``ReportRepository`` (the code the live service
-and the rebuild run) into a store kept in memory with MongoDB's single-document semantics; fact
-records get the partition Kafka's default partitioner gives their key and the next offset there.
+order, through reporting's own ``Ingest`` (the code the live service and the rebuild run) into
+``FoldedReports``, which keeps in memory what ``ReportRepository``'s writes would leave (the
+rebuild's fold); fact records get the partition Kafka's default partitioner gives their key
+and the next offset there.
 Phases, each timed:
 
-1. ``queries`` (at --scale): the documents that store holds, written into FerretDB one insert
+1. ``queries`` (at --scale): the documents the fold holds, written into FerretDB one insert
    at a time (FerretDB stalls on large bulk writes; an insert by ``_id`` needs no lookup, where
    the repository's conditional upserts scan the whole collection on FerretDB: see
    ``write_costs``). Then ``python -m services.reporting`` on that database (HTTP on
@@ -85,7 +86,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from schemas import topics
 from schemas.base import HOSPITAL_TIME_ZONE, Event, derive_event_id
@@ -118,6 +118,7 @@ from services.escalation.rules.leads import (
 from services.reporting import registers
 from services.reporting.access import ReportTokens, Role
 from services.reporting.facts import CaseFact, count_key, report_month
+from services.reporting.fold import FoldedReports
 from services.reporting.ingest import DEAD_LETTER, REPORT_TOPICS, Ingest
 from services.reporting.kpi import KpiTargets
 from services.reporting.monthly import monthly_report
@@ -249,80 +250,8 @@ def routing() -> Routing:
     return Routing.load(settings.departments, settings.routing_table)
 
 
-class UpdateOutcome:
-    """What pymongo's UpdateResult tells ReportRepository."""
-
-    def __init__(self, modified_count: int, upserted_id: Any) -> None:
-        self.modified_count = modified_count
-        self.upserted_id = upserted_id
-
-
-def _set_path(document: Document, path: str, value: Any, *, add: bool = False) -> None:
-    *parents, last = path.split(".")
-    for part in parents:
-        document = document.setdefault(part, {})
-    document[last] = document.get(last, 0) + value if add else value
-
-
-class MemoryCollection:
-    """A collection kept in memory, with MongoDB's semantics for the single-document writes
-    ReportRepository makes: a filter of ``_id`` and at most ``{"$lt": …}`` conditions; ``$set``,
-    ``$setOnInsert`` and ``$inc`` on dotted paths; an upsert that finds its ``_id`` taken fails
-    with a duplicate key, as does an insert."""
-
-    def __init__(self) -> None:
-        self.documents: dict[Any, Document] = {}
-
-    async def insert_one(self, document: Document) -> None:
-        if document["_id"] in self.documents:
-            raise DuplicateKeyError("E11000 duplicate key error (memory)")
-        self.documents[document["_id"]] = dict(document)
-
-    async def update_one(
-        self, query: Document, update: Document, upsert: bool = False
-    ) -> UpdateOutcome:
-        document_id = query["_id"]
-        current = self.documents.get(document_id)
-        conditions = [(name, value) for name, value in query.items() if name != "_id"]
-        for _, condition in conditions:
-            if set(condition) != {"$lt"}:
-                raise NotImplementedError(f"filter {query}")
-        if current is not None and all(
-            current.get(name) is not None and current[name] < condition["$lt"]
-            for name, condition in conditions
-        ):
-            self._apply(current, update, inserting=False)
-            return UpdateOutcome(1, None)
-        if not upsert:
-            return UpdateOutcome(0, None)
-        if current is not None:
-            raise DuplicateKeyError("E11000 duplicate key error (memory)")
-        created: Document = {"_id": document_id}
-        self._apply(created, update, inserting=True)
-        self.documents[document_id] = created
-        return UpdateOutcome(0, document_id)
-
-    @staticmethod
-    def _apply(document: Document, update: Document, *, inserting: bool) -> None:
-        for operator, fields in update.items():
-            if operator not in ("$set", "$setOnInsert", "$inc"):
-                raise NotImplementedError(operator)
-            if operator == "$setOnInsert" and not inserting:
-                continue
-            for path, value in fields.items():
-                _set_path(document, path, value, add=operator == "$inc")
-
-
-class MemoryDatabase:
-    def __init__(self) -> None:
-        self.collections: dict[str, MemoryCollection] = {}
-
-    def __getitem__(self, name: str) -> MemoryCollection:
-        return self.collections.setdefault(name, MemoryCollection())
-
-
 def run_now(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run to its end a coroutine that never waits (the repository over MemoryCollection)."""
+    """Run to its end a coroutine that never waits (ingest into the fold in memory)."""
     try:
         coroutine.send(None)
     except StopIteration as done:
@@ -342,8 +271,8 @@ class Year:
         self.partitions = partitions
         self.next_offset: dict[tuple[str, int], int] = {}
         self.base = base
-        self.store = MemoryDatabase()
-        self.ingest = Ingest(ReportRepository(cast(Any, self.store)), CollectorRegistry())
+        self.store = FoldedReports()
+        self.ingest = Ingest(self.store, CollectorRegistry())
         self.new_cases = 0
         self.events_by_type: Counter[str] = Counter()
         self.decisions_by_kind: Counter[str] = Counter()
@@ -394,23 +323,21 @@ class Year:
         self._record(topics.DECISIONS, decision.subject_id.encode(), decision.model_dump_json)
 
     def documents(self, name: str) -> list[Document]:
-        return list(self.store[name].documents.values())
+        return list(self.store.documents()[name])
 
     def busiest_department(self, month: str) -> str:
         counts = Counter(
-            document["department"]
-            for document in self.store["reporting_cases"].documents.values()
-            if document["month"] == month
+            fact.department for fact in self.store.cases.values() if fact.month == month
         )
         return counts.most_common(1)[0][0] if counts else sorted(routing().catalogue.departments)[0]
 
     def summary(self) -> dict[str, Any]:
-        cases = self.store["reporting_cases"].documents.values()
+        cases = self.store.cases.values()
         return {
             "events": sum(self.events_by_type.values()),
             "events_by_type": dict(self.events_by_type.most_common()),
             "cases": len(cases),
-            "cases_by_kind": dict(Counter(str(case["kind"]) for case in cases).most_common()),
+            "cases_by_kind": dict(Counter(str(case.kind) for case in cases).most_common()),
             "case_revisions": self.records_by_topic[topics.CASES],
             "decisions": sum(self.decisions_by_kind.values()),
             "decisions_by_kind": dict(self.decisions_by_kind.most_common()),
@@ -1877,7 +1804,7 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
         result["queries"] = queries
         queries |= deadline.run(query_phase(options, deadline, full, now, source_db))
         full_costs = queries["write_costs"]
-        full.store = MemoryDatabase()  # the documents are in FerretDB now
+        full.store = FoldedReports()  # the documents are in FerretDB now
     if not options.no_rebuild:
         result["rebuild"] = rebuild_phase(options, deadline, now, full, full_costs, source_db)
 

@@ -10,13 +10,20 @@ once.
 """
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from schemas.decision import Decision
 from schemas.kpi import KpiObservationReceived
 from schemas.training import TrainingHeldReceived
+from services.common.store import Document
 from services.reporting.facts import CaseFact, CountKey
 from services.reporting.repository import (
+    CASES,
+    COUNTS,
+    DECISIONS,
+    KPI,
+    TRAINING,
     ReportRepository,
     case_document,
     count_document,
@@ -68,16 +75,19 @@ class FoldedReports:
     async def record_training(self, session: TrainingHeldReceived) -> None:
         self.sessions.setdefault(str(session.event_id), session)
 
-    async def write(self, reports: ReportRepository) -> int:
-        """Insert every document into the (new) database; how many."""
-        collections = {
-            reports.counts.name: (
+    def documents(self) -> dict[str, Iterator[Document]]:
+        """Per collection, the documents the repository's writes would have left."""
+        return {
+            COUNTS: (
                 count_document(document_id, month=c.month, offset=c.offset, counts=c.counts)
                 for document_id, c in self.counts.items()
             ),
-            reports.cases.name: map(case_document, self.cases.values()),
-            reports.decisions.name: map(decision_document, self.decisions.values()),
-            reports.kpi.name: map(observation_document, self.observations.values()),
-            reports.training.name: map(training_document, self.sessions.values()),
+            CASES: map(case_document, self.cases.values()),
+            DECISIONS: map(decision_document, self.decisions.values()),
+            KPI: map(observation_document, self.observations.values()),
+            TRAINING: map(training_document, self.sessions.values()),
         }
-        return sum([await reports.insert_new(name, docs) for name, docs in collections.items()])
+
+    async def write(self, reports: ReportRepository) -> int:
+        """Insert every document into the (new) database; how many."""
+        return sum([await reports.insert_new(n, d) for n, d in self.documents().items()])

@@ -110,14 +110,21 @@ def training_document(session: TrainingHeldReceived) -> Document:
     return {"_id": str(session.event_id), "session": session.model_dump(mode="json")}
 
 
+COUNTS = "reporting_counts"
+CASES = "reporting_cases"
+DECISIONS = "reporting_decisions"
+KPI = "reporting_kpi"
+TRAINING = "reporting_training"
+
+
 class ReportRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
-        self.counts = db["reporting_counts"]
-        self.cases = db["reporting_cases"]
-        self.decisions = db["reporting_decisions"]
-        self.kpi = db["reporting_kpi"]
-        self.training = db["reporting_training"]
+        self.counts = db[COUNTS]
+        self.cases = db[CASES]
+        self.decisions = db[DECISIONS]
+        self.kpi = db[KPI]
+        self.training = db[TRAINING]
         self.confirmations = db["reporting_confirmations"]
         self.tokens = db["reporting_tokens"]
         self.access_log = db["reporting_access_log"]
