@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from bench._runtime import percentile
 from schemas.catalogue import BY_TYPE
 from tests.factories import complaint_payload
 
@@ -57,11 +58,6 @@ def server(args: list[str], port: int, env: dict[str, str]) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=40)
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def summary(latencies: list[float], events: int, seconds: float) -> dict[str, float]:

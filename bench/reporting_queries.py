@@ -61,10 +61,8 @@ import itertools
 import json
 import math
 import os
-import platform
 import random
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -87,6 +85,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bench._runtime import Deadline, clean_env, cpu_seconds, free_port, machine
 from schemas import topics
 from schemas.base import HOSPITAL_TIME_ZONE, Event, derive_event_id
 from schemas.case import CaseChange, CaseUpdated
@@ -1058,11 +1057,6 @@ def make_year(
 # --- The runtime and the service ------------------------------------------------------------
 
 
-def clean_env() -> dict[str, str]:
-    """This environment without any QINGLIAN_ setting, so nothing points at another system."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("QINGLIAN_")}
-
-
 def runtime(command: str, *, timeout: float) -> None:
     """deploy/local/runtime.sh on the benchmark's own folder and ports; output to stderr."""
     subprocess.run(  # noqa: S603 (our own script)
@@ -1073,26 +1067,6 @@ def runtime(command: str, *, timeout: float) -> None:
         check=True,
         timeout=max(1.0, timeout),
     )
-
-
-class Deadline:
-    """The whole run's time limit; every phase gets what is left."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"the benchmark did not finish within {self.seconds:.0f} s")
-        return left
-
-    def run(self, coroutine: Awaitable[T]) -> T:
-        async def bounded() -> T:
-            return await asyncio.wait_for(coroutine, self.left())
-
-        return asyncio.run(bounded())
 
 
 def start_runtime(deadline: Deadline, *, attempts: int = 3) -> None:
@@ -1109,33 +1083,11 @@ def start_runtime(deadline: Deadline, *, attempts: int = 3) -> None:
             time.sleep(20)
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process so far, from /proc (Linux); None if unknown."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 def runtime_pid(name: str) -> int | None:
     try:
         return int((LOCAL_DIR / "run" / f"{name}.pid").read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def free_port(ports: range) -> int:
-    for port in ports:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 def service_env(db: str) -> dict[str, str]:
@@ -1179,16 +1131,6 @@ def service_process(*, port: int, db: str, group_prefix: str) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-
-
-def machine(load_at_start: list[float]) -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_at_start": load_at_start,
-        "load_average_at_end": [round(load, 2) for load in os.getloadavg()],
-    }
 
 
 def load_now() -> list[float]:

@@ -42,7 +42,6 @@ import asyncio
 import itertools
 import json
 import os
-import platform
 import random
 import re
 import socket
@@ -50,7 +49,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,6 +59,7 @@ from typing import Any, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench._runtime import Deadline, clean_env, cpu_seconds, machine
 from schemas import topics
 from schemas.case import CaseChange
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
@@ -152,11 +152,6 @@ DESCRIPTIONS = (
 # --- The runtime and the processes --------------------------------------------------------------
 
 
-def clean_env() -> dict[str, str]:
-    """This environment without any QINGLIAN_ setting, so nothing points at another system."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("QINGLIAN_")}
-
-
 def runtime(command: str, *, timeout: float) -> None:
     """deploy/local/runtime.sh on the benchmark's own data folder and ports; output to stderr."""
     subprocess.run(  # noqa: S603 (our own script)
@@ -167,17 +162,6 @@ def runtime(command: str, *, timeout: float) -> None:
         check=True,
         timeout=max(1.0, timeout),
     )
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process so far, from /proc (Linux); None if unknown."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
 def runtime_pid(name: str) -> int | None:
@@ -220,26 +204,6 @@ def router_process(*, port: int, db: str, group_prefix: str, log_level: str) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-
-
-class Deadline:
-    """The whole run's time limit; every phase gets what is left."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"the benchmark did not finish within {self.seconds:.0f} s")
-        return left
-
-    def run(self, coroutine: Awaitable[T]) -> T:
-        async def bounded() -> T:
-            return await asyncio.wait_for(coroutine, self.left())
-
-        return asyncio.run(bounded())
 
 
 # --- Data -----------------------------------------------------------------------------------
@@ -648,16 +612,6 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
         for r, w in zip(router, raw, strict=True)
     ]
     result["goal"] = {"ratio_at_least": 0.8}
-
-
-def machine(load_at_start: list[float]) -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_at_start": load_at_start,
-        "load_average_at_end": [round(load, 2) for load in os.getloadavg()],
-    }
 
 
 NOTES = (
