@@ -47,6 +47,20 @@ def created(env: dict[str, str], module: str, *options: str) -> str:
     return made.stdout.strip()
 
 
+def launch(
+    name: str, port: int, env: dict[str, str], log: Path, *, append: bool = False
+) -> subprocess.Popen[bytes]:
+    """``python -m services.<name>`` on ``port`` with ``env``, its output in ``log``."""
+    with log.open("ab" if append else "wb") as out:
+        return subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-m", f"services.{name}"],
+            cwd=ROOT,
+            env={**env, "QINGLIAN_HTTP_PORT": str(port)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
 @contextmanager
 def running_services(
     ports: dict[str, int], env: dict[str, str], logs: Path
@@ -58,14 +72,7 @@ def running_services(
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     try:
         for name, port in ports.items():
-            with (logs / f"{name}.log").open("wb") as log:
-                processes[name] = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                    [sys.executable, "-m", f"services.{name}"],
-                    cwd=ROOT,
-                    env={**env, "QINGLIAN_HTTP_PORT": str(port)},
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            processes[name] = launch(name, port, env, logs / f"{name}.log")
         for name, process in processes.items():
             wait_healthy(name, urls[name], process, logs / f"{name}.log")
         yield urls

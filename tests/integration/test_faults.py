@@ -50,7 +50,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -85,7 +84,7 @@ from services.router.main import create_app as router_app
 from services.router.settings import RouterSettings
 from tests.conftest import InfraSettings
 from tests.integration.kafka_reading import end_offsets, published_since
-from tests.services import created, stop_gracefully
+from tests.services import created, launch, stop_gracefully, wait_healthy
 
 pytestmark = pytest.mark.faults
 
@@ -189,14 +188,7 @@ class Service:
         return self.received_before + self.received_now
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                [sys.executable, "-m", f"services.{self.name}"],
-                cwd=ROOT,
-                env={**self.env, "QINGLIAN_HTTP_PORT": str(self.port)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = launch(self.name, self.port, self.env, self.log, append=True)
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown, no commit; what it received is read just before."""
@@ -212,19 +204,10 @@ class Service:
         return self.process is not None and self.process.poll() is None
 
     async def healthy(self, within: float = 90.0) -> None:
-        deadline = time.monotonic() + within
-        async with httpx.AsyncClient(base_url=self.url, timeout=3) as client:
-            while True:
-                if not self.alive():
-                    pytest.fail(f"{self.name} exited:\n{self.tail()}")
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{self.name} not healthy within {within} s:\n{self.tail()}")
-                await asyncio.sleep(0.3)
+        assert self.process is not None
+        await asyncio.to_thread(
+            wait_healthy, self.name, self.url, self.process, self.log, within=within
+        )
 
     async def metrics(self) -> dict[str, float]:
         """The current process's counters and gauges, summed over their labels; empty when it
@@ -242,9 +225,6 @@ class Service:
             self.received_now, totals.get("faststream_received_messages_total", 0.0)
         )
         return totals
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
 
 
 SETTINGS: dict[str, Callable[[str], FastAPI]] = {
