@@ -51,6 +51,11 @@ def database(
     return client[settings.mongo_db]
 
 
+BULK_CHUNK = 50
+"""Statements per bulk write: FerretDB 1.24 (SQLite) never answers a bulk update of 100 and
+keeps that database locked; 50 is well below where it stops answering."""
+
+
 def is_transient(error: PyMongoError) -> bool:
     """Errors worth trying again at once: the connection blinked, or the store was busy.
 

@@ -10,11 +10,10 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from services.common.store import Document, retry_transient
+from services.common.store import BULK_CHUNK, Document, retry_transient
 
 T = TypeVar("T")
 _DUPLICATE_KEY = 11000
-_BULK_CHUNK = 50
 
 
 class IntakeStore:
@@ -64,12 +63,10 @@ class IntakeStore:
         return {doc["_id"]: doc for doc in found if doc is not None}
 
     async def mark_published(self, event_ids: list[str], *, at: datetime) -> None:
-        # In chunks: FerretDB 1.24 (SQLite) never answers a bulk update of 100 statements and
-        # keeps that database locked; 50 is well below where it stops answering.
-        for start in range(0, len(event_ids), _BULK_CHUNK):
+        for start in range(0, len(event_ids), BULK_CHUNK):
             updates = [
                 UpdateOne({"_id": event_id}, {"$set": {"published_at": at}})
-                for event_id in event_ids[start : start + _BULK_CHUNK]
+                for event_id in event_ids[start : start + BULK_CHUNK]
             ]
             await self._write(functools.partial(self.events.bulk_write, updates, ordered=False))
 

@@ -26,13 +26,10 @@ from pymongo.errors import DuplicateKeyError
 from schemas.decision import Decision
 from schemas.kpi import KpiObservationReceived
 from schemas.training import TrainingHeldReceived
-from services.common.store import Document
+from services.common.store import BULK_CHUNK, Document
 from services.reporting.facts import CaseFact, CountKey
 from services.reporting.kpi import Observation
 from services.reporting.monthly import Confirmation, MonthData
-
-_INSERT_CHUNK = 200
-"""Documents per insert: FerretDB stalls on large bulk writes."""
 
 _ESCAPES = {"%": "%25", ".": "%2E", "$": "%24", "|": "%7C"}
 
@@ -198,8 +195,8 @@ class ReportRepository:
     async def insert_new(self, name: str, documents: Iterable[Document]) -> int:
         """Insert documents not stored yet (a rebuild's, into a new database); how many."""
         chunk = list(documents)
-        for start in range(0, len(chunk), _INSERT_CHUNK):
-            await self.db[name].insert_many(chunk[start : start + _INSERT_CHUNK])
+        for start in range(0, len(chunk), BULK_CHUNK):
+            await self.db[name].insert_many(chunk[start : start + BULK_CHUNK])
         return len(chunk)
 
     async def confirm(self, confirmation: Confirmation) -> Confirmation:
