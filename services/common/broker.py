@@ -132,7 +132,9 @@ class _RetryBackoffScope(BaseMiddleware):
         self.backoff = backoff
 
     async def consume_scope(self, call_next: AsyncFuncAny, msg: StreamMessage[Any]) -> Any:
-        record: Any = msg.raw_message  # one ConsumerRecord: these subscribers are not batched
+        record: Any = msg.raw_message
+        if isinstance(record, tuple):  # a batch: services.common.consuming keeps its policy
+            return await call_next(msg)
         position: RecordPosition = (record.topic, record.partition, record.offset)
         try:
             result = await call_next(msg)

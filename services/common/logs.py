@@ -69,6 +69,13 @@ def note_case(case_id: str) -> None:
     _case_id.set(case_id)
 
 
+def ids_of(value: object) -> tuple[Any, Any]:
+    """The event id and case id a record's value carries, if any."""
+    if isinstance(value, bytes):
+        return _ids(value)
+    return getattr(value, "event_id", None), getattr(value, "case_id", None)
+
+
 def _ids(body: bytes) -> tuple[Any, Any]:
     try:
         document = json.loads(body)
