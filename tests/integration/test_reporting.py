@@ -1576,8 +1576,8 @@ async def test_registers_keep_the_standing_decisions(
     assert [c for c in vendor_cutoffs(decisions) if c.company_code in companies.values()] == (
         vendor_cutoffs(scenario.decisions)
     )
-    assert [n for n in notices(decisions) if n.item in items.values()] == notices(
-        scenario.decisions
+    assert [n for n in notices(decisions, CATALOGUE) if n.item in items.values()] == notices(
+        scenario.decisions, CATALOGUE
     )
 
 
@@ -1710,7 +1710,7 @@ async def test_a_rebuild_from_the_topics_gives_the_same_reports(
             [bar for bar in promotion_bars(decisions, today=today) if bar.staff_id in staff],
             [cut for cut in vendor_cutoffs(decisions) if cut.company_code in companies],
             [e for e in escalations(decisions)[0] if e.case_id in scenario.case_ids],
-            [notice for notice in notices(decisions) if notice.item in items],
+            [notice for notice in notices(decisions, CATALOGUE) if notice.item in items],
         )
 
     assert registers(rebuilt_decisions) == registers(live_decisions)
