@@ -88,12 +88,14 @@ def _typed(sheet: WriteOnlyWorksheet, value: Decimal | float | date, number_form
     return cell
 
 
-def _xlsx_cell(sheet: WriteOnlyWorksheet, value: object) -> Cell:
+def _xlsx_value(sheet: WriteOnlyWorksheet, value: object) -> object:
+    """What to append for a value: the value itself where openpyxl stores it as it is (a
+    number, text that no spreadsheet would run), else a cell with its type and format."""
     match value:
         case bool() | None:
-            return WriteOnlyCell(sheet, text_of(value) or None)
+            return text_of(value) or None
         case int() | float() | Decimal():
-            return _typed(sheet, value, "General")
+            return value
         case Percent():
             return _typed(sheet, value.fraction, PERCENT_FORMAT)
         case datetime():
@@ -102,15 +104,19 @@ def _xlsx_cell(sheet: WriteOnlyWorksheet, value: object) -> Cell:
         case date():
             return _typed(sheet, value, DAY_FORMAT)
     text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", str(value))  # XML cannot carry them
+    if not runs_as_formula(text):
+        return text
     cell = WriteOnlyCell(sheet, text)
     cell.data_type = "s"  # the value setter makes "=…" a formula: text stays text
-    cell.quotePrefix = runs_as_formula(text)  # and stays text when a person edits it
+    cell.quotePrefix = True  # and stays text when a person edits it
     return cell
 
 
 def _display_width(text: str) -> int:
-    """Columns a text takes: a Chinese (wide) character takes two."""
-    longest = max(text.splitlines() or [""], key=len)
+    """Columns a text takes (up to the widest column): a Chinese (wide) character takes two."""
+    longest = max(text.splitlines() or [""], key=len)[:WIDEST_COLUMN]
+    if longest.isascii():
+        return len(longest)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in longest)
 
 
@@ -123,9 +129,9 @@ def _xlsx(headers: Sequence[str], rows: Sequence[Sequence[object]], sheet_name: 
         sheet.column_dimensions[get_column_letter(index)].width = width
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(rows) + 1}"
-    sheet.append([_xlsx_cell(sheet, header) for header in headers])
+    sheet.append([_xlsx_value(sheet, header) for header in headers])
     for row in rows:
-        sheet.append([_xlsx_cell(sheet, value) for value in row])
+        sheet.append([_xlsx_value(sheet, value) for value in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
