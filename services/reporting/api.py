@@ -118,7 +118,7 @@ def monthly_rows(report: MonthlyReport) -> list[dict[str, object]]:
         {
             "section": "存在问题·指标未达标",
             "item": kpi.label_zh,
-            "value": presentation.measure(kpi.value, kpi.unit),
+            "value": presentation.figure(kpi.value, kpi.unit),
             "note": f"{kpi.status_zh}；目标 {presentation.target(kpi)}",
         }
         for kpi in problems.kpi_shortfalls
@@ -157,9 +157,9 @@ def kpi_rows(statuses: list[KpiStatus], catalogue: DepartmentCatalogue) -> list[
             if s.scope == HOSPITAL
             else presentation.department_name(s.scope, catalogue).department_zh,
             "period": s.period,
-            "value": presentation.measure(s.value, s.unit),
+            "value": presentation.figure(s.value, s.unit),
             "comparison": presentation.COMPARISON_SIGN[s.comparison],
-            "target": presentation.measure(s.target, s.unit),
+            "target": presentation.figure(s.target, s.unit),
             "status_zh": s.status_zh,
             "source_zh": presentation.SOURCE_ZH.get(s.source or "", ""),
             "basis": s.basis,

@@ -52,7 +52,7 @@ FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 
 MINUTE_FORMAT, DAY_FORMAT, PERCENT_FORMAT = "yyyy-mm-dd hh:mm", "yyyy-mm-dd", "0.00%"
 WIDEST_COLUMN = 60
-"""Characters; longer text wraps to this width when a person widens the cell."""
+"""The widest a column is made, in characters; longer text runs over, as in any sheet."""
 
 
 def runs_as_formula(text: str) -> bool:

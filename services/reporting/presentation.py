@@ -42,12 +42,9 @@ class Percent:
         return f"{(self.fraction * 100).quantize(_HUNDREDTH, ROUND_HALF_UP)}%"
 
 
-Measure = Percent | Decimal
-"""A KPI value or target as people read it."""
-
-
-def measure(value: Decimal | None, unit: Unit) -> Measure | None:
-    """Rates and growths are percentages; days stay numbers."""
+def figure(value: Decimal | None, unit: Unit) -> Percent | Decimal | None:
+    """A KPI value or target as exports write it: rates and growths as percentages, days as
+    numbers."""
     return value if value is None or unit is Unit.DAYS else Percent(value)
 
 
@@ -63,7 +60,7 @@ SOURCE_ZH = {"observed": "系统上报", "computed": "本系统计算"}
 
 
 def target(status: KpiStatus) -> str:
-    """ "≥ 80.00%", "≤ 7 天"."""
+    """A KPI target as pages and exports show it: "≥ 80.00%", "≤ 7 天"."""
     return f"{COMPARISON_SIGN[status.comparison]} {shown(status.target, status.unit)}"
 
 
