@@ -116,7 +116,7 @@ from services.escalation.rules.leads import (
 )
 from services.reporting import registers
 from services.reporting.access import ReportTokens, Role
-from services.reporting.facts import CaseFact, count_key, report_month
+from services.reporting.facts import CaseRecord, count_key, report_month
 from services.reporting.fold import FoldedReports
 from services.reporting.ingest import DEAD_LETTER, REPORT_TOPICS, Ingest
 from services.reporting.kpi import KpiTargets
@@ -1203,7 +1203,7 @@ async def write_costs(db: AsyncDatabase[Document], year: Year, *, repeats: int) 
     if stored is not None:
         found, revisions = stored, itertools.count(stored.revision + 1)
 
-        def new_case() -> CaseFact:
+        def new_case() -> CaseRecord:
             return found.model_copy(update={"case_id": f"CASE-{uuid.uuid4().hex[:20].upper()}"})
 
         probes["record_case_new_case (a case's first revision)"] = lambda: reports.record_case(
@@ -1392,7 +1392,9 @@ async def breakdown(
             await median_ms(lambda: compute(lambda: registers.escalations(data.decisions)), repeats)
         )[0],
         "register_notices_ms": (
-            await median_ms(lambda: compute(lambda: registers.notices(data.decisions)), repeats)
+            await median_ms(
+                lambda: compute(lambda: registers.notices(data.decisions, catalogue)), repeats
+            )
         )[0],
     }
     reads_ms = sum(read["repository_read_ms"] for read in reads.values())

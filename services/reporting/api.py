@@ -16,10 +16,10 @@ from pydantic import BaseModel
 from schemas.base import HOSPITAL_TIME_ZONE
 from services.common.departments import DepartmentCatalogue
 from services.escalation.rulebook import RuleBook
-from services.reporting import registers
+from services.reporting import presentation, registers
 from services.reporting.access import Role, ViewerDep
 from services.reporting.exports import Column, ExportFormat, table
-from services.reporting.facts import HOSPITAL, CaseFact
+from services.reporting.facts import HOSPITAL, CaseFact, CaseRecord
 from services.reporting.kpi import KpiStatus, KpiTargets, kpi_status
 from services.reporting.monthly import Confirmation, MonthlyReport, monthly_report
 from services.reporting.repository import ReportRepository
@@ -44,6 +44,9 @@ def last_day(end: datetime) -> str:
 
 templates.env.filters["hospital_time"] = hospital_time
 templates.env.filters["last_day"] = last_day
+templates.env.filters["shown"] = presentation.shown
+templates.env.filters["target"] = presentation.target
+templates.env.globals["SOURCE_ZH"] = presentation.SOURCE_ZH
 
 
 @dataclass(frozen=True)
@@ -115,14 +118,14 @@ def monthly_rows(report: MonthlyReport) -> list[dict[str, object]]:
         {
             "section": "存在问题·指标未达标",
             "item": kpi.label_zh,
-            "value": kpi.value,
-            "note": f"{kpi.status_zh}；目标 {kpi.target}",
+            "value": presentation.figure(kpi.value, kpi.unit),
+            "note": f"{kpi.status_zh}；目标 {presentation.target(kpi)}",
         }
         for kpi in problems.kpi_shortfalls
     ]
     rows += [
-        {"section": "存在问题·本月未开展专题学习", "item": code, "value": ""}
-        for code in problems.without_study
+        {"section": "存在问题·本月未开展专题学习", "item": named.department_zh, "value": ""}
+        for named in problems.without_study
     ]
     rows += [
         {"section": "存在问题·报送", "item": t.department_zh, "value": t.status_zh}
@@ -131,10 +134,54 @@ def monthly_rows(report: MonthlyReport) -> list[dict[str, object]]:
     return rows
 
 
+KPI_COLUMNS: list[Column] = [
+    ("label_zh", "指标"),
+    ("scope_zh", "范围"),
+    ("period", "期间"),
+    ("value", "数值"),
+    ("comparison", "比较"),
+    ("target", "目标"),
+    ("status_zh", "状态"),
+    ("source_zh", "来源"),
+    ("basis", "依据"),
+]
+
+
+def kpi_rows(statuses: list[KpiStatus], catalogue: DepartmentCatalogue) -> list[dict[str, object]]:
+    """KPI statuses as people read them, for CSV and XLSX: rates as percentages, the scope's
+    name, the comparison as a sign, the source in Chinese."""
+    return [
+        {
+            "label_zh": s.label_zh,
+            "scope_zh": "全院"
+            if s.scope == HOSPITAL
+            else presentation.department_name(s.scope, catalogue).department_zh,
+            "period": s.period,
+            "value": presentation.figure(s.value, s.unit),
+            "comparison": presentation.COMPARISON_SIGN[s.comparison],
+            "target": presentation.figure(s.target, s.unit),
+            "status_zh": s.status_zh,
+            "source_zh": presentation.SOURCE_ZH.get(s.source or "", ""),
+            "basis": s.basis,
+        }
+        for s in statuses
+    ]
+
+
 class CaseView(BaseModel):
     case: CaseFact
+    history: list[presentation.CaseStep]
+    """Every change of the case, oldest first, and every refused action with its reason."""
     accessed_by: str
     """The token id this access is logged under."""
+
+    @classmethod
+    def of(cls, record: CaseRecord, catalogue: DepartmentCatalogue, token_id: str) -> "CaseView":
+        return cls(
+            case=CaseFact.model_validate(record.model_dump(exclude={"history"})),
+            history=presentation.case_steps(record.history, catalogue),
+            accessed_by=token_id,
+        )
 
 
 class EscalationRegister(BaseModel):
@@ -214,18 +261,8 @@ def build_api(context: ReportContext) -> APIRouter:
         if format is ExportFormat.JSON:
             return statuses
         return table(
-            [s.model_dump() for s in statuses],
-            [
-                ("label_zh", "指标"),
-                ("scope", "范围"),
-                ("period", "期间"),
-                ("value", "数值"),
-                ("target", "目标"),
-                ("comparison", "比较"),
-                ("status_zh", "状态"),
-                ("source", "来源"),
-                ("basis", "依据"),
-            ],
+            kpi_rows(statuses, context.catalogue),
+            KPI_COLUMNS,
             fmt=format,
             filename=f"指标-{asked}-{period}",
             sheet="指标",
@@ -313,7 +350,7 @@ def build_api(context: ReportContext) -> APIRouter:
 
     @api.get("/registers/notices", summary="通报")
     async def notice_register(viewer: ViewerDep, format: Format = ExportFormat.JSON) -> Any:
-        found = registers.notices(await reports.all_decisions())
+        found = registers.notices(await reports.all_decisions(), context.catalogue)
         if viewer.role is Role.DEPARTMENT_HEAD:
             found = [notice for notice in found if notice.department == viewer.department]
         if format is ExportFormat.JSON:
@@ -321,7 +358,7 @@ def build_api(context: ReportContext) -> APIRouter:
         return table(
             [notice.model_dump() for notice in found],
             [
-                ("department", "科室"),
+                ("department_zh", "科室"),
                 ("as_of", "日期"),
                 ("item", "整改事项"),
                 ("explanation_zh", "说明"),
@@ -346,7 +383,7 @@ def build_api(context: ReportContext) -> APIRouter:
             token_id=viewer.token_id, role=str(viewer.role), case_id=case_id, at=context.clock()
         )
         logger.info("case %s read with token %s (%s)", case_id, viewer.token_id, viewer.role)
-        return CaseView(case=found, accessed_by=viewer.token_id)
+        return CaseView.of(found, context.catalogue, viewer.token_id)
 
     @api.get("/cases/{case_id}/accesses", summary="Who read a case's details, and when")
     async def accesses(viewer: ViewerDep, case_id: str) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 cases, KPI status against targets, with charts drawn as inline SVG (nothing is fetched from
 elsewhere). A browser signs in with its report token, kept in an HTTP-only cookie."""
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated
@@ -95,11 +96,11 @@ def build_dashboard(context: ReportContext) -> APIRouter:
             if department is None or fact.department == department
         ]
         trend = [(m[2:], sum(fact.month == m for fact in cases)) for m in months]
+        # The categories and departments of the cases the tiles count (opened this month), not
+        # the month's events: a complaint may be received months after what it reports.
         this_month = [fact for fact in cases if fact.month == month]
-        by_department: dict[str, int] = {}
-        for fact in this_month:
-            by_department[fact.department_zh] = by_department.get(fact.department_zh, 0) + 1
-        categories = [(c.label_zh, c.count) for c in report.basic.complaint_categories]
+        by_department = Counter(fact.department_zh for fact in this_month)
+        categories = Counter(fact.category.label_zh for fact in this_month if fact.category)
         return templates.TemplateResponse(
             request,
             "dashboard.html",
@@ -109,8 +110,8 @@ def build_dashboard(context: ReportContext) -> APIRouter:
                 "open_cases": sum(fact.closed_at is None for fact in cases),
                 "overdue_cases": sum(fact.overdue(now) for fact in cases),
                 "trend": bars(trend),
-                "categories": bars(categories),
-                "departments": bars(sorted(by_department.items(), key=lambda i: -i[1])),
+                "categories": bars(categories.most_common()),
+                "departments": bars(by_department.most_common()),
                 "chart": {"width": CHART_WIDTH, "height": CHART_HEIGHT},
             },
         )

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel
 
 from schemas.base import HOSPITAL_TIME_ZONE, Event
-from schemas.case import CaseChange, CaseKind, CaseState, CaseUpdated
+from schemas.case import CaseChange, CaseKind, CaseState, CaseUpdated, HistoryEntry
 from schemas.complaint import ComplaintCategory, ComplaintReceived
 from schemas.finding import InvestigationFindingReceived
 from schemas.kpi import KpiObservationReceived
@@ -100,11 +100,19 @@ class CaseFact(BaseModel):
         return now > self.deadline and (self.finding_at is None or self.finding_at > now)
 
 
-def case_fact(case: CaseUpdated) -> CaseFact:
+class CaseRecord(CaseFact):
+    """A case fact with the case's whole history, oldest first: every change, and every action
+    refused with its reason, as the router recorded them. What is stored and what the case view
+    shows; the reports read the fact alone."""
+
+    history: tuple[HistoryEntry, ...]
+
+
+def case_fact(case: CaseUpdated) -> CaseRecord:
     findings = [e.at for e in case.history if e.change is CaseChange.FINDING_RECORDED]
     closings = [e.at for e in case.history if e.change is CaseChange.CLOSED]
     department = case.responsible_department
-    return CaseFact(
+    return CaseRecord(
         case_id=case.case_id,
         revision=case.revision,
         month=report_month(case.opened_at),
@@ -121,4 +129,5 @@ def case_fact(case: CaseUpdated) -> CaseFact:
         deadline=case.deadline,
         finding_at=min(findings, default=None),
         closed_at=max(closings, default=None),
+        history=case.history,
     )

@@ -17,7 +17,7 @@ from schemas.decision import Decision
 from schemas.kpi import KpiObservationReceived
 from schemas.training import TrainingHeldReceived
 from services.common.store import Document
-from services.reporting.facts import CaseFact, CountKey
+from services.reporting.facts import CaseRecord, CountKey
 from services.reporting.repository import (
     CASES,
     COUNTS,
@@ -45,7 +45,7 @@ class _Counted:
 class FoldedReports:
     def __init__(self) -> None:
         self.counts: dict[str, _Counted] = {}
-        self.cases: dict[str, CaseFact] = {}
+        self.cases: dict[str, CaseRecord] = {}
         self.decisions: dict[str, Decision] = {}
         self.observations: dict[str, KpiObservationReceived] = {}
         self.sessions: dict[str, TrainingHeldReceived] = {}
@@ -59,10 +59,10 @@ class FoldedReports:
         counted.counts[key] += 1
         return True
 
-    async def record_case(self, fact: CaseFact) -> None:
-        kept = self.cases.get(fact.case_id)
-        if kept is None or kept.revision < fact.revision:
-            self.cases[fact.case_id] = fact
+    async def record_case(self, record: CaseRecord) -> None:
+        kept = self.cases.get(record.case_id)
+        if kept is None or kept.revision < record.revision:
+            self.cases[record.case_id] = record
 
     async def record_decision(self, decision: Decision) -> bool:
         return self.decisions.setdefault(str(decision.event_id), decision) is decision

@@ -13,7 +13,7 @@ from schemas.decision import Decision
 from schemas.kpi import KpiObservationReceived
 from schemas.training import TrainingHeldReceived
 from services.common.broker import RecordPosition
-from services.reporting.facts import CaseFact, CountKey, case_fact, count_key
+from services.reporting.facts import CaseRecord, CountKey, case_fact, count_key
 
 DEAD_LETTER = "dead_letter"
 """The event type dead letters are counted under."""
@@ -24,7 +24,7 @@ class ReportWriter(Protocol):
     for a rebuild (``FoldedReports``)."""
 
     async def count(self, key: CountKey, *, topic: str, partition: int, offset: int) -> bool: ...
-    async def record_case(self, fact: CaseFact) -> None: ...
+    async def record_case(self, record: CaseRecord) -> None: ...
     async def record_decision(self, decision: Decision) -> bool: ...
     async def record_observation(self, observation: KpiObservationReceived) -> None: ...
     async def record_training(self, session: TrainingHeldReceived) -> None: ...
@@ -60,10 +60,10 @@ class Ingest:
     async def dead_letter(self, month: str, position: RecordPosition) -> None:
         await self._count(CountKey(month=month, department=None, event_type=DEAD_LETTER), position)
 
-    async def case(self, case: CaseUpdated) -> CaseFact:
-        fact = case_fact(case)
-        await self.reports.record_case(fact)
-        return fact
+    async def case(self, case: CaseUpdated) -> CaseRecord:
+        record = case_fact(case)
+        await self.reports.record_case(record)
+        return record
 
     async def decision(self, decision: Decision) -> None:
         if await self.reports.record_decision(decision):

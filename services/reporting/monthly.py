@@ -22,6 +22,7 @@ from services.escalation.rulebook import RuleBook
 from services.escalation.rules.study import months_without_study
 from services.reporting.facts import HOSPITAL, CaseFact, CountKey
 from services.reporting.kpi import KpiStatus, KpiTargets, Observation, Status, kpi_status, rate
+from services.reporting.presentation import DepartmentName, department_name
 from services.reporting.registers import standing
 
 LABELS_ZH = {
@@ -120,7 +121,7 @@ class Problems(BaseModel):
 
     overdue_cases: list[OverdueCase]
     kpi_shortfalls: list[KpiStatus]
-    without_study: list[str]
+    without_study: list[DepartmentName]
     """Departments with no study session this month (R-MONTHLY-STUDY)."""
     reports_not_on_time: list[Timeliness]
 
@@ -238,7 +239,7 @@ def monthly_report(
         computed=computed,
     )
     without_study = [
-        code
+        department_name(code, catalogue)
         for code in departments
         if months_without_study([s for s in data.sessions if s.department == code], [month], book)
     ]

@@ -13,6 +13,8 @@ from datetime import date, datetime
 from pydantic import BaseModel
 
 from schemas.decision import Decision, DecisionKind, EscalationTarget
+from services.common.departments import DepartmentCatalogue
+from services.reporting.presentation import department_name
 
 
 def standing(decisions: Iterable[Decision]) -> list[Decision]:
@@ -116,15 +118,17 @@ def rule_counts(entries: Iterable[EscalationEntry]) -> list[RuleCount]:
 
 class Notice(BaseModel):
     department: str
+    department_zh: str
+    department_en: str
     as_of: datetime
     item: str
     explanation_zh: str
 
 
-def notices(decisions: Iterable[Decision]) -> list[Notice]:
+def notices(decisions: Iterable[Decision], catalogue: DepartmentCatalogue) -> list[Notice]:
     return [
         Notice(
-            department=d.subject_id,
+            **department_name(d.subject_id, catalogue).model_dump(),
             as_of=d.as_of,
             item=d.facts.get("item", ""),
             explanation_zh=d.explanation_zh,

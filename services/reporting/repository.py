@@ -4,7 +4,7 @@
   record adds one only if its offset is past the last one counted in that document: a
   partition is consumed in order, so every earlier offset was counted before. Counting is
   therefore exact without a transaction: one conditional single-document update.
-- ``reporting_cases``: each case's latest revision (``CaseFact``).
+- ``reporting_cases``: each case's latest revision (``CaseRecord``: its fact and history).
 - ``reporting_decisions``: every decision escalation published, by event id.
 - ``reporting_kpi``: the latest observation per metric, scope and period.
 - ``reporting_training``: study sessions, by event id.
@@ -27,7 +27,7 @@ from schemas.decision import Decision
 from schemas.kpi import KpiObservationReceived
 from schemas.training import TrainingHeldReceived
 from services.common.store import BULK_CHUNK, Document
-from services.reporting.facts import CaseFact, CountKey
+from services.reporting.facts import CaseFact, CaseRecord, CountKey
 from services.reporting.kpi import Observation
 from services.reporting.monthly import Confirmation, MonthData
 
@@ -78,8 +78,14 @@ def count_document(
     }
 
 
-def case_document(fact: CaseFact) -> Document:
-    return {"_id": fact.case_id, **fact.model_dump(mode="python", exclude={"case_id"})}
+def case_document(record: CaseRecord) -> Document:
+    return {
+        "_id": record.case_id,
+        **record.model_dump(mode="python", exclude={"case_id", "history"}),
+        # As JSON: each entry names its source event by UUID, which BSON would need told how
+        # to encode.
+        "history": [entry.model_dump(mode="json") for entry in record.history],
+    }
 
 
 def decision_document(decision: Decision) -> Document:
@@ -157,13 +163,13 @@ class ReportRepository:
         self._counted_up_to[document_id] = offset
         return result.modified_count == 1 or result.upserted_id is not None
 
-    async def record_case(self, fact: CaseFact) -> None:
+    async def record_case(self, record: CaseRecord) -> None:
         """Keep the latest revision of a case: an older or repeated one changes nothing."""
         # A DuplicateKeyError means a revision as new or newer is already stored.
         with contextlib.suppress(DuplicateKeyError):
-            document = case_document(fact)
+            document = case_document(record)
             await self.cases.update_one(
-                {"_id": document.pop("_id"), "revision": {"$lt": fact.revision}},
+                {"_id": document.pop("_id"), "revision": {"$lt": record.revision}},
                 {"$set": document},
                 upsert=True,
             )
@@ -226,18 +232,20 @@ class ReportRepository:
         return sorted(totals.items(), key=lambda item: item[0].model_dump_json())
 
     async def all_cases(self) -> list[CaseFact]:
+        """Every case's fact, without its history (the reports count, they list no changes)."""
         return [
             CaseFact.model_validate({**document, "case_id": document["_id"]})
-            async for document in self.cases.find({})
+            async for document in self.cases.find({}, {"history": 0})
         ]
 
-    async def case(self, case_id: str) -> CaseFact | None:
+    async def case(self, case_id: str) -> CaseRecord | None:
         document = await self.cases.find_one({"_id": case_id})
-        return (
-            None
-            if document is None
-            else CaseFact.model_validate({**document, "case_id": document["_id"]})
-        )
+        if document is None:
+            return None
+        # Stored before reporting kept histories: the case's next revision or a rebuild
+        # brings it.
+        document.setdefault("history", [])
+        return CaseRecord.model_validate({**document, "case_id": document["_id"]})
 
     async def all_decisions(self) -> list[Decision]:
         return [

@@ -72,13 +72,15 @@ CHROMIUM_FLAGS = [
 # --- What is published, and what the dashboard must show of it -------------------------------
 
 
-def _complaint(category: str, accused: str, received: datetime) -> ComplaintReceived:
+def _complaint(
+    category: str, accused: str, received: datetime, occurred: datetime | None = None
+) -> ComplaintReceived:
     return complaint_event(
         received_at=received,
         source_ref=f"DASH-{uuid.uuid4().hex[:8]}",
         category=category,
         accused_department=accused,
-        occurred_at=(received - timedelta(hours=6)).isoformat(),
+        occurred_at=(occurred or received - timedelta(hours=6)).isoformat(),
     )
 
 
@@ -123,13 +125,15 @@ class Seed:
 
 
 def seed() -> Seed:
-    """Seven complaints, each opening a case (15-day deadline): kickbacks go to 财务部
+    """Eight complaints, each opening a case (15-day deadline): kickbacks go to 财务部
     (finance), the rest to 医务部（行风办）. On 2026-11-25:
 
     - A kickback, 11-04, open, overdue           - B kickback (finance staff), 11-20, open
     - C red envelope, 11-05, open, overdue        - D attitude, 11-22, open
     - E red envelope, 11-24, open                 - F kickback, 10-10, investigated and closed
     - G attitude, 09-15, open, overdue
+    - H appointment scalping seen on 10-28 and reported on 11-21, open: a November case of an
+      October event
     """
     plan = {
         # 02:00 on 11-04 in the hospital: its deadline is 11-19 there, 11-18 in UTC.
@@ -142,6 +146,7 @@ def seed() -> Seed:
         "G": ("attitude", "outpatient", _day(9, 15)),
     }
     complaints = {name: _complaint(*args) for name, args in plan.items()}
+    complaints["H"] = _complaint("appointment_scalping", "outpatient", _day(11, 21), _day(10, 28))
     cases = {name: routed_case(complaint) for name, complaint in complaints.items()}
     cases["F"] = _closed(cases["F"], finding=_day(10, 20), closing=_day(10, 25))
     decisions = [
@@ -180,7 +185,7 @@ def _decision(case: CaseUpdated, kind: DecisionKind, *, at: datetime, **fields: 
 
 
 TREND_MONTHS = ["25-12", *(f"26-{m:02d}" for m in range(1, 12))]
-HOSPITAL_TREND = dict.fromkeys(TREND_MONTHS, 0) | {"26-09": 1, "26-10": 1, "26-11": 5}
+HOSPITAL_TREND = dict.fromkeys(TREND_MONTHS, 0) | {"26-09": 1, "26-10": 1, "26-11": 6}
 HEAD_TREND = dict.fromkeys(TREND_MONTHS, 0) | {"26-10": 1, "26-11": 2}
 
 
@@ -316,7 +321,7 @@ async def _wait_until_ingested(token: str) -> None:
             )
             return bool(
                 november["basic"]["total"] == 5
-                and november["progress"]["cases_opened"] == 5
+                and november["progress"]["cases_opened"] == 6
                 and november["progress"]["measures_taken"] == 2
                 and october["progress"]["closed"] == 1
                 and september["progress"]["cases_opened"] == 1
@@ -401,16 +406,17 @@ async def test_conduct_office_sees_the_whole_hospital(
     await page.wait_for_url(f"{BASE}/dashboard")
 
     assert MONTH in await page.locator("h1").inner_text()
-    assert await _tile(page, "open-cases") == 6  # A B C D E G
+    assert await _tile(page, "open-cases") == 7  # A B C D E G H
     assert await _tile(page, "overdue-cases") == 3  # A C G
-    assert await _tile(page, "events-this-month") == 5
-    assert await _tile(page, "opened-this-month") == 5
+    assert await _tile(page, "events-this-month") == 5  # H's event happened in October
+    assert await _tile(page, "opened-this-month") == 6
 
     for chart in ("trend", "categories", "departments"):
         assert await page.locator(f"#{chart} svg").count() == 1, chart
     assert await _bars(page, "trend") == HOSPITAL_TREND
-    assert await _bars(page, "categories") == {"回扣": 2, "红包": 2, "服务态度": 1}
-    assert await _bars(page, "departments") == {"财务部": 2, "医务部（行风办）": 3}
+    # The categories of the cases the tiles and the other charts count: H's too.
+    assert await _bars(page, "categories") == {"回扣": 2, "红包": 2, "服务态度": 1, "倒卖专家号": 1}
+    assert await _bars(page, "departments") == {"财务部": 2, "医务部（行风办）": 4}
 
     await _kpi_table_matches_the_api(page, reporting.office_token)
     await page.screenshot(path=_screenshot("dashboard.png"), full_page=True)
@@ -419,7 +425,7 @@ async def test_conduct_office_sees_the_whole_hospital(
     await page.click("text=月报 Monthly report")
     await page.wait_for_url(f"{BASE}/v1/reports/monthly/print?month={MONTH}")
     progress = await page.locator("#progress").inner_text()
-    assert "本月受理案件 Cases opened\t5" in progress
+    assert "本月受理案件 Cases opened\t6" in progress
     assert "处理措施 Measures taken\t2" in progress
     overdue = page.locator("#overdue tr")
     assert await overdue.count() == 4  # the heading, then G, A, C by deadline
@@ -457,9 +463,11 @@ async def _kpi_table_matches_the_api(page: Page, token: str) -> None:
         text = await row.inner_text()
         assert status["label_zh"] in text
         assert status["status_zh"] in text
-    # Nothing of November's five cases is investigated yet: 投诉查处率 0, short of 100 %.
-    rate = page.locator('#kpi tr[data-metric="complaint_investigation_rate"] td.shortfall')
-    assert await rate.count() == 1
+    # Nothing of November's six cases is investigated yet: 投诉查处率 0, short of 100 %.
+    rate = page.locator('#kpi tr[data-metric="complaint_investigation_rate"]')
+    assert await rate.locator("td.shortfall").count() == 1
+    cells = await rate.locator("td").all_inner_texts()
+    assert cells[1:3] == ["0.00%", "≥ 100.00%"], "rates read as percentages"
 
 
 async def test_department_head_sees_only_their_department(
@@ -471,13 +479,14 @@ async def test_department_head_sees_only_their_department(
     await page.wait_for_url(f"{BASE}/dashboard")
 
     assert "财务部" in await page.locator("h1").inner_text()
+    assert HEAD_DEPARTMENT not in await page.locator("body").inner_text(), "names, not codes"
     assert await _tile(page, "open-cases") == 2  # A B
     assert await _tile(page, "overdue-cases") == 1  # A
     assert await _tile(page, "opened-this-month") == 2
     assert await _bars(page, "trend") == HEAD_TREND
     assert await _bars(page, "departments") == {"财务部": 2}
-    # Complaints count under the accused's department: only B accuses finance's staff.
-    assert await _bars(page, "categories") == {"回扣": 1}
+    # The categories of the cases shown, A and B.
+    assert await _bars(page, "categories") == {"回扣": 2}
     await page.screenshot(path=_screenshot("dashboard-department-head.png"), full_page=True)
 
     # Another department's report is not theirs to read.

