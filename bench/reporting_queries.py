@@ -271,7 +271,7 @@ class Year:
         self.next_offset: dict[tuple[str, int], int] = {}
         self.base = base
         self.store = FoldedReports()
-        self.ingest = Ingest(self.store, CollectorRegistry())
+        self.ingest = Ingest(self.store, CollectorRegistry(), departments=routing().catalogue)
         self.new_cases = 0
         self.events_by_type: Counter[str] = Counter()
         self.decisions_by_kind: Counter[str] = Counter()
@@ -1189,7 +1189,7 @@ async def write_costs(db: AsyncDatabase[Document], year: Year, *, repeats: int) 
     pushdown: dict[str, Any] = {"reporting_cases {} (all_cases)": None}
     if "satisfaction" in year.sample:
         rating, (topic, partition, offset) = year.sample["satisfaction"]
-        key = count_key(rating)
+        key = count_key(rating, routing().catalogue)
         offsets = itertools.count(offset + 1)
         probes["count_next_offset (every fact record)"] = lambda: reports.count(
             key, topic=topic, partition=partition, offset=next(offsets)

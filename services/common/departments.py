@@ -25,3 +25,8 @@ class DepartmentCatalogue(DataFile):
     def department(self, code: str) -> Department:
         entry = self.departments[code]
         return Department(code=code, name_zh=entry.name_zh, name_en=entry.name_en, kind=entry.kind)
+
+    def is_head(self, staff_id: str | None, code: str | None) -> bool:
+        """Whether ``staff_id`` is the head of department ``code``."""
+        entry = None if code is None else self.departments.get(code)
+        return entry is not None and staff_id is not None and entry.head_staff_id == staff_id

@@ -4,23 +4,27 @@
 - 科室负责人 department head: their own department only.
 - 审计 auditor: aggregates only; no personal data (no case details, no names of staff).
 
-A token is sent as ``Authorization: Bearer qlr_…``, or, for the dashboard in a browser, in the
-cookie the login page sets. Only its SHA-256 is stored.
+A token is sent as ``Authorization: Bearer qlr_…``. A browser signs in at the login page with
+its token and gets a session instead: the cookie holds a random session id, never the token.
+Only SHA-256 digests of tokens and session ids are stored.
 """
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from schemas.labels import LabelledEnum
+from services.common.store import Document
 from services.common.tokens import TokenVerifier, new_token, token_digest
 from services.reporting.repository import ReportRepository
 
 TOKEN_PREFIX = "qlr"  # noqa: S105 (a public prefix, not a secret)
-COOKIE = "qinglian_report_token"
+COOKIE = "qinglian_report_session"
 
 
 class Role(LabelledEnum):
@@ -62,9 +66,7 @@ class ReportTokens:
 
     async def verify(self, token: str) -> Viewer | None:
         record = await self._verifier.verify(token)
-        if record is None:
-            return None
-        return Viewer(record["_id"], Role(record["role"]), record.get("department"))
+        return None if record is None else _viewer(record)
 
     async def create(
         self, *, role: Role, department: str | None, label: str, now: datetime
@@ -87,29 +89,96 @@ class ReportTokens:
         return token_id, token
 
 
+def _viewer(token: Document) -> Viewer:
+    return Viewer(token["_id"], Role(token["role"]), token.get("department"))
+
+
+class DashboardSessions:
+    """Browsers signed in to the dashboard. The cookie holds a random session id (HttpOnly,
+    SameSite=Strict, Secure outside development); the store keeps its SHA-256, the token it
+    stands for and when it ends. A session ends at sign-out, after ``lifetime``, or as soon as
+    its token is revoked."""
+
+    def __init__(
+        self,
+        reports: ReportRepository,
+        *,
+        lifetime: timedelta,
+        secure: bool,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.reports = reports
+        self.lifetime = lifetime
+        self.secure = secure
+        self.clock = clock
+
+    async def sign_in(self, viewer: Viewer, response: Response) -> None:
+        session, now = secrets.token_urlsafe(32), self.clock()
+        await self.reports.create_dashboard_session(
+            {
+                "_id": token_digest(session),
+                "token_id": viewer.token_id,
+                "created_at": now,
+                "expires_at": now + self.lifetime,
+            }
+        )
+        response.set_cookie(COOKIE, session, httponly=True, samesite="strict", secure=self.secure)
+
+    async def viewer(self, session: str) -> Viewer | None:
+        """Who the session is, or None once it has ended."""
+        digest = token_digest(session)
+        record = await self.reports.dashboard_session(digest)
+        if record is None:
+            return None
+        if record["expires_at"] <= self.clock():
+            await self.reports.delete_dashboard_session(digest)
+            return None
+        token = await self.reports.token(record["token_id"])
+        if token is None or token.get("revoked_at") is not None:
+            return None
+        return _viewer(token)
+
+    async def sign_out(self, request: Request, response: Response) -> None:
+        session = request.cookies.get(COOKIE)
+        if session:
+            await self.reports.delete_dashboard_session(token_digest(session))
+        response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=self.secure)
+
+
 _bearer = HTTPBearer(auto_error=False, description="A report token: qlr_…")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def signed_in(request: Request, credentials: Credentials) -> Viewer | None:
+    """Who sends the request, by its bearer token or else its dashboard session; None if
+    neither is valid."""
+    if credentials:
+        tokens: ReportTokens = request.app.state.report_tokens
+        return await tokens.verify(credentials.credentials)
+    session = request.cookies.get(COOKIE)
+    if not session:
+        return None
+    sessions: DashboardSessions = request.app.state.dashboard_sessions
+    return await sessions.viewer(session)
 
 
 async def viewer(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Credentials,
+    found: Annotated[Viewer | None, Depends(signed_in)],
 ) -> Viewer:
-    token = credentials.credentials if credentials else request.cookies.get(COOKIE)
-    if not token:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing token: send Authorization: Bearer <token>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    tokens: ReportTokens = request.app.state.report_tokens
-    found = await tokens.verify(token)
-    if found is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "unknown or revoked token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return found
+    if found is not None:
+        return found
+    if credentials is not None:
+        reason = "unknown or revoked token"
+    elif request.cookies.get(COOKIE):
+        reason = "the session has ended: sign in again at /login"
+    else:
+        reason = "missing token: send Authorization: Bearer <token>"
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 ViewerDep = Annotated[Viewer, Depends(viewer)]
+SignedInDep = Annotated[Viewer | None, Depends(signed_in)]

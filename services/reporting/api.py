@@ -19,7 +19,7 @@ from services.escalation.rulebook import RuleBook
 from services.reporting import presentation, registers
 from services.reporting.access import Role, ViewerDep
 from services.reporting.exports import Column, ExportFormat, table
-from services.reporting.facts import HOSPITAL, CaseFact, CaseRecord
+from services.reporting.facts import HOSPITAL, CaseFact, CaseRecord, department_cases
 from services.reporting.kpi import KpiStatus, KpiTargets, kpi_status
 from services.reporting.monthly import Confirmation, MonthlyReport, monthly_report
 from services.reporting.repository import ReportRepository
@@ -315,9 +315,8 @@ def build_api(context: ReportContext) -> APIRouter:
     async def escalation_register(viewer: ViewerDep, format: Format = ExportFormat.JSON) -> Any:
         entries, counts = registers.escalations(await reports.all_decisions())
         if viewer.role is Role.DEPARTMENT_HEAD:
-            own = {
-                c.case_id for c in await reports.all_cases() if c.department == viewer.department
-            }
+            cases = await reports.all_cases()
+            own = {c.case_id for c in department_cases(cases, viewer.department, context.catalogue)}
             entries = [entry for entry in entries if entry.case_id in own]
             counts = registers.rule_counts(entries)
         register = EscalationRegister(
@@ -371,14 +370,16 @@ def build_api(context: ReportContext) -> APIRouter:
     @api.get(
         "/cases/{case_id}",
         summary="One case (every access is logged)",
-        responses={404: {"description": "No such case (yet)."}},
+        responses={404: {"description": "No such case (yet), or not one this reader may see."}},
     )
     async def case(viewer: ViewerDep, case_id: str) -> CaseView:
         viewer.require(Role.CONDUCT_OFFICE, Role.DEPARTMENT_HEAD)
         found = await reports.case(case_id)
-        if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"case {case_id} not found")
-        viewer.department_scope(found.department)
+        # A case a head may not see (another department's, or one against them) is answered as
+        # a missing one: the answer does not tell that it exists.
+        scope = viewer.department_scope(None)
+        if found is None or not department_cases([found], scope, context.catalogue):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "case not found")
         await reports.log_access(
             token_id=viewer.token_id, role=str(viewer.role), case_id=case_id, at=context.clock()
         )

@@ -1,6 +1,7 @@
 """The conduct office's dashboard: trends by month, categories, departments, open and overdue
 cases, KPI status against targets, with charts drawn as inline SVG (nothing is fetched from
-elsewhere). A browser signs in with its report token, kept in an HTTP-only cookie."""
+elsewhere). A browser signs in with its report token and is given a session
+(access.DashboardSessions); a browser not signed in is sent to the sign-in page."""
 
 from collections import Counter
 from dataclasses import dataclass
@@ -11,9 +12,9 @@ from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from schemas.base import HOSPITAL_TIME_ZONE
-from services.reporting.access import COOKIE, ReportTokens, ViewerDep
+from services.reporting.access import DashboardSessions, ReportTokens, SignedInDep
 from services.reporting.api import ReportContext, templates
-from services.reporting.facts import report_month
+from services.reporting.facts import department_cases, report_month
 
 CHART_WIDTH, CHART_HEIGHT, BAR_GAP = 560, 180, 6
 
@@ -66,7 +67,8 @@ def build_dashboard(context: ReportContext) -> APIRouter:
     @pages.post("/login", response_class=HTMLResponse)
     async def login(request: Request, token: Annotated[str, Form()]) -> Response:
         tokens: ReportTokens = request.app.state.report_tokens
-        if await tokens.verify(token) is None:
+        viewer = await tokens.verify(token)
+        if viewer is None:
             return templates.TemplateResponse(
                 request,
                 "login.html",
@@ -74,27 +76,27 @@ def build_dashboard(context: ReportContext) -> APIRouter:
                 status_code=status.HTTP_401_UNAUTHORIZED,
             )
         response = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        sessions: DashboardSessions = request.app.state.dashboard_sessions
+        await sessions.sign_in(viewer, response)
         return response
 
     @pages.post("/logout")
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
         response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
-        response.delete_cookie(COOKIE)
+        sessions: DashboardSessions = request.app.state.dashboard_sessions
+        await sessions.sign_out(request, response)
         return response
 
     @pages.get("/dashboard", response_class=HTMLResponse)
-    async def dashboard(request: Request, viewer: ViewerDep) -> HTMLResponse:
+    async def dashboard(request: Request, viewer: SignedInDep) -> Response:
+        if viewer is None:
+            return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
         now = context.clock()
         department = viewer.department_scope(None)
         months = last_months(now.astimezone(HOSPITAL_TIME_ZONE).date(), 12)
         month = report_month(now)
         report = await context.monthly(month, department)
-        cases = [
-            fact
-            for fact in await context.reports.all_cases()
-            if department is None or fact.department == department
-        ]
+        cases = department_cases(await context.reports.all_cases(), department, context.catalogue)
         trend = [(m[2:], sum(fact.month == m for fact in cases)) for m in months]
         # The categories and departments of the cases the tiles count (opened this month), not
         # the month's events: a complaint may be received months after what it reports.

@@ -2,6 +2,7 @@
 it counts. Pure.
 """
 
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from pydantic import BaseModel
@@ -16,6 +17,7 @@ from schemas.rectification import RectificationStatusReceived
 from schemas.satisfaction import SatisfactionReceived
 from schemas.training import TrainingHeldReceived
 from schemas.visitor_log import VisitorLogReceived
+from services.common.departments import DepartmentCatalogue
 
 HOSPITAL = "hospital"
 """The scope of what concerns the whole hospital rather than one department."""
@@ -35,16 +37,24 @@ class CountKey(BaseModel, frozen=True):
     department: str | None
     event_type: str
     category: ComplaintCategory | None = None
+    complaint_against_head: str | None = None
+    """The event id of a complaint against the head of the department it accuses, which counts
+    under no department here (that department's figures must not reveal it); the monthly
+    report counts it under the department that handles its case."""
 
 
-def count_key(event: Event) -> CountKey:
-    """Where an event counts in 基本情况. Department: the one the event is about (the accused's,
-    the visited, the rated, …); none for events about no department (promotion applications,
-    surrenders, findings, the office's case actions)."""
+def count_key(event: Event, departments: DepartmentCatalogue) -> CountKey:
+    """Where an event counts in 基本情况. Month: when the hospital received it (受理), as cases
+    count. Department: the one the event is about (the accused's, the visited, the rated, …);
+    none for events about no department (promotion applications, surrenders, findings, the
+    office's case actions) and for a complaint against the head of the department it accuses."""
     department: str | None = None
     category: ComplaintCategory | None = None
+    against_head: str | None = None
     if isinstance(event, ComplaintReceived):
         department, category = event.accused_department, event.category
+        if departments.is_head(event.accused_staff_id, department):
+            department, against_head = None, str(event.event_id)
     elif isinstance(
         event,
         VisitorLogReceived
@@ -59,10 +69,11 @@ def count_key(event: Event) -> CountKey:
     elif isinstance(event, InvestigationFindingReceived) and event.confirmed_categories:
         category = event.confirmed_categories[0]
     return CountKey(
-        month=report_month(event.occurred_at),
+        month=report_month(event.received_at),
         department=department,
         event_type=str(getattr(event, "event_type")),  # noqa: B009 (every fact event has one)
         category=category,
+        complaint_against_head=against_head,
     )
 
 
@@ -81,6 +92,9 @@ class CaseFact(BaseModel):
     accused_staff_id: str | None
     state: CaseState
     events: int
+    source_event_ids: tuple[str, ...] = ()
+    """The events the case rests on (empty in a fact stored before they were kept: a rebuild
+    fills it)."""
     opened_at: datetime
     deadline: datetime
     finding_at: datetime | None
@@ -125,9 +139,26 @@ def case_fact(case: CaseUpdated) -> CaseRecord:
         accused_staff_id=case.accused_staff_id,
         state=case.state,
         events=len(case.source_event_ids),
+        source_event_ids=tuple(map(str, case.source_event_ids)),
         opened_at=case.opened_at,
         deadline=case.deadline,
         finding_at=min(findings, default=None),
         closed_at=max(closings, default=None),
         history=case.history,
     )
+
+
+def department_cases(
+    cases: Iterable[CaseFact], department: str | None, departments: DepartmentCatalogue
+) -> list[CaseFact]:
+    """The cases ``department``'s figures show (every case for None, the hospital): those it
+    handles, except any against its own head, to whom a case against them is invisible."""
+    return [
+        case
+        for case in cases
+        if department is None
+        or (
+            case.department == department
+            and not departments.is_head(case.accused_staff_id, department)
+        )
+    ]

@@ -13,6 +13,7 @@ from schemas.decision import Decision
 from schemas.kpi import KpiObservationReceived
 from schemas.training import TrainingHeldReceived
 from services.common.broker import RecordPosition
+from services.common.departments import DepartmentCatalogue
 from services.reporting.facts import CaseRecord, CountKey, case_fact, count_key
 
 DEAD_LETTER = "dead_letter"
@@ -31,8 +32,16 @@ class ReportWriter(Protocol):
 
 
 class Ingest:
-    def __init__(self, reports: ReportWriter, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        reports: ReportWriter,
+        registry: CollectorRegistry,
+        *,
+        departments: DepartmentCatalogue,
+    ) -> None:
         self.reports = reports
+        self.departments = departments
+        """Whose heads a complaint may accuse (``count_key``)."""
         self.events = Counter(
             "qinglian_events",
             "Events counted into the reports, by event type (dead letters too).",
@@ -55,7 +64,7 @@ class Ingest:
             await self.reports.record_observation(event)
         if isinstance(event, TrainingHeldReceived):
             await self.reports.record_training(event)
-        await self._count(count_key(event), position)
+        await self._count(count_key(event, self.departments), position)
 
     async def dead_letter(self, month: str, position: RecordPosition) -> None:
         await self._count(CountKey(month=month, department=None, event_type=DEAD_LETTER), position)

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Gauge
@@ -13,7 +13,7 @@ from services.common.departments import DepartmentCatalogue
 from services.common.store import connect, database
 from services.common.web import service_app
 from services.escalation.rulebook import RuleBook
-from services.reporting.access import ReportTokens
+from services.reporting.access import DashboardSessions, ReportTokens
 from services.reporting.api import ReportContext, build_api
 from services.reporting.dashboard import build_dashboard
 from services.reporting.handlers import build_routes
@@ -33,19 +33,15 @@ def create_app(
     settings: ReportingSettings, *, clock: Callable[[], datetime] = system_clock
 ) -> FastAPI:
     # Bad data files stop the service here, before it consumes anything.
-    context_files = (
-        DepartmentCatalogue.from_file(settings.departments),
-        KpiTargets.from_file(settings.kpi_targets),
-        RuleBook.from_file(settings.rules),
-    )
+    departments = DepartmentCatalogue.from_file(settings.departments)
+    targets, book = KpiTargets.from_file(settings.kpi_targets), RuleBook.from_file(settings.rules)
     registry = CollectorRegistry()
     mongo = connect(settings)
     reports = ReportRepository(database(mongo, settings))
-    context = ReportContext(reports, *context_files, clock=clock)
+    context = ReportContext(reports, departments, targets, book, clock=clock)
     broker = make_broker(settings, service="reporting", registry=registry)
-    broker.include_router(
-        build_routes(Ingest(reports, registry), group_id=settings.consumer_group("reporting"))
-    )
+    ingest = Ingest(reports, registry, departments=departments)
+    broker.include_router(build_routes(ingest, group_id=settings.consumer_group("reporting")))
     cases = Gauge(
         "qinglian_cases", "Cases by state group: open or overdue.", ["status"], registry=registry
     )
@@ -71,6 +67,12 @@ def create_app(
         background=refresh_case_gauges,
     )
     app.state.report_tokens = ReportTokens(reports, cache_seconds=settings.token_cache_seconds)
+    app.state.dashboard_sessions = DashboardSessions(
+        reports,
+        lifetime=timedelta(hours=settings.session_hours),
+        secure=settings.env != "development",  # development runs plain HTTP on loopback
+        clock=clock,
+    )
     app.include_router(build_api(context))
     app.include_router(build_dashboard(context))
     return app

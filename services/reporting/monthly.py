@@ -20,7 +20,7 @@ from schemas.training import TrainingHeldReceived
 from services.common.departments import DepartmentCatalogue
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules.study import months_without_study
-from services.reporting.facts import HOSPITAL, CaseFact, CountKey
+from services.reporting.facts import HOSPITAL, CaseFact, CountKey, department_cases
 from services.reporting.kpi import KpiStatus, KpiTargets, Observation, Status, kpi_status, rate
 from services.reporting.presentation import DepartmentName, department_name
 from services.reporting.registers import standing
@@ -162,15 +162,22 @@ def monthly_report(
     book: RuleBook,
     now: datetime,
 ) -> MonthlyReport:
-    """The report of ``department`` (None: the hospital-wide roll-up) for ``month``."""
-    start, end = month_bounds(month)
+    """The report of ``department`` (None: the hospital-wide roll-up) for ``month``.
+
+    One basis throughout: what the hospital received in the month (受理). 基本情况 counts the
+    events received in it; 推进情况 follows the cases opened in it (opened when received) and
+    what became of them since, measures included, whenever taken."""
+    _, end = month_bounds(month)
     as_of = min(now, end)
     departments = [department] if department is not None else sorted(catalogue.departments)
+    our_cases = department_cases(data.cases, department, catalogue)
+    handled = {event_id for case in our_cases for event_id in case.source_event_ids}
 
-    def ours(code: str | None) -> bool:
-        return department is None or code == department
+    def ours(key: CountKey) -> bool:
+        # A complaint against a department's head counts where its case is handled.
+        return department in (None, key.department) or key.complaint_against_head in handled
 
-    counts = [(key, n) for key, n in data.counts if key.month == month and ours(key.department)]
+    counts = [(key, n) for key, n in data.counts if key.month == month and ours(key)]
     by_type: Counter[str] = Counter()
     categories: Counter[ComplaintCategory] = Counter()
     for key, n in counts:
@@ -189,16 +196,14 @@ def monthly_report(
         ],
     )
 
-    our_cases = [case for case in data.cases if ours(case.department)]
     opened = [case for case in our_cases if case.month == month]
-    case_ids = {case.case_id for case in our_cases}
+    opened_ids = {case.case_id for case in opened}
     # Every published version is stored: count the one standing per key, not withdrawn.
     measures = [
         decision
         for decision in standing(data.decisions)
         if decision.kind in (DecisionKind.MEASURE, DecisionKind.ESCALATION)
-        and decision.case_id in case_ids
-        and start <= decision.as_of < end
+        and decision.case_id in opened_ids
     ]
     progress = Progress(
         cases_opened=len(opened),

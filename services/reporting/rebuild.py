@@ -35,6 +35,7 @@ from schemas.catalogue import AnyEvent
 from schemas.dead_letter import DeadLetter
 from schemas.decision import Decision
 from services.common.broker import kafka_client_options
+from services.common.departments import DepartmentCatalogue
 from services.common.store import Document, connect, database
 from services.reporting.facts import report_month
 from services.reporting.fold import FoldedReports
@@ -117,7 +118,8 @@ async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
         await mongo.close()
         raise SystemExit(f"database {into!r} is not empty; rebuild into a new one")
     folded = FoldedReports()
-    ingest = Ingest(folded, CollectorRegistry())
+    departments = DepartmentCatalogue.from_file(settings.departments)
+    ingest = Ingest(folded, CollectorRegistry(), departments=departments)
     consumer = AIOKafkaConsumer(
         **kafka_client_options(settings),
         enable_auto_commit=False,

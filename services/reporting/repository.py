@@ -10,6 +10,7 @@
 - ``reporting_training``: study sessions, by event id.
 - ``reporting_confirmations``: departments' confirmations of their monthly reports.
 - ``reporting_tokens`` and ``reporting_access_log``: who may read, and who read case details.
+- ``reporting_sessions``: the dashboard's signed-in browsers (``access.DashboardSessions``).
 
 Every lookup that must be fast is by ``_id`` (FerretDB pushes only those down); the scans
 (cases, decisions) are over collections that grow by cases, not by events.
@@ -45,19 +46,23 @@ def _unescape(part: str) -> str:
 
 
 def _count_field(key: CountKey) -> str:
-    """A field name for a count: no dots or dollars (MongoDB field-name rules)."""
-    parts = (key.department or "", key.event_type, key.category or "")
+    """A field name for a count: no dots or dollars (MongoDB field-name rules). A complaint
+    against a department's head adds its id as a fourth part."""
+    parts = [key.department or "", key.event_type, key.category or ""]
+    if key.complaint_against_head is not None:
+        parts.append(key.complaint_against_head)
     return "|".join(_escape(part) for part in parts)
 
 
 def _count_key(month: str, field: str) -> CountKey:
-    department, event_type, category = (_unescape(part) for part in field.split("|"))
+    department, event_type, category, *against_head = map(_unescape, field.split("|"))
     return CountKey.model_validate(
         {
             "month": month,
             "department": department or None,
             "event_type": event_type,
             "category": category or None,
+            "complaint_against_head": next(iter(against_head), None),
         }
     )
 
@@ -130,6 +135,7 @@ class ReportRepository:
         self.training = db[TRAINING]
         self.confirmations = db["reporting_confirmations"]
         self.tokens = db["reporting_tokens"]
+        self.dashboard_sessions = db["reporting_sessions"]
         self.access_log = db["reporting_access_log"]
         self._counted_up_to: dict[str, int] = {}
         """Per count document, an offset it has counted up to (a lower bound: the stored one
@@ -297,6 +303,15 @@ class ReportRepository:
             {"_id": token_id, "revoked_at": None}, {"$set": {"revoked_at": at}}
         )
         return result.modified_count == 1
+
+    async def create_dashboard_session(self, record: Document) -> None:
+        await self.dashboard_sessions.insert_one(record)
+
+    async def dashboard_session(self, digest: str) -> Document | None:
+        return await self.dashboard_sessions.find_one({"_id": digest})
+
+    async def delete_dashboard_session(self, digest: str) -> None:
+        await self.dashboard_sessions.delete_one({"_id": digest})
 
     async def log_access(self, *, token_id: str, role: str, case_id: str, at: datetime) -> None:
         await self.access_log.insert_one(

@@ -15,5 +15,7 @@ class ReportingSettings(ServiceSettings):
     """Escalation's rule book: R-MONTHLY-STUDY's data."""
     token_cache_seconds: float = 30.0
     """How long a verified report token is trusted; revocation takes up to this long."""
+    session_hours: float = 12.0
+    """How long a dashboard sign-in lasts before the browser must sign in again."""
     gauge_refresh_seconds: float = 30.0
     """How often the open and overdue case gauges are recomputed."""

@@ -512,10 +512,12 @@ async def test_a_wrong_token_stays_on_the_login_page(
     assert urlsplit(page.url).path == "/login"
     assert await page.locator("#token").count() == 1
     assert not [cookie for cookie in await session.context.cookies() if cookie["value"]]
-    # The dashboard itself still refuses this browser.
+    # The dashboard sends this browser back to sign in.
     response = await page.goto(f"{BASE}/dashboard")
     assert response is not None
-    assert response.status == 401
+    assert response.status == 200
+    assert urlsplit(page.url).path == "/login"
+    assert await page.locator("#token").count() == 1
 
     _only_this_machine(session.requested)
     await session.context.close()

@@ -457,7 +457,7 @@ async def watch(system: System) -> AsyncIterator[GroupWatch]:
 
 
 def fresh_month(used: set[str]) -> str:
-    """A month long past that no other test's events fall in, so its counts are ours."""
+    """A month long past for a test's events to have happened in, no other test's."""
     while True:
         year, month = 1971 + uuid.uuid4().int % 50, 1 + uuid.uuid4().int % 12
         chosen = f"{year:04d}-{month:02d}"
@@ -604,7 +604,8 @@ async def publish_as_intake(bootstrap: str, events: list[dict[str, Any]]) -> Non
 
 
 def months_between(first: datetime, last: datetime) -> set[str]:
-    """The hospital's months from ``first`` to ``last`` (cases count in their opening month)."""
+    """The hospital's months from ``first`` to ``last`` (events count in the month they were
+    received, cases in their opening month: both when the test sent them)."""
     start = first.astimezone(HOSPITAL_TIME_ZONE)
     end = last.astimezone(HOSPITAL_TIME_ZONE)
     return {f"{start:%Y-%m}", f"{end:%Y-%m}"}
@@ -630,9 +631,13 @@ async def monthly(system: System, month: str, *, within: float = 120.0) -> dict[
             await asyncio.sleep(1.0)
 
 
-async def counted(system: System, month: str) -> Counter[str]:
-    report = await monthly(system, month)
-    return Counter({t["event_type"]: int(t["count"]) for t in report["basic"]["by_event_type"]})
+async def counted(system: System, months: set[str]) -> Counter[str]:
+    """Events the hospital-wide reports of ``months`` count, by type."""
+    total: Counter[str] = Counter()
+    for month in months:
+        report = await monthly(system, month)
+        total.update({t["event_type"]: int(t["count"]) for t in report["basic"]["by_event_type"]})
+    return total
 
 
 async def cases_opened(system: System, months: set[str]) -> int:
@@ -644,10 +649,11 @@ class Expected:
     """What the reports must show once everything sent was handled."""
 
     month: str
-    """The month the events happened in: their counts are theirs alone."""
+    """The month the events happened in (they count in the months they were received)."""
     counts: Counter[str] = field(default_factory=Counter)
+    counts_before: Counter[str] = field(default_factory=Counter)
     cases_before: int = 0
-    case_months: set[str] = field(default_factory=set)
+    months_sent: set[str] = field(default_factory=set)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def sent(self, events: list[dict[str, Any]]) -> None:
@@ -660,15 +666,15 @@ class Expected:
 
 async def baseline(system: System, watch: GroupWatch, used_months: set[str]) -> Expected:
     """Once the services have handled what the topics held before (other tests' events too),
-    what the reports show: the fresh month has no counts, the cases so far are noted."""
+    what the reports show: the events and cases counted so far this month are noted."""
     started = time.monotonic()
     await watch.settled(system.groups, within=240, what="the services before the test")
     settled = time.monotonic()
     expected = Expected(month=fresh_month(used_months))
-    assert not await counted(system, expected.month)
     now = datetime.now(UTC)
-    expected.case_months = months_between(now, now)
-    expected.cases_before = await cases_opened(system, expected.case_months)
+    expected.months_sent = months_between(now, now)
+    expected.counts_before = await counted(system, expected.months_sent)
+    expected.cases_before = await cases_opened(system, expected.months_sent)
     note(
         f"baseline: settled in {settled - started:.1f} s, reports read in "
         f"{time.monotonic() - settled:.1f} s; {expected.cases_before} cases so far"
@@ -685,9 +691,9 @@ async def reported_exactly(
     started = time.monotonic()
     await watch.settled(system.groups, within=within, what=what)
     elapsed = time.monotonic() - started
-    expected.case_months |= months_between(expected.started, datetime.now(UTC))
-    counts = await counted(system, expected.month)
-    cases = await cases_opened(system, expected.case_months)
+    expected.months_sent |= months_between(expected.started, datetime.now(UTC))
+    counts = await counted(system, expected.months_sent) - expected.counts_before
+    cases = await cases_opened(system, expected.months_sent)
     lost = {t: n - counts[t] for t, n in expected.counts.items() if counts[t] < n}
     twice = {t: n - expected.counts[t] for t, n in counts.items() if n > expected.counts[t]}
     assert (lost, twice) == ({}, {}), f"{what}: lost {lost}, counted more than sent {twice}"

@@ -534,11 +534,15 @@ class Months:
     """Month A: 基本情况 (test 1)."""
     cases: str
     """Month B: cases, decisions, KPI, study sessions, confirmations (tests 2-7)."""
+    accused_head: str
+    """Month C: complaints against a department's head."""
+    received: str
+    """Month D: events received in a later month than they happened."""
 
     @property
     def all(self) -> tuple[str, ...]:
-        a, b = self.basic, self.cases
-        return (a, shift(a, 1), shift(b, -1), b, shift(b, 1))
+        a, b, c, d = self.basic, self.cases, self.accused_head, self.received
+        return (a, shift(a, 1), shift(b, -1), b, shift(b, 1), c, shift(d, -1), d, shift(d, 1))
 
 
 @pytest.fixture(scope="module")
@@ -594,8 +598,8 @@ async def reporting(
 
 @pytest.fixture(scope="module")
 async def months(reporting: Reporting) -> Months:
-    """Two months of a far-off year in which the topics hold nothing yet (nor in the months
-    around them), so this module's facts are the only ones counted there."""
+    """Months of far-off years in which the topics hold nothing yet (nor in the months around
+    them), so this module's facts are the only ones counted there."""
 
     async def unused(month: str) -> bool:
         data = await reporting.reports.month_data([month])
@@ -610,9 +614,8 @@ async def months(reporting: Reporting) -> Months:
 
     draw = random.Random()
     for _ in range(20):
-        a = f"{draw.randrange(2100, 3000)}-{draw.randrange(1, 13):02d}"
-        b = f"{draw.randrange(2100, 3000)}-{draw.randrange(1, 13):02d}"
-        chosen = Months(basic=a, cases=b)
+        a, b, c, d = (f"{draw.randrange(2100, 3000)}-{draw.randrange(1, 13):02d}" for _ in "abcd")
+        chosen = Months(basic=a, cases=b, accused_head=c, received=d)
         if len(set(chosen.all)) == len(chosen.all) and all(
             [await unused(month) for month in chosen.all]
         ):
@@ -710,7 +713,7 @@ async def scenario(reporting: Reporting, inputs: Inputs, months: Months) -> Scen
     department = SubjectKind.DEPARTMENT
     companies = {"x": fresh("CO-"), "y": fresh("CO-")}
     items = {name: fresh(f"整改事项{name}-") for name in ("n1", "n2", "n2b", "n3")}
-    # Measures (推进情况): counted when standing, on a case of the department, as of month B.
+    # Measures (推进情况): counted when standing, with their case (the month it was received).
     d1 = ruling(
         "R-KICKBACK",
         f"case:{c1.case_id}:measure",
@@ -1148,7 +1151,8 @@ async def test_progress_and_problems_of_a_month(
         "investigated": 2,  # c1 on time, c2 late
         "on_time": 1,
         "closed": 1,
-        "measures_taken": 4,  # d1, d2, e1 and d4 as corrected; d3 withdrawn, d6 next month
+        # d1, d2, e1, d4 as corrected, and d6, taken the month after on c1; d3 withdrawn.
+        "measures_taken": 5,
     }
     c3, c6 = scenario.cases["c3"], scenario.cases["c6"]
     assert overdue(finance, scenario.case_ids) == [
@@ -1196,7 +1200,7 @@ async def test_progress_and_problems_of_a_month(
 
     hospital = await reporting.monthly(office, b)
     assert hospital["progress"]["cases_opened"] == 5
-    assert hospital["progress"]["measures_taken"] == 5  # and d5; e2 was withdrawn
+    assert hospital["progress"]["measures_taken"] == 6  # and d5; e2 was withdrawn
     assert [case_id for case_id, _ in overdue(hospital, scenario.case_ids)] == [
         c6.case_id,
         c5.case_id,
@@ -1271,7 +1275,7 @@ async def test_each_role_reads_what_it_may_and_every_case_read_is_logged(
     printed = await reporting.get("/v1/reports/monthly/print", head, month=b)
     assert printed.status_code == 200
     assert f"财务部 {b} 月度工作开展情况" in printed.text
-    assert (await reporting.get(f"/v1/reports/cases/{c5}", head)).status_code == 403
+    assert (await reporting.get(f"/v1/reports/cases/{c5}", head)).status_code == 404
     read = await reporting.read(f"/v1/reports/cases/{c1}", head)
     assert read["case"]["case_id"] == c1
     assert read["case"]["department"] == "finance"
@@ -1350,28 +1354,28 @@ async def test_each_role_reads_what_it_may_and_every_case_read_is_logged(
     assert revoked.status_code == 401
     assert revoked.headers["www-authenticate"] == "Bearer"
 
-    # The dashboard signs in with a token kept in a cookie.
+    # The dashboard signs in with a token and keeps a session in a cookie.
     assert reporting.app is not None
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=reporting.app), base_url="http://reporting"
     ) as browser:
-        assert (await browser.get("/dashboard")).status_code == 401
+        assert (await browser.get("/dashboard")).status_code == 303
         refused = await browser.post("/login", data={"token": cli_token})
         assert refused.status_code == 401
         assert COOKIE not in browser.cookies
         signed_in = await browser.post("/login", data={"token": head})
         assert signed_in.status_code == 303
         assert signed_in.headers["location"] == "/dashboard"
-        assert browser.cookies[COOKIE] == head
+        assert browser.cookies[COOKIE]
         page = await browser.get("/dashboard")
         assert page.status_code == 200, page.text
         assert "行风建设看板" in page.text
         assert f"财务部 {shift(b, 1)}" in page.text
-        # The cookie stands in for the header on the API too, with the same limits.
-        assert (await browser.get(f"/v1/reports/cases/{c5}")).status_code == 403
+        # The session stands in for the header on the API too, with the same limits.
+        assert (await browser.get(f"/v1/reports/cases/{c5}")).status_code == 404
         assert (await browser.get("/v1/reports/monthly", params={"month": b})).json() == own
         await browser.post("/logout")
-        assert (await browser.get("/dashboard")).status_code == 401
+        assert (await browser.get("/dashboard")).status_code == 303
 
 
 def _counts_of(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -1435,7 +1439,7 @@ async def test_exports_hold_what_the_json_says(
         assert expected[1] == ["基本情况", "合计", str(report["basic"]["total"]), ""]
         if department == "finance":
             assert ["推进情况", "本月受理案件", "4", ""] in expected
-            assert ["推进情况", "处理措施", "4", ""] in expected
+            assert ["推进情况", "处理措施", "5", ""] in expected
             c3 = scenario.cases["c3"]
             overdue_row = next(row for row in expected if row[1] == c3.case_id)
             assert overdue_row[0] == "存在问题·逾期案件"
@@ -1749,6 +1753,290 @@ async def test_dead_letters_are_counted_and_case_gauges_are_kept(
         samples[("qinglian_escalations_total", (("kind", "escalation"), ("rule_id", "R-KICKBACK")))]
         >= 1
     )
+
+
+# --- A case against a department's head ------------------------------------------------------
+
+
+async def test_a_complaint_against_a_department_head_is_invisible_to_them_everywhere(
+    reporting: Reporting, inputs: Inputs, months: Months, tokens: Tokens
+) -> None:
+    c = months.accused_head
+    head, office = tokens.finance_head, tokens.conduct_office
+    finance_head = CATALOGUE.departments["finance"].head_staff_id
+    against_head = complaint(
+        received=at(c, 3),
+        category="procurement",
+        accused_staff_id=finance_head,
+        accused_department="finance",
+    )
+    conflict = routed_case(against_head)
+    assert conflict.responsible_department.code == "discipline_inspection"  # 利益冲突
+    ordinary = complaint(received=at(c, 4), accused_department="finance")
+    routine = routed_case(ordinary)
+    assert routine.responsible_department.code == "finance"
+    # Routed to finance before its accused became finance's head (the directory changed since).
+    named = complaint(
+        received=at(c, 5), accused_staff_id=finance_head, accused_department="pharmacy"
+    )
+    earlier = routed_case(named).model_copy(
+        update={"responsible_department": CATALOGUE.department("finance")}
+    )
+    hidden = {conflict.case_id, earlier.case_id}
+
+    def overdue_escalation(case: CaseUpdated) -> Decision:
+        return ruling(
+            "R-EVERY-COMPLAINT",
+            f"case:{case.case_id}:head",
+            DecisionKind.ESCALATION,
+            (SubjectKind.CASE, case.case_id),
+            as_of=case.deadline,
+            case_id=case.case_id,
+            escalate_to=EscalationTarget.DEPARTMENT_HEAD,
+        )
+
+    measure = ruling(
+        "R-KICKBACK",
+        f"case:{conflict.case_id}:measure",
+        DecisionKind.MEASURE,
+        (SubjectKind.STAFF, finance_head),
+        as_of=at(c, 15),
+        case_id=conflict.case_id,
+        measure=Measure.INTERVIEW,
+    )
+    await inputs.publish(
+        against_head,
+        ordinary,
+        named,
+        conflict,
+        routine,
+        earlier,
+        measure,
+        *map(overdue_escalation, (conflict, routine, earlier)),
+    )
+    await reporting.caught_up()
+    reporting.clock.now = at(c, 25)  # all three overdue; the dashboard's month is C
+
+    own = await reporting.monthly(head, c)
+    assert by_type(own) == {"complaint": 1}
+    assert by_category(own) == {"kickback": 1}
+    assert own["progress"]["cases_opened"] == 1
+    mine = {*hidden, routine.case_id}
+    assert overdue(own, mine) == [(routine.case_id, (at(c, 25) - routine.deadline).days)]
+
+    def reveals(text: str) -> list[str]:
+        return [name for name in (*hidden, "招采/期权腐败") if name in text]
+
+    for path, params in (
+        ("/v1/reports/monthly", {"month": c}),
+        ("/v1/reports/monthly", {"month": c, "format": "csv"}),
+        ("/v1/reports/monthly/print", {"month": c}),
+        ("/v1/reports/kpi", {"period": c}),
+        ("/v1/reports/registers/escalations", {}),
+        ("/v1/reports/registers/escalations", {"format": "csv"}),
+        ("/v1/reports/registers/notices", {}),
+    ):
+        answer = await reporting.get(path, head, **params)
+        assert answer.status_code == 200, (path, answer.text)
+        assert reveals(answer.content.decode("utf-8-sig")) == [], (path, params)
+    register = await reporting.read("/v1/reports/registers/escalations", head)
+    assert routine.case_id in {entry["case_id"] for entry in register["entries"]}
+    missing = await reporting.get("/v1/reports/cases/CASE-00000000000000000000", head)
+    for case_id in hidden:
+        refused = await reporting.get(f"/v1/reports/cases/{case_id}", head)
+        assert (refused.status_code, refused.json()) == (404, missing.json())
+    assert (await reporting.get(f"/v1/reports/cases/{routine.case_id}", head)).status_code == 200
+
+    assert reporting.app is not None
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=reporting.app), base_url="http://reporting"
+    ) as browser:
+        await browser.post("/login", data={"token": head})
+        page = await browser.get("/dashboard")
+        assert page.status_code == 200, page.text
+        assert reveals(page.text) == []
+
+    # Counted where it is handled: by 纪检监察室, and once in the hospital's report.
+    handling = await reporting.monthly(office, c, "discipline_inspection")
+    assert by_type(handling) == {"complaint": 1}
+    assert by_category(handling) == {"procurement": 1}
+    progress = handling["progress"]
+    assert (progress["cases_opened"], progress["measures_taken"]) == (1, 2)  # and its escalation
+    hospital = await reporting.monthly(office, c)
+    assert by_type(hospital) == {"complaint": 3}
+    assert by_category(hospital) == {"procurement": 1, "kickback": 2}
+    assert hospital["progress"]["cases_opened"] == 3
+    assert hidden <= {case["case_id"] for case in hospital["problems"]["overdue_cases"]}
+
+
+async def test_a_head_gets_the_same_answer_for_another_department_s_case_as_for_a_missing_one(
+    reporting: Reporting, scenario: Scenario, tokens: Tokens
+) -> None:
+    head = tokens.finance_head
+    missing = await reporting.get("/v1/reports/cases/CASE-00000000000000000000", head)
+    others = await reporting.get(f"/v1/reports/cases/{scenario.case_id('c5')}", head)
+
+    assert missing.status_code == others.status_code == 404
+    assert others.json() == missing.json()
+    assert scenario.case_id("c5") not in others.text
+
+
+# --- The dashboard's sign-in ------------------------------------------------------------------
+
+
+def _cookie_attributes(answer: httpx.Response) -> set[str]:
+    (set_cookie,) = answer.headers.get_list("set-cookie")
+    return {part.strip().lower() for part in set_cookie.split(";")[1:]}
+
+
+async def test_the_dashboard_cookie_holds_a_session_and_a_signed_out_browser_is_sent_to_sign_in(
+    reporting: Reporting, scenario: Scenario, tokens: Tokens
+) -> None:
+    head = tokens.finance_head
+    month = {"month": scenario.month}
+    reporting.clock.now = at(shift(scenario.month, 1), 25)
+    assert reporting.app is not None
+
+    def browser(app: FastAPI = reporting.app) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://reporting"
+        )
+
+    async with browser() as signed_out:
+        for cookie in (None, "made-up", head):  # a raw token is no session either
+            if cookie is not None:
+                signed_out.cookies.set(COOKIE, cookie)
+            sent = await signed_out.get("/dashboard")
+            assert (sent.status_code, sent.headers.get("location")) == (303, "/login"), cookie
+        login_page = await signed_out.get("/dashboard", follow_redirects=True)
+        assert login_page.status_code == 200
+        assert 'id="token"' in login_page.text
+
+    async with browser() as signed_in:
+        answer = await signed_in.post("/login", data={"token": head})
+        assert answer.status_code == 303
+        session = signed_in.cookies[COOKIE]
+        assert head not in answer.headers["set-cookie"]
+        assert head.split("_")[2] not in session
+        assert {"httponly", "samesite=strict", "path=/"} <= _cookie_attributes(answer)
+        assert "secure" not in _cookie_attributes(answer)  # development: plain HTTP on loopback
+        assert (await signed_in.get("/dashboard")).status_code == 200
+        assert (await signed_in.get("/v1/reports/monthly", params=month)).status_code == 200
+        # The session is no token: it opens nothing as one.
+        assert (await reporting.get("/v1/reports/monthly", session, **month)).status_code == 401
+        signed_out_answer = await signed_in.post("/logout")
+        assert signed_out_answer.status_code == 303
+        assert COOKIE not in signed_in.cookies
+
+    async with browser() as replayed:  # the cookie of a signed-out session, sent again
+        replayed.cookies.set(COOKIE, session)
+        assert (await replayed.get("/dashboard")).status_code == 303
+        assert (await replayed.get("/v1/reports/monthly", params=month)).status_code == 401
+
+    # A revoked token's sessions end with it.
+    token_id, token = await ReportTokens(reporting.reports, cache_seconds=0).create(
+        role=Role.AUDITOR, department=None, label="测试 会话", now=datetime.now(UTC)
+    )
+    async with browser() as revoked:
+        await revoked.post("/login", data={"token": token})
+        assert (await revoked.get("/dashboard")).status_code == 200
+        assert await reporting.reports.revoke_token(token_id, at=datetime.now(UTC))
+        assert (await revoked.get("/dashboard")).status_code == 303
+
+    # Outside development the cookie is sent over HTTPS only.
+    production = create_app(
+        reporting.settings.model_copy(update={"env": "production"}), clock=reporting.clock
+    )
+    try:
+        async with browser(production) as behind_tls:
+            answer = await behind_tls.post("/login", data={"token": head})
+            assert answer.status_code == 303
+            assert "secure" in _cookie_attributes(answer)
+    finally:
+        await production.state.report_tokens.reports.db.client.close()
+
+
+# --- One counting basis: 受理 ------------------------------------------------------------------
+
+
+async def test_every_section_of_a_month_counts_what_the_hospital_received_in_it(
+    reporting: Reporting, inputs: Inputs, months: Months, tokens: Tokens
+) -> None:
+    d = months.received
+    before, after = shift(d, -1), shift(d, 1)
+    office = tokens.conduct_office
+    last_evening, first_morning = end_of(before) - timedelta(hours=2), at(d, 1, 9)
+    staff = fresh("D")
+    # Happened on the last evening of the month before; the hospital received it on the 1st.
+    late = accepted(
+        "complaint",
+        occurred_at=last_evening,
+        received_at=first_morning,
+        channel="mailbox",
+        category="attitude",
+        accused_staff_id=staff,
+        accused_department="medical_affairs",
+        description="服务态度差。",
+    )
+    assert isinstance(late, ComplaintReceived)
+    case = with_finding(routed_case(late), on=at(after, 3), staff=staff)
+    assert case.responsible_department.code == "medical_affairs"
+    # The measure rests on the finding, made the month after.
+    measure = ruling(
+        "R-KICKBACK",
+        f"case:{case.case_id}:measure",
+        DecisionKind.MEASURE,
+        (SubjectKind.STAFF, staff),
+        as_of=at(after, 3),
+        case_id=case.case_id,
+        measure=Measure.INTERVIEW,
+    )
+    rating = accepted(
+        "satisfaction",
+        occurred_at=last_evening,
+        received_at=first_morning,
+        touchpoint="discharge",
+        department="medical_affairs",
+        score=4,
+    )
+    session = accepted(
+        "training_held",
+        occurred_at=last_evening,
+        received_at=first_morning,
+        department="medical_affairs",
+        held_on=last_evening.date(),
+        topic="专题学习",
+        kind="study",
+        attendee_ids=["N1"],
+        headcount=1,
+    )
+    await inputs.publish(late, rating, session, case, measure)
+    await reporting.caught_up()
+    reporting.clock.now = at(shift(d, 2), 5)
+
+    expected = {
+        before: ({}, 0, 0, 0),
+        d: ({"complaint": 1, "satisfaction": 1, "training_held": 1}, 1, 1, 1),
+        after: ({}, 0, 0, 0),
+    }
+    for month, (counted, opened, investigated, measures) in expected.items():
+        for department in (None, "medical_affairs"):
+            report = await reporting.monthly(office, month, department)
+            progress = report["progress"]
+            assert by_type(report) == counted, (month, department)
+            assert (
+                progress["cases_opened"],
+                progress["investigated"],
+                progress["measures_taken"],
+            ) == (opened, investigated, measures), (month, department)
+            assert kpi(report)["complaint_investigation_rate"][0] == ("1.0000" if opened else None)
+    # Study is judged by the day a session was held (R-MONTHLY-STUDY), not by its arrival.
+    assert (await reporting.monthly(office, before, "medical_affairs"))["problems"][
+        "without_study"
+    ] == []
+    assert (await reporting.monthly(office, d, "medical_affairs"))["problems"]["without_study"] == [
+        "medical_affairs"
+    ]
 
 
 # --- Rebuild ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from schemas.base import HOSPITAL_TIME_ZONE, Event, derive_event_id
 from schemas.case import CaseChange, CaseKind, CaseState, CaseUpdated, derive_case_id
 from schemas.case_action import CaseActionReceived
 from schemas.catalogue import BY_TYPE
-from schemas.complaint import ComplaintCategory
+from schemas.complaint import ComplaintCategory, ComplaintReceived
 from schemas.decision import Decision, DecisionKind, EscalationTarget, Measure, SubjectKind
 from schemas.finding import InvestigationFindingReceived
 from schemas.kpi import KpiMetric, KpiObservationReceived
@@ -52,6 +52,7 @@ from services.reporting.facts import (
     CountKey,
     case_fact,
     count_key,
+    report_month,
 )
 from services.reporting.fold import FoldedReports
 from services.reporting.kpi import (
@@ -183,10 +184,16 @@ _FACTS: dict[str, dict[str, Any]] = {
 
 
 def _event(
-    event_type: str, *, occurred_at: str | datetime = "2026-11-12T10:00:00+08:00", **facts: Any
+    event_type: str,
+    *,
+    occurred_at: str | datetime = "2026-11-12T10:00:00+08:00",
+    received_at: str | datetime | None = None,
+    **facts: Any,
 ) -> Event:
-    """An accepted event of ``event_type`` with the facts above, changed by ``facts``."""
-    ref = f"{event_type}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{occurred_at}{sorted(facts.items())}')}"
+    """An accepted event of ``event_type`` with the facts above, changed by ``facts``; received
+    when it happened unless ``received_at`` says otherwise."""
+    seed = f"{occurred_at}{received_at}{sorted(facts.items())}"
+    ref = f"{event_type}-{uuid.uuid5(uuid.NAMESPACE_URL, seed)}"
     return BY_TYPE[event_type].event.model_validate(
         {
             **_FACTS[event_type],
@@ -196,7 +203,7 @@ def _event(
             "source_system": "test",
             "source_ref": ref,
             "occurred_at": occurred_at,
-            "received_at": "2026-12-01T00:00:00+08:00",
+            "received_at": received_at or occurred_at,
         }
     )
 
@@ -225,6 +232,11 @@ def _session(
 # --- facts: count_key -----------------------------------------------------------------------
 
 
+def _key(event: Event) -> CountKey:
+    """Where ``event`` counts, with the shipped department catalogue."""
+    return count_key(event, CATALOGUE)
+
+
 def test_every_event_type_has_a_sample() -> None:
     assert set(_FACTS) == set(BY_TYPE)
 
@@ -248,7 +260,7 @@ def test_every_event_type_has_a_sample() -> None:
 def test_count_key_attributes_each_event_type_to_the_department_it_is_about(
     event_type: str, department: str | None
 ) -> None:
-    key = count_key(_event(event_type))
+    key = _key(_event(event_type))
 
     assert key.event_type == event_type
     assert key.department == department
@@ -256,24 +268,24 @@ def test_count_key_attributes_each_event_type_to_the_department_it_is_about(
 
 
 def test_count_key_of_a_hospital_wide_kpi_observation_has_no_department() -> None:
-    assert count_key(_event("kpi_observation", scope=HOSPITAL)).department is None
+    assert _key(_event("kpi_observation", scope=HOSPITAL)).department is None
 
 
 def test_count_key_of_a_complaint_without_accused_department_has_none() -> None:
-    assert count_key(_event("complaint", accused_department=None)).department is None
+    assert _key(_event("complaint", accused_department=None)).department is None
 
 
 @pytest.mark.parametrize("category", list(ComplaintCategory))
 def test_count_key_carries_the_complaint_category(category: ComplaintCategory) -> None:
-    assert count_key(_event("complaint", category=category)).category is category
+    assert _key(_event("complaint", category=category)).category is category
 
 
 def test_count_key_of_a_finding_carries_its_first_confirmed_category() -> None:
     finding = _event("investigation_finding", confirmed_categories=["gambling", "kickback"])
-    assert count_key(finding).category is ComplaintCategory.GAMBLING
+    assert _key(finding).category is ComplaintCategory.GAMBLING
 
     unsubstantiated = _event("investigation_finding", substantiated=False, confirmed_categories=[])
-    assert count_key(unsubstantiated).category is None
+    assert _key(unsubstantiated).category is None
 
 
 @pytest.mark.parametrize(
@@ -281,7 +293,7 @@ def test_count_key_of_a_finding_carries_its_first_confirmed_category() -> None:
     sorted(set(_FACTS) - {"complaint", "investigation_finding"}),
 )
 def test_count_key_of_other_event_types_has_no_category(event_type: str) -> None:
-    assert count_key(_event(event_type)).category is None
+    assert _key(_event(event_type)).category is None
 
 
 @pytest.mark.parametrize(
@@ -295,7 +307,7 @@ def test_count_key_of_other_event_types_has_no_category(event_type: str) -> None
     ],
 )
 def test_count_key_month_is_in_hospital_time(occurred_at: str, month: str) -> None:
-    assert count_key(_event("complaint", occurred_at=occurred_at)).month == month
+    assert _key(_event("complaint", occurred_at=occurred_at)).month == month
 
 
 @given(
@@ -306,7 +318,32 @@ def test_count_key_month_is_in_hospital_time(occurred_at: str, month: str) -> No
 def test_count_key_month_is_utc_plus_eight(moment: datetime) -> None:
     # China has kept UTC+8 without daylight saving since 1991.
     expected = (moment + timedelta(hours=8)).strftime("%Y-%m")
-    assert count_key(_event("satisfaction", occurred_at=moment)).month == expected
+    assert _key(_event("satisfaction", occurred_at=moment)).month == expected
+
+
+def test_count_key_month_is_when_the_hospital_received_the_event() -> None:
+    # 受理: the report counts what the hospital received in the month, as it counts cases.
+    late_evening, next_morning = _h(2026, 11, 30, 22), _h(2026, 12, 1, 9)
+    for event_type in ("complaint", "satisfaction", "investigation_finding"):
+        event = _event(event_type, occurred_at=late_evening, received_at=next_morning)
+        assert _key(event).month == "2026-12", event_type
+
+
+def test_count_key_of_a_complaint_against_the_head_of_its_department_names_no_department() -> None:
+    head = CATALOGUE.departments["finance"].head_staff_id
+    against_head = _event(
+        "complaint", category="procurement", accused_staff_id=head, accused_department="finance"
+    )
+
+    key = _key(against_head)
+
+    assert key.department is None
+    assert key.category is ComplaintCategory.PROCUREMENT
+    assert key.complaint_against_head == str(against_head.event_id)
+    # The same person named in another department's complaint: that department's head reads it.
+    elsewhere = _key(_event("complaint", accused_staff_id=head, accused_department=DEPT))
+    assert (elsewhere.department, elsewhere.complaint_against_head) == (DEPT, None)
+    assert _key(_event("complaint")).complaint_against_head is None
 
 
 # --- facts: case_fact -----------------------------------------------------------------------
@@ -937,14 +974,15 @@ DECISIONS = [
         at=DECIDED + timedelta(days=1),
         measure=Measure.SUSPENSION,
     ),
-    # Not this month (the end is exclusive), not a measure, no case, another department:
-    _decision(DecisionKind.MEASURE, key="x1", as_of=NOV_END, case_id=ON_TIME_CLOSED.case_id),
+    # Dated outside November, on a case received in November: November's, with their case.
+    _decision(DecisionKind.MEASURE, key="m4", as_of=NOV_END, case_id=ON_TIME_CLOSED.case_id),
     _decision(
         DecisionKind.MEASURE,
-        key="x2",
+        key="m5",
         as_of=NOV_START - timedelta(seconds=1),
         case_id=ON_TIME_CLOSED.case_id,
     ),
+    # Not a measure, no case, another department:
     _decision(DecisionKind.NOTICE, key="x3", as_of=_h(2026, 11, 16), case_id=LATE_FINDING.case_id),
     _decision(
         DecisionKind.PROMOTION_BAR, key="x4", as_of=_h(2026, 11, 16), case_id=LATE_FINDING.case_id
@@ -954,7 +992,7 @@ DECISIONS = [
         DecisionKind.ESCALATION, key="o1", as_of=_h(2026, 11, 19), case_id=OTHER_OVERDUE.case_id
     ),
 ]
-DEPT_MEASURES = 3  # MEASURE, ESCALATION_ON_AN_OCTOBER_CASE and CORRECTED_MEASURE once
+DEPT_MEASURES = 4  # MEASURE, CORRECTED_MEASURE once, m4 and m5 (on November's cases)
 ALL_MEASURES = DEPT_MEASURES + 1  # and the escalation of OTHER_OVERDUE
 
 OBSERVATIONS = [
@@ -1109,15 +1147,20 @@ def test_a_withdrawn_measure_is_not_a_measure_taken() -> None:
     assert _report(DEPT, data=_data(decisions=alone[::-1])).progress.measures_taken == 0
 
 
-def test_a_corrected_measure_counts_once_in_the_month_it_now_rests_on() -> None:
+def test_a_corrected_measure_counts_once_in_the_month_its_case_was_received() -> None:
     later = DECIDED + timedelta(days=1)
-    same_month = [CORRECTED_MEASURE, _corrected(CORRECTED_MEASURE, at=later, explanation_zh="更正")]
-    assert _report(DEPT, data=_data(decisions=same_month)).progress.measures_taken == 1
+    corrected = [CORRECTED_MEASURE, _corrected(CORRECTED_MEASURE, at=later, explanation_zh="更正")]
+    assert _report(DEPT, data=_data(decisions=corrected)).progress.measures_taken == 1
 
-    moved = [CORRECTED_MEASURE, _corrected(CORRECTED_MEASURE, at=later, as_of=_h(2026, 10, 30))]
-    assert _report(DEPT, data=_data(decisions=moved)).progress.measures_taken == 0
-    october = _report(DEPT, data=_data(decisions=moved), month="2026-10")
-    assert october.progress.measures_taken == 1
+    redated = [CORRECTED_MEASURE, _corrected(CORRECTED_MEASURE, at=later, as_of=_h(2026, 10, 30))]
+    assert _report(DEPT, data=_data(decisions=redated)).progress.measures_taken == 1
+    october = _report(DEPT, data=_data(decisions=redated), month="2026-10")
+    assert october.progress.measures_taken == 0
+
+
+def test_a_measure_on_an_earlier_month_s_case_counts_in_that_month() -> None:
+    october = _report(DEPT, month="2026-10").progress
+    assert (october.cases_opened, october.measures_taken) == (2, 1)  # the escalation, 1 November
 
 
 def test_overdue_cases_as_of_the_end_of_a_past_month() -> None:
@@ -1387,6 +1430,154 @@ def test_the_printed_report_names_departments_and_shows_rates_as_percentages() -
     assert kpi_row is not None
     assert "<td>50.00%</td>" in kpi_row.group()
     assert "≥ 100.00%" in kpi_row.group()
+
+
+# --- monthly: one counting basis (受理, when the hospital received it) -----------------------
+
+
+@given(
+    plan=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=120),  # arrival: days after 1 October
+            st.integers(min_value=0, max_value=45),  # how long before arrival it happened
+            st.none() | st.integers(min_value=0, max_value=45),  # days to a finding and measure
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+@settings(max_examples=40, deadline=None)
+def test_every_section_of_a_month_counts_what_the_hospital_received_in_it(
+    plan: list[tuple[int, int, int | None]],
+) -> None:
+    complaints, facts, decisions = [], [], []
+    for n, (arrival, delay, found_after) in enumerate(plan):
+        received = _h(2026, 10, 1, 10) + timedelta(days=arrival)
+        complaint = _event(
+            "complaint",
+            occurred_at=received - timedelta(days=delay),
+            received_at=received,
+            category="kickback",  # handled by finance, the department it accuses
+            accused_staff_id=f"S9{n:03d}",
+            accused_department="finance",
+        )
+        assert isinstance(complaint, ComplaintReceived)
+        case = routed_case(complaint)
+        if found_after is not None:
+            found = received + timedelta(days=found_after)
+            case = record_finding(case, _finding(case, found, str(n)), now=found)
+            # The measure rests on the finding's date, often in a later month.
+            decisions.append(
+                _decision(DecisionKind.MEASURE, key=f"m{n}", as_of=found, case_id=case.case_id)
+            )
+        complaints.append(complaint)
+        facts.append(case_fact(case))
+    data = MonthData(
+        counts=list(Counter(_key(event) for event in complaints).items()),
+        cases=facts,
+        decisions=decisions,
+        observations=[],
+        sessions=[],
+    )
+
+    for month in ("2026-08", "2026-09", "2026-10", "2026-11", "2026-12", "2027-01", "2027-02"):
+        arrived = [c for c in complaints if report_month(c.received_at) == month]
+        opened = {fact.case_id: fact for fact in facts if fact.month == month}
+        for department in (None, "finance"):
+            report = _report(department, month=month, now=_h(2027, 6, 1), data=data)
+            basic, progress = report.basic, report.progress
+            counted = {t.event_type: t.count for t in basic.by_event_type}.get("complaint", 0)
+            assert counted == len(arrived) == progress.cases_opened, (month, department)
+            assert sum(c.count for c in basic.complaint_categories) == counted
+            assert progress.investigated == sum(f.investigated for f in opened.values())
+            assert progress.measures_taken == sum(d.case_id in opened for d in decisions)
+            (investigation,) = [
+                s for s in report.kpi if s.metric is KpiMetric.COMPLAINT_INVESTIGATION_RATE
+            ]
+            assert investigation.value == rate(progress.investigated, progress.cases_opened)
+
+
+# --- monthly: a case against a department's head --------------------------------------------
+
+FINANCE_HEAD = CATALOGUE.departments["finance"].head_staff_id
+
+
+def _complaint_received(**facts: Any) -> ComplaintReceived:
+    event = _event("complaint", occurred_at=_h(2026, 11, 10), **facts)
+    assert isinstance(event, ComplaintReceived)
+    return event
+
+
+def test_a_complaint_against_a_department_head_counts_where_it_is_handled_not_in_their_report() -> (
+    None
+):
+    against_head = _complaint_received(
+        category="procurement", accused_staff_id=FINANCE_HEAD, accused_department="finance"
+    )
+    ordinary = _complaint_received(
+        category="kickback", accused_staff_id="S0299", accused_department="finance"
+    )
+    conflict, routine = routed_case(against_head), routed_case(ordinary)
+    assert conflict.responsible_department.code == "discipline_inspection"  # 利益冲突
+    assert routine.responsible_department.code == "finance"
+    data = MonthData(
+        counts=list(Counter(_key(event) for event in (against_head, ordinary)).items()),
+        cases=[case_fact(conflict), case_fact(routine)],
+        decisions=[
+            _decision(DecisionKind.MEASURE, key=f"m-{c.case_id}", as_of=LATER, case_id=c.case_id)
+            for c in (conflict, routine)
+        ],
+        observations=[],
+        sessions=[],
+    )
+
+    finance = _report("finance", data=data)  # overdue by now: no finding on either
+    assert [(t.event_type, t.count) for t in finance.basic.by_event_type] == [("complaint", 1)]
+    assert [(c.category, c.count) for c in finance.basic.complaint_categories] == [
+        (ComplaintCategory.KICKBACK, 1)
+    ]
+    assert (finance.progress.cases_opened, finance.progress.measures_taken) == (1, 1)
+    assert [c.case_id for c in finance.problems.overdue_cases] == [routine.case_id]
+    shown = finance.model_dump_json() + str(monthly_rows(finance))
+    assert conflict.case_id not in shown
+    assert ComplaintCategory.PROCUREMENT.label_zh not in shown
+
+    handling = _report("discipline_inspection", data=data)
+    assert [(t.event_type, t.count) for t in handling.basic.by_event_type] == [("complaint", 1)]
+    assert [(c.category, c.count) for c in handling.basic.complaint_categories] == [
+        (ComplaintCategory.PROCUREMENT, 1)
+    ]
+    assert (handling.progress.cases_opened, handling.progress.measures_taken) == (1, 1)
+    assert [c.case_id for c in handling.problems.overdue_cases] == [conflict.case_id]
+
+    hospital = _report(None, data=data)
+    assert [(t.event_type, t.count) for t in hospital.basic.by_event_type] == [("complaint", 2)]
+    assert {c.category: c.count for c in hospital.basic.complaint_categories} == {
+        ComplaintCategory.KICKBACK: 1,
+        ComplaintCategory.PROCUREMENT: 1,
+    }
+    assert (hospital.progress.cases_opened, hospital.progress.measures_taken) == (2, 2)
+
+
+def test_a_case_against_the_head_of_the_department_handling_it_is_left_out_of_its_report() -> None:
+    # Routed to finance before its accused became finance's head.
+    fact = _fact(
+        10, opened=_h(2026, 11, 3), deadline=_h(2026, 11, 18), department="finance"
+    ).model_copy(update={"accused_staff_id": FINANCE_HEAD})
+    measure = _decision(DecisionKind.MEASURE, key="m", as_of=_h(2026, 11, 20), case_id=fact.case_id)
+    data = _data(cases=[fact], decisions=[measure])
+
+    finance = _report("finance", data=data)
+    assert (finance.progress.cases_opened, finance.progress.measures_taken) == (0, 0)
+    assert finance.problems.overdue_cases == []
+    (investigation,) = [
+        s for s in finance.kpi if s.metric is KpiMetric.COMPLAINT_INVESTIGATION_RATE
+    ]
+    assert investigation.value is None
+
+    hospital = _report(None, data=data)
+    assert (hospital.progress.cases_opened, hospital.progress.measures_taken) == (1, 1)
+    assert [c.case_id for c in hospital.problems.overdue_cases] == [fact.case_id]
 
 
 # --- registers ------------------------------------------------------------------------------
@@ -1994,13 +2185,13 @@ async def test_the_fold_counts_each_record_once_however_often_it_is_delivered_ag
     events = [_event(event_type) for event_type, _ in records]
     for offset, (_, again) in enumerate(records):
         for earlier in [offset, *(n % (offset + 1) for n in again)]:
-            key = count_key(events[earlier])
+            key = _key(events[earlier])
             await folded.count(key, topic="facts", partition=3, offset=earlier)
     (document_id,) = folded.counts
     assert document_id == "facts|3|2026-11"
     counted = folded.counts[document_id]
     assert counted.offset == len(records) - 1
-    expected = Counter(count_key(event) for event in events)
+    expected = Counter(_key(event) for event in events)
     assert dict(counted.counts) == dict(expected)
 
 
@@ -2008,8 +2199,8 @@ async def test_the_fold_keeps_a_document_per_partition_and_month() -> None:
     folded = FoldedReports()
     november, december = _event("complaint"), _event("complaint", occurred_at=_h(2026, 12, 1))
     for offset, event in enumerate([november, december, november]):
-        assert await folded.count(count_key(event), topic="facts", partition=0, offset=offset)
-    assert await folded.count(count_key(november), topic="facts", partition=1, offset=0)
+        assert await folded.count(_key(event), topic="facts", partition=0, offset=offset)
+    assert await folded.count(_key(november), topic="facts", partition=1, offset=0)
     assert {k: sum(c.counts.values()) for k, c in folded.counts.items()} == {
         "facts|0|2026-11": 2,
         "facts|0|2026-12": 1,
