@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
@@ -21,6 +22,7 @@ from services.common.broker import make_broker, subscribe, subscriber_group
 from services.common.store import connect
 from services.common.web import service_app
 from tests.conftest import InfraSettings
+from tests.integration.test_delivery import committed_total
 from tests.waiting import eventually
 
 FIRST_WAVE = 300
@@ -55,8 +57,11 @@ class StuckService:
             if sample.labels["group"] == self.group
         }
 
-    async def shows(self, waiting: int) -> bool:
-        return sum((await self.lag()).values()) == waiting
+    async def shows(self, waiting: int) -> None:
+        async def showing() -> bool:
+            return sum((await self.lag()).values()) == waiting
+
+        await eventually(showing, within=20, what=f"the gauge to show {waiting}")
 
 
 @asynccontextmanager
@@ -112,65 +117,50 @@ async def members(settings: InfraSettings, group: str) -> int:
     return len(description.groups[0][5])  # (error, group, state, protocol type, protocol, members)
 
 
-async def test_the_lag_is_every_record_waiting_behind_a_stuck_handler_even_after_its_consumer_left(
-    infra: InfraSettings, unique: str
-) -> None:
+@dataclass
+class Stuck:
+    service: StuckService
+    settings: InfraSettings
+    topic: str
+    name: str
+
+
+@pytest.fixture
+async def stuck(infra: InfraSettings, unique: str) -> AsyncIterator[Stuck]:
+    """A service whose handler holds the first of FIRST_WAVE records and never finishes it."""
     settings = infra.model_copy(update={"kafka_group_prefix": f"test-{unique}-"})
-    topic = f"test.lag.{unique}"
-    async with stuck_service(settings, topic, f"lag-{unique}") as service:
+    topic, name = f"test.lag.{unique}", f"lag-{unique}"
+    async with stuck_service(settings, topic, name) as service:
         await publish(settings, topic, FIRST_WAVE)
         await eventually(lambda: service.stuck.is_set(), what="the handler to take a record")
-
-        # Nothing is committed while the handler is stuck: every record waits.
-        await publish(settings, topic, BURST)
-        waiting = FIRST_WAVE + BURST
-        await eventually(
-            lambda: service.shows(waiting), within=20, what=f"the gauge to show {waiting}"
-        )
-
-        # A handler stuck past max_poll_interval: its consumer leaves the group and is given
-        # no partition any more; the records still wait, and more keep coming.
-        async def left() -> bool:
-            return await members(settings, service.group) == 0
-
-        await eventually(
-            left,
-            within=MAX_POLL_SECONDS + 20,
-            what="the stuck consumer to leave its group",
-        )
-        await publish(settings, topic, AFTER_LEAVING)
-        waiting += AFTER_LEAVING
-        await eventually(
-            lambda: service.shows(waiting), within=20, what=f"the gauge to show {waiting}"
-        )
-        assert set(await service.lag()) == {"0", "1", "2"}
+        yield Stuck(service, settings, topic, name)
 
 
-async def committed_total(settings: InfraSettings, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(max(meta.offset, 0) for meta in offsets.values())
+async def test_the_lag_is_every_record_waiting_behind_a_stuck_handler_even_after_its_consumer_left(
+    stuck: Stuck,
+) -> None:
+    # Nothing is committed while the handler is stuck: every record waits.
+    await publish(stuck.settings, stuck.topic, BURST)
+    await stuck.service.shows(FIRST_WAVE + BURST)
+
+    # A handler stuck past max_poll_interval: its consumer leaves the group and is given no
+    # partition any more; the records still wait, and more keep coming.
+    async def left() -> bool:
+        return await members(stuck.settings, stuck.service.group) == 0
+
+    await eventually(left, within=MAX_POLL_SECONDS + 20, what="the consumer to leave its group")
+    await publish(stuck.settings, stuck.topic, AFTER_LEAVING)
+    await stuck.service.shows(FIRST_WAVE + BURST + AFTER_LEAVING)
+    assert set(await stuck.service.lag()) == {"0", "1", "2"}
 
 
 async def test_records_keep_showing_as_waiting_once_the_subscribers_consumer_has_stopped(
-    infra: InfraSettings, unique: str
+    stuck: Stuck,
 ) -> None:
-    settings = infra.model_copy(update={"kafka_group_prefix": f"test-{unique}-"})
-    topic = f"test.lag.{unique}"
-    async with stuck_service(settings, topic, f"lag-{unique}") as service:
-        await publish(settings, topic, FIRST_WAVE)
-        await eventually(lambda: service.stuck.is_set(), what="the handler to take a record")
-        (subscriber,) = service.app.state.broker.subscribers
-        service.release.set()
-        await subscriber.stop()  # the consumer is gone; the service still runs
+    (subscriber,) = stuck.service.app.state.broker.subscribers
+    stuck.service.release.set()
+    await subscriber.stop()  # the consumer is gone; the service still runs
 
-        await publish(settings, topic, AFTER_LEAVING)
-        waiting = FIRST_WAVE + AFTER_LEAVING - await committed_total(settings, service.group)
-        assert waiting >= AFTER_LEAVING
-        await eventually(
-            lambda: service.shows(waiting), within=20, what=f"the gauge to show {waiting}"
-        )
+    await publish(stuck.settings, stuck.topic, AFTER_LEAVING)
+    handled = await committed_total(stuck.settings, stuck.name, stuck.topic)
+    await stuck.service.shows(FIRST_WAVE + AFTER_LEAVING - handled)

@@ -41,6 +41,7 @@ LOOPBACK = "127.0.0.1"
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
+    """One Chromium for the module (the dashboard test's launches one per test)."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"{CHROMIUM} not found: run deploy/local/setup.sh (Debian's chromium)")
     async with async_playwright() as playwright:
