@@ -40,6 +40,11 @@ def _assume_hospital_time(value: datetime) -> datetime:
     return value
 
 
+def hospital_day(moment: datetime) -> date:
+    """The calendar day of ``moment`` in the hospital's time zone."""
+    return moment.astimezone(HOSPITAL_TIME_ZONE).date()
+
+
 def _not_too_early(value: date) -> date:
     if value < EARLIEST_DAY:
         raise ValueError(f"must not be before {EARLIEST_DAY}")

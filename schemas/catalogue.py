@@ -15,10 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler,
 
 from schemas import topics
 from schemas.base import Event, Submission
+from schemas.case import CaseUpdated
 from schemas.case_action import CaseActionReceived, CaseActionSubmission
 from schemas.complaint import ComplaintReceived, ComplaintSubmission
+from schemas.dead_letter import DeadLetter
+from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived, InvestigationFindingSubmission
+from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.kpi import KpiObservationReceived, KpiObservationSubmission
+from schemas.lead import Lead
 from schemas.prescription import PrescriptionRankingReceived, PrescriptionRankingSubmission
 from schemas.promotion import PromotionApplicationReceived, PromotionApplicationSubmission
 from schemas.rectification import RectificationStatusReceived, RectificationStatusSubmission
@@ -61,6 +66,22 @@ class EventKind:
         if value is None:
             raise ValueError(f"{self.event_type} event without {self.key_field}")
         return str(value).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class TopicMessage:
+    """What a topic the services write (other than a fact topic) carries, and the field whose
+    value keys its records, as ``EventKind.key`` encodes it (a UUID's 16 bytes, else UTF-8)."""
+
+    topic: str
+    message: type[BaseModel]
+    key_field: str
+
+    def __post_init__(self) -> None:
+        if self.key_field not in self.message.model_fields:
+            raise ValueError(f"{self.message.__name__} has no key field {self.key_field!r}")
+        if self.topic in topics.FACTS:
+            raise ValueError(f"{self.topic!r} is a fact topic: its kind is in CATALOGUE")
 
 
 CATALOGUE: tuple[EventKind, ...] = (
@@ -167,6 +188,17 @@ CATALOGUE: tuple[EventKind, ...] = (
 """Every event type, in the order of DESIGN.md's events table, then the case actions."""
 
 BY_TYPE: dict[str, EventKind] = {kind.event_type: kind for kind in CATALOGUE}
+
+OUTPUTS: tuple[TopicMessage, ...] = (
+    TopicMessage(topics.REPORTER_ADDITIONS, ReporterAddition, "complaint_event_id"),
+    TopicMessage(topics.REPORTER_REPLIES, ReporterReply, "case_id"),
+    TopicMessage(topics.LEADS, Lead, "source_event_id"),
+    TopicMessage(topics.DECISIONS, Decision, "subject_id"),
+    TopicMessage(topics.CASES, CaseUpdated, "case_id"),
+    TopicMessage(topics.DEAD_LETTERS, DeadLetter, "dead_letter_id"),
+)
+"""The services' own topics besides the facts, with their messages and keys (the AsyncAPI
+document, tools/asyncapi.py). A topic no service writes carries submissions (AnySubmission)."""
 
 EventType = Literal[
     "complaint",

@@ -6,8 +6,8 @@
 For every event type: ``<event_type>.submission.schema.json`` (what a source system sends) and
 ``<event_type>.event.schema.json`` (what travels on Kafka); and ``any-submission.schema.json``
 for batches and the raw topic. Each enumeration carries its Chinese labels in
-``x-labels-zh`` (code → label). And FastStream's AsyncAPI document
-of what every service consumes and publishes (``asyncapi.json``).
+``x-labels-zh`` (code → label). And the AsyncAPI document of every topic: what it carries,
+its key, who writes and who reads it (``asyncapi.json``, built by tools/asyncapi.py).
 """
 
 import argparse
@@ -18,7 +18,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from faststream.specification import AsyncAPI
 from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
@@ -35,10 +34,13 @@ from services.reporting.main import create_app as reporting_app
 from services.reporting.settings import ReportingSettings
 from services.router.main import create_app as router_app
 from services.router.settings import RouterSettings
+from tools import asyncapi
 
 JSON_DIR = Path(schemas.__file__).resolve().parent / "json"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REGENERATE = ".venv/bin/python -m tools.generate_contracts"
+PRODUCTION_BOOTSTRAP = "kafka:9092"
+"""Kafka as the services reach it in deploy/docker-compose.yml."""
 
 
 class _LabelledJsonSchema(GenerateJsonSchema):
@@ -80,24 +82,25 @@ def render() -> dict[Path, str]:
 
 
 def _asyncapi() -> str:
-    """FastStream's AsyncAPI document of every service's subscribers and publishers."""
+    """The AsyncAPI document of every topic, from the four services' brokers."""
     # The production addresses, whatever this machine's environment says.
-    common: dict[str, Any] = {"kafka_bootstrap": "kafka:9092", "kafka_group_prefix": "qinglian-"}
-    apps = [
-        intake_app(IntakeSettings(**common, contact_key=new_key())),  # no key file touched
-        router_app(RouterSettings(**common)),
-        escalation_app(EscalationSettings(**common)),
-        reporting_app(ReportingSettings(**common)),
-    ]
-    specification = AsyncAPI(
-        *(app.state.broker for app in apps),
-        title="Qinglian (清廉) event backbone",
+    common: dict[str, Any] = {
+        "kafka_bootstrap": PRODUCTION_BOOTSTRAP,
+        "kafka_group_prefix": "qinglian-",
+    }
+    apps = {
+        "intake": intake_app(IntakeSettings(**common, contact_key=new_key())),  # no key file
+        "router": router_app(RouterSettings(**common)),
+        "escalation": escalation_app(EscalationSettings(**common)),
+        "reporting": reporting_app(ReportingSettings(**common)),
+    }
+    specification = asyncapi.document(
+        {service: app.state.broker for service, app in apps.items()},
         version=version("qinglian"),
-        description="Topics, and the messages each service consumes and publishes.",
-    ).to_specification()
-    return (
-        json.dumps(specification.to_jsonable(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        production_bootstrap=PRODUCTION_BOOTSTRAP,
+        schema_generator=_LabelledJsonSchema,
     )
+    return json.dumps(specification, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
 def stale(files: dict[Path, str]) -> list[Path]:

@@ -30,6 +30,7 @@ from faststream import AckPolicy
 from faststream._internal.basic_types import AsyncFuncAny
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.publisher import DefaultPublisher
 from faststream.kafka.security import parse_security
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.message import StreamMessage
@@ -71,8 +72,9 @@ class RetryBackoff:
         self.max_seconds = max_seconds
         self.max_attempts = max_attempts
         self.failures: dict[RecordPosition, int] = {}
-        self.broker: KafkaBroker | None = None
-        """Set once the broker exists; dead letters are published through it."""
+        self.publisher: DefaultPublisher | None = None
+        """Set once the broker exists: the dead-letter topic's publisher, declared on the
+        broker so the AsyncAPI document lists every service as writing that topic."""
         self.retries = Counter(
             "qinglian_handler_failures",
             "Handler failures; the record is handled again after a pause.",
@@ -105,8 +107,8 @@ class RetryBackoff:
         return isinstance(error, ValidationError) or attempts >= self.max_attempts
 
     async def dead_letter(self, record: Any, error: BaseException, attempts: int) -> None:
-        if self.broker is None:
-            raise RuntimeError("RetryBackoff.broker is not set")
+        if self.publisher is None:
+            raise RuntimeError("RetryBackoff.publisher is not set")
         position = f"{self.service}/{record.topic}/{record.partition}/{record.offset}"
         letter = DeadLetter(
             dead_letter_id=uuid.uuid5(_DEAD_LETTER_NAMESPACE, position),
@@ -122,7 +124,7 @@ class RetryBackoff:
             attempts=attempts,
             dead_lettered_at=datetime.now(UTC),
         )
-        await self.broker.publish(letter, topic=DEAD_LETTERS, key=letter.dead_letter_id.bytes)
+        await self.publisher.publish(letter, key=letter.dead_letter_id.bytes)
         self.dead_letters.labels(record.topic).inc()
 
 
@@ -203,7 +205,7 @@ def make_broker(
         logger=logging.getLogger(f"qinglian.{service}.kafka"),
         graceful_timeout=30.0,
     )
-    backoff.broker = broker
+    backoff.publisher = broker.publisher(DEAD_LETTERS, schema=DeadLetter)
     return broker
 
 

@@ -15,7 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pymongo import AsyncMongoClient
 
 from services.common.broker import ensure_topics
-from services.common.lag import ConsumerLag
+from services.common.docs import app_with_offline_docs
+from services.common.lag import BrokerOffsets, ConsumerLag
 from services.common.logs import configure_logging
 from services.common.settings import ServiceSettings
 from services.common.store import Document
@@ -46,7 +47,7 @@ def service_app(
     and commit), then the store client closes.
     """
 
-    lag = ConsumerLag(broker, registry)
+    lag = ConsumerLag(broker, registry, BrokerOffsets(settings))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +67,7 @@ def service_app(
             await broker.stop()
             await mongo.close()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = app_with_offline_docs(title=title, lifespan=lifespan)
     app.state.broker = broker  # for the AsyncAPI document (tools/generate_contracts.py)
 
     @app.get("/healthz", tags=["operations"], summary="Broker and store reachable")

@@ -5,12 +5,12 @@ file whenever anything arrives, in any order. Pure.
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import Field
 
-from schemas.base import HOSPITAL_TIME_ZONE, Contract, Event
+from schemas.base import Contract, Event
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision, SubjectKind
@@ -70,11 +70,6 @@ class ConductFile(Contract):
 
 def subject_key(kind: SubjectKind, subject_id: str) -> str:
     return f"{kind}:{subject_id}"
-
-
-def hospital_day(moment: datetime) -> date:
-    """The calendar day of ``moment`` in the hospital's time zone."""
-    return moment.astimezone(HOSPITAL_TIME_ZONE).date()
 
 
 # --- Decisions ----------------------------------------------------------------------------------

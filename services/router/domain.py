@@ -15,7 +15,7 @@ from typing import Annotated, Self
 
 from pydantic import Field
 
-from schemas.base import Code
+from schemas.base import Code, hospital_day
 from schemas.case import (
     CaseChange,
     CaseKind,
@@ -370,6 +370,12 @@ def record_finding(
     entry = _EntryMaker(finding.event_id, finding.occurred_at)
     if case.state is CaseState.CLOSED:
         return _refused(case, entry, finding.source_system, "案件已结案，调查结论未计入", now)
+    # Days, not instants: a department often records only the day of its finding (midnight),
+    # and a finding on the day the case came in is possible; one dated earlier is a mistake.
+    finding_day, received_day = hospital_day(finding.occurred_at), hospital_day(case.opened_at)
+    if finding_day < received_day:
+        reason = f"调查结论日期 {finding_day} 早于案件受理日期 {received_day}，调查结论未计入"
+        return _refused(case, entry, finding.source_system, reason, now)
     confirmed = "、".join(category.label_zh for category in finding.confirmed_categories)
     note = f"查实：{confirmed}" if finding.substantiated else "经调查未查实"
     return _changed(

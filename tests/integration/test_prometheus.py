@@ -39,6 +39,7 @@ PROMETHEUS_URL = f"http://127.0.0.1:{PROMETHEUS_PORT}"
 ALERTS = {
     "QinglianServiceDown": ["up"],
     "QinglianConsumerLagging": ["qinglian_consumer_lag"],
+    "QinglianConsumerLagUnknown": ["absent(qinglian_consumer_lag", 'up{job="qinglian"}'],
     "QinglianDeadLettersGrowing": [
         'qinglian_events_total{job="qinglian", event_type="dead_letter"}'
     ],
@@ -77,7 +78,7 @@ def _rules(path: Path) -> list[dict[str, Any]]:
 
 
 def test_the_alert_rules_and_the_configuration_pass_promtool() -> None:
-    assert "SUCCESS: 5 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 6 rules found" in promtool("check", "rules", "alerts.yml")
     assert "is valid prometheus config file syntax" in promtool("check", "config", "prometheus.yml")
 
 

@@ -582,6 +582,32 @@ class TestOneRouter:
         assert await waiting(router.db, other_id) == set()
         assert await stored(router.db, case_id) == case
 
+    async def test_a_finding_dated_before_its_complaint_was_received_is_refused_in_the_history(
+        self, router: RunningRouter, inputs: Inputs, feed: CaseFeed
+    ) -> None:
+        complaint = new_complaint(fresh("D"))
+        case_id = derive_case_id(complaint.event_id)
+        # Sent first, so it also waits for the case: the date is judged when the case opens.
+        backdated = new_finding(case_id, at=RECEIVED - timedelta(days=2))
+
+        await inputs.publish(backdated)
+
+        async def parked() -> bool:
+            return await waiting(router.db, case_id) == {str(backdated.event_id)}
+
+        await eventually(parked, what="the backdated finding to wait for its case")
+        await inputs.publish(complaint)
+
+        case = await feed.reaches(case_id, 2)
+        last = case.history[-1]
+        assert (last.change, last.source_event_id, case.state) == (
+            CaseChange.REFUSED,
+            backdated.event_id,
+            CaseState.ASSIGNED,
+        )
+        assert last.note == "调查结论日期 2026-11-18 早于案件受理日期 2026-11-20，调查结论未计入"
+        assert await stored(router.db, case_id) == case
+
     async def test_complaints_against_one_person_in_one_category_make_one_case(
         self, router: RunningRouter, inputs: Inputs, feed: CaseFeed
     ) -> None:

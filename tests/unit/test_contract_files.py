@@ -2,16 +2,21 @@
 models, never edited by hand, with the Chinese labels of every enumeration."""
 
 import json
+import re
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from faststream.kafka import KafkaBroker
 
+from schemas import topics
 from schemas.catalogue import CATALOGUE
 from schemas.labels import LabelledEnum
-from tools import generate_contracts
+from services.common.broker import subscriber_group
+from tools import asyncapi, generate_contracts
 from tools.generate_contracts import JSON_DIR, REGENERATE, main, render
 
 RENDERED = render()
@@ -214,15 +219,171 @@ def test_the_generator_notices_a_hand_edited_file(
     assert '"maximum": 5' in edited.read_text(encoding="utf-8")
 
 
-def test_the_asyncapi_document_shows_every_fact_topic_and_what_consumes_it() -> None:
-    document = json.loads(RENDERED[JSON_DIR / "asyncapi.json"])
+# --- the AsyncAPI document: what an integrator reads first ----------------------------------
 
-    assert document["asyncapi"].startswith("3.")
-    addresses = {channel["address"] for channel in document["channels"].values()}
-    assert {kind.topic for kind in CATALOGUE} <= addresses
-    consumed = {
-        document["channels"][operation["channel"]["$ref"].split("/")[-1]]["address"]
-        for operation in document["operations"].values()
-        if operation["action"] == "receive"
+ASYNCAPI = json.loads(RENDERED[JSON_DIR / "asyncapi.json"])
+
+
+def _resolve(reference: str) -> Any:
+    assert reference.startswith("#/"), reference
+    found: Any = ASYNCAPI
+    for part in reference[2:].split("/"):
+        found = found[part.replace("~1", "/").replace("~0", "~")]
+    return found
+
+
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item)
+
+
+def _messages(topic: str) -> list[dict[str, Any]]:
+    return [_resolve(ref["$ref"]) for ref in ASYNCAPI["channels"][topic]["messages"].values()]
+
+
+def _payload(topic: str) -> Any:
+    (message,) = _messages(topic)
+    return _resolve(message["payload"]["$ref"])
+
+
+def _operations(topic: str, action: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: operation
+        for name, operation in ASYNCAPI["operations"].items()
+        if operation["action"] == action
+        and _resolve(operation["channel"]["$ref"])["address"] == topic
     }
-    assert {"qinglian.complaints.v1", "qinglian.intake.raw.v1"} <= consumed
+
+
+def test_the_asyncapi_document_is_version_3_and_every_reference_in_it_resolves() -> None:
+    assert ASYNCAPI["asyncapi"] == "3.0.0"
+    assert ASYNCAPI["defaultContentType"] == "application/json"
+    for reference in _references(ASYNCAPI):
+        _resolve(reference)
+
+
+def test_each_topic_is_one_channel_named_by_its_address() -> None:
+    assert set(ASYNCAPI["channels"]) == set(topics.ALL)
+    for name, channel in ASYNCAPI["channels"].items():
+        assert channel["address"] == name
+        assert channel["bindings"]["kafka"]["topic"] == name
+
+
+def test_the_raw_topic_carries_any_submission_told_apart_by_event_type() -> None:
+    payload = _payload(topics.RAW_INTAKE)
+
+    assert payload["discriminator"] == "event_type"
+    branches = [_resolve(branch["$ref"]) for branch in payload["oneOf"]]
+    by_type = {branch["properties"]["event_type"]["const"]: branch for branch in branches}
+    assert set(by_type) == {kind.event_type for kind in CATALOGUE}
+    for kind in CATALOGUE:
+        submission = json.loads(RENDERED[JSON_DIR / f"{kind.event_type}.submission.schema.json"])
+        assert set(by_type[kind.event_type]["properties"]) == set(submission["properties"])
+        assert set(by_type[kind.event_type]["required"]) == set(submission["required"])
+
+
+def test_every_fact_topic_carries_its_event_keyed_as_the_catalogue_says() -> None:
+    for kind in CATALOGUE:
+        assert _payload(kind.topic)["title"] == kind.event.__name__
+        (message,) = _messages(kind.topic)
+        key = message["bindings"]["kafka"]["key"]
+        assert kind.key_field in key["description"]
+        field = kind.event.model_fields[kind.key_field]
+        if field.annotation is uuid.UUID:  # EventKind.key: a UUID's bytes, not its text
+            assert (key["format"], "16 bytes" in key["description"]) == ("binary", True)
+        else:
+            assert "UTF-8" in key["description"]
+
+
+def test_every_message_says_what_keys_its_records() -> None:
+    for topic in ASYNCAPI["channels"]:
+        for message in _messages(topic):
+            assert message["bindings"]["kafka"]["key"]["description"], topic
+
+
+def test_every_channel_says_what_it_carries_who_writes_it_who_reads_it_and_its_key() -> None:
+    for topic, channel in ASYNCAPI["channels"].items():
+        description = channel["description"]
+        assert "Written by" in description, topic
+        assert "Read by" in description, topic
+        assert "Key" in description, topic
+    raw = ASYNCAPI["channels"][topics.RAW_INTAKE]["description"]
+    assert "other hospital systems" in raw
+    assert "intake" in raw
+    assert topics.DEAD_LETTERS in raw  # where a refused record goes
+
+
+def test_operations_are_named_for_what_they_do_not_for_internal_handlers() -> None:
+    for name, operation in ASYNCAPI["operations"].items():
+        assert re.fullmatch(r"publish[A-Z][A-Za-z]+|[a-z]+Reads[A-Z][A-Za-z]+", name), name
+        assert operation["summary"], name
+    assert set(_operations(topics.RAW_INTAKE, "receive")) == {"intakeReadsIntakeRaw"}
+    assert _operations(topics.RAW_INTAKE, "send") == {}  # other systems write it, not Qinglian
+    assert set(_operations(topics.CASES, "send")) == {"publishCases"}
+
+
+def test_each_reading_operation_names_its_consumer_group() -> None:
+    operation = _operations(topics.COMPLAINTS, "receive")["routerReadsComplaints"]
+
+    group = operation["bindings"]["kafka"]["groupId"]
+    assert group["enum"] == [subscriber_group("qinglian-router", topics.COMPLAINTS)]
+
+
+def test_every_service_that_dead_letters_is_listed_as_writing_the_dead_letter_topic() -> None:
+    (publish,) = _operations(topics.DEAD_LETTERS, "send").values()
+
+    for service in ("intake", "router", "escalation", "reporting"):
+        assert service in publish["description"]
+
+
+def test_the_local_server_needs_no_login_and_production_logs_in_with_scram_sha_512() -> None:
+    local, production = ASYNCAPI["servers"]["local"], ASYNCAPI["servers"]["production"]
+
+    assert (local["protocol"], local["host"]) == ("kafka", "127.0.0.1:19092")
+    assert "security" not in local
+    assert (production["protocol"], production["host"]) == ("kafka", "kafka:9092")
+    (scheme,) = (_resolve(ref["$ref"]) for ref in production["security"])
+    assert scheme["type"] == "scramSha512"
+    assert "SASL_PLAINTEXT" in scheme["description"]
+
+
+def test_a_topic_a_service_starts_reading_appears_by_itself_as_one_other_systems_write() -> None:
+    # A raw topic of one sender's own, say: no service writes it, intake reads it.
+    broker = KafkaBroker()
+
+    @broker.subscriber("qinglian.intake.raw.his.v1", group_id="qinglian-intake.his")
+    async def accept(body: bytes) -> None: ...
+
+    document = asyncapi.document(
+        {"intake": broker},
+        version="0",
+        production_bootstrap="kafka:9092",
+        schema_generator=generate_contracts._LabelledJsonSchema,
+    )
+
+    channel = document["channels"]["qinglian.intake.raw.his.v1"]
+    assert set(channel["messages"]) == {"AnySubmission"}
+    assert "- **Written by**: other hospital systems" in channel["description"]
+    assert "intake (consumer group `qinglian-intake.his`)" in channel["description"]
+    assert "intakeReadsIntakeRawHis" in document["operations"]
+    assert "`qinglian.intake.raw.his.v1`" in document["info"]["description"]
+
+
+def test_a_topic_a_service_writes_without_saying_what_it_carries_stops_the_generator() -> None:
+    broker = KafkaBroker()
+    broker.publisher("qinglian.new-facts.v1")
+
+    with pytest.raises(ValueError, match=r"qinglian\.new-facts\.v1.*schemas/catalogue\.py"):
+        asyncapi.document(
+            {"router": broker},
+            version="0",
+            production_bootstrap="kafka:9092",
+            schema_generator=generate_contracts._LabelledJsonSchema,
+        )

@@ -286,6 +286,22 @@ def test_every_alert_has_a_severity_and_a_summary() -> None:
         assert alert["annotations"]["summary"], alert["alert"]
 
 
+def test_an_unknown_consumer_lag_is_watched_for_every_service() -> None:
+    """absent() cannot range over services: the rule names each one, and a new service must
+    be added to it."""
+    (rule,) = [
+        rule
+        for group in _load_yaml(PROMETHEUS_DIR / "alerts.yml")["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "QinglianConsumerLagUnknown"
+    ]
+    watched = re.findall(
+        r'absent\(qinglian_consumer_lag\{job="qinglian", service="([a-z]+)"\}\)', rule["expr"]
+    )
+
+    assert sorted(watched) == SERVICE_NAMES
+
+
 def test_kafka_runs_as_a_single_kraft_node_without_zookeeper() -> None:
     env = _environment(_compose_service("kafka"))
     roles = {role.strip() for role in env["KAFKA_PROCESS_ROLES"].split(",")}

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
+from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id, hospital_day
 from schemas.case import CaseChange, CaseUpdated, derive_case_id
 from schemas.complaint import ComplaintCategory, ComplaintReceived
 from schemas.decision import Decision, DecisionKind, EscalationTarget, Measure, SubjectKind
@@ -38,7 +38,6 @@ from schemas.visitor_log import PlaceKind, VisitorLogReceived, VisitorLogSubmiss
 from services.escalation.conduct import (
     ConductFile,
     FileEvent,
-    hospital_day,
     reconcile,
     same_decision,
 )

@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -922,6 +922,90 @@ def test_a_finding_on_a_closed_case_is_refused_and_recorded() -> None:
     assert (entry.by, entry.source_event_id) == (finding.source_system, finding.event_id)
     assert entry.note is not None
     assert after.revision == case.revision + 1
+
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+@pytest.mark.parametrize(
+    ("received_at", "finding_at"),
+    [
+        pytest.param(
+            datetime(2026, 11, 30, 17, 0, tzinfo=SHANGHAI),
+            datetime(2026, 11, 29, 23, 59, tzinfo=SHANGHAI),
+            id="the-evening-before",
+        ),
+        pytest.param(
+            datetime(2026, 11, 30, 17, 0, tzinfo=SHANGHAI),
+            datetime(2026, 10, 8, 9, 0, tzinfo=SHANGHAI),
+            id="weeks-before",
+        ),
+        # 2026-11-30 21:00 UTC is already 1 December in the hospital: the day before in UTC
+        # terms is not what counts, the hospital's calendar is.
+        pytest.param(
+            datetime(2026, 11, 30, 21, 0, tzinfo=UTC),
+            datetime(2026, 11, 30, 22, 0, tzinfo=SHANGHAI),
+            id="before-in-hospital-time-same-utc-day",
+        ),
+    ],
+)
+def test_a_finding_dated_before_its_case_was_received_is_refused_with_the_reason(
+    received_at: datetime, finding_at: datetime
+) -> None:
+    case = _investigating(_case(category="kickback", received_at=received_at))
+    finding = _finding(case, "F-early", at=finding_at)
+
+    after = record_finding(case, finding, now=received_at + timedelta(days=3))
+
+    entry = after.history[-1]
+    assert entry.change is CaseChange.REFUSED
+    assert (entry.state, after.state) == (CaseState.INVESTIGATING, CaseState.INVESTIGATING)
+    assert (entry.by, entry.source_event_id) == (finding.source_system, finding.event_id)
+    finding_day = finding_at.astimezone(SHANGHAI).date().isoformat()
+    received_day = received_at.astimezone(SHANGHAI).date().isoformat()
+    assert entry.note == (
+        f"调查结论日期 {finding_day} 早于案件受理日期 {received_day}，调查结论未计入"
+    )
+    assert after.history[:-1] == case.history
+    assert has_applied(after, finding.event_id)
+
+
+@pytest.mark.parametrize(
+    ("received_at", "finding_at"),
+    [
+        # A department that records only the day sends midnight: the same day as the receipt.
+        pytest.param(
+            datetime(2026, 11, 30, 17, 0, tzinfo=SHANGHAI),
+            datetime(2026, 11, 30, 0, 0, tzinfo=SHANGHAI),
+            id="same-day-at-midnight",
+        ),
+        pytest.param(
+            datetime(2026, 11, 30, 17, 0, tzinfo=SHANGHAI),
+            datetime(2026, 11, 30, 17, 30, tzinfo=SHANGHAI),
+            id="same-day-later",
+        ),
+        # 2026-11-29 16:30 UTC is 00:30 on 30 November in the hospital.
+        pytest.param(
+            datetime(2026, 11, 30, 17, 0, tzinfo=SHANGHAI),
+            datetime(2026, 11, 29, 16, 30, tzinfo=UTC),
+            id="same-hospital-day-earlier-utc-day",
+        ),
+        pytest.param(
+            datetime(2026, 11, 30, 17, 0, tzinfo=SHANGHAI),
+            datetime(2026, 12, 3, 10, 0, tzinfo=SHANGHAI),
+            id="days-after",
+        ),
+    ],
+)
+def test_a_finding_dated_on_or_after_the_day_its_case_was_received_is_recorded(
+    received_at: datetime, finding_at: datetime
+) -> None:
+    case = _investigating(_case(category="kickback", received_at=received_at))
+
+    after = record_finding(case, _finding(case, at=finding_at), now=received_at + timedelta(days=3))
+
+    assert after.history[-1].change is CaseChange.FINDING_RECORDED
+    assert after.state is CaseState.FINDING_RECORDED
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@
 from datetime import datetime, timedelta
 from functools import partial
 
-from schemas.base import HOSPITAL_TIME_ZONE
+from schemas.base import HOSPITAL_TIME_ZONE, hospital_day
 from schemas.decision import Decision, DecisionKind, EscalationTarget
 from schemas.visitor_log import VisitorLogReceived
-from services.escalation.conduct import ConductFile, decide, hospital_day
+from services.escalation.conduct import ConductFile, decide
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules.leads import REP_VISIT, visit_breaches
 from services.escalation.rules.staff import add_years

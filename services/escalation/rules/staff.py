@@ -12,13 +12,14 @@
 from datetime import date, datetime, timedelta
 from functools import partial
 
+from schemas.base import hospital_day
 from schemas.complaint import ComplaintCategory, ComplaintReceived
 from schemas.decision import Decision, DecisionKind, EscalationTarget, Measure
 from schemas.finding import InvestigationFindingReceived
 from schemas.prescription import PrescriptionRankingReceived
 from schemas.promotion import PromotionApplicationReceived
 from schemas.surrender import RedEnvelopeSurrenderReceived
-from services.escalation.conduct import ConductFile, decide, hospital_day
+from services.escalation.conduct import ConductFile, decide
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules.leads import SURRENDER, surrendered_in_time
 
