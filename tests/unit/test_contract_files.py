@@ -225,4 +225,4 @@ def test_the_asyncapi_document_shows_every_fact_topic_and_what_consumes_it() -> 
         for operation in document["operations"].values()
         if operation["action"] == "receive"
     }
-    assert {"qinglian.complaints.v1", "qinglian.intake.raw.v1"} <= consumed
+    assert {"qinglian.complaints.v1", "qinglian.intake.raw.his.v1"} <= consumed
