@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from schemas.catalogue import CATALOGUE, EventKind
-from services.common.broker import subscriber_group
+from services.common.broker import ensure_topics, subscriber_group
 from services.common.store import Document, connect, database
 from services.intake.auth import ApiKeys
 from services.intake.main import create_app
@@ -77,6 +77,7 @@ def module_settings(infra: InfraSettings) -> IntakeSettings:
 async def start_from_now(settings: IntakeSettings) -> None:
     """Commit the raw topic's end for this intake's consumer group: the records earlier tests
     left there are none of this module's business."""
+    await ensure_topics(settings, (TEST_RAW_TOPIC,))  # a fresh broker has none before intake
     ends = await end_offsets(settings.kafka_bootstrap, TEST_RAW_TOPIC)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,

@@ -32,7 +32,7 @@ from schemas import topics
 from schemas.base import derive_event_id
 from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.dead_letter import DeadLetter
-from services.common.broker import subscriber_group
+from services.common.broker import ensure_topics, subscriber_group
 from services.common.store import Document
 from services.intake.crypto import SealError, Vault
 from services.intake.settings import IntakeSettings
@@ -231,6 +231,7 @@ async def start_from_now(bootstrap: str, settings: IntakeSettings) -> None:
     """Commit the end of the raw topic for this intake's consumer group, as if it had read
     everything published before: every run leaves records on the shared raw topic, and a test
     should not wait for a fresh intake to work through all of them."""
+    await ensure_topics(settings, (RAW,))  # a fresh broker has no raw topic before an intake
     ends = await end_offsets(bootstrap, RAW)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
