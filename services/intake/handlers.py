@@ -159,7 +159,6 @@ def _subscribe_raw(
     async def accept_from_sender(message: KafkaMessage) -> None:
         await accept_raw(message, user, sender)
 
-    accept_from_sender.__name__ = f"accept_raw_{user.replace('-', '_')}"
     subscribe(routes, topic, group_id=group_id, parser=_tolerant_headers, decoder=_body_as_is)(
         accept_from_sender
     )

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,18 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import TopicAuthorizationFailedError
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 from pydantic import ValidationError
 
 from schemas import topics
@@ -204,8 +216,10 @@ async def intake_as_its_user(
         kafka_sasl_mechanism="SCRAM-SHA-512",
         kafka_sasl_username="intake",
         kafka_sasl_password_file=secure_kafka.password_file("intake"),
-        # The ACLs allow intake's consumer groups under the production prefix only.
+        # The ACLs allow intake's consumer groups under the production prefix only, and its
+        # reading of the production senders' topics.
         kafka_group_prefix="qinglian-",
+        raw_senders=RAW_SENDERS_FILE,
     )
     async with running_intake(settings):
         yield
@@ -238,3 +252,83 @@ async def test_intake_refuses_a_record_that_names_another_source_system_or_event
         topics.SATISFACTION_RATINGS,
         lambda values: any(json.loads(value).get("event_id") == wanted for value in values),
     )
+
+
+def _kafka_setup(kafka: SecureKafka) -> subprocess.CompletedProcess[str]:
+    """python -m services.common.kafka_setup as admin, as kafka-setup runs in production."""
+    env = {
+        **os.environ,
+        "QINGLIAN_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "QINGLIAN_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "QINGLIAN_KAFKA_SASL_USERNAME": "admin",
+        "QINGLIAN_KAFKA_SASL_PASSWORD_FILE": str(kafka.password_file("admin")),
+        "QINGLIAN_KAFKA_PASSWORDS_DIR": str(kafka.secrets),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services.common.kafka_setup"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_kafka_setup_takes_away_what_its_plan_does_not_grant(
+    secure_kafka: SecureKafka,
+) -> None:
+    # What an earlier installation or a hand-made change may have left: the former shared
+    # user, and a sender allowed to write escalation's decisions.
+    admin = AdminClient(
+        {
+            "bootstrap.servers": secure_kafka.bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": "admin",
+            "sasl.password": secure_kafka.password_file("admin").read_text().strip(),
+        }
+    )
+    leftover = "a-leftover-password-0123456789"
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
+    for future in admin.alter_user_scram_credentials(
+        [UserScramCredentialUpsertion("qinglian", info, leftover.encode())]
+    ).values():
+        future.result()
+    granted = AclBinding(
+        ResourceType.TOPIC,
+        topics.DECISIONS,
+        ResourcePatternType.LITERAL,
+        "User:his",
+        "*",
+        AclOperation.WRITE,
+        AclPermissionType.ALLOW,
+    )
+    for future in admin.create_acls([granted]).values():
+        future.result()
+    await _eventually_writes(secure_kafka, "his", topics.DECISIONS)
+
+    done = _kafka_setup(secure_kafka)
+
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])  # after the log lines
+    assert summary["users_removed"] == ["qinglian"]
+    assert summary["acls_deleted"] == 1
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _send(secure_kafka, "his", topics.DECISIONS, b'{"forged": "decision"}')
+    former = {**secure_kafka.login("admin"), "sasl_plain_username": "qinglian"}
+    former["sasl_plain_password"] = leftover
+    producer = AIOKafkaProducer(**former)
+    with pytest.raises(KafkaError):  # its login is refused
+        await producer.start()
+    await producer.stop()
+
+
+async def _eventually_writes(kafka: SecureKafka, user: str, topic: str) -> None:
+    """Wait until the broker applies an ACL just created (it travels through KRaft's log)."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await _send(kafka, user, topic, b'{"probe": "acl"}')
+                return
+            except TopicAuthorizationFailedError:
+                await asyncio.sleep(0.5)

@@ -6,6 +6,7 @@ publishes, each topic has one writer, and a raw sender writes its own topic and 
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -32,7 +33,7 @@ PLAN = access_plan(SENDERS, group_prefix=GROUP_PREFIX)
 @cache
 def _app(service: str) -> FastAPI:
     """The service as production wires it (nothing is started)."""
-    common = {"kafka_bootstrap": "kafka:9092", "kafka_group_prefix": GROUP_PREFIX}
+    common: dict[str, Any] = {"kafka_bootstrap": "kafka:9092", "kafka_group_prefix": GROUP_PREFIX}
     if service == "intake":
         return intake_app(IntakeSettings(**common, contact_key=new_key()))
     if service == "router":
