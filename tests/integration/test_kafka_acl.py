@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -39,14 +40,31 @@ from schemas import topics
 from schemas.base import derive_event_id
 from schemas.dead_letter import DeadLetter
 from services.common.raw_senders import RAW_SENDERS_FILE, RawSenders
+from services.escalation.main import create_app as escalation_app
+from services.escalation.settings import EscalationSettings
+from services.reporting.main import create_app as reporting_app
+from services.reporting.settings import ReportingSettings
+from services.router.main import create_app as router_app
+from services.router.settings import RouterSettings
 from tests.conftest import InfraSettings
 from tests.integration.intake_app import intake_settings, running_intake
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.infra
 
 RUNTIME = Path(__file__).resolve().parents[2] / "deploy" / "local" / "runtime.sh"
 SENDERS = RawSenders.from_file(RAW_SENDERS_FILE)
 OCCURRED_AT = "2026-11-20T09:30:00+08:00"
+_SETTINGS: dict[str, Any] = {
+    "router": RouterSettings,
+    "escalation": EscalationSettings,
+    "reporting": ReportingSettings,
+}
+_CREATE_APP: dict[str, Any] = {
+    "router": router_app,
+    "escalation": escalation_app,
+    "reporting": reporting_app,
+}
 
 
 def _free_port() -> int:
@@ -332,3 +350,31 @@ async def _eventually_writes(kafka: SecureKafka, user: str, topic: str) -> None:
                 return
             except TopicAuthorizationFailedError:
                 await asyncio.sleep(0.5)
+
+
+@pytest.mark.parametrize("service", ["router", "escalation", "reporting"])
+async def test_each_service_runs_as_its_own_user_reading_every_topic_it_subscribes_to(
+    secure_kafka: SecureKafka, infra: InfraSettings, unique: str, service: str
+) -> None:
+    settings = _SETTINGS[service](
+        kafka_bootstrap=secure_kafka.bootstrap,
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username=service,
+        kafka_sasl_password_file=secure_kafka.password_file(service),
+        kafka_group_prefix="qinglian-",
+        mongo_url=infra.mongo_url,
+        mongo_db=f"test_{unique}",
+    )
+    app = _CREATE_APP[service](settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as client,
+    ):
+        assert (await client.get("/healthz")).status_code == 200
+        subscribers = app.state.broker.subscribers
+
+        async def every_subscriber_assigned() -> bool:
+            return all(s.consumer is not None and s.consumer.assignment() for s in subscribers)
+
+        # Joining each consumer group and fetching needs READ on the group and the topic.
+        await eventually(every_subscriber_assigned, within=90, what=f"{service}'s consumers")
