@@ -845,7 +845,7 @@ class World:
         self.year.dead_letter(
             DeadLetter(
                 dead_letter_id=uuid.UUID(int=rng.getrandbits(128)),
-                source_topic=topics.RAW_INTAKE,
+                source_topic=topics.raw_topic("his"),
                 source_partition=0,
                 source_offset=next(self.serial),
                 source_system="satisfaction-kiosk",

@@ -50,9 +50,18 @@ CASES = "qinglian.cases.v1"
 """Each case as it stands after each change, with its departments, state, deadline and
 history; key: case_id."""
 
-RAW_INTAKE = "qinglian.intake.raw.v1"
-"""Submissions other systems publish directly (any event type, told apart by event_type);
-intake validates them and publishes the accepted events on their fact topics."""
+RAW_PREFIX = "qinglian.intake.raw."
+"""Submissions other systems publish directly: each sending system (a raw sender, listed in
+``services/common/raw_senders.toml``) has a topic of its own, ``raw_topic(sender)``, that only
+its Kafka user may write; any event type, told apart by event_type. Intake validates them,
+accepts from each sender only its own source system and event types, and publishes the
+accepted events on their fact topics."""
+
+
+def raw_topic(sender: str) -> str:
+    """The raw topic of one sender (its Kafka user name): ``qinglian.intake.raw.his.v1``."""
+    return f"{RAW_PREFIX}{sender}.v1"
+
 
 DEAD_LETTERS = "qinglian.dead-letters.v1"
 """Records that could not be accepted or processed: the original bytes and the reason."""
@@ -85,21 +94,14 @@ ALL = (
     LEADS,
     DECISIONS,
     CASES,
-    RAW_INTAKE,
     DEAD_LETTERS,
 )
-"""Every topic Qinglian uses."""
+"""Every topic Qinglian uses, but the raw senders' (one per sender, ``raw_topic``)."""
 
-INTAKE_TOPICS = (
-    *FACTS,
-    REPORTER_ADDITIONS,
-    REPORTER_REPLIES,
-    RAW_INTAKE,
-    DEAD_LETTERS,
-    CASES,
-)
-"""The topics intake reads or writes."""
+RAW_RETENTION_MS = 7 * 24 * 3600 * 1000
 
-RETENTION_MS = {RAW_INTAKE: 7 * 24 * 3600 * 1000}
-"""Topics kept for a limited time. Every other topic is kept forever: reports are rebuilt by
-replaying them. The raw topic's records are re-published as facts once accepted."""
+
+def retention_ms(topic: str) -> int:
+    """How long ``topic`` keeps its records: forever (-1), as reports are rebuilt by replaying
+    them, but the raw topics, whose records are re-published as facts once accepted."""
+    return RAW_RETENTION_MS if topic.startswith(RAW_PREFIX) else -1

@@ -7,7 +7,7 @@ Everything in it comes from the code, so a new topic appears by itself:
   other hospital systems, and carries submissions of any event type (``AnySubmission``).
 - what a topic carries and what keys its records: ``schemas.catalogue`` (``CATALOGUE`` for the
   fact topics, ``OUTPUTS`` for the others).
-- what a topic is for: its docstring in schemas/topics.py; its retention: ``RETENTION_MS``.
+- what a topic is for: its docstring in schemas/topics.py; its retention: ``retention_ms``.
 """
 
 import ast
@@ -88,6 +88,17 @@ def topic_docstrings() -> dict[str, str]:
     return found
 
 
+def _purpose(topic: str, purposes: Mapping[str, str]) -> str:
+    """What a topic is for; a raw sender's topic says whose it is."""
+    if topic.startswith(topics.RAW_PREFIX):
+        sender = topic.removeprefix(topics.RAW_PREFIX).removesuffix(".v1")
+        return (
+            f"The raw topic of the Kafka user `{sender}`, the only one who may write it. "
+            + (purposes[topics.RAW_PREFIX])
+        )
+    return purposes.get(topic, "")
+
+
 def _key(model: type[BaseModel], key_field: str) -> dict[str, str]:
     if model.model_fields[key_field].annotation is uuid.UUID:
         return {
@@ -157,8 +168,8 @@ def _readers(use: Usage) -> str:
 
 
 def channel_description(topic: str, use: Usage, message: Message, purpose: str) -> str:
-    retention = topics.RETENTION_MS.get(topic)
-    kept = "forever" if retention is None else f"{retention // 86_400_000} days"
+    retention = topics.retention_ms(topic)
+    kept = "forever" if retention < 0 else f"{retention // 86_400_000} days"
     lines = [
         purpose,
         "",
@@ -173,7 +184,8 @@ def channel_description(topic: str, use: Usage, message: Message, purpose: str) 
             "",
             f"Intake validates each record: an accepted one is published on its event type's "
             f"fact topic; one it refuses goes to `{topics.DEAD_LETTERS}` with the reason "
-            f"(`not_json`, `invalid`, `conflict`), the fields at fault and its `source_system`.",
+            f"(`not_json`, `invalid`, `conflict`, `forbidden`), the fields at fault and its "
+            f"`source_system`.",
         ]
     return "\n".join(lines)
 
@@ -325,12 +337,12 @@ def document(
         channels[topic] = {
             "address": topic,
             "title": message.title,
-            "description": channel_description(topic, use, message, purposes.get(topic, "")),
+            "description": channel_description(topic, use, message, _purpose(topic, purposes)),
             "messages": {message.name: _ref("components", "messages", message.name)},
             "bindings": {
                 "kafka": {
                     "topic": topic,
-                    "topicConfiguration": {"retention.ms": topics.RETENTION_MS.get(topic, -1)},
+                    "topicConfiguration": {"retention.ms": topics.retention_ms(topic)},
                     "bindingVersion": BINDING_VERSION,
                 }
             },

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Starts the apache/kafka image's broker with SASL/SCRAM-SHA-512 authentication; every
+# Starts the apache/kafka image's broker with SASL/SCRAM-SHA-512 authentication; the admin
 # password comes from a container secret file, never from the compose file or the
 # environment `docker inspect` shows. docker-compose.yml runs it as the kafka service's command.
 #
 # - Listener CLIENT (SASL_PLAINTEXT, SCRAM-SHA-512) is the only one other containers reach:
-#   the services log in on it as $QINGLIAN_KAFKA_SASL_USERNAME, and the broker itself as
-#   "admin" (inter-broker). The controller listener is plaintext on localhost, inside this
-#   container only.
-# - First start (empty data volume): the storage is formatted with both users' SCRAM
-#   credentials (`kafka-storage.sh format --add-scram`, the KRaft way: no listener is open
-#   without a login, so they cannot be added later by a client that has none). Later starts
-#   keep the stored credentials; rotating a password: deploy/secrets/README.md.
+#   the services and raw senders log in on it each as its own user, and the broker itself as
+#   "admin" (inter-broker). The controller listener, on localhost inside this container only,
+#   takes a PLAIN login as admin (KRaft's controllers cannot use SCRAM).
+# - First start (empty data volume): the storage is formatted with admin's SCRAM credential
+#   (`kafka-storage.sh format --add-scram`, the KRaft way: no listener is open without a
+#   login, so admin could not be added later by a client that has none). Every other user,
+#   and the ACLs, are set by the kafka-setup service (services/common/kafka_setup.py) as admin.
 # - Then the image's own start script runs: it renders the KAFKA_* environment into
 #   server.properties, finds the storage formatted, and starts the broker.
 set -euo pipefail
@@ -68,17 +68,14 @@ render_server_properties() {
 	done
 }
 
-client_user=${QINGLIAN_KAFKA_SASL_USERNAME:?the services Kafka user name}
-if [[ ! $client_user =~ ^[A-Za-z0-9._-]+$ || $client_user == "$ADMIN_USER" ]]; then
-	echo "kafka: QINGLIAN_KAFKA_SASL_USERNAME must be letters, digits, - _ . and not $ADMIN_USER" >&2
-	exit 1
-fi
 admin_password=$(secret kafka_admin_password)
-client_password=$(secret kafka_password)
 
 # The broker's side of the CLIENT listener, and its own login there (inter-broker).
 KAFKA_LISTENER_NAME_CLIENT_SCRAM___SHA___512_SASL_JAAS_CONFIG=$(scram_login "$ADMIN_USER" "$admin_password")
 export KAFKA_LISTENER_NAME_CLIENT_SCRAM___SHA___512_SASL_JAAS_CONFIG
+# The controller listener: admin is its only user, and the broker logs in to it as admin.
+KAFKA_LISTENER_NAME_CONTROLLER_PLAIN_SASL_JAAS_CONFIG=$(printf 'org.apache.kafka.common.security.plain.PlainLoginModule required username="%s" password="%s" user_%s="%s";' "$ADMIN_USER" "$admin_password" "$ADMIN_USER" "$admin_password")
+export KAFKA_LISTENER_NAME_CONTROLLER_PLAIN_SASL_JAAS_CONFIG
 
 cat >"$STATE/admin.properties" <<EOF
 security.protocol=SASL_PLAINTEXT
@@ -87,15 +84,15 @@ sasl.jaas.config=$(scram_login "$ADMIN_USER" "$admin_password")
 EOF
 
 if [[ ! -e ${KAFKA_LOG_DIRS:?}/meta.properties ]]; then
-	echo "kafka: first start: formatting $KAFKA_LOG_DIRS with the SCRAM users $ADMIN_USER and $client_user"
+	echo "kafka: first start: formatting $KAFKA_LOG_DIRS with the SCRAM user $ADMIN_USER"
 	render_server_properties >"$STATE/format.properties"
+	# Its output lists the bootstrap records, the SCRAM keys among them: not for the log.
 	"$KAFKA_BIN/kafka-storage.sh" format \
 		--cluster-id "${CLUSTER_ID:?}" \
 		--config "$STATE/format.properties" \
-		--add-scram "SCRAM-SHA-512=[name=$ADMIN_USER,password=$admin_password]" \
-		--add-scram "SCRAM-SHA-512=[name=$client_user,password=$client_password]"
+		--add-scram "SCRAM-SHA-512=[name=$ADMIN_USER,password=$admin_password]" >/dev/null
 	rm -f "$STATE/format.properties"
 fi
-unset admin_password client_password
+unset admin_password
 
 exec "$IMAGE_RUN"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on this machine: the Python environment (.venv), the Debian
-# packages the tests use (apt, when missing) and the local runtime (Kafka jars, FerretDB
-# binary). Quick when nothing changed.
+# packages the tests use (apt, when missing), the local runtime (Kafka jars, FerretDB
+# binary) and compose-check (Compose v2's loader). Quick when nothing changed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -34,12 +34,14 @@ fi
 # Debian packages the tests use, installed with apt when missing (one apt run for all):
 # kcat, a third-party Kafka client the tests publish to the raw topic with; Chromium, which
 # the dashboard's browser test drives headless; promtool and prometheus, which check the
-# alert rules and scrape the services in a test; a CJK font, so pages render Chinese.
+# alert rules and scrape the services in a test; a CJK font, so pages render Chinese;
+# docker-compose 1.29, whose loader a test runs on deploy/docker-compose.yml.
 missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [[ -n "$(fc-list :lang=zh 2>/dev/null)" ]] || missing+=(fonts-wqy-microhei)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if ((${#missing[@]})); then
     if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         say "installing ${missing[*]} (Debian packages)"
@@ -53,3 +55,4 @@ if ((${#missing[@]})); then
 fi
 
 "$HERE/runtime.sh" fetch
+"$HERE/compose-check/build.sh" >/dev/null

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from schemas.dead_letter import DeadLetter, Problem
-from schemas.topics import DEAD_LETTERS, RETENTION_MS
+from schemas.topics import DEAD_LETTERS, retention_ms
 from services.common.logs import CorrelationMiddleware
 from services.common.settings import ServiceSettings
 from services.common.store import is_transient
@@ -231,7 +231,7 @@ def subscribe(
 
 
 async def ensure_topics(settings: ServiceSettings, topics: tuple[str, ...]) -> None:
-    """Create the service's topics if missing, with their retention (forever unless listed)."""
+    """Create the service's topics if missing, with their retention (``retention_ms``)."""
     admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     await admin.start()
     try:
@@ -242,7 +242,7 @@ async def ensure_topics(settings: ServiceSettings, topics: tuple[str, ...]) -> N
                 num_partitions=settings.kafka_partitions,
                 replication_factor=settings.kafka_replication,
                 topic_configs={
-                    "retention.ms": str(RETENTION_MS.get(topic, -1)),
+                    "retention.ms": str(retention_ms(topic)),
                     "min.insync.replicas": "1",
                 },
             )

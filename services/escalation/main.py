@@ -6,8 +6,8 @@ import logging
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from schemas import topics
 from services.common.broker import make_broker
+from services.common.kafka_access import SERVICES
 from services.common.store import connect, database
 from services.common.web import service_app
 from services.escalation.handlers import Clock, build_routes, system_clock
@@ -45,18 +45,6 @@ def create_app(settings: EscalationSettings, *, clock: Clock = system_clock) -> 
         broker=broker,
         mongo=mongo,
         registry=registry,
-        topics=(
-            topics.COMPLAINTS,
-            topics.INVESTIGATION_FINDINGS,
-            topics.PROMOTION_APPLICATIONS,
-            topics.PRESCRIPTION_RANKINGS,
-            topics.RED_ENVELOPE_SURRENDERS,
-            topics.VISITOR_LOGS,
-            topics.SATISFACTION_RATINGS,
-            topics.RECTIFICATION_STATUSES,
-            topics.CASES,
-            topics.LEADS,
-            topics.DECISIONS,
-        ),
+        topics=SERVICES["escalation"].topics,
         background=check_the_clock,
     )

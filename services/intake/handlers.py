@@ -1,5 +1,5 @@
-"""Kafka: records other systems publish directly to the raw topic, and case progress for the
-reporters' follow-up view."""
+"""Kafka: records other systems publish directly to their raw topics, and case progress for
+the reporters' follow-up view."""
 
 import json
 import uuid
@@ -18,6 +18,7 @@ from schemas.case import CaseUpdated
 from schemas.catalogue import AnySubmission
 from schemas.dead_letter import DeadLetter, Problem
 from services.common.broker import subscribe
+from services.common.raw_senders import RawSender, RawSenders
 from services.intake.acceptance import Acceptance
 from services.intake.crypto import Vault
 from services.intake.domain import Outcome, problems_of
@@ -61,6 +62,7 @@ def build_routes(
     acceptance: Acceptance,
     vault: Vault,
     store: IntakeStore,
+    senders: RawSenders,
     registry: CollectorRegistry,
     group_id: str,
 ) -> KafkaRouter:
@@ -100,10 +102,7 @@ def build_routes(
         await dead_letter_publisher.publish(letter, key=dead_letter_id.bytes)
         dead_letters.labels(reason).inc()
 
-    @subscribe(
-        routes, topics.RAW_INTAKE, group_id=group_id, parser=_tolerant_headers, decoder=_body_as_is
-    )
-    async def accept_raw(message: KafkaMessage) -> None:
+    async def accept_raw(message: KafkaMessage, user: str, sender: RawSender) -> None:
         try:
             submission = _any_submission.validate_json(message.body)
         except ValidationError as error:
@@ -112,12 +111,24 @@ def build_routes(
             raw_outcomes.labels("not_json" if not_json else Outcome.INVALID).inc()
             await dead_letter(message, "not_json" if not_json else "invalid", problems_of(errors))
             return
+        refusal = sender.refusal(
+            user, source_system=submission.source_system, event_type=submission.event_type
+        )
+        if refusal is not None:
+            raw_outcomes.labels(Outcome.FORBIDDEN).inc()
+            await dead_letter(message, Outcome.FORBIDDEN.value, [refusal])
+            return
         (result,) = await acceptance.submit([submission], now=datetime.now(UTC))
         raw_outcomes.labels(result.outcome).inc()
         if result.outcome is Outcome.UNAVAILABLE:
             raise IntakeUnavailableError("retrying: an accepted record could not be published")
         if result.outcome in (Outcome.INVALID, Outcome.CONFLICT):
             await dead_letter(message, result.outcome.value, list(result.problems))
+
+    # One subscriber, and so one consumer group, per sender's topic: adding a sender starts
+    # a reader of its topic and leaves the others where they are.
+    for topic, user in senders.topics().items():
+        _subscribe_raw(routes, topic, group_id, accept_raw, user, senders.senders[user])
 
     @subscribe(routes, topics.CASES, group_id=group_id)
     async def follow_case(case: CaseUpdated) -> None:
@@ -132,3 +143,22 @@ def build_routes(
             )
 
     return routes
+
+
+RawHandler = Callable[[KafkaMessage, str, RawSender], Awaitable[None]]
+
+
+def _subscribe_raw(
+    routes: KafkaRouter,
+    topic: str,
+    group_id: str,
+    accept_raw: RawHandler,
+    user: str,
+    sender: RawSender,
+) -> None:
+    async def accept_from_sender(message: KafkaMessage) -> None:
+        await accept_raw(message, user, sender)
+
+    subscribe(routes, topic, group_id=group_id, parser=_tolerant_headers, decoder=_body_as_is)(
+        accept_from_sender
+    )

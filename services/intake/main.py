@@ -16,6 +16,8 @@ from schemas.base import Event
 from schemas.catalogue import BY_TYPE, CATALOGUE
 from schemas.follow_up import ReporterAddition, ReporterReply
 from services.common.broker import make_broker
+from services.common.kafka_access import SERVICES
+from services.common.raw_senders import RawSenders
 from services.common.store import connect, database
 from services.common.web import service_app
 from services.intake.acceptance import Acceptance
@@ -70,6 +72,8 @@ async def _unreadable_body(request: Request, error: Exception) -> Response:
 
 
 def create_app(settings: IntakeSettings) -> FastAPI:
+    # A bad senders file stops the service here, before it consumes anything.
+    senders = RawSenders.from_file(settings.raw_senders)
     registry = CollectorRegistry()
     mongo = connect(settings)
     store = IntakeStore(database(mongo, settings))
@@ -111,6 +115,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             acceptance=acceptance,
             vault=vault,
             store=store,
+            senders=senders,
             registry=registry,
             group_id=settings.consumer_group("intake"),
         )
@@ -121,7 +126,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         broker=broker,
         mongo=mongo,
         registry=registry,
-        topics=topics.INTAKE_TOPICS,
+        topics=(*senders.topics(), *SERVICES["intake"].topics),
         on_start=store.ensure_indexes,
     )
     app.state.api_keys = ApiKeys(store, cache_seconds=settings.api_key_cache_seconds)

@@ -7,9 +7,12 @@
 
 A record a service could not handle (``handler_failed``) goes back to its topic as it was, with
 its key. A record intake refused (``invalid``, ``not_json``, ``conflict``, ``forbidden``) is
-opened with intake's key and goes back to the raw topic, to be judged again. Each dead letter
-is redriven once; ``--again`` sends already redriven ones too. Prints a JSON summary; never
-prints a record's content.
+opened with intake's key and goes back to the raw topic it came from (its sender's), to be
+judged again. Each dead letter is redriven once; ``--again`` sends already redriven ones too.
+Prints a JSON summary; never prints a record's content.
+
+With Kafka's ACLs on (production), it runs as the Kafka user ``redrive``, the only one besides
+admin that may write back to every topic: ``docker compose run --rm redrive …``.
 """
 
 import argparse
@@ -68,7 +71,7 @@ def redrive_of(letter: DeadLetter, vault: Vault) -> Redrive:
     if letter.original_sealed is None:
         raise ValueError(f"dead letter {letter.dead_letter_id} keeps no original")
     return Redrive(
-        topic=topics.RAW_INTAKE,
+        topic=letter.source_topic,
         key=None if letter.key_sealed is None else vault.open(letter.key_sealed, bound_to=bound_to),
         value=vault.open(letter.original_sealed, bound_to=bound_to),
     )

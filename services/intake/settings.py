@@ -3,6 +3,7 @@ from pathlib import Path
 
 from pydantic import SecretStr, model_validator
 
+from services.common.raw_senders import RAW_SENDERS_FILE
 from services.common.settings import ServiceSettings
 from services.intake.crypto import new_key, parse_key
 
@@ -34,6 +35,9 @@ class IntakeSettings(ServiceSettings):
 
     api_key_cache_seconds: float = 30.0
     """How long a verified API key is trusted without asking the store; bounds revocation delay."""
+
+    raw_senders: Path = RAW_SENDERS_FILE
+    """The systems that publish to Kafka directly: their topics, source systems, event types."""
 
     @model_validator(mode="after")
     def _key_required_outside_development(self) -> "IntakeSettings":

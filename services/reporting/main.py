@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from services.common.broker import make_broker
 from services.common.departments import DepartmentCatalogue
+from services.common.kafka_access import SERVICES
 from services.common.store import connect, database
 from services.common.web import service_app
 from services.escalation.rulebook import RuleBook
@@ -17,7 +18,7 @@ from services.reporting.access import DashboardSessions, ReportTokens
 from services.reporting.api import ReportContext, build_api
 from services.reporting.dashboard import build_dashboard
 from services.reporting.handlers import build_routes
-from services.reporting.ingest import REPORT_TOPICS, Ingest
+from services.reporting.ingest import Ingest
 from services.reporting.kpi import KpiTargets
 from services.reporting.repository import ReportRepository
 from services.reporting.settings import ReportingSettings
@@ -63,7 +64,7 @@ def create_app(
         broker=broker,
         mongo=mongo,
         registry=registry,
-        topics=REPORT_TOPICS,
+        topics=SERVICES["reporting"].topics,
         background=refresh_case_gauges,
     )
     app.state.report_tokens = ReportTokens(reports, cache_seconds=settings.token_cache_seconds)

@@ -3,8 +3,8 @@
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from schemas import topics
 from services.common.broker import make_broker
+from services.common.kafka_access import SERVICES
 from services.common.store import connect, database
 from services.common.web import service_app
 from services.router.desk import CaseDesk
@@ -30,13 +30,5 @@ def create_app(settings: RouterSettings) -> FastAPI:
         broker=broker,
         mongo=mongo,
         registry=registry,
-        topics=(
-            topics.COMPLAINTS,
-            topics.LEADS,
-            topics.INVESTIGATION_FINDINGS,
-            topics.CASE_ACTIONS,
-            topics.REPORTER_ADDITIONS,
-            topics.REPORTER_REPLIES,
-            topics.CASES,
-        ),
+        topics=SERVICES["router"].topics,
     )

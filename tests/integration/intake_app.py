@@ -4,11 +4,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from schemas import topics
 from schemas.catalogue import BY_TYPE
 from services.common.store import connect, database
 from services.intake.auth import FOLLOW_UP_REPLY_SCOPE, ApiKeys
@@ -19,6 +21,10 @@ from services.intake.settings import IntakeSettings
 from tests.conftest import InfraSettings
 
 ALL_SCOPES = {*BY_TYPE, FOLLOW_UP_REPLY_SCOPE}
+TEST_SENDERS_FILE = Path(__file__).with_name("raw_senders.toml")
+TEST_SOURCE = "portal"
+"""The one raw sender of the tests' intake: Kafka user, and the source system it sends as."""
+TEST_RAW_TOPIC = topics.raw_topic(TEST_SOURCE)
 
 
 @dataclass
@@ -53,6 +59,7 @@ def intake_settings(infra: InfraSettings, unique: str, **overrides: Any) -> Inta
         "contact_key": new_key(),
         "api_key_cache_seconds": 0,
         "retry_backoff_max_seconds": 0.5,
+        "raw_senders": TEST_SENDERS_FILE,
     }
     values.update(overrides)
     return IntakeSettings(http_port=0, **values)

@@ -35,16 +35,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from schemas import topics
 from schemas.catalogue import CATALOGUE, EventKind
-from services.common.broker import subscriber_group
+from services.common.broker import ensure_topics, subscriber_group
 from services.common.store import Document, connect, database
 from services.intake.auth import ApiKeys
 from services.intake.main import create_app
 from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings
 from tests.conftest import InfraSettings
-from tests.integration.intake_app import ALL_SCOPES, intake_settings
+from tests.integration.intake_app import ALL_SCOPES, TEST_RAW_TOPIC, intake_settings
 from tests.integration.kafka_reading import end_offsets
 from tests.waiting import eventually
 
@@ -78,17 +77,16 @@ def module_settings(infra: InfraSettings) -> IntakeSettings:
 async def start_from_now(settings: IntakeSettings) -> None:
     """Commit the raw topic's end for this intake's consumer group: the records earlier tests
     left there are none of this module's business."""
-    ends = await end_offsets(settings.kafka_bootstrap, topics.RAW_INTAKE)
+    await ensure_topics(settings, (TEST_RAW_TOPIC,))  # a fresh broker has none before intake
+    ends = await end_offsets(settings.kafka_bootstrap, TEST_RAW_TOPIC)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=subscriber_group(settings.consumer_group("intake"), topics.RAW_INTAKE),
+        group_id=subscriber_group(settings.consumer_group("intake"), TEST_RAW_TOPIC),
         enable_auto_commit=False,
     )
     await consumer.start()
     try:
-        partitions = {
-            TopicPartition(topics.RAW_INTAKE, number): end for number, end in ends.items()
-        }
+        partitions = {TopicPartition(TEST_RAW_TOPIC, number): end for number, end in ends.items()}
         consumer.assign(list(partitions))
         await consumer.commit(partitions)
     finally:

@@ -1,8 +1,9 @@
-"""The raw Kafka topic: hospital systems publish JSON records to it directly.
+"""The raw Kafka topics: hospital systems publish JSON records directly, each to its own topic.
 
 Intake accepts each good record as the same event HTTP would have made, and sends each bad
 one to the dead-letter topic with the reason and the original bytes (sealed: they may hold a
-complainant's phone number). It never stalls on input.
+complainant's phone number). It never stalls on input. A sender sends only as its own source
+system (tests/integration/raw_senders.toml: one sender, "portal", of every event type).
 
 The raw, fact and dead-letter topics are shared by every test and every run, so every test
 looks only for its own records (unique source_ref values, and the partition/offset Kafka gave
@@ -31,12 +32,18 @@ from schemas import topics
 from schemas.base import derive_event_id
 from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.dead_letter import DeadLetter
-from services.common.broker import subscriber_group
+from services.common.broker import ensure_topics, subscriber_group
 from services.common.store import Document
 from services.intake.crypto import SealError, Vault
 from services.intake.settings import IntakeSettings
 from tests.conftest import InfraSettings
-from tests.integration.intake_app import RunningIntake, intake_settings, running_intake
+from tests.integration.intake_app import (
+    TEST_RAW_TOPIC,
+    TEST_SOURCE,
+    RunningIntake,
+    intake_settings,
+    running_intake,
+)
 from tests.integration.kafka_reading import (
     Positions,
     Record,
@@ -46,16 +53,15 @@ from tests.integration.kafka_reading import (
 )
 from tests.waiting import eventually
 
-RAW = topics.RAW_INTAKE
+RAW = TEST_RAW_TOPIC
 RETRY_PAUSE = 0.05
 """Seconds between retries of a failed raw record: short, so a retried record costs little."""
 OCCURRED_AT = "2026-11-20T09:30:00+08:00"
 
-# One valid record of every event type, as a hospital system would publish it (the
+# One valid record of every event type, as the test sender would publish it (the
 # source_ref is set per test). Dates lie in the past: intake refuses the future.
 FACTS: dict[str, dict[str, Any]] = {
     "complaint": {
-        "source_system": "portal",
         "channel": "portal",
         "category": "kickback",
         "accused_staff_id": "S20931",
@@ -64,7 +70,6 @@ FACTS: dict[str, dict[str, Any]] = {
         "amount_cny": "12000.00",
     },
     "visitor_log": {
-        "source_system": "rep-desk",
         "rep_id": "REP-0417",
         "rep_name": "李明",
         "company_code": "YX-PHARMA-017",
@@ -78,7 +83,6 @@ FACTS: dict[str, dict[str, Any]] = {
         "appointment_id": "APT-88121",
     },
     "satisfaction": {
-        "source_system": "his.settlement",
         "touchpoint": "settlement",
         "department": "OPD-PSY",
         "staff_id": "S11873",
@@ -86,7 +90,6 @@ FACTS: dict[str, dict[str, Any]] = {
         "comment": "结算窗口办理很快。",
     },
     "investigation_finding": {
-        "source_system": "discipline",
         "case_id": "CASE-0123456789ABCDEF0123",
         "substantiated": True,
         "confirmed_categories": ["kickback"],
@@ -95,20 +98,17 @@ FACTS: dict[str, dict[str, Any]] = {
         "summary": "经查，该医生收受医药代表回扣一万二千元，情况属实。",
     },
     "promotion_application": {
-        "source_system": "hr",
         "staff_id": "S20931",
         "application_id": "APP-2026-0012",
         "target_position": "副主任医师",
     },
     "red_envelope_surrender": {
-        "source_system": "finance",
         "staff_id": "S11873",
         "amount_cny": "500.00",
         "received_on": "2026-11-19",
         "surrendered_on": "2026-11-20",
     },
     "prescription_ranking": {
-        "source_system": "pharmacy",
         "staff_id": "S20931",
         "department": "CARDIO",
         "item_code": "D00123",
@@ -119,7 +119,6 @@ FACTS: dict[str, dict[str, Any]] = {
         "justified": False,
     },
     "training_held": {
-        "source_system": "dept.psy-ward-2",
         "department": "PSY-WARD-2",
         "held_on": "2026-11-18",
         "topic": "《医疗机构工作人员廉洁从业九项准则》专题学习",
@@ -128,21 +127,18 @@ FACTS: dict[str, dict[str, Any]] = {
         "headcount": 4,
     },
     "kpi_observation": {
-        "source_system": "quality",
         "metric": "complaint_investigation_rate",
         "scope": "hospital",
         "period": "2026-10",
         "value": "0.9500",
     },
     "rectification_status": {
-        "source_system": "leadership",
         "department": "OPD-PSY",
         "item": "专家号统揽加价问题整改",
         "status": "perfunctory",
         "note": "仅张贴告示，未调整放号机制。",
     },
     "case_action": {
-        "source_system": "conduct-office",
         "case_id": "CASE-0123456789ABCDEF0123",
         "action": "start_investigation",
         "actor_staff_id": "S0101",
@@ -154,6 +150,7 @@ def valid_record(kind: EventKind, source_ref: str, **overrides: Any) -> dict[str
     return {
         **FACTS[kind.event_type],
         "event_type": kind.event_type,
+        "source_system": TEST_SOURCE,
         "source_ref": source_ref,
         "occurred_at": OCCURRED_AT,
         **overrides,
@@ -234,6 +231,7 @@ async def start_from_now(bootstrap: str, settings: IntakeSettings) -> None:
     """Commit the end of the raw topic for this intake's consumer group, as if it had read
     everything published before: every run leaves records on the shared raw topic, and a test
     should not wait for a fresh intake to work through all of them."""
+    await ensure_topics(settings, (RAW,))  # a fresh broker has no raw topic before an intake
     ends = await end_offsets(bootstrap, RAW)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -364,7 +362,7 @@ async def test_a_complaint_published_with_kcat_is_accepted_with_its_chinese_text
 
 # --- refused records --------------------------------------------------------------------
 
-REFUSED = ("not_json", "not_utf8", "invalid", "unknown_type", "conflict")
+REFUSED = ("not_json", "not_utf8", "invalid", "unknown_type", "conflict", "as_another_sender")
 
 EXPECTED_REASON = {
     "not_json": "not_json",
@@ -372,6 +370,7 @@ EXPECTED_REASON = {
     "invalid": "invalid",
     "unknown_type": "invalid",
     "conflict": "conflict",
+    "as_another_sender": "forbidden",
 }
 
 # What each refused record names as its source system, when it can be read at all.
@@ -381,6 +380,7 @@ EXPECTED_SOURCE = {
     "invalid": "portal",
     "unknown_type": "pharmacy",
     "conflict": "portal",
+    "as_another_sender": "hr",
 }
 
 # Text in each refused record that must never travel on the dead-letter topic in clear.
@@ -390,6 +390,7 @@ PRIVATE_TEXT = {
     "invalid": ("13933334444", "赵敏"),
     "unknown_type": ("13944445555", "回扣账本"),
     "conflict": ("13955556666", "另有隐情"),
+    "as_another_sender": ("13966667777", "冒名"),
 }
 
 
@@ -435,6 +436,15 @@ def refused_records(first: dict[str, Any]) -> dict[str, bytes]:
         ),
         "conflict": encode(
             {**first, "description": f"改口：另有隐情，请联系 {PRIVATE_TEXT['conflict'][0]}"}
+        ),
+        # A valid complaint, on the portal's topic, in the name of the HR system.
+        "as_another_sender": encode(
+            valid_record(
+                complaint,
+                new_ref("as-another"),
+                source_system="hr",
+                description=f"冒名投诉，联系 {PRIVATE_TEXT['as_another_sender'][0]}",
+            )
         ),
     }
 
@@ -580,6 +590,15 @@ def test_a_record_of_an_unknown_event_type_is_dead_lettered_naming_the_event_typ
 
     assert [p.field for p in letter.problems] == ["event_type"]
     assert "bribe_ledger" not in letter.problems[0].reason
+
+
+def test_a_record_in_the_name_of_another_source_system_is_refused_naming_source_system(
+    refusals: RefusalScenario,
+) -> None:
+    letter = the_dead_letter(refusals, "as_another_sender")
+
+    assert [p.field for p in letter.problems] == ["source_system"]
+    assert TEST_SOURCE in letter.problems[0].reason
 
 
 def test_a_conflicting_record_leaves_the_accepted_event_published_once_and_unchanged(
@@ -964,9 +983,16 @@ async def test_every_raw_record_becomes_one_event_or_one_dead_letter_and_intake_
         assert letters, "only a record of a catalogued event type can be accepted"
     if letters:
         (letter,) = letters
-        assert letter.reason in ("not_json", "invalid")  # its source_ref is new: no conflict
+        assert letter.reason in (
+            "not_json",
+            "invalid",
+            "forbidden",
+        )  # a new source_ref: no conflict
+        if letter.reason == "forbidden":  # a valid record in another system's name
+            assert isinstance(raw, EditedRecord)
+            assert raw.build(source_ref).get("source_system") != TEST_SOURCE
         if value is None or not is_utf8(value):
             assert letter.reason == "not_json"
         if isinstance(raw, EditedRecord):  # JSON by construction
-            assert letter.reason == "invalid"
+            assert letter.reason in ("invalid", "forbidden")
             assert letter.problems

@@ -11,7 +11,7 @@ from services.common.broker import ensure_topics
 from services.intake.crypto import Vault
 from services.intake.redrive import Selection, redrive
 from tests.conftest import InfraSettings
-from tests.integration.intake_app import intake_settings
+from tests.integration.intake_app import TEST_RAW_TOPIC, intake_settings
 from tests.integration.kafka_reading import end_offsets, published_since
 
 
@@ -66,17 +66,17 @@ async def test_a_record_no_handler_could_process_goes_back_to_its_topic_once(
     assert len(await published_since(settings.kafka_bootstrap, source, before)) == 1
 
 
-async def test_a_record_intake_refused_is_opened_and_goes_back_to_the_raw_topic(
+async def test_a_record_intake_refused_is_opened_and_goes_back_to_its_senders_raw_topic(
     infra: InfraSettings, unique: str
 ) -> None:
     settings = intake_settings(infra, unique)
-    await ensure_topics(settings, (topics.RAW_INTAKE, topics.DEAD_LETTERS))
+    await ensure_topics(settings, (TEST_RAW_TOPIC, topics.DEAD_LETTERS))
     vault = Vault(settings.master_key())
     letter_id = uuid.uuid4()
     original = f'{{"event_type": "complaint", "source_ref": "{unique}"}}'.encode()
     letter = DeadLetter(
         dead_letter_id=letter_id,
-        source_topic=topics.RAW_INTAKE,
+        source_topic=TEST_RAW_TOPIC,
         source_partition=1,
         source_offset=3,
         reason="invalid",
@@ -85,13 +85,13 @@ async def test_a_record_intake_refused_is_opened_and_goes_back_to_the_raw_topic(
         dead_lettered_at=datetime.now(UTC),
     )
     await publish(settings.kafka_bootstrap, letter)
-    before = await end_offsets(settings.kafka_bootstrap, topics.RAW_INTAKE)
+    before = await end_offsets(settings.kafka_bootstrap, TEST_RAW_TOPIC)
 
     await redrive(settings, Selection(ids=frozenset({letter_id})), dry_run=False, again=False)
 
     (record,) = [
         record
-        for record in await published_since(settings.kafka_bootstrap, topics.RAW_INTAKE, before)
+        for record in await published_since(settings.kafka_bootstrap, TEST_RAW_TOPIC, before)
         if record.value == original
     ]
     assert record.key == b"raw-key"

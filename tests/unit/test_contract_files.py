@@ -269,15 +269,21 @@ def test_the_asyncapi_document_is_version_3_and_every_reference_in_it_resolves()
         _resolve(reference)
 
 
+RAW_HIS = topics.raw_topic("his")
+"""One raw sender's topic (services/common/raw_senders.toml)."""
+
+
 def test_each_topic_is_one_channel_named_by_its_address() -> None:
-    assert set(ASYNCAPI["channels"]) == set(topics.ALL)
+    raw = {name for name in ASYNCAPI["channels"] if name.startswith(topics.RAW_PREFIX)}
+    assert RAW_HIS in raw
+    assert set(ASYNCAPI["channels"]) == set(topics.ALL) | raw
     for name, channel in ASYNCAPI["channels"].items():
         assert channel["address"] == name
         assert channel["bindings"]["kafka"]["topic"] == name
 
 
 def test_the_raw_topic_carries_any_submission_told_apart_by_event_type() -> None:
-    payload = _payload(topics.RAW_INTAKE)
+    payload = _payload(RAW_HIS)
 
     assert payload["discriminator"] == "event_type"
     branches = [_resolve(branch["$ref"]) for branch in payload["oneOf"]]
@@ -314,8 +320,9 @@ def test_every_channel_says_what_it_carries_who_writes_it_who_reads_it_and_its_k
         assert "Written by" in description, topic
         assert "Read by" in description, topic
         assert "Key" in description, topic
-    raw = ASYNCAPI["channels"][topics.RAW_INTAKE]["description"]
+    raw = ASYNCAPI["channels"][RAW_HIS]["description"]
     assert "other hospital systems" in raw
+    assert "`his`, the only one who may write it" in raw
     assert "intake" in raw
     assert topics.DEAD_LETTERS in raw  # where a refused record goes
 
@@ -324,8 +331,8 @@ def test_operations_are_named_for_what_they_do_not_for_internal_handlers() -> No
     for name, operation in ASYNCAPI["operations"].items():
         assert re.fullmatch(r"publish[A-Z][A-Za-z]+|[a-z]+Reads[A-Z][A-Za-z]+", name), name
         assert operation["summary"], name
-    assert set(_operations(topics.RAW_INTAKE, "receive")) == {"intakeReadsIntakeRaw"}
-    assert _operations(topics.RAW_INTAKE, "send") == {}  # other systems write it, not Qinglian
+    assert set(_operations(RAW_HIS, "receive")) == {"intakeReadsIntakeRawHis"}
+    assert _operations(RAW_HIS, "send") == {}  # other systems write it, not Qinglian
     assert set(_operations(topics.CASES, "send")) == {"publishCases"}
 
 

@@ -332,7 +332,6 @@ def test_every_topic_name_is_listed_once() -> None:
     assert {
         topics.CASES,
         topics.LEADS,
-        topics.RAW_INTAKE,
         topics.DEAD_LETTERS,
     } <= set(topics.ALL)
 

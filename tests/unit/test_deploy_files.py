@@ -240,11 +240,14 @@ def test_every_service_healthcheck_probes_its_own_healthz(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)
-def test_every_service_waits_for_healthy_kafka_and_mongodb(name: str) -> None:
+def test_every_service_waits_for_healthy_mongodb_and_for_kafkas_users_and_acls(name: str) -> None:
     depends_on = _compose_service(name)["depends_on"]
 
+    assert depends_on["mongodb"]["condition"] == "service_healthy"
+    # kafka-setup runs once Kafka is healthy, and exits once the users and ACLs are set.
+    assert depends_on["kafka-setup"]["condition"] == "service_completed_successfully"
+    assert _compose_service("kafka-setup")["depends_on"]["kafka"]["condition"] == "service_healthy"
     for store in DATA_STORES:
-        assert depends_on[store]["condition"] == "service_healthy"
         assert "healthcheck" in _compose_service(store), f"{store} has no healthcheck to wait on"
 
 
@@ -425,7 +428,9 @@ def test_every_service_starts_from_its_compose_environment_and_secrets(
     assert settings.env == "production"
     security = kafka_security(settings)
     assert isinstance(security, SASLScram512)
-    assert security.password == "kafka_password-stand-in-value"  # noqa: S105 (a stand-in)
+    # Its own Kafka user, with its own password: no service can act as another.
+    assert security.username == name
+    assert security.password == f"kafka_{name}_password-stand-in-value"
     credentials = settings.mongo_credentials()
     assert credentials is not None
     assert [part.get_secret_value() for part in credentials] == [
@@ -465,7 +470,9 @@ def test_no_password_is_written_in_the_compose_file() -> None:
     text = COMPOSE_FILE.read_text(encoding="utf-8")
     for service_name, service in _compose_services().items():
         for key, value in _environment(service).items():
-            if _PASSWORD_KEY.search(key):
+            if _PASSWORD_KEY.search(key) and key.endswith("_DIR"):  # kafka-setup's
+                assert PurePosixPath(value) == SECRETS_IN_CONTAINER, f"{service_name}: {key}"
+            elif _PASSWORD_KEY.search(key):
                 assert key.endswith("_FILE"), f"{service_name}: {key} must name a file"
                 assert PurePosixPath(value).parent == SECRETS_IN_CONTAINER, (
                     f"{service_name}: {key} must name a secret under /run/secrets"
@@ -505,38 +512,143 @@ def test_kafka_authenticates_every_client_with_scram_sha_512_on_a_sasl_plaintext
         item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
     )
     (controller,) = env["KAFKA_CONTROLLER_LISTENER_NAMES"].split(",")
-    mechanisms = env["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")
 
-    assert mechanisms == ["SCRAM-SHA-512"]
-    # Every listener but KRaft's own controller listener needs a SCRAM login …
+    # Every listener needs a login: SCRAM-SHA-512 for clients …
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
     for name in listeners:
         if name != controller:
-            assert protocols[name] == "SASL_PLAINTEXT", f"listener {name} needs no login"
-    # … which stays inside the container, never advertised to clients.
-    assert protocols[controller] == "PLAINTEXT"
+            mechanisms = env[f"KAFKA_LISTENER_NAME_{name}_SASL_ENABLED_MECHANISMS"]
+            assert mechanisms == "SCRAM-SHA-512", f"listener {name}"
+    # … and PLAIN (as admin) on KRaft's controller listener, which stays inside the container.
+    assert env[f"KAFKA_LISTENER_NAME_{controller}_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+    assert env["KAFKA_SASL_MECHANISM_CONTROLLER_PROTOCOL"] == "PLAIN"
     assert listeners[controller][0] == "localhost"
     assert controller not in advertised
+    assert "KAFKA_SASL_ENABLED_MECHANISMS" not in env
     # The broker itself logs in on the SASL listener too.
     assert protocols[env["KAFKA_INTER_BROKER_LISTENER_NAME"]] == "SASL_PLAINTEXT"
     assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "SCRAM-SHA-512"
-    for name in SERVICE_NAMES:
+    for name in [*SERVICE_NAMES, "kafka-setup"]:
         service = _environment(_compose_service(name))
         host, port = service["QINGLIAN_KAFKA_BOOTSTRAP"].rsplit(":", 1)
         (listener,) = [key for key, value in advertised.items() if value == (host, port)]
         assert protocols[listener] == "SASL_PLAINTEXT"
-        assert service["QINGLIAN_KAFKA_SASL_MECHANISM"] in mechanisms
+        assert service["QINGLIAN_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
 
 
-def test_the_services_log_in_to_kafka_as_the_user_kafka_creates_from_the_same_secret() -> None:
-    kafka = _compose_service("kafka")
-    kafka_user = _environment(kafka)["QINGLIAN_KAFKA_SASL_USERNAME"]
+def test_kafka_denies_what_no_acl_allows_and_admin_is_its_only_super_user() -> None:
+    env = _kafka_environment()
 
-    for name in SERVICE_NAMES:
-        env = _environment(_compose_service(name))
-        assert env["QINGLIAN_KAFKA_SASL_USERNAME"] == kafka_user
-        password = PurePosixPath(env["QINGLIAN_KAFKA_SASL_PASSWORD_FILE"])
-        assert password.parent == SECRETS_IN_CONTAINER
-        assert password.name in _mounted_secrets(kafka), "Kafka cannot create that password"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert env["KAFKA_SUPER_USERS"] == "User:admin"
+    assert "KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND" not in env
+
+
+def _access_plan() -> Any:
+    from services.common.kafka_access import access_plan
+    from services.common.raw_senders import RAW_SENDERS_FILE, RawSenders
+
+    return access_plan(RawSenders.from_file(RAW_SENDERS_FILE), group_prefix="qinglian-")
+
+
+def test_kafka_setup_logs_in_as_admin_and_is_given_every_users_password() -> None:
+    from services.common.kafka_setup import KafkaSetupSettings
+
+    setup = _compose_service("kafka-setup")
+    env = _environment(setup)
+    fields = KafkaSetupSettings.model_fields
+
+    assert _as_argv(setup["command"]) == ["python", "-m", "services.common.kafka_setup"]
+    assert [key for key in env if key.removeprefix("QINGLIAN_").lower() not in fields] == []
+    assert env["QINGLIAN_KAFKA_SASL_USERNAME"] == "admin"
+    admin_password = PurePosixPath(env["QINGLIAN_KAFKA_SASL_PASSWORD_FILE"])
+    assert admin_password == SECRETS_IN_CONTAINER / "kafka_admin_password"
+    assert PurePosixPath(env["QINGLIAN_KAFKA_PASSWORDS_DIR"]) == SECRETS_IN_CONTAINER
+    assert _mounted_secrets(setup) == {"kafka_admin_password"} | {
+        f"kafka_{user}_password" for user in _access_plan().users
+    }
+    assert setup["restart"] == "no"
+
+
+@pytest.mark.parametrize("name", [*SERVICE_NAMES, "redrive"])
+def test_each_kafka_client_logs_in_as_a_user_of_its_own_that_kafka_setup_creates(
+    name: str,
+) -> None:
+    env = _environment(_compose_service(name))
+    password = PurePosixPath(env["QINGLIAN_KAFKA_SASL_PASSWORD_FILE"])
+
+    assert env["QINGLIAN_KAFKA_SASL_USERNAME"] == name
+    assert name in _access_plan().users
+    assert password == SECRETS_IN_CONTAINER / f"kafka_{name}_password"
+    assert password.name in _mounted_secrets(_compose_service("kafka-setup"))
+
+
+def test_redrive_is_an_operators_command_that_up_never_starts() -> None:
+    redrive = _compose_service("redrive")
+
+    assert redrive["profiles"] == ["tools"]
+    assert _as_argv(redrive["entrypoint"]) == ["python", "-m", "services.intake.redrive"]
+    assert "command" not in redrive  # `docker compose run --rm redrive --dry-run …` adds them
+    assert redrive["restart"] == "no"
+
+
+def test_the_local_secure_kafka_has_the_security_production_has(tmp_path: Path) -> None:
+    """runtime.sh's kafka-secure (deploy/local/kafka/secure.properties.in) and the compose
+    file's Kafka agree on every security setting, listener names and addresses aside."""
+    local = _properties_text(
+        (DEPLOY_DIR / "local" / "kafka" / "secure.properties.in").read_text(encoding="utf-8")
+    )
+    production = {
+        key: value
+        for key, value in _rendered_kafka_environment().items()
+        if key.startswith(("listener.name.", "sasl.", "authorizer.", "super.", "inter.broker"))
+        or key == "listener.security.protocol.map"
+    }
+    jaas = {key for key in local if key.endswith(".sasl.jaas.config")}
+
+    assert {key: local[key] for key in production} == production
+    assert set(local) - set(production) - jaas == {"listeners", "advertised.listeners"}
+    # The JAAS lines (with the admin password) are written by start.sh in production.
+    assert jaas == {
+        "listener.name.client.scram-sha-512.sasl.jaas.config",
+        "listener.name.controller.plain.sasl.jaas.config",
+    }
+    start = KAFKA_START_SCRIPT.read_text(encoding="utf-8")
+    for key in jaas:
+        variable = "KAFKA_" + key.upper().replace("-", "___").replace(".", "_")
+        assert f"export {variable}" in start
+
+
+def _properties_text(text: str) -> dict[str, str]:
+    return dict(
+        line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
+    )
+
+
+def _rendered_kafka_environment() -> dict[str, str]:
+    """The kafka service's KAFKA_* environment as the image renders it into properties."""
+    rendered = {}
+    for name, value in _kafka_environment().items():
+        if not name.startswith("KAFKA_"):
+            continue
+        key = name.removeprefix("KAFKA_").lower().replace("___", "-").replace("_", ".")
+        rendered[key] = value
+    return rendered
+
+
+def test_production_and_the_local_runtime_run_one_kafka_version() -> None:
+    image = _compose_service("kafka")["image"]
+    runtime = (DEPLOY_DIR / "local" / "runtime.sh").read_text(encoding="utf-8")
+    pom = (DEPLOY_DIR / "local" / "kafka" / "pom.xml").read_text(encoding="utf-8")
+    local = re.search(r'^KAFKA_VERSION="([^"]+)"$', runtime, re.MULTILINE)
+    fetched = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+
+    assert local is not None
+    assert fetched is not None
+    assert image == f"apache/kafka:{local.group(1)}"
+    assert fetched.group(1) == local.group(1)
 
 
 def test_kafka_runs_its_start_script_and_the_healthcheck_logs_in() -> None:
@@ -608,13 +720,12 @@ def _properties(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
-def test_kafka_creates_the_scram_users_from_the_secret_files_when_it_formats(
+def test_kafka_creates_the_admin_user_from_its_secret_file_when_it_formats(
     tmp_path: Path,
 ) -> None:
     admin_password = "a" * 32
-    client_password = "0123456789abcdef" * 4
     env = _kafka_environment()
-    secrets = {"kafka_admin_password": f"{admin_password}\n", "kafka_password": client_password}
+    secrets = {"kafka_admin_password": f"{admin_password}\n"}
 
     first = _run_kafka_start(tmp_path, secrets)
 
@@ -622,20 +733,20 @@ def test_kafka_creates_the_scram_users_from_the_secret_files_when_it_formats(
     args = (tmp_path / "format.args").read_text(encoding="utf-8").splitlines()
     assert args[:3] == ["format", "--cluster-id", env["CLUSTER_ID"]]
     scram = [args[i + 1] for i, arg in enumerate(args) if arg == "--add-scram"]
-    assert scram == [
-        f"SCRAM-SHA-512=[name=admin,password={admin_password}]",
-        f"SCRAM-SHA-512=[name={env['QINGLIAN_KAFKA_SASL_USERNAME']},password={client_password}]",
-    ]
+    # Every other user is set by kafka-setup, as admin.
+    assert scram == [f"SCRAM-SHA-512=[name=admin,password={admin_password}]"]
     # The storage is formatted with the configuration the broker runs with.
     formatted = _properties(tmp_path / "format.properties")
     assert (
         formatted["listener.security.protocol.map"] == env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
     )
-    assert formatted["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert formatted["listener.name.client.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert formatted["controller.quorum.voters"] == env["KAFKA_CONTROLLER_QUORUM_VOTERS"]
     assert "qinglian.kafka.sasl.username" not in formatted
     jaas = formatted["listener.name.client.scram-sha-512.sasl.jaas.config"]
     assert f'username="admin" password="{admin_password}"' in jaas
+    controller = formatted["listener.name.controller.plain.sasl.jaas.config"]
+    assert f'user_admin="{admin_password}"' in controller
     assert (tmp_path / "run.jaas").read_text(encoding="utf-8") == jaas
     # The healthcheck's login, readable by the broker's user only; the format file is gone.
     admin = tmp_path / "state" / "admin.properties"
@@ -657,12 +768,10 @@ def test_kafka_creates_the_scram_users_from_the_secret_files_when_it_formats(
 def test_kafka_refuses_a_password_its_configuration_cannot_carry(
     tmp_path: Path, password: str
 ) -> None:
-    done = _run_kafka_start(
-        tmp_path, {"kafka_admin_password": "a" * 32, "kafka_password": password}
-    )
+    done = _run_kafka_start(tmp_path, {"kafka_admin_password": password})
 
     assert done.returncode != 0
-    assert "kafka_password" in done.stderr
+    assert "kafka_admin_password" in done.stderr
     assert not (tmp_path / "format.args").exists()
     if password:
         assert password not in done.stdout + done.stderr
@@ -710,6 +819,8 @@ def test_mongodb_creates_the_services_user_from_the_secrets_the_services_log_in_
 
 def test_every_container_restarts_unless_stopped_and_services_stop_gracefully() -> None:
     for name, service in _compose_services().items():
+        if name == "kafka-setup" or service.get("profiles"):  # run once, or by hand
+            continue
         assert service.get("restart") in ("unless-stopped", "always"), name
     for name in SERVICE_NAMES:
         grace = str(_compose_service(name)["stop_grace_period"])
