@@ -193,12 +193,12 @@ class ConsumerLag:
     async def run(self, every: float = REFRESH_SECONDS) -> None:
         try:
             while True:
-                await self._round()
+                await self.round()
                 await asyncio.sleep(every)
         finally:
             await self.offsets.close()
 
-    async def _round(self) -> None:
+    async def round(self) -> None:
         try:
             # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes as the
             # answer is ready, so this loop would hold the service's shutdown forever.

@@ -1,0 +1,180 @@
+"""What every service starts with, made once: settings, store, broker and its delivery policy,
+metrics, the clock, periodic work, and the HTTP app (/healthz, /metrics, offline /docs).
+
+A service's ``main.py`` wires with it and nothing else::
+
+    service = Service("router", settings, clock=clock)
+    cases = CaseStore(service.documents)
+    service.context(cases=..., routing=...)   # what handlers get from the broker's context
+    return service.app(title="Qinglian router", topics=..., routers=[routes(service.group_id)])
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaRouter
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from services.common.broker import ensure_topics, make_broker
+from services.common.consuming import Delivery
+from services.common.docs import app_with_offline_docs
+from services.common.documents import Documents, MongoDocuments
+from services.common.lag import REFRESH_SECONDS, BrokerOffsets, ConsumerLag
+from services.common.settings import ServiceSettings
+from services.common.store import connect, database
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Task = Callable[[], Awaitable[None]]
+
+
+def system_clock() -> datetime:
+    """The time, in UTC. Services take a ``Clock`` so that tests can set it."""
+    return datetime.now(UTC)
+
+
+async def run_every(seconds: float, task: Task, *, what: str) -> None:
+    """Run ``task`` now and every ``seconds`` after, until cancelled. A round that fails is
+    logged (once until one succeeds again) and the next round tries again."""
+    failing = False
+    while True:
+        try:
+            await task()
+        except Exception:
+            if not failing:
+                logger.exception("%s failed; trying again every %.0f s", what, seconds)
+            failing = True
+        else:
+            if failing:
+                logger.info("%s works again", what)
+            failing = False
+        await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    seconds: float
+    task: Task
+    what: str
+
+
+class Service:
+    """One running service: made from its settings, wired in its ``main.py``."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        *,
+        clock: Clock = system_clock,
+        documents: Documents | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = clock
+        self.registry = CollectorRegistry()
+        self.mongo = connect(settings)
+        self.documents = documents or MongoDocuments(database(self.mongo, settings))
+        self.broker = make_broker(settings, service=name, registry=self.registry)
+        self.delivery = Delivery(
+            service=name,
+            broker=self.broker,
+            max_attempts=settings.max_handler_attempts,
+            max_pause=settings.retry_backoff_max_seconds,
+            registry=self.registry,
+        )
+        self.group_id = settings.consumer_group(name)
+        self.periodic: list[Periodic] = []
+        self.on_start: list[Task] = [self.documents.prepare]
+
+    def context(self, **values: Any) -> None:
+        """Put values in the broker's context, where handlers ask for them by name."""
+        for name, value in values.items():
+            self.broker.context.set_global(name, value)
+
+    def every(self, seconds: float, task: Task, *, what: str) -> None:
+        """Run ``task`` every ``seconds`` while the service runs."""
+        self.periodic.append(Periodic(seconds, task, what))
+
+    def app(
+        self,
+        *,
+        title: str,
+        topics: Iterable[str],
+        routers: Sequence[KafkaRouter] = (),
+        apis: Sequence[APIRouter] = (),
+    ) -> FastAPI:
+        """The service's HTTP app; its lifespan creates the topics, runs the start hooks,
+        starts the broker and the periodic tasks, and on shutdown stops them in reverse
+        (in-flight handlers finish and commit before the store client closes)."""
+        for router in routers:
+            self.broker.include_router(router)
+        lag = ConsumerLag(self.broker, self.registry, BrokerOffsets(self.settings))
+        every = [*self.periodic, Periodic(REFRESH_SECONDS, lag.round, "reading the consumer lag")]
+        lifespan = self._lifespan(tuple(topics), every, stop=lag.offsets.close)
+        app = app_with_offline_docs(title=title, lifespan=lifespan)
+        app.state.broker = self.broker  # for the AsyncAPI document (tools/generate_contracts.py)
+        app.state.service = self
+        app.include_router(self._operations())
+        for api in apis:
+            app.include_router(api)
+        return app
+
+    def _lifespan(
+        self, topics: tuple[str, ...], every: list[Periodic], *, stop: Task
+    ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await ensure_topics(self.settings, topics)
+            for hook in self.on_start:
+                await hook()
+            await self.broker.start()
+            tasks = [asyncio.create_task(run_every(p.seconds, p.task, what=p.what)) for p in every]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await stop()
+                await self.broker.stop()
+                await self.mongo.close()
+
+        return lifespan
+
+    def _operations(self) -> APIRouter:
+        operations = APIRouter(tags=["operations"])
+
+        @operations.get("/healthz", summary="Broker and store reachable")
+        async def healthz() -> JSONResponse:
+            kafka_ok = await self.broker.ping(timeout=2.0)
+            try:
+                await self.mongo.admin.command("ping")
+                store_ok = True
+            except Exception:  # any failure means "not healthy"; the store's log says why
+                store_ok = False
+            healthy = kafka_ok and store_ok
+            return JSONResponse(
+                {
+                    "status": "ok" if healthy else "unavailable",
+                    "kafka": kafka_ok,
+                    "store": store_ok,
+                },
+                status_code=200 if healthy else 503,
+            )
+
+        @operations.get("/metrics", summary="Prometheus metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return operations
