@@ -47,8 +47,8 @@ from tests.waiting import eventually
 CONTACT_DETAILS = "联系电话13800138000"
 """Looks like what a complainant might write anywhere; must never come back in an answer."""
 
-SHANGHAI_EVENING = "2026-11-20T20:15:00"
-"""A past wall-clock time without an offset: hospital time, 12:15 UTC."""
+SHANGHAI_EVENING = "2026-11-20T20:15:00+08:00"
+"""A past evening in hospital time: 12:15 UTC."""
 
 
 def path_of(kind: EventKind) -> str:
@@ -313,7 +313,7 @@ async def test_text_travels_as_utf8_chinese_on_the_topic(
     assert body["description"].encode("utf-8") in record.value
 
 
-async def test_a_time_without_an_offset_is_read_as_hospital_time(
+async def test_a_time_with_its_offset_is_published_as_the_same_instant(
     intake: RunningIntake, portal_key: str, bootstrap: str
 ) -> None:
     body = complaint(occurred_at=SHANGHAI_EVENING)
@@ -813,6 +813,18 @@ BAD_SUBMISSIONS: list[BadCase] = [
     ("red_envelope_surrender", lambda: sample("red_envelope_surrender", amount_cny="-600"), set()),
     ("kpi_observation", lambda: sample("kpi_observation", value="很高"), {"body.value"}),
     ("visitor_log", lambda: sample("visitor_log", ended_at="2026-11-20T13:00:00+08:00"), set()),
+    # What the JSON Schemas say, and nothing looser: a number is not a time, "yes" no boolean.
+    ("complaint", lambda: complaint(occurred_at=12345), {"body.occurred_at"}),
+    ("complaint", lambda: complaint(occurred_at="2026-11-20T20:15:00"), {"body.occurred_at"}),
+    ("complaint", lambda: complaint(anonymous="yes"), {"body.anonymous"}),
+    ("complaint", lambda: complaint(anonymous=1), {"body.anonymous"}),
+    ("visitor_log", lambda: sample("visitor_log", started_at=0), {"body.started_at"}),
+    ("training_held", lambda: sample("training_held", held_on=20261112), {"body.held_on"}),
+    (
+        "prescription_ranking",
+        lambda: sample("prescription_ranking", justified="false"),
+        {"body.justified"},
+    ),
 ]
 
 
@@ -835,6 +847,13 @@ BAD_SUBMISSIONS: list[BadCase] = [
         "negative-surrendered-amount",
         "kpi-value-as-text",
         "visit-ending-before-it-starts",
+        "occurred-at-as-a-number",
+        "occurred-at-without-a-time-zone",
+        "anonymous-as-yes",
+        "anonymous-as-1",
+        "visit-start-as-a-number",
+        "study-day-as-a-number",
+        "justified-as-text",
     ],
 )
 async def test_bad_input_is_refused_naming_the_field_and_nothing_is_published(
@@ -1221,6 +1240,26 @@ async def test_a_batch_answers_each_item_in_order_and_publishes_only_the_accepte
     assert with_event_id(ratings, event_id_of(invalid)) == []
     assert with_event_id(findings, event_id_of(not_in_scope)) == []
     assert with_event_id(complaints, event_id_of(other_source)) == []
+
+
+async def test_a_batch_refuses_a_loosely_typed_item_like_its_own_endpoint(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    loose = complaint(source_system="portal", occurred_at=12345, anonymous="yes")
+    good = complaint(source_system="portal")
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.post("/v1/batch", {"events": [loose, good]}, key=portal_key)
+
+    assert response.status_code == 200, response.text
+    refused, accepted = response.json()["results"]
+    assert refused["status"] == "invalid"
+    assert {p["field"] for p in refused["problems"]} == {
+        "complaint.occurred_at",
+        "complaint.anonymous",
+    }
+    assert accepted["status"] == "accepted"
+    assert await published(bootstrap, topics.COMPLAINTS, before, event_id_of(loose)) == []
 
 
 async def test_a_batch_of_more_than_500_events_is_refused_naming_the_events(
