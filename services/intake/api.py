@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field, JsonValue, TypeAdapter, ValidationError
 
 from schemas import topics
-from schemas.base import Submission
+from schemas.base import Contract, Submission
+from schemas.case import CaseId
 from schemas.catalogue import CATALOGUE, AnySubmission, EventKind
 from schemas.dead_letter import Problem
 from schemas.follow_up import FollowUpText, ReporterAddition, ReporterReply
@@ -124,12 +125,12 @@ class FollowUpView(BaseModel):
     replies: list[dict[str, Any]]
 
 
-class Addition(BaseModel):
+class Addition(Contract):
     text: FollowUpText
 
 
-class ReplyRequest(BaseModel):
-    case_id: str
+class ReplyRequest(Contract):
+    case_id: CaseId
     text: FollowUpText
 
 

@@ -25,7 +25,7 @@ from pymongo import AsyncMongoClient
 
 from schemas import topics
 from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
-from schemas.case import CaseUpdated
+from schemas.case import CaseUpdated, derive_case_id
 from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
 from schemas.follow_up import ReporterAddition
@@ -740,6 +740,94 @@ async def test_a_reporters_addition_is_published_naming_the_complaint(
     mine = [a for a in additions if a.complaint_event_id == received.event_id]
     assert [a.text for a in mine] == [text]
     assert code not in response.text
+
+
+BLANK_TEXT = "\u3000 \u3000"
+"""Only spaces (ideographic ones, as a Chinese keyboard types them): no text at all."""
+
+
+def logged_text(caplog: pytest.LogCaptureFixture) -> str:
+    """Every log line written, with tracebacks, as one text."""
+    lines = [caplog.text, *(record.getMessage() for record in caplog.records)]
+    assert len(lines) > 2, "nothing was logged: the log check would prove nothing"
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("endpoint", ["additions", "replies"])
+async def test_a_text_of_only_spaces_is_refused_at_the_text_and_not_logged(
+    intake: RunningIntake,
+    portal_key: str,
+    bootstrap: str,
+    caplog: pytest.LogCaptureFixture,
+    endpoint: str,
+) -> None:
+    received, code = await accepted_complaint(intake, portal_key, bootstrap)
+    case_id = derive_case_id(received.event_id)
+    office_key = await intake.key_for("conduct-office", {"follow_up_reply"})
+    body, headers, topic, mark = {
+        "additions": (
+            {"text": BLANK_TEXT},
+            {"X-Follow-Up-Code": code},
+            topics.REPORTER_ADDITIONS,
+            str(received.event_id),
+        ),
+        "replies": (
+            {"case_id": case_id, "text": BLANK_TEXT},
+            {"X-API-Key": office_key},
+            topics.REPORTER_REPLIES,
+            case_id,
+        ),
+    }[endpoint]
+    before = await end_offsets(bootstrap, topic)
+
+    with every_log_record_at_debug(caplog):
+        response = await intake.client.post(f"/v1/follow-up/{endpoint}", json=body, headers=headers)
+        await intake.client.get("/healthz")  # something to log, whatever the answer
+
+    assert response.status_code == 422, response.text
+    assert fields(response) == {"body.text"}
+    published_after = await published_since(bootstrap, topic, before)
+    assert [record for record in published_after if mark.encode() in record.value] == []
+    logs = logged_text(caplog)
+    for form in echoes_of(BLANK_TEXT):
+        assert form not in logs
+
+
+async def test_what_reporters_and_the_office_write_never_reaches_a_log_line(
+    intake: RunningIntake, portal_key: str, bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    received, code = await accepted_complaint(intake, portal_key, bootstrap)
+    case = await route(bootstrap, received)
+    office_key = await intake.key_for("conduct-office", {"follow_up_reply"})
+
+    async def routed() -> bool:
+        return await intake.store.complaint_of_case(case.case_id) is not None
+
+    await eventually(routed, within=30, what="intake to see the complaint's case")
+    addition, reply = "补充：收红包的医生姓名缩写为ZQ。", "已收到补充材料，我们会核实ZQ相关情况。"
+    overlong = "补充" + "很长" * 2600
+
+    with every_log_record_at_debug(caplog):
+        answers = [
+            await intake.client.post(
+                "/v1/follow-up/additions", json={"text": text}, headers={"X-Follow-Up-Code": code}
+            )
+            for text in (addition, overlong)
+        ] + [
+            await intake.client.post(
+                "/v1/follow-up/replies",
+                json={"case_id": case.case_id, "text": text},
+                headers={"X-API-Key": office_key},
+            )
+            for text in (reply, overlong)
+        ]
+        await intake.client.get("/v1/follow-up", headers={"X-Follow-Up-Code": code})
+
+    assert [answer.status_code for answer in answers] == [202, 422, 202, 422]
+    logs = logged_text(caplog)
+    for text in (addition, reply, overlong, code):
+        for form in echoes_of(text):
+            assert form not in logs
 
 
 async def test_a_wrong_code_and_a_never_issued_code_get_the_identical_answer(
