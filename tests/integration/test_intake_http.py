@@ -6,11 +6,15 @@ store) with a real API key, and checks what was published by reading the topics.
 
 import json
 import logging
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +25,8 @@ from bson.raw_bson import RawBSONDocument
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import topics
 from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
@@ -30,8 +35,9 @@ from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
 from schemas.follow_up import ReporterAddition
 from services.common.store import Document
-from services.common.tokens import new_token, token_id
-from services.intake.crypto import API_KEY_PREFIX, new_follow_up_code
+from services.common.tokens import new_token, token_digest, token_id
+from services.intake.crypto import API_KEY_PREFIX, new_follow_up_code, new_key
+from services.intake.wrong_codes import code_group
 from tests.conftest import InfraSettings
 from tests.factories import routed_case
 from tests.integration.intake_app import RunningIntake, intake_settings, running_intake
@@ -42,6 +48,7 @@ from tests.integration.kafka_reading import (
     published_since,
     with_event_id,
 )
+from tests.services import launch, stop_gracefully, wait_healthy
 from tests.waiting import eventually
 
 CONTACT_DETAILS = "联系电话13800138000"
@@ -846,6 +853,16 @@ async def test_a_wrong_code_and_a_never_issued_code_get_the_identical_answer(
     assert right.status_code == 200, right.text
 
 
+def codes_in_the_group_of(code: str, count: int) -> list[str]:
+    """New codes that wrong-code counting puts with ``code`` (whose attempts count together)."""
+    found: list[str] = []
+    while len(found) < count:
+        candidate = new_follow_up_code()
+        if code_group(candidate) == code_group(code):
+            found.append(candidate)
+    return found
+
+
 async def test_after_too_many_wrong_codes_even_the_right_code_is_refused_for_that_client(
     infra: InfraSettings, unique: str, store: object, bootstrap: str
 ) -> None:
@@ -855,7 +872,10 @@ async def test_after_too_many_wrong_codes_even_the_right_code_is_refused_for_tha
         _, code = await accepted_complaint(limited, key, bootstrap)
         async with client_at(limited, "203.0.113.9") as guesser:
             assert (await follow_up(guesser, code)).status_code == 200
-            wrong = [(await follow_up(guesser, new_follow_up_code())).status_code for _ in range(3)]
+            wrong = [
+                (await follow_up(guesser, guess)).status_code
+                for guess in codes_in_the_group_of(code, 3)
+            ]
             right = await follow_up(guesser, code)
             addition = await guesser.post(
                 "/v1/follow-up/additions", json={"text": "补充"}, headers={"X-Follow-Up-Code": code}
@@ -867,6 +887,157 @@ async def test_after_too_many_wrong_codes_even_the_right_code_is_refused_for_tha
     assert right.status_code == 429, right.text
     assert addition.status_code == 429, addition.text
     assert elsewhere.status_code == 200, elsewhere.text
+
+
+async def test_wrong_codes_count_at_every_intake_on_the_store_and_through_a_restart(
+    infra: InfraSettings, unique: str, store: object, bootstrap: str
+) -> None:
+    config = intake_settings(infra, unique, follow_up_failures_allowed=3)
+    async with running_intake(config) as first, running_intake(config) as second:
+        _, code = await accepted_complaint(first, await first.key_for("portal"), bootstrap)
+        guesses = codes_in_the_group_of(code, 3)
+        async with client_at(first, "203.0.113.21") as at_first:
+            wrong_at_first = [
+                (await follow_up(at_first, guess)).status_code for guess in guesses[:2]
+            ]
+        async with client_at(second, "203.0.113.21") as at_second:
+            wrong_at_second = (await follow_up(at_second, guesses[2])).status_code
+            right_at_second = (await follow_up(at_second, code)).status_code
+        async with client_at(first, "203.0.113.21") as at_first:
+            right_at_first = (await follow_up(at_first, code)).status_code
+    async with running_intake(config) as restarted:
+        async with client_at(restarted, "203.0.113.21") as guesser:
+            right_after_restart = (await follow_up(guesser, code)).status_code
+        async with client_at(restarted, "203.0.113.22") as reporter:
+            elsewhere = (await follow_up(reporter, code)).status_code
+
+    assert wrong_at_first == [404, 404]
+    assert wrong_at_second == 404
+    assert (right_at_second, right_at_first, right_after_restart) == (429, 429, 429)
+    assert elsewhere == 200
+
+
+async def test_wrong_codes_from_one_address_lock_out_only_codes_of_their_own_group(
+    infra: InfraSettings, unique: str, store: object, bootstrap: str
+) -> None:
+    """Behind one address (a proxy, the hospital's Wi-Fi) are many reporters: one guesser's
+    wrong codes must not lock every one of them out."""
+    config = intake_settings(infra, unique, follow_up_failures_allowed=3)
+    async with running_intake(config) as limited:
+        key = await limited.key_for("portal")
+        _, code = await accepted_complaint(limited, key, bootstrap)
+        _, other_code = await accepted_complaint(limited, key, bootstrap)
+        while code_group(other_code) == code_group(code):
+            _, other_code = await accepted_complaint(limited, key, bootstrap)
+        async with client_at(limited, "198.51.100.80") as shared_address:
+            wrong = [
+                (await follow_up(shared_address, guess)).status_code
+                for guess in codes_in_the_group_of(other_code, 3)
+            ]
+            other_group_right = await follow_up(shared_address, other_code)
+            right = await follow_up(shared_address, code)
+
+    assert wrong == [404, 404, 404]
+    assert other_group_right.status_code == 429, other_group_right.text
+    assert right.status_code == 200, right.text
+
+
+async def test_the_store_keeps_neither_a_wrong_code_nor_the_address_it_came_from(
+    infra: InfraSettings, unique: str, store: AsyncDatabase[Document], bootstrap: str
+) -> None:
+    config = intake_settings(infra, unique)
+    wrong_codes = [new_follow_up_code() for _ in range(3)]
+    address = "192.0.2.77"
+    async with running_intake(config) as running, client_at(running, address) as guesser:
+        answers = [(await follow_up(guesser, code)).status_code for code in wrong_codes]
+
+    assert answers == [404, 404, 404]
+    raw = store.with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
+    stored = [
+        document.raw
+        for name in await raw.list_collection_names()
+        async for document in raw[name].find()
+    ]
+    assert stored, "nothing stored: the check would prove nothing"
+    for secret in [*wrong_codes, address, token_digest(wrong_codes[0])]:
+        assert not any(secret.encode() in document for document in stored)
+
+
+# --- 6b. the client address behind a proxy (intake as a real process: uvicorn reads the headers)
+
+
+@dataclass
+class IntakeProcess:
+    url: str
+    log: Path
+
+
+@contextmanager
+def intake_process(
+    infra: InfraSettings, logs: Path, **settings_env: str
+) -> Iterator[IntakeProcess]:
+    """``python -m services.intake`` on a free port, with its own database (dropped after)."""
+    run_id = uuid.uuid4().hex[:12]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("QINGLIAN_")},
+        "QINGLIAN_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "QINGLIAN_MONGO_URL": infra.mongo_url,
+        "QINGLIAN_MONGO_DB": f"test_{run_id}",
+        "QINGLIAN_KAFKA_GROUP_PREFIX": f"test-{run_id}-",
+        "QINGLIAN_CONTACT_KEY": new_key(),
+        **settings_env,
+    }
+    log = logs / "intake.log"
+    process = launch("intake", port, env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy("intake", url, process, log)
+        yield IntakeProcess(url, log)
+    finally:
+        stop_gracefully({"intake": process}, logs)
+        mongo: MongoClient[Document] = MongoClient(infra.mongo_url)
+        mongo.drop_database(env["QINGLIAN_MONGO_DB"])
+        mongo.close()
+
+
+def guess_with_forwarded_for(url: str, codes: list[str], forwarded_for: list[str]) -> list[int]:
+    """Wrong codes sent from this machine, each with its own X-Forwarded-For header."""
+    with httpx.Client(base_url=url) as client:
+        return [
+            client.get(
+                "/v1/follow-up", headers={"X-Follow-Up-Code": code, "X-Forwarded-For": claimed}
+            ).status_code
+            for code, claimed in zip(codes, forwarded_for, strict=True)
+        ]
+
+
+def test_a_forwarded_for_header_from_an_untrusted_address_does_not_reset_the_count(
+    infra: InfraSettings, tmp_path: Path
+) -> None:
+    guesses = codes_in_the_group_of(new_follow_up_code(), 11)
+    claimed = [f"198.51.100.{n}" for n in range(1, 12)]
+
+    with intake_process(infra, tmp_path) as intake:  # no proxy configured: trust no header
+        answers = guess_with_forwarded_for(intake.url, guesses, claimed)
+
+    assert answers == [404] * 10 + [429]
+
+
+def test_a_configured_proxys_forwarded_for_names_the_client(
+    infra: InfraSettings, tmp_path: Path
+) -> None:
+    guesses = codes_in_the_group_of(new_follow_up_code(), 12)
+    guesser, reporter = "198.51.100.7", "198.51.100.8"
+
+    with intake_process(infra, tmp_path, QINGLIAN_TRUSTED_PROXIES="127.0.0.1") as intake:
+        answers = guess_with_forwarded_for(
+            intake.url, guesses, [guesser] * 11 + [f"{guesser}, {reporter}"]
+        )
+
+    assert answers == [404] * 10 + [429, 404]
 
 
 # --- 7. bad input --------------------------------------------------------------------------------
