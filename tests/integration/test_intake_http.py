@@ -4,6 +4,7 @@ Every test talks to a running intake (its lifespan connected to Kafka and the Mo
 store) with a real API key, and checks what was published by reading the topics.
 """
 
+import asyncio
 import json
 import logging
 import os
@@ -942,6 +943,31 @@ async def test_wrong_codes_from_one_address_lock_out_only_codes_of_their_own_gro
     assert right.status_code == 200, right.text
 
 
+async def test_wrong_codes_sent_all_at_once_are_not_all_answered(
+    infra: InfraSettings, unique: str, store: object, bootstrap: str
+) -> None:
+    config = intake_settings(infra, unique, follow_up_failures_allowed=3)
+    async with running_intake(config) as first, running_intake(config) as second:
+        _, code = await accepted_complaint(first, await first.key_for("portal"), bootstrap)
+        guesses = codes_in_the_group_of(code, 16)
+        async with (
+            client_at(first, "203.0.113.50") as at_first,
+            client_at(second, "203.0.113.50") as at_second,
+        ):
+            answers = await asyncio.gather(
+                *(
+                    follow_up(at_first if n % 2 else at_second, guess)
+                    for n, guess in enumerate(guesses)
+                )
+            )
+            right = await follow_up(at_first, code)
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert set(statuses) <= {404, 429}, statuses
+    assert 1 <= statuses.count(404) <= 3, statuses
+    assert right.status_code == 429, right.text
+
+
 async def test_the_store_keeps_neither_a_wrong_code_nor_the_address_it_came_from(
     infra: InfraSettings, unique: str, store: AsyncDatabase[Document], bootstrap: str
 ) -> None:
@@ -1391,12 +1417,19 @@ def mutated_complaints(draw: st.DrawFn) -> dict[str, Any]:
 
 
 PATHS = [*(path_of(kind) for kind in CATALOGUE), "/v1/batch"]
+replies = st.fixed_dictionaries(
+    {
+        "case_id": st.just("CASE-0123456789ABCDEF0123") | marked_text,
+        "text": st.text(" \t\n\u3000\u00a0\u2003", max_size=4) | marked_text,
+    }
+)
 requests = st.one_of(
     st.tuples(st.just(COMPLAINTS), mutated_complaints()),
     st.tuples(st.sampled_from(PATHS), arbitrary_objects),
     st.tuples(
         st.just("/v1/batch"), st.builds(lambda item: {"events": [item]}, mutated_complaints())
     ),
+    st.tuples(st.just("/v1/follow-up/replies"), replies | arbitrary_objects),
 )
 
 
