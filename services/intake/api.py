@@ -10,12 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel, Field, JsonValue, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from schemas import topics
 from schemas.base import Contract, Submission
 from schemas.case import CaseId
-from schemas.catalogue import CATALOGUE, AnySubmission, EventKind
+from schemas.catalogue import ANY_SUBMISSION, CATALOGUE, EventKind
 from schemas.dead_letter import Problem
 from schemas.follow_up import FollowUpText, ReporterAddition, ReporterReply
 from services.common.tokens import token_digest
@@ -26,7 +26,6 @@ from services.intake.repository import IntakeStore
 from services.intake.wrong_codes import WrongCodeLimit
 
 MAX_BATCH_EVENTS = 500
-_any_submission: TypeAdapter[AnySubmission] = TypeAdapter(AnySubmission)
 
 
 class Receipt(BaseModel):
@@ -66,7 +65,7 @@ _ERROR_DESCRIPTIONS = {
     422: "Invalid: each problem names the field and the reason.",
     503: "Kafka or the store is unavailable; nothing was accepted.",
     404: "Not found.",
-    429: "Too many wrong follow-up codes from this address (for codes like this one).",
+    429: "Too many wrong follow-up codes from this address for codes of this code's group.",
 }
 
 
@@ -172,7 +171,7 @@ def build_api(
         valid: list[tuple[int, Submission]] = []
         for index, item in enumerate(batch.events):
             try:
-                submission: Submission = _any_submission.validate_python(item)
+                submission: Submission = ANY_SUBMISSION.validate_python(item)
             except ValidationError as error:
                 problems = problems_of(error.errors(include_input=False))
                 results[index] = BatchItemResult(
@@ -204,11 +203,12 @@ def build_api(
         str, Header(alias="X-Follow-Up-Code", description="The code given with the complaint.")
     ]
 
-    too_many = HTTPException(
-        status.HTTP_429_TOO_MANY_REQUESTS,
-        "too many wrong follow-up codes; try again later",
-        headers={"Retry-After": str(int(wrong_codes.window.total_seconds()))},
-    )
+    def too_many() -> HTTPException:
+        return HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many wrong follow-up codes; try again later",
+            headers={"Retry-After": str(int(wrong_codes.window.total_seconds()))},
+        )
 
     async def find_follow_up(request: Request, code: str) -> dict[str, Any]:
         """The follow-up for a code. Past the wrong codes allowed, a client gets 429 for the
@@ -217,12 +217,12 @@ def build_api(
         key = wrong_codes.key(request.client.host if request.client else "unknown", code)
         now = datetime.now(UTC)
         if await wrong_codes.exhausted(key, now=now):
-            raise too_many
+            raise too_many()
         follow_up = await store.follow_up(token_digest(code))
         if follow_up is not None:
             return follow_up
         if not await wrong_codes.still_allowed_after(key, now=now):
-            raise too_many
+            raise too_many()
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no complaint has this follow-up code")
 
     @api.get(

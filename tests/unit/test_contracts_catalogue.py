@@ -17,17 +17,23 @@ import jsonschema_rs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 import schemas
 from schemas import topics
 from schemas.base import Event, Submission, derive_event_id
 from schemas.case import derive_case_id
-from schemas.catalogue import BY_TYPE, CATALOGUE, AnySubmission, EventKind, EventType
+from schemas.catalogue import (
+    ANY_SUBMISSION,
+    BY_TYPE,
+    CATALOGUE,
+    AnySubmission,
+    EventKind,
+    EventType,
+)
 from schemas.complaint import ComplaintReceived, ComplaintSubmission
 from schemas.satisfaction import SatisfactionReceived
 
-ANY_SUBMISSION: TypeAdapter[AnySubmission] = TypeAdapter(AnySubmission)
 RECEIVED_AT = datetime(2026, 12, 20, 1, 30, tzinfo=UTC)
 
 # The case a complaint from the mailbox clerk opened; the finding below closes it.
@@ -836,7 +842,7 @@ LOOSELY_TYPED = [
 ]
 
 
-def _both_paths(body: dict[str, Any]) -> tuple[ValidationError | None, ValidationError | None]:
+def _both_paths(body: object) -> tuple[ValidationError | None, ValidationError | None]:
     """What HTTP (Python objects) and the raw topic (JSON bytes) make of one record."""
     try:
         ANY_SUBMISSION.validate_python(body)
@@ -938,6 +944,27 @@ def _retyped_submissions(draw: st.DrawFn) -> dict[str, Any]:
     for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True)):
         body[name] = draw(_JSON_VALUES)
     return body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source_system": "portal", "description": "举报人电话13911112222"},
+        {"event_type": "kickback_ledger", "note": "举报人电话13911112222"},
+        {**EXAMPLES["complaint"], "event_type": "complaint", "anonymous": "举报人电话13911112222"},
+        {**EXAMPLES["complaint"], "event_type": "complaint", "channel": None, "occurred_at": 5},
+        "举报人电话13911112222",
+    ],
+    ids=["no-event-type", "unknown-event-type", "wrong-field", "missing-field", "not-an-object"],
+)
+def test_a_refusal_printed_whole_shows_none_of_the_record(body: object) -> None:
+    refusals = [error for error in _both_paths(body) if error is not None]
+
+    assert len(refusals) == 2
+    for refused in refusals:
+        printed = f"{refused}\n{refused!r}"
+        for private in ("13911112222", "13800138000", "S20931", "回扣"):
+            assert private not in printed
 
 
 @settings(max_examples=400, deadline=None)
