@@ -1,5 +1,6 @@
 """What every event carries, and the types the contracts share."""
 
+import re
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -31,8 +33,38 @@ EARLIEST_DAY = date(1970, 1, 1)
 (and years near 0 or 9999 break date arithmetic: a bar of two years, a month's start)."""
 
 
-def _assume_hospital_time(value: datetime) -> datetime:
-    """Hospital systems often send local wall-clock time; read it as hospital time."""
+# What the published JSON Schemas promise ("format": "date-time" and "date", RFC 3339), and
+# no more: pydantic alone would also read numbers as seconds since 1970, times without a zone,
+# a space for the "T", a day for a time. ASCII digits only, and no newline after the end.
+_RFC_3339_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _rfc_3339_text(value: object) -> object:
+    """JSON carries a time as RFC 3339 text with its offset; code may pass a datetime."""
+    if isinstance(value, datetime) or (
+        isinstance(value, str) and _RFC_3339_DATE_TIME.fullmatch(value)
+    ):
+        return value
+    raise ValueError(
+        "must be an RFC 3339 date-time with its time zone, e.g. 2026-11-20T14:30:00+08:00"
+    )
+
+
+def _iso_day_text(value: object) -> object:
+    """JSON carries a day as YYYY-MM-DD; code may pass a date."""
+    if (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and _ISO_DAY.fullmatch(value)
+    ):
+        return value
+    raise ValueError("must be a day written YYYY-MM-DD, e.g. 2026-11-20")
+
+
+def _aware_and_not_too_early(value: datetime) -> datetime:
+    # Only a datetime object from code can lack a zone (text without one is refused above):
+    # read it as hospital time.
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=HOSPITAL_TIME_ZONE)
     if value < datetime(EARLIEST_DAY.year, 1, 1, tzinfo=UTC):
@@ -51,11 +83,15 @@ def _not_too_early(value: date) -> date:
     return value
 
 
-EventTime = Annotated[datetime, AfterValidator(_assume_hospital_time)]
-"""A point in time, not before 1970; without an offset it is read as hospital time
-(Asia/Shanghai)."""
-EventDay = Annotated[date, AfterValidator(_not_too_early)]
-"""A calendar day, not before 1970."""
+EventTime = Annotated[
+    datetime, BeforeValidator(_rfc_3339_text), AfterValidator(_aware_and_not_too_early)
+]
+"""A point in time, not before 1970: in JSON, RFC 3339 text with its time zone
+("2026-11-20T14:30:00+08:00", "2026-11-20T06:30:00Z"), never a number."""
+EventDay = Annotated[date, BeforeValidator(_iso_day_text), AfterValidator(_not_too_early)]
+"""A calendar day, not before 1970: in JSON, "YYYY-MM-DD", never a number or a time."""
+Flag = Annotated[bool, Field(strict=True)]
+"""Yes or no: JSON's true or false, not "yes", "true", 1 or 0."""
 YEAR_PATTERN = r"(19[7-9][0-9]|[2-9][0-9]{3})"
 """A year from 1970, for month and period patterns."""
 
@@ -70,9 +106,15 @@ AmountCNY = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
 
 class Contract(BaseModel):
-    """A message contract: unknown fields are refused, instances never change."""
+    """A message contract: unknown fields are refused, instances never change.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    Its validation errors never show the values they refuse (they may be a complainant's
+    words), even when printed in a traceback.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, hide_input_in_errors=True
+    )
 
 
 class Submission(Contract):

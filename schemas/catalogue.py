@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from schemas import topics
 from schemas.base import Event, Submission
@@ -270,3 +277,8 @@ AnySubmission = Annotated[
 
 Errors inside a record are located under its type, e.g. ``("satisfaction", "score")``.
 """
+
+ANY_SUBMISSION: TypeAdapter[AnySubmission] = TypeAdapter(
+    AnySubmission, config=ConfigDict(hide_input_in_errors=True)
+)
+"""Reads a submission of any type; its errors, even printed whole, show none of the values."""

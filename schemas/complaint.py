@@ -4,7 +4,7 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, StringConstraints, model_validator
 
-from schemas.base import AmountCNY, Code, Contract, Event, Submission
+from schemas.base import AmountCNY, Code, Contract, Event, Flag, Submission
 from schemas.labels import LabelledEnum
 
 
@@ -57,7 +57,7 @@ class ComplaintFacts(Contract):
     accused_department: Code | None = None
     description: Description = Field(description="What happened, in the complainant's words.")
     amount_cny: AmountCNY | None = Field(default=None, description="Amount involved, in yuan.")
-    anonymous: bool = False
+    anonymous: Flag = False
 
 
 class ComplaintSubmission(Submission, ComplaintFacts):
@@ -82,6 +82,6 @@ class ComplaintReceived(Event, ComplaintFacts):
 
     event_type: Literal["complaint"] = "complaint"
     schema_version: Literal[1] = 1
-    contact_on_file: bool = Field(
+    contact_on_file: Flag = Field(
         default=False, description="Intake holds the complainant's contact details (encrypted)."
     )

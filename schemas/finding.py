@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from schemas.base import AmountCNY, Code, Contract, Event, Submission
+from schemas.base import AmountCNY, Code, Contract, Event, Flag, Submission
 from schemas.case import CaseId
 from schemas.complaint import ComplaintCategory
 
@@ -34,7 +34,7 @@ CompanyName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 class InvestigationFindingFacts(Contract):
     case_id: CaseId
-    substantiated: bool = Field(description="查实: the investigation confirmed the breach.")
+    substantiated: Flag = Field(description="查实: the investigation confirmed the breach.")
     confirmed_categories: ConfirmedCategories = Field(
         default=(), description="What was confirmed; empty exactly when not substantiated."
     )
@@ -44,8 +44,8 @@ class InvestigationFindingFacts(Contract):
     confirmed_amount_cny: AmountCNY | None = Field(
         default=None, description="Amount confirmed by the investigation, in yuan."
     )
-    severe_social_impact: bool = Field(default=False, description="造成严重社会影响.")
-    suspected_crime: bool = Field(default=False, description="涉嫌犯罪.")
+    severe_social_impact: Flag = Field(default=False, description="造成严重社会影响.")
+    suspected_crime: Flag = Field(default=False, description="涉嫌犯罪.")
     company_code: Code | None = Field(
         default=None, description="The company involved in a benefit transfer, if any."
     )

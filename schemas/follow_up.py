@@ -7,7 +7,10 @@ from pydantic import StringConstraints
 
 from schemas.base import Contract, EventTime
 
-FollowUpText = Annotated[str, StringConstraints(min_length=1, max_length=5000)]
+FollowUpText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)
+]
+"""A message's text: surrounding spaces dropped, so a text of spaces alone is no text."""
 
 
 class ReporterAddition(Contract):

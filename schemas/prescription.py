@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from schemas.base import YEAR_PATTERN, Code, Contract, Event, Submission
+from schemas.base import YEAR_PATTERN, Code, Contract, Event, Flag, Submission
 from schemas.labels import LabelledEnum
 
 
@@ -35,7 +35,7 @@ class PrescriptionRankingFacts(Contract):
     item_kind: ItemKind
     month: Month
     rank: Rank
-    justified: bool = Field(description="Pharmacy accepted a clinical justification for the use.")
+    justified: Flag = Field(description="Pharmacy accepted a clinical justification for the use.")
     justification: Justification | None = None
 
 

@@ -7,11 +7,12 @@ missing or empty one stops the service at start; what they hold is kept in priva
 Local runs and tests set none of them: Kafka without authentication, MongoDB without login.
 """
 
+import ipaddress
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import PrivateAttr, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 KafkaSaslMechanism = Literal["SCRAM-SHA-512"]
 
@@ -58,6 +59,10 @@ class ServiceSettings(BaseSettings):
     mongo_db: str = "qinglian"
     http_host: str = "127.0.0.1"
     http_port: int
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    """Addresses or networks of the reverse proxies in front of the service, comma-separated
+    ("10.0.0.5,172.18.0.0/16"): only from them is X-Forwarded-For believed about who the
+    client is. Empty: the connecting address is the client, whatever a header claims."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     retry_backoff_max_seconds: float = 10.0
     """Longest pause before a failed message is handled again."""
@@ -103,6 +108,20 @@ class ServiceSettings(BaseSettings):
             self._mongo_username = read_secret(self.mongo_username_file, "mongo_username_file")
             self._mongo_password = read_secret(self.mongo_password_file, "mongo_password_file")
         return self
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _addresses_or_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for proxy in value if isinstance(value, tuple | list) else ():
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"QINGLIAN_TRUSTED_PROXIES: {proxy!r} is not an IP address or network"
+                ) from None
+        return value
 
     def consumer_group(self, service: str) -> str:
         return f"{self.kafka_group_prefix}{service}"

@@ -107,4 +107,7 @@ def serve(
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's lines go through the JSON handler too
         timeout_graceful_shutdown=30,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 unless told otherwise.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )

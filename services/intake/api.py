@@ -9,15 +9,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
-from limits import RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel, Field, JsonValue, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from schemas import topics
-from schemas.base import Submission
-from schemas.catalogue import CATALOGUE, AnySubmission, EventKind
+from schemas.base import Contract, Submission
+from schemas.case import CaseId
+from schemas.catalogue import ANY_SUBMISSION, CATALOGUE, EventKind
 from schemas.dead_letter import Problem
 from schemas.follow_up import FollowUpText, ReporterAddition, ReporterReply
 from services.common.tokens import token_digest
@@ -25,10 +23,9 @@ from services.intake.acceptance import Acceptance, Result
 from services.intake.auth import FOLLOW_UP_REPLY_SCOPE, CallerDep
 from services.intake.domain import Outcome, problems_of
 from services.intake.repository import IntakeStore
-from services.intake.settings import IntakeSettings
+from services.intake.wrong_codes import WrongCodeLimit
 
 MAX_BATCH_EVENTS = 500
-_any_submission: TypeAdapter[AnySubmission] = TypeAdapter(AnySubmission)
 
 
 class Receipt(BaseModel):
@@ -68,7 +65,7 @@ _ERROR_DESCRIPTIONS = {
     422: "Invalid: each problem names the field and the reason.",
     503: "Kafka or the store is unavailable; nothing was accepted.",
     404: "Not found.",
-    429: "Too many wrong follow-up codes from this address.",
+    429: "Too many wrong follow-up codes from this address for codes of this code's group.",
 }
 
 
@@ -124,12 +121,12 @@ class FollowUpView(BaseModel):
     replies: list[dict[str, Any]]
 
 
-class Addition(BaseModel):
+class Addition(Contract):
     text: FollowUpText
 
 
-class ReplyRequest(BaseModel):
-    case_id: str
+class ReplyRequest(Contract):
+    case_id: CaseId
     text: FollowUpText
 
 
@@ -141,7 +138,7 @@ def build_api(
     acceptance: Acceptance,
     store: IntakeStore,
     publish: Publish,
-    settings: IntakeSettings,
+    wrong_codes: WrongCodeLimit,
     registry: CollectorRegistry,
 ) -> APIRouter:
     api = APIRouter(prefix="/v1")
@@ -150,10 +147,6 @@ def build_api(
         "Submissions received over HTTP, by event type and outcome.",
         ["event_type", "outcome"],
         registry=registry,
-    )
-    wrong_codes = MovingWindowRateLimiter(MemoryStorage())
-    wrong_code_limit = RateLimitItemPerSecond(
-        settings.follow_up_failures_allowed, settings.follow_up_failure_window_seconds
     )
 
     async def submit_one(kind: EventKind, submission: Submission, caller: CallerDep) -> Result:
@@ -178,7 +171,7 @@ def build_api(
         valid: list[tuple[int, Submission]] = []
         for index, item in enumerate(batch.events):
             try:
-                submission: Submission = _any_submission.validate_python(item)
+                submission: Submission = ANY_SUBMISSION.validate_python(item)
             except ValidationError as error:
                 problems = problems_of(error.errors(include_input=False))
                 results[index] = BatchItemResult(
@@ -210,21 +203,27 @@ def build_api(
         str, Header(alias="X-Follow-Up-Code", description="The code given with the complaint.")
     ]
 
+    def too_many() -> HTTPException:
+        return HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many wrong follow-up codes; try again later",
+            headers={"Retry-After": str(int(wrong_codes.window.total_seconds()))},
+        )
+
     async def find_follow_up(request: Request, code: str) -> dict[str, Any]:
-        """The follow-up for a code. Too many wrong codes from one address get 429, whether or
-        not the next code is right, so guessing learns nothing."""
-        client = request.client.host if request.client else "unknown"
-        if not await wrong_codes.test(wrong_code_limit, client):
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                "too many wrong follow-up codes; try again later",
-                headers={"Retry-After": str(settings.follow_up_failure_window_seconds)},
-            )
+        """The follow-up for a code. Past the wrong codes allowed, a client gets 429 for the
+        codes of that group, whether or not the next one is right, so guessing learns nothing.
+        The client is the connecting address (or what a trusted proxy says it is)."""
+        key = wrong_codes.key(request.client.host if request.client else "unknown", code)
+        now = datetime.now(UTC)
+        if await wrong_codes.exhausted(key, now=now):
+            raise too_many()
         follow_up = await store.follow_up(token_digest(code))
-        if follow_up is None:
-            await wrong_codes.hit(wrong_code_limit, client)
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no complaint has this follow-up code")
-        return follow_up
+        if follow_up is not None:
+            return follow_up
+        if not await wrong_codes.still_allowed_after(key, now=now):
+            raise too_many()
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no complaint has this follow-up code")
 
     @api.get(
         "/follow-up",

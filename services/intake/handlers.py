@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from schemas import topics
 from schemas.base import SourceSystem
 from schemas.case import CaseUpdated
-from schemas.catalogue import AnySubmission
+from schemas.catalogue import ANY_SUBMISSION
 from schemas.dead_letter import DeadLetter, Problem
 from services.common.broker import subscribe
 from services.common.raw_senders import RawSender, RawSenders
@@ -24,7 +24,6 @@ from services.intake.crypto import Vault
 from services.intake.domain import Outcome, problems_of
 from services.intake.repository import IntakeStore
 
-_any_submission: TypeAdapter[AnySubmission] = TypeAdapter(AnySubmission)
 _source_system: TypeAdapter[SourceSystem] = TypeAdapter(SourceSystem)
 _DEAD_LETTER_NAMESPACE = uuid.UUID("0d8f4f5e-2c1b-5a7e-8b1d-3e6f9a2c4b70")
 
@@ -104,7 +103,7 @@ def build_routes(
 
     async def accept_raw(message: KafkaMessage, user: str, sender: RawSender) -> None:
         try:
-            submission = _any_submission.validate_json(message.body)
+            submission = ANY_SUBMISSION.validate_json(message.body)
         except ValidationError as error:
             errors = error.errors(include_input=False)
             not_json = any(e["type"] == "json_invalid" for e in errors)

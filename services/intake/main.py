@@ -29,6 +29,7 @@ from services.intake.domain import problems_of
 from services.intake.handlers import build_routes
 from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings
+from services.intake.wrong_codes import WrongCodeLimit
 
 
 async def _validation_error(_: Request, error: Exception) -> JSONResponse:
@@ -130,12 +131,18 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         on_start=store.ensure_indexes,
     )
     app.state.api_keys = ApiKeys(store, cache_seconds=settings.api_key_cache_seconds)
+    wrong_codes = WrongCodeLimit(
+        store,
+        vault,
+        allowed=settings.follow_up_failures_allowed,
+        window=timedelta(seconds=settings.follow_up_failure_window_seconds),
+    )
     app.include_router(
         build_api(
             acceptance=acceptance,
             store=store,
             publish=publish,
-            settings=settings,
+            wrong_codes=wrong_codes,
             registry=registry,
         )
     )

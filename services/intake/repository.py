@@ -1,14 +1,16 @@
 """Intake's own state in MongoDB: accepted events (for idempotency), follow-ups, API keys."""
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
+from uuid import uuid4
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common.store import BULK_CHUNK, Document, retry_transient
 
@@ -22,6 +24,7 @@ class IntakeStore:
         self.follow_ups = db["intake_follow_ups"]
         self.follow_up_codes = db["intake_follow_up_codes"]
         self.cases = db["intake_cases"]
+        self.wrong_codes = db["intake_wrong_follow_up_codes"]
         self.api_keys = db["intake_api_keys"]
         self._write_lock = asyncio.Lock()
 
@@ -32,7 +35,10 @@ class IntakeStore:
             return await retry_transient(operation)
 
     async def ensure_indexes(self) -> None:
-        """Nothing beyond _id: every lookup is by _id (FerretDB pushes only those down)."""
+        """Every lookup is by _id (FerretDB pushes only those down), but for counting wrong
+        follow-up codes: MongoDB counts them on this index; FerretDB reads the collection,
+        which holds only the last window's wrong codes."""
+        await self.wrong_codes.create_index([("key", 1), ("at", 1)])
 
     # Accepted events --------------------------------------------------------------------
 
@@ -144,6 +150,27 @@ class IntakeStore:
             lambda: self.follow_ups.update_one(
                 {"_id": event_id}, {"$push": {"additions": addition}}
             )
+        )
+
+    # Wrong follow-up codes ---------------------------------------------------------------------
+
+    async def add_wrong_code(self, key: str, *, at: datetime, forget_before: datetime) -> None:
+        """One document per wrong code, with an _id of its own: inserted atomically on both
+        stores, where a counter's $inc is not (FerretDB). Those older than ``forget_before``
+        go."""
+        attempt = {"_id": uuid4().hex, "key": key, "at": at}
+
+        async def insert() -> None:
+            # DuplicateKeyError: an earlier try was written and its answer lost.
+            with contextlib.suppress(DuplicateKeyError):
+                await self.wrong_codes.insert_one(attempt)
+
+        await self._write(insert)
+        await self._write(lambda: self.wrong_codes.delete_many({"at": {"$lte": forget_before}}))
+
+    async def wrong_codes_since(self, key: str, *, since: datetime) -> int:
+        return await retry_transient(
+            lambda: self.wrong_codes.count_documents({"key": key, "at": {"$gt": since}})
         )
 
     # API keys ------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ class IntakeSettings(ServiceSettings):
 
     follow_up_failures_allowed: int = 10
     follow_up_failure_window_seconds: int = 900
-    """Wrong follow-up codes allowed per client address in the window, then 429."""
+    """Wrong follow-up codes allowed per client address and code group in any window of this
+    length, then 429 (counted in the store: every instance must be given the same values)."""
 
     kafka_check_seconds: float = 5.0
     """How long intake waits for Kafka to answer before it publishes; unanswered: 503."""

@@ -4,13 +4,18 @@ Every test talks to a running intake (its lifespan connected to Kafka and the Mo
 store) with a real API key, and checks what was published by reading the topics.
 """
 
+import asyncio
 import json
 import logging
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,17 +26,19 @@ from bson.raw_bson import RawBSONDocument
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, MongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import topics
 from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
-from schemas.case import CaseUpdated
+from schemas.case import CaseUpdated, derive_case_id
 from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
 from schemas.follow_up import ReporterAddition
 from services.common.store import Document
-from services.common.tokens import new_token, token_id
-from services.intake.crypto import API_KEY_PREFIX, new_follow_up_code
+from services.common.tokens import new_token, token_digest, token_id
+from services.intake.crypto import API_KEY_PREFIX, new_follow_up_code, new_key
+from services.intake.wrong_codes import code_group
 from tests.conftest import InfraSettings
 from tests.factories import routed_case
 from tests.integration.intake_app import RunningIntake, intake_settings, running_intake
@@ -42,13 +49,14 @@ from tests.integration.kafka_reading import (
     published_since,
     with_event_id,
 )
+from tests.services import launch, stop_gracefully, wait_healthy
 from tests.waiting import eventually
 
 CONTACT_DETAILS = "联系电话13800138000"
 """Looks like what a complainant might write anywhere; must never come back in an answer."""
 
-SHANGHAI_EVENING = "2026-11-20T20:15:00"
-"""A past wall-clock time without an offset: hospital time, 12:15 UTC."""
+SHANGHAI_EVENING = "2026-11-20T20:15:00+08:00"
+"""A past evening in hospital time: 12:15 UTC."""
 
 
 def path_of(kind: EventKind) -> str:
@@ -313,7 +321,7 @@ async def test_text_travels_as_utf8_chinese_on_the_topic(
     assert body["description"].encode("utf-8") in record.value
 
 
-async def test_a_time_without_an_offset_is_read_as_hospital_time(
+async def test_a_time_with_its_offset_is_published_as_the_same_instant(
     intake: RunningIntake, portal_key: str, bootstrap: str
 ) -> None:
     body = complaint(occurred_at=SHANGHAI_EVENING)
@@ -742,6 +750,94 @@ async def test_a_reporters_addition_is_published_naming_the_complaint(
     assert code not in response.text
 
 
+BLANK_TEXT = "\u3000 \u3000"
+"""Only spaces (ideographic ones, as a Chinese keyboard types them): no text at all."""
+
+
+def logged_text(caplog: pytest.LogCaptureFixture) -> str:
+    """Every log line written, with tracebacks, as one text."""
+    lines = [caplog.text, *(record.getMessage() for record in caplog.records)]
+    assert len(lines) > 2, "nothing was logged: the log check would prove nothing"
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("endpoint", ["additions", "replies"])
+async def test_a_text_of_only_spaces_is_refused_at_the_text_and_not_logged(
+    intake: RunningIntake,
+    portal_key: str,
+    bootstrap: str,
+    caplog: pytest.LogCaptureFixture,
+    endpoint: str,
+) -> None:
+    received, code = await accepted_complaint(intake, portal_key, bootstrap)
+    case_id = derive_case_id(received.event_id)
+    office_key = await intake.key_for("conduct-office", {"follow_up_reply"})
+    body, headers, topic, mark = {
+        "additions": (
+            {"text": BLANK_TEXT},
+            {"X-Follow-Up-Code": code},
+            topics.REPORTER_ADDITIONS,
+            str(received.event_id),
+        ),
+        "replies": (
+            {"case_id": case_id, "text": BLANK_TEXT},
+            {"X-API-Key": office_key},
+            topics.REPORTER_REPLIES,
+            case_id,
+        ),
+    }[endpoint]
+    before = await end_offsets(bootstrap, topic)
+
+    with every_log_record_at_debug(caplog):
+        response = await intake.client.post(f"/v1/follow-up/{endpoint}", json=body, headers=headers)
+        await intake.client.get("/healthz")  # something to log, whatever the answer
+
+    assert response.status_code == 422, response.text
+    assert fields(response) == {"body.text"}
+    published_after = await published_since(bootstrap, topic, before)
+    assert [record for record in published_after if mark.encode() in record.value] == []
+    logs = logged_text(caplog)
+    for form in echoes_of(BLANK_TEXT):
+        assert form not in logs
+
+
+async def test_what_reporters_and_the_office_write_never_reaches_a_log_line(
+    intake: RunningIntake, portal_key: str, bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    received, code = await accepted_complaint(intake, portal_key, bootstrap)
+    case = await route(bootstrap, received)
+    office_key = await intake.key_for("conduct-office", {"follow_up_reply"})
+
+    async def routed() -> bool:
+        return await intake.store.complaint_of_case(case.case_id) is not None
+
+    await eventually(routed, within=30, what="intake to see the complaint's case")
+    addition, reply = "补充：收红包的医生姓名缩写为ZQ。", "已收到补充材料，我们会核实ZQ相关情况。"
+    overlong = "补充" + "很长" * 2600
+
+    with every_log_record_at_debug(caplog):
+        answers = [
+            await intake.client.post(
+                "/v1/follow-up/additions", json={"text": text}, headers={"X-Follow-Up-Code": code}
+            )
+            for text in (addition, overlong)
+        ] + [
+            await intake.client.post(
+                "/v1/follow-up/replies",
+                json={"case_id": case.case_id, "text": text},
+                headers={"X-API-Key": office_key},
+            )
+            for text in (reply, overlong)
+        ]
+        await intake.client.get("/v1/follow-up", headers={"X-Follow-Up-Code": code})
+
+    assert [answer.status_code for answer in answers] == [202, 422, 202, 422]
+    logs = logged_text(caplog)
+    for text in (addition, reply, overlong, code):
+        for form in echoes_of(text):
+            assert form not in logs
+
+
 async def test_a_wrong_code_and_a_never_issued_code_get_the_identical_answer(
     intake: RunningIntake, portal_key: str, bootstrap: str
 ) -> None:
@@ -758,6 +854,16 @@ async def test_a_wrong_code_and_a_never_issued_code_get_the_identical_answer(
     assert right.status_code == 200, right.text
 
 
+def codes_in_the_group_of(code: str, count: int) -> list[str]:
+    """New codes that wrong-code counting puts with ``code`` (whose attempts count together)."""
+    found: list[str] = []
+    while len(found) < count:
+        candidate = new_follow_up_code()
+        if code_group(candidate) == code_group(code):
+            found.append(candidate)
+    return found
+
+
 async def test_after_too_many_wrong_codes_even_the_right_code_is_refused_for_that_client(
     infra: InfraSettings, unique: str, store: object, bootstrap: str
 ) -> None:
@@ -767,7 +873,10 @@ async def test_after_too_many_wrong_codes_even_the_right_code_is_refused_for_tha
         _, code = await accepted_complaint(limited, key, bootstrap)
         async with client_at(limited, "203.0.113.9") as guesser:
             assert (await follow_up(guesser, code)).status_code == 200
-            wrong = [(await follow_up(guesser, new_follow_up_code())).status_code for _ in range(3)]
+            wrong = [
+                (await follow_up(guesser, guess)).status_code
+                for guess in codes_in_the_group_of(code, 3)
+            ]
             right = await follow_up(guesser, code)
             addition = await guesser.post(
                 "/v1/follow-up/additions", json={"text": "补充"}, headers={"X-Follow-Up-Code": code}
@@ -779,6 +888,182 @@ async def test_after_too_many_wrong_codes_even_the_right_code_is_refused_for_tha
     assert right.status_code == 429, right.text
     assert addition.status_code == 429, addition.text
     assert elsewhere.status_code == 200, elsewhere.text
+
+
+async def test_wrong_codes_count_at_every_intake_on_the_store_and_through_a_restart(
+    infra: InfraSettings, unique: str, store: object, bootstrap: str
+) -> None:
+    config = intake_settings(infra, unique, follow_up_failures_allowed=3)
+    async with running_intake(config) as first, running_intake(config) as second:
+        _, code = await accepted_complaint(first, await first.key_for("portal"), bootstrap)
+        guesses = codes_in_the_group_of(code, 3)
+        async with client_at(first, "203.0.113.21") as at_first:
+            wrong_at_first = [
+                (await follow_up(at_first, guess)).status_code for guess in guesses[:2]
+            ]
+        async with client_at(second, "203.0.113.21") as at_second:
+            wrong_at_second = (await follow_up(at_second, guesses[2])).status_code
+            right_at_second = (await follow_up(at_second, code)).status_code
+        async with client_at(first, "203.0.113.21") as at_first:
+            right_at_first = (await follow_up(at_first, code)).status_code
+    async with running_intake(config) as restarted:
+        async with client_at(restarted, "203.0.113.21") as guesser:
+            right_after_restart = (await follow_up(guesser, code)).status_code
+        async with client_at(restarted, "203.0.113.22") as reporter:
+            elsewhere = (await follow_up(reporter, code)).status_code
+
+    assert wrong_at_first == [404, 404]
+    assert wrong_at_second == 404
+    assert (right_at_second, right_at_first, right_after_restart) == (429, 429, 429)
+    assert elsewhere == 200
+
+
+async def test_wrong_codes_from_one_address_lock_out_only_codes_of_their_own_group(
+    infra: InfraSettings, unique: str, store: object, bootstrap: str
+) -> None:
+    """Behind one address (a proxy, the hospital's Wi-Fi) are many reporters: one guesser's
+    wrong codes must not lock every one of them out."""
+    config = intake_settings(infra, unique, follow_up_failures_allowed=3)
+    async with running_intake(config) as limited:
+        key = await limited.key_for("portal")
+        _, code = await accepted_complaint(limited, key, bootstrap)
+        _, other_code = await accepted_complaint(limited, key, bootstrap)
+        while code_group(other_code) == code_group(code):
+            _, other_code = await accepted_complaint(limited, key, bootstrap)
+        async with client_at(limited, "198.51.100.80") as shared_address:
+            wrong = [
+                (await follow_up(shared_address, guess)).status_code
+                for guess in codes_in_the_group_of(other_code, 3)
+            ]
+            other_group_right = await follow_up(shared_address, other_code)
+            right = await follow_up(shared_address, code)
+
+    assert wrong == [404, 404, 404]
+    assert other_group_right.status_code == 429, other_group_right.text
+    assert right.status_code == 200, right.text
+
+
+async def test_wrong_codes_sent_all_at_once_are_not_all_answered(
+    infra: InfraSettings, unique: str, store: object, bootstrap: str
+) -> None:
+    config = intake_settings(infra, unique, follow_up_failures_allowed=3)
+    async with running_intake(config) as first, running_intake(config) as second:
+        _, code = await accepted_complaint(first, await first.key_for("portal"), bootstrap)
+        guesses = codes_in_the_group_of(code, 16)
+        async with (
+            client_at(first, "203.0.113.50") as at_first,
+            client_at(second, "203.0.113.50") as at_second,
+        ):
+            answers = await asyncio.gather(
+                *(
+                    follow_up(at_first if n % 2 else at_second, guess)
+                    for n, guess in enumerate(guesses)
+                )
+            )
+            right = await follow_up(at_first, code)
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert set(statuses) <= {404, 429}, statuses
+    assert 1 <= statuses.count(404) <= 3, statuses
+    assert right.status_code == 429, right.text
+
+
+async def test_the_store_keeps_neither_a_wrong_code_nor_the_address_it_came_from(
+    infra: InfraSettings, unique: str, store: AsyncDatabase[Document], bootstrap: str
+) -> None:
+    config = intake_settings(infra, unique)
+    wrong_codes = [new_follow_up_code() for _ in range(3)]
+    address = "192.0.2.77"
+    async with running_intake(config) as running, client_at(running, address) as guesser:
+        answers = [(await follow_up(guesser, code)).status_code for code in wrong_codes]
+
+    assert answers == [404, 404, 404]
+    raw = store.with_options(codec_options=CodecOptions(document_class=RawBSONDocument))
+    stored = [
+        document.raw
+        for name in await raw.list_collection_names()
+        async for document in raw[name].find()
+    ]
+    assert stored, "nothing stored: the check would prove nothing"
+    for secret in [*wrong_codes, address, token_digest(wrong_codes[0])]:
+        assert not any(secret.encode() in document for document in stored)
+
+
+# --- 6b. the client address behind a proxy (intake as a real process: uvicorn reads the headers)
+
+
+@dataclass
+class IntakeProcess:
+    url: str
+    log: Path
+
+
+@contextmanager
+def intake_process(
+    infra: InfraSettings, logs: Path, **settings_env: str
+) -> Iterator[IntakeProcess]:
+    """``python -m services.intake`` on a free port, with its own database (dropped after)."""
+    run_id = uuid.uuid4().hex[:12]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("QINGLIAN_")},
+        "QINGLIAN_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "QINGLIAN_MONGO_URL": infra.mongo_url,
+        "QINGLIAN_MONGO_DB": f"test_{run_id}",
+        "QINGLIAN_KAFKA_GROUP_PREFIX": f"test-{run_id}-",
+        "QINGLIAN_CONTACT_KEY": new_key(),
+        **settings_env,
+    }
+    log = logs / "intake.log"
+    process = launch("intake", port, env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy("intake", url, process, log)
+        yield IntakeProcess(url, log)
+    finally:
+        stop_gracefully({"intake": process}, logs)
+        mongo: MongoClient[Document] = MongoClient(infra.mongo_url)
+        mongo.drop_database(env["QINGLIAN_MONGO_DB"])
+        mongo.close()
+
+
+def guess_with_forwarded_for(url: str, codes: list[str], forwarded_for: list[str]) -> list[int]:
+    """Wrong codes sent from this machine, each with its own X-Forwarded-For header."""
+    with httpx.Client(base_url=url) as client:
+        return [
+            client.get(
+                "/v1/follow-up", headers={"X-Follow-Up-Code": code, "X-Forwarded-For": claimed}
+            ).status_code
+            for code, claimed in zip(codes, forwarded_for, strict=True)
+        ]
+
+
+def test_a_forwarded_for_header_from_an_untrusted_address_does_not_reset_the_count(
+    infra: InfraSettings, tmp_path: Path
+) -> None:
+    guesses = codes_in_the_group_of(new_follow_up_code(), 11)
+    claimed = [f"198.51.100.{n}" for n in range(1, 12)]
+
+    with intake_process(infra, tmp_path) as intake:  # no proxy configured: trust no header
+        answers = guess_with_forwarded_for(intake.url, guesses, claimed)
+
+    assert answers == [404] * 10 + [429]
+
+
+def test_a_configured_proxys_forwarded_for_names_the_client(
+    infra: InfraSettings, tmp_path: Path
+) -> None:
+    guesses = codes_in_the_group_of(new_follow_up_code(), 12)
+    guesser, reporter = "198.51.100.7", "198.51.100.8"
+
+    with intake_process(infra, tmp_path, QINGLIAN_TRUSTED_PROXIES="127.0.0.1") as intake:
+        answers = guess_with_forwarded_for(
+            intake.url, guesses, [guesser] * 11 + [f"{guesser}, {reporter}"]
+        )
+
+    assert answers == [404] * 10 + [429, 404]
 
 
 # --- 7. bad input --------------------------------------------------------------------------------
@@ -813,6 +1098,18 @@ BAD_SUBMISSIONS: list[BadCase] = [
     ("red_envelope_surrender", lambda: sample("red_envelope_surrender", amount_cny="-600"), set()),
     ("kpi_observation", lambda: sample("kpi_observation", value="很高"), {"body.value"}),
     ("visitor_log", lambda: sample("visitor_log", ended_at="2026-11-20T13:00:00+08:00"), set()),
+    # What the JSON Schemas say, and nothing looser: a number is not a time, "yes" no boolean.
+    ("complaint", lambda: complaint(occurred_at=12345), {"body.occurred_at"}),
+    ("complaint", lambda: complaint(occurred_at="2026-11-20T20:15:00"), {"body.occurred_at"}),
+    ("complaint", lambda: complaint(anonymous="yes"), {"body.anonymous"}),
+    ("complaint", lambda: complaint(anonymous=1), {"body.anonymous"}),
+    ("visitor_log", lambda: sample("visitor_log", started_at=0), {"body.started_at"}),
+    ("training_held", lambda: sample("training_held", held_on=20261112), {"body.held_on"}),
+    (
+        "prescription_ranking",
+        lambda: sample("prescription_ranking", justified="false"),
+        {"body.justified"},
+    ),
 ]
 
 
@@ -835,6 +1132,13 @@ BAD_SUBMISSIONS: list[BadCase] = [
         "negative-surrendered-amount",
         "kpi-value-as-text",
         "visit-ending-before-it-starts",
+        "occurred-at-as-a-number",
+        "occurred-at-without-a-time-zone",
+        "anonymous-as-yes",
+        "anonymous-as-1",
+        "visit-start-as-a-number",
+        "study-day-as-a-number",
+        "justified-as-text",
     ],
 )
 async def test_bad_input_is_refused_naming_the_field_and_nothing_is_published(
@@ -1113,12 +1417,19 @@ def mutated_complaints(draw: st.DrawFn) -> dict[str, Any]:
 
 
 PATHS = [*(path_of(kind) for kind in CATALOGUE), "/v1/batch"]
+replies = st.fixed_dictionaries(
+    {
+        "case_id": st.just("CASE-0123456789ABCDEF0123") | marked_text,
+        "text": st.text(" \t\n\u3000\u00a0\u2003", max_size=4) | marked_text,
+    }
+)
 requests = st.one_of(
     st.tuples(st.just(COMPLAINTS), mutated_complaints()),
     st.tuples(st.sampled_from(PATHS), arbitrary_objects),
     st.tuples(
         st.just("/v1/batch"), st.builds(lambda item: {"events": [item]}, mutated_complaints())
     ),
+    st.tuples(st.just("/v1/follow-up/replies"), replies | arbitrary_objects),
 )
 
 
@@ -1221,6 +1532,26 @@ async def test_a_batch_answers_each_item_in_order_and_publishes_only_the_accepte
     assert with_event_id(ratings, event_id_of(invalid)) == []
     assert with_event_id(findings, event_id_of(not_in_scope)) == []
     assert with_event_id(complaints, event_id_of(other_source)) == []
+
+
+async def test_a_batch_refuses_a_loosely_typed_item_like_its_own_endpoint(
+    intake: RunningIntake, portal_key: str, bootstrap: str
+) -> None:
+    loose = complaint(source_system="portal", occurred_at=12345, anonymous="yes")
+    good = complaint(source_system="portal")
+    before = await end_offsets(bootstrap, topics.COMPLAINTS)
+
+    response = await intake.post("/v1/batch", {"events": [loose, good]}, key=portal_key)
+
+    assert response.status_code == 200, response.text
+    refused, accepted = response.json()["results"]
+    assert refused["status"] == "invalid"
+    assert {p["field"] for p in refused["problems"]} == {
+        "complaint.occurred_at",
+        "complaint.anonymous",
+    }
+    assert accepted["status"] == "accepted"
+    assert await published(bootstrap, topics.COMPLAINTS, before, event_id_of(loose)) == []
 
 
 async def test_a_batch_of_more_than_500_events_is_refused_naming_the_events(

@@ -362,7 +362,15 @@ async def test_a_complaint_published_with_kcat_is_accepted_with_its_chinese_text
 
 # --- refused records --------------------------------------------------------------------
 
-REFUSED = ("not_json", "not_utf8", "invalid", "unknown_type", "conflict", "as_another_sender")
+REFUSED = (
+    "not_json",
+    "not_utf8",
+    "invalid",
+    "unknown_type",
+    "conflict",
+    "as_another_sender",
+    "loosely_typed",
+)
 
 EXPECTED_REASON = {
     "not_json": "not_json",
@@ -371,6 +379,7 @@ EXPECTED_REASON = {
     "unknown_type": "invalid",
     "conflict": "conflict",
     "as_another_sender": "forbidden",
+    "loosely_typed": "invalid",
 }
 
 # What each refused record names as its source system, when it can be read at all.
@@ -381,6 +390,7 @@ EXPECTED_SOURCE = {
     "unknown_type": "pharmacy",
     "conflict": "portal",
     "as_another_sender": "hr",
+    "loosely_typed": "portal",
 }
 
 # Text in each refused record that must never travel on the dead-letter topic in clear.
@@ -391,6 +401,7 @@ PRIVATE_TEXT = {
     "unknown_type": ("13944445555", "回扣账本"),
     "conflict": ("13955556666", "另有隐情"),
     "as_another_sender": ("13966667777", "冒名"),
+    "loosely_typed": ("13966667777",),
 }
 
 
@@ -444,6 +455,16 @@ def refused_records(first: dict[str, Any]) -> dict[str, bytes]:
                 new_ref("as-another"),
                 source_system="hr",
                 description=f"冒名投诉，联系 {PRIVATE_TEXT['as_another_sender'][0]}",
+            )
+        ),
+        # Lax readers would take "yes" for true and 5 for five seconds after 1970.
+        "loosely_typed": encode(
+            valid_record(
+                complaint,
+                new_ref("loose"),
+                anonymous="yes",
+                occurred_at=5,
+                description=f"匿名举报，线索 {PRIVATE_TEXT['loosely_typed'][0]}",
             )
         ),
     }
@@ -581,6 +602,14 @@ def test_an_invalid_record_is_dead_lettered_naming_the_missing_field(
     assert letter.problems
     assert [p.field.split(".")[-1] for p in letter.problems] == ["category"]
     assert all(p.reason for p in letter.problems)
+
+
+def test_a_loosely_typed_record_is_dead_lettered_naming_each_loose_field(
+    refusals: RefusalScenario,
+) -> None:
+    letter = the_dead_letter(refusals, "loosely_typed")
+
+    assert {p.field for p in letter.problems} == {"complaint.anonymous", "complaint.occurred_at"}
 
 
 def test_a_record_of_an_unknown_event_type_is_dead_lettered_naming_the_event_type(

@@ -2,6 +2,7 @@
 AnySubmission telling the types apart; each type's validation of its own facts."""
 
 import importlib
+import json
 import pkgutil
 import unicodedata
 import uuid
@@ -9,20 +10,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, get_args
 
+import jsonschema_rs
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 import schemas
 from schemas import topics
 from schemas.base import Event, Submission, derive_event_id
 from schemas.case import derive_case_id
-from schemas.catalogue import BY_TYPE, CATALOGUE, AnySubmission, EventKind, EventType
+from schemas.catalogue import (
+    ANY_SUBMISSION,
+    BY_TYPE,
+    CATALOGUE,
+    AnySubmission,
+    EventKind,
+    EventType,
+)
 from schemas.complaint import ComplaintReceived, ComplaintSubmission
 from schemas.satisfaction import SatisfactionReceived
 
-ANY_SUBMISSION: TypeAdapter[AnySubmission] = TypeAdapter(AnySubmission)
 RECEIVED_AT = datetime(2026, 12, 20, 1, 30, tzinfo=UTC)
 
 # The case a complaint from the mailbox clerk opened; the finding below closes it.
@@ -765,11 +776,203 @@ def test_a_kpi_value_is_kept_exact() -> None:
     assert '"value":"0.8005"' in event.model_dump_json()
 
 
-def test_a_visit_time_without_an_offset_is_read_as_hospital_time() -> None:
+# --- strict types: a number is not a date, "yes" is not a boolean ----------------------------
+#
+# FastAPI validates a JSON body as Python objects (json.loads first), the batch endpoint too;
+# the raw topic validates the JSON bytes. Both paths must accept and refuse the same values,
+# and accept nothing the published JSON Schema (with its formats) refuses.
+
+JSON_DIR = Path(schemas.__file__).resolve().parent / "json"
+"""The JSON Schemas source systems build against."""
+PUBLISHED_SCHEMAS = {
+    kind.event_type: jsonschema_rs.validator_for(
+        json.loads((JSON_DIR / f"{kind.event_type}.submission.schema.json").read_bytes()),
+        validate_formats=True,
+    )
+    for kind in CATALOGUE
+}
+
+LOOSELY_TYPED = [
+    ("complaint", "occurred_at", 12345),
+    ("complaint", "occurred_at", "12345"),
+    ("complaint", "occurred_at", 1.7e9),
+    ("complaint", "occurred_at", True),
+    ("complaint", "occurred_at", "2026-11-27T14:20:00"),  # no time zone
+    ("complaint", "occurred_at", "2026-11-27 14:20:00+08:00"),
+    ("complaint", "occurred_at", "2026-11-27T14:20+08:00"),  # no seconds
+    ("complaint", "occurred_at", "2026-11-27"),
+    ("complaint", "occurred_at", " 2026-11-27T14:20:00+08:00"),
+    ("complaint", "occurred_at", "2026-11-27T14:20:00+08:00\n"),
+    ("complaint", "occurred_at", "２０２６-11-27T14:20:00+08:00"),  # full-width digits
+    ("complaint", "anonymous", "yes"),
+    ("complaint", "anonymous", "true"),
+    ("complaint", "anonymous", "off"),
+    ("complaint", "anonymous", 1),
+    ("complaint", "anonymous", 0),
+    ("complaint", "anonymous", 0.0),
+    ("complaint", "category", "KICKBACK"),
+    ("complaint", "channel", " mailbox"),
+    ("complaint", "amount_cny", True),
+    ("visitor_log", "started_at", 0),
+    ("visitor_log", "started_at", "2026-11-20T09:00:00"),
+    ("visitor_log", "ended_at", "1732083300"),
+    ("satisfaction", "score", "5"),
+    ("satisfaction", "score", 4.5),
+    ("satisfaction", "score", True),
+    ("investigation_finding", "substantiated", "true"),
+    ("investigation_finding", "severe_social_impact", "no"),
+    ("investigation_finding", "suspected_crime", 1),
+    ("red_envelope_surrender", "received_on", 0),
+    ("red_envelope_surrender", "received_on", 1732060800),
+    ("red_envelope_surrender", "surrendered_on", "2026-11-21T00:00:00"),
+    ("prescription_ranking", "justified", 0),
+    ("prescription_ranking", "justified", "N"),
+    ("prescription_ranking", "rank", "1"),
+    ("prescription_ranking", "rank", 1.5),
+    ("training_held", "held_on", "2026-11-18T00:00:00+08:00"),
+    ("training_held", "held_on", 20261118),
+    ("training_held", "held_on", "2026-11-18 "),
+    ("training_held", "headcount", "4"),
+    ("training_held", "headcount", 4.5),
+    ("kpi_observation", "value", False),
+    ("rectification_status", "status", "Done"),
+    ("case_action", "action", "CLOSE"),
+    ("case_action", "occurred_at", "2026-12-03T10:00:00"),
+]
+
+
+def _both_paths(body: object) -> tuple[ValidationError | None, ValidationError | None]:
+    """What HTTP (Python objects) and the raw topic (JSON bytes) make of one record."""
+    try:
+        ANY_SUBMISSION.validate_python(body)
+        from_objects = None
+    except ValidationError as error:
+        from_objects = error
+    try:
+        ANY_SUBMISSION.validate_json(json.dumps(body))
+        from_bytes = None
+    except ValidationError as error:
+        from_bytes = error
+    return from_objects, from_bytes
+
+
+@pytest.mark.parametrize(
+    ("event_type", "name", "value"),
+    [pytest.param(*case, id=f"{case[0]}.{case[1]}={case[2]!r}") for case in LOOSELY_TYPED],
+)
+def test_a_loosely_typed_value_is_refused_at_its_field_on_both_paths(
+    event_type: str, name: str, value: object
+) -> None:
+    body = {**_apply(event_type, {name: value}), "event_type": event_type}
+
+    for refused in _both_paths(body):
+        assert refused is not None, f"{name}={value!r} was accepted"
+        assert {error["loc"] for error in refused.errors()} == {(event_type, name)}
+    assert not PUBLISHED_SCHEMAS[event_type].is_valid(body)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "changes"),
+    [
+        ("complaint", {"occurred_at": "2026-11-27T06:20:00Z"}),
+        ("complaint", {"occurred_at": "2026-11-27t06:20:00.250z"}),
+        (
+            "complaint",
+            {
+                "occurred_at": "2026-11-27T14:20:00.123456+08:00",
+                "anonymous": True,
+                "complainant_contact": _MISSING,
+            },
+        ),
+        ("visitor_log", {"started_at": "2026-11-20T01:00:00-00:00", "ended_at": None}),
+        ("red_envelope_surrender", {"received_on": "2026-11-20", "surrendered_on": "2026-11-20"}),
+        ("prescription_ranking", {"justified": True, "rank": 3}),
+        ("kpi_observation", {"value": 0.95}),
+    ],
+)
+def test_rfc_3339_times_iso_days_and_json_booleans_are_accepted_on_both_paths(
+    event_type: str, changes: dict[str, Any]
+) -> None:
+    body = {**_apply(event_type, changes), "event_type": event_type}
+
+    assert _both_paths(body) == (None, None)
+    assert PUBLISHED_SCHEMAS[event_type].is_valid(body)
+
+
+def test_a_time_with_an_offset_keeps_its_instant() -> None:
     kind = BY_TYPE["visitor_log"]
 
     submission = kind.submission.model_validate(
-        _apply("visitor_log", {"started_at": "2026-11-20T09:00:00", "ended_at": None})
+        _apply("visitor_log", {"started_at": "2026-11-20T09:00:00+08:00", "ended_at": None})
     )
 
     assert submission.model_dump()["started_at"] == datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+
+
+_NEAR_MISSES = st.sampled_from(
+    [
+        "yes", "no", "true", "false", "on", "1", "0", "5", "4.5", "12345", "1e3", "NaN",
+        "2026-11-27", "2026-11-27T14:20:00", "2026-11-27T14:20", "2026-11-27 14:20:00+08:00",
+        "2026-11-27T14:20:00Z", "2026-11-27T14:20:00+08:00", "20261127", "kickback", "KICKBACK",
+    ]
+)  # fmt: skip
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**66), max_value=2**66)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _NEAR_MISSES
+    # Without surrounding whitespace: stripping it is the one leniency a schema cannot state.
+    | st.text(st.characters(exclude_categories=["Cs"]), max_size=12).filter(
+        lambda text: text == text.strip()
+    )
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=6,
+)
+
+
+@st.composite
+def _retyped_submissions(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid submission with a few of its fields given other JSON values."""
+    kind = draw(st.sampled_from(CATALOGUE))
+    body = {**EXAMPLES[kind.event_type], "event_type": kind.event_type}
+    names = sorted(kind.submission.model_fields)
+    for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True)):
+        body[name] = draw(_JSON_VALUES)
+    return body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source_system": "portal", "description": "举报人电话13911112222"},
+        {"event_type": "kickback_ledger", "note": "举报人电话13911112222"},
+        {**EXAMPLES["complaint"], "event_type": "complaint", "anonymous": "举报人电话13911112222"},
+        {**EXAMPLES["complaint"], "event_type": "complaint", "channel": None, "occurred_at": 5},
+        "举报人电话13911112222",
+    ],
+    ids=["no-event-type", "unknown-event-type", "wrong-field", "missing-field", "not-an-object"],
+)
+def test_a_refusal_printed_whole_shows_none_of_the_record(body: object) -> None:
+    refusals = [error for error in _both_paths(body) if error is not None]
+
+    assert len(refusals) == 2
+    for refused in refusals:
+        printed = f"{refused}\n{refused!r}"
+        for private in ("13911112222", "13800138000", "S20931", "回扣"):
+            assert private not in printed
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=_retyped_submissions())
+def test_both_paths_agree_and_accept_nothing_the_published_schema_refuses(
+    body: dict[str, Any],
+) -> None:
+    from_objects, from_bytes = _both_paths(body)
+
+    assert (from_objects is None) == (from_bytes is None)
+    if from_objects is None and isinstance(body.get("event_type"), str):
+        assert PUBLISHED_SCHEMAS[body["event_type"]].is_valid(body), body

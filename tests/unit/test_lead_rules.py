@@ -323,7 +323,7 @@ def test_a_visit_given_in_utc_is_judged_by_its_hospital_day() -> None:
 
 def test_a_visit_time_without_an_offset_is_hospital_time() -> None:
     inside = _inside_hours(VISIT_RULE.allowed_weekdays[0])
-    naive = inside.replace(tzinfo=None).isoformat()
+    naive = inside.replace(tzinfo=None)  # from code: JSON text without a zone is refused
     # Read as UTC the same wall clock would be 8 hours later, outside hours.
     as_utc = inside.replace(tzinfo=UTC).astimezone(HOSPITAL_TIME_ZONE).time()
     assert not VISIT_RULE.allowed_from <= as_utc < VISIT_RULE.allowed_until

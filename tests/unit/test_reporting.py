@@ -302,11 +302,11 @@ def test_count_key_of_other_event_types_has_no_category(event_type: str) -> None
         ("2026-11-30T16:30:00Z", "2026-12"),  # 00:30 on 1 December in Kunming
         ("2026-11-30T15:59:59Z", "2026-11"),  # 23:59:59 on 30 November
         ("2026-12-31T16:00:00Z", "2027-01"),
-        ("2026-12-01T00:00:00", "2026-12"),  # no offset: hospital time
-        ("2026-11-30T23:59:59", "2026-11"),
+        (datetime(2026, 12, 1, 0, 0), "2026-12"),  # a datetime without a zone: hospital time
+        (datetime(2026, 11, 30, 23, 59, 59), "2026-11"),
     ],
 )
-def test_count_key_month_is_in_hospital_time(occurred_at: str, month: str) -> None:
+def test_count_key_month_is_in_hospital_time(occurred_at: str | datetime, month: str) -> None:
     assert _key(_event("complaint", occurred_at=occurred_at)).month == month
 
 

@@ -128,11 +128,8 @@ def test_a_valid_complaint_submission_is_accepted() -> None:
     assert submission.amount_cny == Decimal("2000.00")
 
 
-def test_a_time_without_offset_is_read_as_shanghai_time() -> None:
-    submission = _submit(occurred_at="2026-11-30T09:00:00")
-
-    assert submission.occurred_at.utcoffset() == timedelta(hours=8)
-    assert submission.occurred_at == datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+def test_a_time_without_offset_is_refused_rather_than_guessed() -> None:
+    assert _refused_fields(occurred_at="2026-11-30T09:00:00") == {"occurred_at"}
 
 
 def test_a_naive_datetime_object_is_read_as_shanghai_time() -> None:
