@@ -48,8 +48,10 @@ wait_for() {  # wait_for NAME PORT SECONDS LOG-OFFSET [LOG-PATTERN]
     local name="$1" port="$2" deadline=$((SECONDS + $3)) offset="$4" pattern="${5:-}"
     while ((SECONDS < deadline)); do
         [[ -n "$(pid_of "$name")" ]] || die "$name exited during start; see $LOG_DIR/$name.log"
+        # grep -q stops reading at the first match, so tail may die of SIGPIPE on a long log:
+        # under pipefail that would fail the test, so tail's own status is not looked at.
         if port_in_use "$port" && { [[ -z "$pattern" ]] ||
-            tail -c "+$((offset + 1))" "$LOG_DIR/$name.log" | grep -q "$pattern"; }; then
+            { tail -c "+$((offset + 1))" "$LOG_DIR/$name.log" || true; } | grep -q "$pattern"; }; then
             return 0
         fi
         sleep 0.5
