@@ -7,6 +7,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.conftest import InfraSettings
 
 LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "local"
@@ -70,10 +72,31 @@ def test_a_missing_toolchain_is_named_in_one_line(tmp_path: Path) -> None:
     ]
 
 
-def test_status_names_both_servers(tmp_path: Path) -> None:
+def test_status_names_every_server(tmp_path: Path) -> None:
     result = run("status", env={**os.environ, "QINGLIAN_LOCAL_DIR": str(tmp_path)})
     assert result.returncode == 0
-    assert result.stdout.splitlines() == ["kafka: stopped", "ferretdb: stopped"]
+    assert result.stdout.splitlines() == [
+        "kafka: stopped",
+        "postgres: stopped",
+        "ferretdb: stopped",
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as another user only for root")
+def test_a_data_folder_postgresql_cannot_reach_is_named(tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)  # root's alone: PostgreSQL's user may not pass through it
+    env = {
+        **os.environ,
+        "QINGLIAN_LOCAL_DIR": str(hidden / "local"),
+        "QINGLIAN_POSTGRES_PORT": str(free_port()),
+    }
+    result = run("start", "postgres", env=env)
+    assert result.returncode != 0
+    assert result.stderr.startswith(
+        f"runtime.sh: the user qinglian-pg cannot reach {hidden}/local/postgres.new"
+    )
+    assert not (hidden / "local" / "postgres").exists()
 
 
 def test_starting_the_services_again_while_they_run_says_so_and_succeeds(
