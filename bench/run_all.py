@@ -95,6 +95,14 @@ KNOWN = (
         runtime_dir="bench-reporting",
     ),
     Script(
+        "store_backends",
+        ("--seconds", "60"),
+        ("--seconds", "15"),
+        limit=600,
+        quick_limit=240,
+        runtime_dir="bench-store/postgresql",
+    ),
+    Script(
         "system_load",
         ("--rate", "1,2", "--seconds", "60", "--replay-events", "1000000", "--replay-limit", "600"),
         (
