@@ -1,8 +1,8 @@
 """Helpers shared by bench/system_load.py and bench/run_all.py (not a benchmark itself).
 
-A Kafka and FerretDB of a benchmark's own (deploy/local/runtime.sh on its own folder and
-ports), the Qinglian services as subprocesses on them, CPU time from /proc, and a deadline for
-a whole run. Nothing here imports from tests/.
+A Kafka and FerretDB (on PostgreSQL) of a benchmark's own (deploy/local/runtime.sh on its own
+folder and ports), the Qinglian services as subprocesses on them, CPU time from /proc, and a
+deadline for a whole run. Nothing here imports from tests/.
 """
 
 import asyncio
@@ -34,14 +34,15 @@ def clean_env() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Runtime:
-    """A Kafka and a FerretDB run by deploy/local/runtime.sh in ``local_dir`` on these ports,
-    all on 127.0.0.1."""
+    """A Kafka and a FerretDB on PostgreSQL run by deploy/local/runtime.sh in ``local_dir`` on
+    these ports, all on 127.0.0.1."""
 
     local_dir: Path
     kafka_port: int
     kafka_controller_port: int
     ferretdb_port: int
     ferretdb_debug_port: int
+    postgres_port: int
 
     @property
     def env(self) -> dict[str, str]:
@@ -51,6 +52,7 @@ class Runtime:
             "QINGLIAN_KAFKA_CONTROLLER_PORT": str(self.kafka_controller_port),
             "QINGLIAN_FERRETDB_PORT": str(self.ferretdb_port),
             "QINGLIAN_FERRETDB_DEBUG_PORT": str(self.ferretdb_debug_port),
+            "QINGLIAN_POSTGRES_PORT": str(self.postgres_port),
         }
 
     @property
@@ -119,6 +121,7 @@ SYSTEM_RUNTIME = Runtime(
     kafka_controller_port=49393,
     ferretdb_port=47328,
     ferretdb_debug_port=48398,
+    postgres_port=45332,
 )
 """The runtime of bench/system_load.py, also lent by bench/run_all.py to scripts that need a
 runtime started for them (one script at a time)."""

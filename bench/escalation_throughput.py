@@ -7,10 +7,10 @@ real broker and store.
 
 Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
 own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-escalation and ports 49192,
-49193, 47128, 48198, all on 127.0.0.1), so a `make up` system, a test run or another benchmark
-is left alone. Those ports lie in Linux's ephemeral range (32768-60999): should an outgoing
-connection hold one for a moment, the runtime refuses to start, and the script tries twice
-more, 20 s apart.
+49193, 47128, 48198, PostgreSQL on 45132, all on 127.0.0.1), so a `make up` system, a test run
+or another benchmark is left alone. Those ports lie in Linux's ephemeral range (32768-60999):
+should an outgoing connection hold one for a moment, the runtime refuses to start, and the
+script tries twice more, 20 s apart.
 
 Prints JSON with:
 
@@ -104,6 +104,7 @@ RUNTIME = Runtime(
     kafka_controller_port=49193,
     ferretdb_port=47128,
     ferretdb_debug_port=48198,
+    postgres_port=45132,
 )
 SERVICE_PORTS = range(8700, 8800)
 CLOCK_CHECK_SECONDS = 365 * 86400.0

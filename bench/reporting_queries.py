@@ -8,9 +8,10 @@ the topics takes.
 
 Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
 own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-reporting and ports 49292,
-49293, 47228, 48298, all on 127.0.0.1), so a `make up` system, a test run or another benchmark
-is left alone. Those ports lie in Linux's ephemeral range (32768-60999): should an outgoing
-connection hold one for a moment, the runtime refuses to start; the script tries again.
+49293, 47228, 48298, PostgreSQL on 45232, all on 127.0.0.1), so a `make up` system, a test run
+or another benchmark is left alone. Those ports lie in Linux's ephemeral range (32768-60999):
+should an outgoing connection hold one for a moment, the runtime refuses to start; the script
+tries again.
 
 The year: events generated day by day over the 365 days before now, in the order intake would
 publish them (by time received): satisfaction ratings and sales-rep visits above all, drug
@@ -140,12 +141,14 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = ROOT / ".local" / "bench-reporting"
 KAFKA_PORT, KAFKA_CONTROLLER_PORT = 49292, 49293
 FERRETDB_PORT, FERRETDB_DEBUG_PORT = 47228, 48298
+POSTGRES_PORT = 45232
 RUNTIME_ENV = {
     "QINGLIAN_LOCAL_DIR": str(LOCAL_DIR),
     "QINGLIAN_KAFKA_PORT": str(KAFKA_PORT),
     "QINGLIAN_KAFKA_CONTROLLER_PORT": str(KAFKA_CONTROLLER_PORT),
     "QINGLIAN_FERRETDB_PORT": str(FERRETDB_PORT),
     "QINGLIAN_FERRETDB_DEBUG_PORT": str(FERRETDB_DEBUG_PORT),
+    "QINGLIAN_POSTGRES_PORT": str(POSTGRES_PORT),
 }
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 MONGO_URL = f"mongodb://127.0.0.1:{FERRETDB_PORT}/"

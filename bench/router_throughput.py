@@ -6,7 +6,8 @@ consume-transform-produce loop doing the same store writes, on the same broker a
 
 Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
 own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-runtime and Kafka on
-29192/29193, FerretDB on 27128/18198, or the first free set 10, 20, ... above; all on
+29192/29193, FerretDB on 27128/18198, PostgreSQL on 25192, or the first free set 10, 20, ...
+above; all on
 127.0.0.1), so a `make up` system or a test run is left alone. The ports lie below Linux's
 ephemeral range (32768-60999): a port in it can be taken for a moment by any outgoing
 connection, and FerretDB then fails to start. The JSON says which ports were used.
@@ -93,18 +94,26 @@ def is_free(port: int) -> bool:
 
 @dataclass
 class Ports:
-    """The benchmark runtime's ports: the first free set of 29192/29193/27128/18198 + 10 k."""
+    """The benchmark runtime's ports: the first free set of 29192/29193/27128/18198/25192
+    + 10 k."""
 
     kafka: int = 29192
     kafka_controller: int = 29193
     ferretdb: int = 27128
     ferretdb_debug: int = 18198
+    postgres: int = 25192
 
     def choose_free(self) -> None:
         for step in range(0, 200, 10):
-            ports = (29192 + step, 29193 + step, 27128 + step, 18198 + step)
+            ports = (29192 + step, 29193 + step, 27128 + step, 18198 + step, 25192 + step)
             if all(is_free(port) for port in ports):
-                self.kafka, self.kafka_controller, self.ferretdb, self.ferretdb_debug = ports
+                (
+                    self.kafka,
+                    self.kafka_controller,
+                    self.ferretdb,
+                    self.ferretdb_debug,
+                    self.postgres,
+                ) = ports
                 return
         raise RuntimeError("no free set of ports for the benchmark runtime")
 
@@ -123,6 +132,7 @@ class Ports:
             "QINGLIAN_KAFKA_CONTROLLER_PORT": str(self.kafka_controller),
             "QINGLIAN_FERRETDB_PORT": str(self.ferretdb),
             "QINGLIAN_FERRETDB_DEBUG_PORT": str(self.ferretdb_debug),
+            "QINGLIAN_POSTGRES_PORT": str(self.postgres),
         }
 
 

@@ -12,9 +12,9 @@ fails, prints no JSON or runs out of time is recorded as such, and the next one 
 
 The scripts start and stop Kafka and FerretDB of their own (see each one's docstring), except
 intake_throughput, which expects a runtime: this script lends it one (bench/_runtime.py's
-SYSTEM_RUNTIME: .local/bench-system, ports 49392, 49393, 47328, 48398 on 127.0.0.1), started
-before and stopped after it. Scripts run one at a time: they share the machine's cores, and
-nothing else should run meanwhile if the numbers are to mean much.
+SYSTEM_RUNTIME: .local/bench-system, ports 49392, 49393, 47328, 48398, 45332 on 127.0.0.1),
+started before and stopped after it. Scripts run one at a time: they share the machine's
+cores, and nothing else should run meanwhile if the numbers are to mean much.
 
 A script whose runtime folder has servers running (another run of it, by someone else) is
 skipped rather than wiped, unless --force. On a script's time limit: SIGINT (its cleanup
@@ -93,6 +93,14 @@ KNOWN = (
         limit=900,
         quick_limit=420,
         runtime_dir="bench-reporting",
+    ),
+    Script(
+        "store_backends",
+        ("--seconds", "60"),
+        ("--seconds", "15"),
+        limit=600,
+        quick_limit=240,
+        runtime_dir="bench-store/postgresql",
     ),
     Script(
         "system_load",

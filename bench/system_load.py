@@ -7,11 +7,11 @@ the same rate for comparison, and a replay of stored events into empty report ag
     .venv/bin/python -m bench.system_load --rate 1 --seconds 20 --replay-events 2000   # quick
 
 Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
-own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-system and ports 49392,
-49393, 47328, 48398, all on 127.0.0.1), and runs ``python -m services.<name>`` for intake,
-router, escalation and reporting on it (HTTP on 127.0.0.1:9200-9299, one database, one consumer
-group prefix, log level INFO as deploy/local/services.sh runs them). Shared helpers live in
-bench/_runtime.py. Prints JSON (and writes it to --output if given).
+own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-system and ports 49392, 49393,
+47328, 48398, PostgreSQL on 45332, all on 127.0.0.1), and runs ``python -m services.<name>`` for
+intake, router, escalation and reporting on it (HTTP on 127.0.0.1:9200-9299, one database, one
+consumer group prefix, log level INFO as deploy/local/services.sh runs them). Shared helpers
+live in bench/_runtime.py. Prints JSON (and writes it to --output if given).
 
 Load (per rate of --rate, lowest first; a rate the system cannot keep up with ends the ladder):
 

@@ -7,6 +7,7 @@ KAFKA_PORT="${QINGLIAN_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${QINGLIAN_KAFKA_CONTROLLER_PORT:-19093}"
 FERRETDB_PORT="${QINGLIAN_FERRETDB_PORT:-27018}"
 FERRETDB_DEBUG_PORT="${QINGLIAN_FERRETDB_DEBUG_PORT:-18088}"
+POSTGRES_PORT="${QINGLIAN_POSTGRES_PORT:-15432}"
 
 die() { echo "${0##*/}: $*" >&2; exit 1; }
 say() { echo "${0##*/}: $*"; }
@@ -30,7 +31,10 @@ stop_process() {  # stop_process NAME SIGNAL: signal it, wait, SIGKILL after 60 
     local pid
     pid="$(pid_of "$1")"
     if [[ -z "$pid" ]]; then say "$1 not running"; return 0; fi
-    kill "-$2" "$pid" 2>/dev/null || true
+    local children=()
+    # SIGKILL is a crash: the server processes PostgreSQL forked (each its own session) go too.
+    [[ "$2" == KILL ]] && mapfile -t children < <(pgrep -P "$pid" || true)
+    kill "-$2" "$pid" "${children[@]}" 2>/dev/null || true
     local deadline=$((SECONDS + 60))
     while kill -0 "$pid" 2>/dev/null; do
         if ((SECONDS >= deadline)); then kill -KILL "$pid" 2>/dev/null || true; fi
@@ -48,8 +52,10 @@ wait_for() {  # wait_for NAME PORT SECONDS LOG-OFFSET [LOG-PATTERN]
     local name="$1" port="$2" deadline=$((SECONDS + $3)) offset="$4" pattern="${5:-}"
     while ((SECONDS < deadline)); do
         [[ -n "$(pid_of "$name")" ]] || die "$name exited during start; see $LOG_DIR/$name.log"
+        # grep -q stops reading at the first match, so tail may die of SIGPIPE on a long log:
+        # under pipefail that would fail the wait, so tail's own status is not looked at.
         if port_in_use "$port" && { [[ -z "$pattern" ]] ||
-            tail -c "+$((offset + 1))" "$LOG_DIR/$name.log" | grep -q "$pattern"; }; then
+            { tail -c "+$((offset + 1))" "$LOG_DIR/$name.log" || true; } | grep -q "$pattern"; }; then
             return 0
         fi
         sleep 0.5

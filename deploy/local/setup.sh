@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the project needs on this machine: the Python environment (.venv), the Debian
-# packages the tests use (apt, when missing), the local runtime (Kafka jars, FerretDB
-# binary) and compose-check (Compose v2's loader). Quick when nothing changed.
+# Installs what the project needs on this machine: the Python environment (.venv), the Debian
+# packages the runtime and the tests use (apt, when missing: PostgreSQL among them), the local
+# runtime (Kafka jars, FerretDB binary) and compose-check (Compose v2's loader). Quick when
+# nothing changed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -31,12 +33,18 @@ if [[ ! -f "$stamp" ]]; then
     touch "$stamp"
 fi
 
-# Debian packages the tests use, installed with apt when missing (one apt run for all):
-# kcat, a third-party Kafka client the tests publish to the raw topic with; Chromium, which
-# the dashboard's browser test drives headless; promtool and prometheus, which check the
-# alert rules and scrape the services in a test; a CJK font, so pages render Chinese;
-# docker-compose 1.29, whose loader a test runs on deploy/docker-compose.yml.
+# Debian packages the runtime and the tests use, installed with apt when missing (one apt run
+# for all): PostgreSQL, FerretDB's store (deploy/local/runtime.sh runs a cluster of its own;
+# Debian's package may also set up its own "main" cluster, which Qinglian does not use) and
+# procps (pgrep: `runtime.sh kill postgres` takes its server processes with it); kcat, a
+# third-party Kafka client the tests publish to the raw topic with; Chromium, which the
+# dashboard's browser test drives headless; promtool and prometheus, which check the alert
+# rules and scrape the services in a test; a CJK font, so pages render Chinese; docker-compose 1.29,
+# whose loader a test runs on deploy/docker-compose.yml.
 missing=()
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null 2>&1 ||
+    missing+=(postgresql)
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)

@@ -51,18 +51,38 @@ def database(
     return client[settings.mongo_db]
 
 
-BULK_CHUNK = 50
-"""Statements per bulk write: FerretDB 1.24 (SQLite) never answers a bulk update of 100 and
-keeps that database locked; 50 is well below where it stops answering."""
+BULK_CHUNK = 10
+"""Statements per bulk write. FerretDB 1.24 keeps each update statement's read of its document
+open, holding a connection to PostgreSQL, until the whole command ends, and needs one more to
+write: a bulk update of N statements takes N + 1 of its pool's connections (90 on the local
+runtime), and one that cannot get them waits forever, with every other request behind it."""
+
+
+BACKEND_UNREACHABLE = (
+    "failed to connect to",  # FerretDB could not open a connection to PostgreSQL
+    "(SQLSTATE 57P",  # PostgreSQL shutting down, crashed, or still starting up
+    "(SQLSTATE 08",  # PostgreSQL's connection exceptions
+    "unexpected EOF",  # the connection to PostgreSQL died mid-query
+)
+"""What FerretDB's errors (code 1, InternalError) say when the PostgreSQL below it is down."""
+
+
+def is_unreachable(error: PyMongoError) -> bool:
+    """The store cannot be reached: no connection to it, or, on the local runtime, FerretDB
+    answers but the PostgreSQL it keeps its data in does not."""
+    if isinstance(error, ConnectionFailure):
+        return True
+    details = error.details if isinstance(error, OperationFailure) else None
+    return any(sign in f"{error} {details}" for sign in BACKEND_UNREACHABLE)
 
 
 def is_transient(error: PyMongoError) -> bool:
-    """Errors worth trying again at once: the connection blinked, or the store was busy.
+    """Errors worth trying again: the store could not be reached, or was busy.
 
     FerretDB's SQLite backend answers "database is locked" when two writers meet; MongoDB
     marks its own retryable errors with a label.
     """
-    if isinstance(error, ConnectionFailure) or error.has_error_label("RetryableWriteError"):
+    if is_unreachable(error) or error.has_error_label("RetryableWriteError"):
         return True
     details = error.details if isinstance(error, OperationFailure) else None
     return "database is locked" in f"{error} {details}"

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException
 
 from schemas import topics
@@ -18,7 +18,7 @@ from schemas.follow_up import ReporterAddition, ReporterReply
 from services.common.broker import make_broker
 from services.common.kafka_access import SERVICES
 from services.common.raw_senders import RawSenders
-from services.common.store import connect, database
+from services.common.store import connect, database, is_unreachable
 from services.common.web import service_app
 from services.intake.acceptance import Acceptance
 from services.intake.api import build_api
@@ -43,7 +43,7 @@ async def _validation_error(_: Request, error: Exception) -> JSONResponse:
 async def _store_unavailable(_: Request, error: Exception) -> JSONResponse:
     """The store did not answer where no route catches it (an API key not remembered any
     more, a follow-up code): 503 like any outage, not a 500."""
-    if not isinstance(error, ConnectionFailure):
+    if not (isinstance(error, PyMongoError) and is_unreachable(error)):
         raise error
     return JSONResponse(
         {"detail": "the store is unavailable; nothing was accepted, retry later"},
@@ -148,7 +148,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _unreadable_body)
-    app.add_exception_handler(ConnectionFailure, _store_unavailable)
+    app.add_exception_handler(PyMongoError, _store_unavailable)
     app.add_middleware(
         BodySizeLimit,
         limit=settings.max_event_bytes,

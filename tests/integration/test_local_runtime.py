@@ -1,17 +1,33 @@
-"""The local runtime script refuses clearly instead of misbehaving."""
+"""The local runtime's scripts refuse clearly instead of misbehaving, and say what runs."""
 
 import os
 import socket
 import subprocess
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
-RUNTIME = Path(__file__).resolve().parents[2] / "deploy" / "local" / "runtime.sh"
+import pytest
+
+from tests.conftest import InfraSettings
+
+LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "local"
+RUNTIME = LOCAL / "runtime.sh"
+SERVICES = LOCAL / "services.sh"
 
 
-def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str], script: Path = RUNTIME, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 (our own script)
-        [str(RUNTIME), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [str(script), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def test_a_port_taken_by_another_program_is_reported_not_reused(tmp_path: Path) -> None:
@@ -56,7 +72,64 @@ def test_a_missing_toolchain_is_named_in_one_line(tmp_path: Path) -> None:
     ]
 
 
-def test_status_names_both_servers(tmp_path: Path) -> None:
+def test_status_names_every_server(tmp_path: Path) -> None:
     result = run("status", env={**os.environ, "QINGLIAN_LOCAL_DIR": str(tmp_path)})
     assert result.returncode == 0
-    assert result.stdout.splitlines() == ["kafka: stopped", "ferretdb: stopped"]
+    assert result.stdout.splitlines() == [
+        "kafka: stopped",
+        "postgres: stopped",
+        "ferretdb: stopped",
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as another user only for root")
+def test_a_data_folder_postgresql_cannot_reach_is_named(tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)  # root's alone: PostgreSQL's user may not pass through it
+    env = {
+        **os.environ,
+        "QINGLIAN_LOCAL_DIR": str(hidden / "local"),
+        "QINGLIAN_POSTGRES_PORT": str(free_port()),
+    }
+    result = run("start", "postgres", env=env)
+    assert result.returncode != 0
+    assert result.stderr.startswith(
+        f"runtime.sh: the user qinglian-pg cannot reach {hidden}/local/postgres.new"
+    )
+    assert not (hidden / "local" / "postgres").exists()
+
+
+def test_starting_the_services_again_while_they_run_says_so_and_succeeds(
+    infra: InfraSettings, tmp_path: Path
+) -> None:
+    # Logs that already hold earlier runs, as they do on a machine used for a while: reading
+    # one back for a start line must not depend on how long it is.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    earlier_run = "INFO:     Application startup complete.\n" + "x" * 199 + "\n"
+    for name in ("intake", "router", "escalation", "reporting"):
+        (logs / f"{name}.log").write_text(earlier_run * 2000)
+    run_id = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "QINGLIAN_LOCAL_DIR": str(tmp_path),
+        "QINGLIAN_KAFKA_PORT": infra.kafka_bootstrap.rsplit(":", 1)[1],
+        "QINGLIAN_FERRETDB_PORT": str(urlsplit(infra.mongo_url).port),
+        "QINGLIAN_MONGO_DB": f"runtime_{run_id}",
+        "QINGLIAN_KAFKA_GROUP_PREFIX": f"runtime-{run_id}-",
+        **{
+            f"QINGLIAN_{name}_PORT": str(free_port())
+            for name in ("INTAKE", "ROUTER", "ESCALATION", "REPORTING")
+        },
+    }
+    try:
+        first = run("start", env=env, script=SERVICES, timeout=240)
+        assert first.returncode == 0, first.stderr
+        again = run("start", env=env, script=SERVICES, timeout=240)
+        status = run("status", env=env, script=SERVICES)
+    finally:
+        run("stop", env=env, script=SERVICES)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already running") == 4, again.stdout
+    assert again.stdout.count("healthy on http://127.0.0.1:") == 4, again.stdout
+    assert status.stdout.count(": running (pid") == 4, status.stdout
