@@ -233,6 +233,12 @@ start_postgres() {
         >>"$LOG_DIR/postgres.log" 2>&1 </dev/null &
     echo $! >"$RUN_DIR/postgres.pid"
     wait_for postgres "$POSTGRES_PORT" 120 "$log_offset" "database system is ready to accept connections"
+    # Indexes FerretDB's equality filters can use (the file says why); at every start, so a
+    # cluster made before it gets them too.
+    (cd / && "${AS_POSTGRES[@]}" "$POSTGRES_BIN/psql" --quiet --no-psqlrc -v ON_ERROR_STOP=1 \
+        --host=127.0.0.1 --port="$POSTGRES_PORT" --username="$POSTGRES_ROLE" \
+        --dbname="$POSTGRES_DATABASE") <"$HERE/postgres/ferretdb-indexes.sql" \
+        >>"$LOG_DIR/postgres.log" 2>&1 || die "could not set FerretDB's indexes up; see $LOG_DIR/postgres.log"
     say "postgres $("$POSTGRES_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) //') listening on 127.0.0.1:$POSTGRES_PORT"
 }
 

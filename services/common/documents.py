@@ -35,7 +35,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.common.store import Document, retry_transient
+from services.common.store import BULK_CHUNK, Document, retry_transient
 
 M = TypeVar("M", bound=BaseModel)
 FieldValue = str | int | bool | datetime | None
@@ -45,9 +45,8 @@ Change = Callable[["Versioned[M]"], Awaitable[M | None]]
 UPDATE_ATTEMPTS = 20
 """Conflicts in a row before ``update`` gives up; the caller's message is then redelivered."""
 
-BULK_CHUNK = 500
-"""Documents per bulk write: one round trip each. (FerretDB 1.24 on SQLite never answered a
-bulk update of 100 and kept its database locked; on PostgreSQL it answers 500.)"""
+INSERT_CHUNK = 500
+"""Documents per bulk insert: one round trip, one statement to FerretDB's backend."""
 
 _DUPLICATE_KEY = 11000
 
@@ -171,9 +170,9 @@ async def update_versioned(
 # --- MongoDB and FerretDB ----------------------------------------------------------------------
 
 
-def _chunks(items: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(items), BULK_CHUNK):
-        yield items[start : start + BULK_CHUNK]
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class MongoRecords(Generic[M]):
@@ -200,7 +199,7 @@ class MongoRecords(Generic[M]):
     async def insert_many(self, values: Mapping[str, M]) -> set[str]:
         documents = [self.document(record_id, value) for record_id, value in values.items()]
         inserted: set[str] = set()
-        for batch in _chunks(documents):
+        for batch in _chunks(documents, INSERT_CHUNK):
             refused = await retry_transient(functools.partial(self._insert_new, batch))
             inserted |= {document["_id"] for document in batch} - refused
         return inserted
@@ -227,7 +226,7 @@ class MongoRecords(Generic[M]):
             ReplaceOne({"_id": record_id}, self.document(record_id, value), upsert=True)
             for record_id, value in values.items()
         ]
-        for batch in _chunks(writes):
+        for batch in _chunks(writes, BULK_CHUNK):  # see BULK_CHUNK: FerretDB's pool
             await retry_transient(
                 functools.partial(self.collection.bulk_write, batch, ordered=False)
             )

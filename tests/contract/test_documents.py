@@ -97,6 +97,18 @@ async def test_a_large_batch_is_inserted_whole(documents: Documents) -> None:
     assert len(await notes.find()) == 1200
 
 
+async def test_many_puts_at_once_are_all_written(documents: Documents) -> None:
+    notes = documents.records("notes", Note)
+    await notes.put_many({f"n{i}": Note(owner=str(i)) for i in range(120)})
+    await notes.put_many({f"n{i}": Note(owner=str(-i)) for i in range(0, 120, 2)})
+    stored = await notes.find()
+    assert len(stored) == 120
+    assert all(
+        note.owner == str(-int(key[1:]) if int(key[1:]) % 2 == 0 else int(key[1:]))
+        for key, note in stored.items()
+    )
+
+
 async def test_put_replaces_and_delete_removes(documents: Documents) -> None:
     notes = documents.records("notes", Note)
     await notes.put("n", Note(owner="a"))
