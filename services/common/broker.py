@@ -19,74 +19,42 @@
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream._internal.basic_types import AsyncFuncAny
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.kafka.publisher import DefaultPublisher
 from faststream.kafka.security import parse_security
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.message import StreamMessage
 from faststream.middlewares import BaseMiddleware
 from faststream.security import BaseSecurity, SASLScram512
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
-from pymongo.errors import PyMongoError
 
-from schemas.dead_letter import DeadLetter, Problem
-from schemas.topics import DEAD_LETTERS, retention_ms
+from schemas.topics import retention_ms
+from services.common.consuming import Delivery, is_outage
 from services.common.logs import CorrelationMiddleware
 from services.common.settings import ServiceSettings
-from services.common.store import is_transient
 
 logger = logging.getLogger(__name__)
 
 RecordPosition = tuple[str, int, int]
 
 
-_DEAD_LETTER_NAMESPACE = uuid.UUID("0e6f1c52-7d2b-5f3a-9c41-8b2d6e5a7f90")
-
-
-def is_outage(error: BaseException) -> bool:
-    """The broker or the store is unreachable or busy: wait it out, never dead-letter."""
-    if isinstance(error, PyMongoError):
-        return is_transient(error)
-    return isinstance(error, KafkaError | ConnectionError | TimeoutError)
-
-
 class RetryBackoff:
-    """Builds the middleware that pauses before a failed record is handled again, and
-    dead-letters a record that keeps failing for a reason other than an outage."""
+    """Builds the middleware that keeps the delivery policy for subscribers that take one record
+    at a time: it pauses before a failed record is handled again, and dead-letters a record that
+    keeps failing for a reason other than an outage. Batches keep the same policy in
+    ``services.common.consuming.Delivery``, whose counters and dead-letter publisher it uses."""
 
-    def __init__(
-        self, *, service: str, max_seconds: float, max_attempts: int, registry: CollectorRegistry
-    ) -> None:
-        self.service = service
-        self.max_seconds = max_seconds
-        self.max_attempts = max_attempts
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
         self.failures: dict[RecordPosition, int] = {}
-        self.publisher: DefaultPublisher | None = None
-        """Set once the broker exists: the dead-letter topic's publisher, declared on the
-        broker so the AsyncAPI document lists every service as writing that topic."""
-        self.retries = Counter(
-            "qinglian_handler_failures",
-            "Handler failures; the record is handled again after a pause.",
-            ["topic"],
-            registry=registry,
-        )
-        self.dead_letters = Counter(
-            "qinglian_poison_messages",
-            "Records sent to the dead-letter topic after failing every attempt, by topic.",
-            ["topic"],
-            registry=registry,
-        )
 
     def __call__(self, msg: Any, /, **kwargs: Any) -> BaseMiddleware:
         return _RetryBackoffScope(msg, backoff=self, **kwargs)
@@ -94,38 +62,14 @@ class RetryBackoff:
     def attempts_after_failure(self, position: RecordPosition) -> int:
         attempts = self.failures.get(position, 0) + 1
         self.failures[position] = attempts
-        self.retries.labels(position[0]).inc()
+        self.delivery.failures.labels(position[0]).inc()
         return attempts
-
-    def pause(self, attempts: int) -> float:
-        return float(min(0.1 * 2**attempts, self.max_seconds))
 
     def gives_up(self, error: BaseException, attempts: int) -> bool:
         if is_outage(error):
             return False
         # A record that does not match its contract fails the same way every time.
-        return isinstance(error, ValidationError) or attempts >= self.max_attempts
-
-    async def dead_letter(self, record: Any, error: BaseException, attempts: int) -> None:
-        if self.publisher is None:
-            raise RuntimeError("RetryBackoff.publisher is not set")
-        position = f"{self.service}/{record.topic}/{record.partition}/{record.offset}"
-        letter = DeadLetter(
-            dead_letter_id=uuid.uuid5(_DEAD_LETTER_NAMESPACE, position),
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            reason="handler_failed",
-            # The exception's type only: its message may quote the record's content.
-            problems=(Problem(field="handler", reason=type(error).__name__),),
-            original=record.value or b"",
-            key=record.key,
-            failed_in=self.service,
-            attempts=attempts,
-            dead_lettered_at=datetime.now(UTC),
-        )
-        await self.publisher.publish(letter, key=letter.dead_letter_id.bytes)
-        self.dead_letters.labels(record.topic).inc()
+        return isinstance(error, ValidationError) or attempts >= self.delivery.max_attempts
 
 
 class _RetryBackoffScope(BaseMiddleware):
@@ -143,7 +87,7 @@ class _RetryBackoffScope(BaseMiddleware):
         except Exception as error:
             attempts = self.backoff.attempts_after_failure(position)
             if not self.backoff.gives_up(error, attempts):
-                pause = self.backoff.pause(attempts)
+                pause = self.backoff.delivery.pause(attempts)
                 logger.exception(
                     "handler failed on %s[%d]@%d; retrying in %.1f s", *position, pause
                 )
@@ -154,7 +98,9 @@ class _RetryBackoffScope(BaseMiddleware):
                 *position,
                 attempts,
             )
-            await self.backoff.dead_letter(record, error, attempts)
+            await self.backoff.delivery.dead_letter(
+                record, error, attempts=attempts, reason="handler_failed"
+            )
             self.backoff.failures.pop(position, None)
             return None
         self.backoff.failures.pop(position, None)
@@ -185,27 +131,30 @@ def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
 def make_broker(
     settings: ServiceSettings, *, service: str, registry: CollectorRegistry
 ) -> KafkaBroker:
-    backoff = RetryBackoff(
-        service=service,
-        max_seconds=settings.retry_backoff_max_seconds,
-        max_attempts=settings.max_handler_attempts,
-        registry=registry,
-    )
+    """The service's broker, with its delivery policy (``Delivery``, in the broker's context
+    as ``DELIVERY``) for batches and single records alike."""
     broker = KafkaBroker(
         settings.kafka_bootstrap,
         security=kafka_security(settings),
         client_id=f"qinglian-{service}",
         acks="all",
         enable_idempotence=True,
-        middlewares=[
-            CorrelationMiddleware,
-            KafkaPrometheusMiddleware(registry=registry, app_name=service),
-            backoff,
-        ],
         logger=logging.getLogger(f"qinglian.{service}.kafka"),
         graceful_timeout=30.0,
     )
-    backoff.publisher = broker.publisher(DEAD_LETTERS, schema=DeadLetter)
+    delivery = Delivery(
+        service=service,
+        broker=broker,
+        max_attempts=settings.max_handler_attempts,
+        max_pause=settings.retry_backoff_max_seconds,
+        registry=registry,
+    )
+    for middleware in (
+        CorrelationMiddleware,
+        KafkaPrometheusMiddleware(registry=registry, app_name=service),
+        RetryBackoff(delivery),
+    ):
+        broker.add_middleware(middleware)
     return broker
 
 

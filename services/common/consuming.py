@@ -1,7 +1,7 @@
 """Consuming in batches, under the one delivery policy every service keeps.
 
-A subscriber gets up to ``max_records`` records at once (aiokafka's ``getmany``), hands them to
-its handler as one batch, and commits their offsets only after the handler returned
+A subscriber gets up to ``max_records`` (200) records at once (aiokafka's ``getmany``), hands
+them to its handler as one batch, and commits their offsets only after the handler returned
 (``AckPolicy.NACK_ON_ERROR``: on an exception every partition of the batch is rewound to its
 first record). What fails:
 
@@ -89,7 +89,6 @@ class Delivery:
         registry: CollectorRegistry,
     ) -> None:
         self.service = service
-        self.broker = broker
         self.max_attempts = max_attempts
         self.max_pause = max_pause
         self.failures = Counter(
@@ -104,6 +103,8 @@ class Delivery:
             ["topic"],
             registry=registry,
         )
+        # Declared on the broker, so the AsyncAPI document lists the service as a writer.
+        self.publisher = broker.publisher(DEAD_LETTERS, schema=DeadLetter)
         broker.context.set_global(DELIVERY, self)
 
     def pause(self, attempts: int) -> float:
@@ -199,7 +200,7 @@ class Delivery:
             attempts=attempts,
             dead_lettered_at=datetime.now(UTC),
         )
-        await self.broker.publish(letter, topic=DEAD_LETTERS, key=letter.dead_letter_id.bytes)
+        await self.publisher.publish(letter, key=letter.dead_letter_id.bytes)
         self.dead_letters.labels(record.topic).inc()
 
 
@@ -238,7 +239,7 @@ def consume(
     *topics: str,
     group_id: str,
     parse: Parse[T],
-    max_records: int = 500,
+    max_records: int = 200,
     description: str | None = None,
 ) -> Callable[[Handler[T]], Handler[T]]:
     """Register ``handler`` for batches of ``topics`` in a consumer group of its own

@@ -24,7 +24,7 @@ from faststream.kafka import KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.common.broker import ensure_topics, make_broker
-from services.common.consuming import Delivery
+from services.common.consuming import DELIVERY, Delivery
 from services.common.docs import app_with_offline_docs
 from services.common.documents import Documents, MongoDocuments
 from services.common.lag import REFRESH_SECONDS, BrokerOffsets, ConsumerLag
@@ -85,13 +85,7 @@ class Service:
         self.mongo = connect(settings)
         self.documents = documents or MongoDocuments(database(self.mongo, settings))
         self.broker = make_broker(settings, service=name, registry=self.registry)
-        self.delivery = Delivery(
-            service=name,
-            broker=self.broker,
-            max_attempts=settings.max_handler_attempts,
-            max_pause=settings.retry_backoff_max_seconds,
-            registry=self.registry,
-        )
+        self.delivery: Delivery = self.broker.context.get(DELIVERY)
         self.group_id = settings.consumer_group(name)
         self.periodic: list[Periodic] = []
         self.on_start: list[Task] = [self.documents.prepare]

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from schemas.dead_letter import DeadLetter
 from schemas.topics import DEAD_LETTERS
 from services.common.broker import ensure_topics, make_broker
-from services.common.consuming import Delivery, Received, consume, parse_model, subscriber_group
+from services.common.consuming import Received, consume, parse_model, subscriber_group
 from tests.conftest import InfraSettings
 from tests.integration.kafka_reading import end_offsets, published_since
 from tests.waiting import eventually
@@ -51,10 +51,10 @@ async def run(
     settings: InfraSettings, topic: str, group: str, handler: Handler, values: list[bytes]
 ) -> KafkaBroker:
     """Publish ``values`` first, then start a broker consuming them with ``handler``."""
-    broker = make_broker(settings, service=group, registry=CollectorRegistry())
-    Delivery(
-        service=group, broker=broker, max_attempts=3, max_pause=0.2, registry=CollectorRegistry()
+    configured = settings.model_copy(
+        update={"max_handler_attempts": 3, "retry_backoff_max_seconds": 0.2}
     )
+    broker = make_broker(configured, service=group, registry=CollectorRegistry())
     routes = KafkaRouter()
     consume(routes, topic, group_id=group, parse=parse_model(Item))(handler)
     broker.include_router(routes)

@@ -5,7 +5,7 @@ as FerretDB v1.24.2 sent them while the local runtime's PostgreSQL was killed or
 import pytest
 from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure
 
-from services.common.broker import is_outage
+from services.common.consuming import is_outage
 
 
 def ferretdb_error(
