@@ -39,7 +39,7 @@ from schemas.case_action import CaseActionReceived, CaseActionSubmission
 from schemas.catalogue import BY_TYPE
 from schemas.complaint import ComplaintReceived
 from schemas.finding import InvestigationFindingReceived, InvestigationFindingSubmission
-from schemas.follow_up import ReporterAddition
+from schemas.follow_up import ReporterAddition, ReporterReply
 from services.common.broker import ensure_topics, subscriber_group
 from services.common.store import Document
 from services.router.main import create_app
@@ -131,13 +131,31 @@ def new_addition(complaint: ComplaintReceived, *, at: datetime) -> ReporterAddit
     )
 
 
-Input = ComplaintReceived | CaseActionReceived | InvestigationFindingReceived | ReporterAddition
+def new_reply(case_id: str, *, at: datetime) -> ReporterReply:
+    return ReporterReply(
+        event_id=uuid.uuid4(),
+        case_id=case_id,
+        text="您反映的问题已受理，正在调查。",
+        sent_by="conduct_office",
+        sent_at=at,
+    )
+
+
+Input = (
+    ComplaintReceived
+    | CaseActionReceived
+    | InvestigationFindingReceived
+    | ReporterAddition
+    | ReporterReply
+)
 
 
 def topic_and_key(event: Input) -> tuple[str, bytes]:
     """Where intake publishes an event, with the key it uses."""
     if isinstance(event, ReporterAddition):
         return topics.REPORTER_ADDITIONS, event.complaint_event_id.bytes
+    if isinstance(event, ReporterReply):
+        return topics.REPORTER_REPLIES, event.case_id.encode()
     kind = BY_TYPE[event.event_type]
     return kind.topic, kind.key(event)
 
@@ -608,6 +626,36 @@ class TestOneRouter:
         assert last.note == "调查结论日期 2026-11-18 早于案件受理日期 2026-11-20，调查结论未计入"
         assert await stored(router.db, case_id) == case
 
+    async def test_actions_sent_together_on_one_case_are_applied_in_their_order(
+        self, router: RunningRouter, inputs: Inputs, feed: CaseFeed
+    ) -> None:
+        complaint = new_complaint(fresh("E"), "attitude")
+        case_id = derive_case_id(complaint.event_id)
+        await inputs.publish(complaint)
+        await feed.reaches(case_id, 1)
+        at = complaint.received_at
+        reassign = new_action(
+            case_id, "reassign", at=at + timedelta(hours=1), to_department="finance"
+        )
+        start = new_action(case_id, "start_investigation", at=at + timedelta(hours=2))
+        close = new_action(case_id, "close", at=at + timedelta(hours=3))  # no finding yet
+
+        await inputs.publish(reassign, start, close)  # one partition: one batch, most often
+
+        case = await feed.reaches(case_id, 4)
+        assert [(e.change, e.source_event_id) for e in case.history[2:]] == [
+            (CaseChange.REASSIGNED, reassign.event_id),
+            (CaseChange.INVESTIGATION_STARTED, start.event_id),
+            (CaseChange.REFUSED, close.event_id),
+        ]
+        assert case.history[-1].note == "结案被拒绝：尚无调查结论"
+        assert (case.state, case.responsible_department.code) == (
+            CaseState.INVESTIGATING,
+            "finance",
+        )
+        await router.caught_up()
+        assert await stored(router.db, case_id) == case
+
     async def test_complaints_against_one_person_in_one_category_make_one_case(
         self, router: RunningRouter, inputs: Inputs, feed: CaseFeed
     ) -> None:
@@ -698,7 +746,9 @@ async def test_an_update_parked_while_its_case_opens_is_neither_lost_nor_losing_
 
 # --- Two routers ------------------------------------------------------------------------------
 
-GROUPS, PER_GROUP, SINGLES, WITH_FINDING = 40, 5, 100, 60
+GROUPS, PER_GROUP, SINGLES, WITH_FINDING, REPLIES = 40, 5, 100, 60, 3
+"""Groups of related complaints (each with one addition per complaint), single complaints (the
+first with a finding, the others with a burst of replies)."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -781,6 +831,10 @@ class SharedRun:
     singles: list[ComplaintReceived]
     findings: dict[str, InvestigationFindingReceived]
     """By the case id of the single complaint they conclude."""
+    additions: dict[uuid.UUID, ReporterAddition]
+    """By the event id of the grouped complaint they add to."""
+    replies: dict[str, list[ReporterReply]]
+    """By the case id of the single complaint they answer, in the order sent."""
     metrics: dict[str, str]
     stop_problems: list[str]
     logs: Path
@@ -809,7 +863,9 @@ async def shared_run(
 ) -> AsyncIterator[SharedRun]:
     """Two router processes in one group on one database, fed complaints of which many share
     a staff member and category (so that both instances link to the same cases at once),
-    findings parked before their complaints, and findings after them."""
+    findings parked before their complaints, and findings after them; reporters' additions to
+    every grouped complaint (keyed by complaint, so both instances change one case at once),
+    and bursts of replies on one case (so that a batch holds several changes of one case)."""
     run = uuid.uuid4().hex[:10]
     db_name, prefix, staff_prefix = f"router_pair_{run}", f"router-pair-{run}-", f"P{run}-"
     logs = tmp_path_factory.mktemp("router-logs")
@@ -856,9 +912,21 @@ async def shared_run(
             random.Random(run).shuffle(complaints)
             early = list(findings.values())[: WITH_FINDING // 2]
             late = list(findings.values())[WITH_FINDING // 2 :]
+            additions = {
+                c.event_id: new_addition(c, at=RECEIVED + timedelta(hours=n % 7 + 1))
+                for n, c in enumerate(c for group_ in groups for c in group_)
+            }
+            replies = {
+                derive_case_id(c.event_id): [
+                    new_reply(derive_case_id(c.event_id), at=RECEIVED + timedelta(hours=n + 1))
+                    for n in range(REPLIES)
+                ]
+                for c in singles[WITH_FINDING:]
+            }
             await inputs.publish(*early)
             await inputs.publish(*complaints)
-            await inputs.publish(*late)
+            await inputs.publish(*late, *additions.values())
+            await inputs.publish(*(reply for burst in replies.values() for reply in burst))
 
             # Committed only once handled: at lag 0 every record has been handled.
             try:
@@ -887,6 +955,8 @@ async def shared_run(
             groups=groups,
             singles=singles,
             findings=findings,
+            additions=additions,
+            replies=replies,
             metrics=metrics,
             stop_problems=stop_problems,
             logs=logs,
@@ -910,7 +980,13 @@ async def test_two_routers_share_the_work_and_open_each_case_once(
         case = cases[str(case_ids.pop())]
         assert sorted(case.source_event_ids) == sorted(c.event_id for c in group)
         assert changes(case).count(CaseChange.LINKED) == PER_GROUP - 1
-        assert case.revision == PER_GROUP
+        # Every reporter's addition is in the case their complaint went to, once: none lost
+        # while both instances changed the case, none applied twice.
+        added = [e.source_event_id for e in case.history if e.change is CaseChange.REPORTER_ADDED]
+        assert sorted(added) == sorted(run.additions[c.event_id].event_id for c in group)
+        assert case.revision == 2 * PER_GROUP
+        for c in group:  # nothing is left waiting under the linked complaints' own case ids
+            assert await waiting(run.db, derive_case_id(c.event_id)) == set()
     for complaint in run.singles:
         case_id = derive_case_id(complaint.event_id)
         case = cases[case_id]
@@ -921,6 +997,11 @@ async def test_two_routers_share_the_work_and_open_each_case_once(
             assert case.history[-1].source_event_id == run.findings[case_id].event_id
         else:
             assert case.state is CaseState.ASSIGNED
+            # A burst of replies on one case: each once, in the order they were sent.
+            replied = [e for e in case.history if e.change is CaseChange.REPORTER_REPLIED]
+            assert [e.source_event_id for e in replied] == [
+                reply.event_id for reply in run.replies[case_id]
+            ]
     for case in cases.values():
         applied = [(entry.change, entry.source_event_id) for entry in case.history]
         assert len(applied) == len(set(applied))  # no event applied twice
