@@ -41,12 +41,15 @@ from schemas.complaint import ComplaintReceived
 from schemas.finding import InvestigationFindingReceived, InvestigationFindingSubmission
 from schemas.follow_up import ReporterAddition, ReporterReply
 from services.common.broker import ensure_topics, subscriber_group
+from services.common.documents import MongoDocuments
 from services.common.store import Document
+from services.router.cases import Cases
+from services.router.domain import Opening
 from services.router.main import create_app
-from services.router.repository import CaseRepository
 from services.router.settings import RouterSettings
+from services.router.store import CaseStore
 from tests.conftest import InfraSettings
-from tests.factories import ROUTING, complaint_event, routed_case
+from tests.factories import ROUTING, complaint_event
 from tests.integration.kafka_reading import end_offsets
 from tests.waiting import eventually
 
@@ -240,32 +243,30 @@ class CaseFeed:
         }
 
 
+def case_store(db: AsyncDatabase[Document]) -> CaseStore:
+    return CaseStore.on(MongoDocuments(db))
+
+
 async def stored(db: AsyncDatabase[Document], case_id: str) -> CaseUpdated | None:
     """The case as the router's store holds it."""
-    return await CaseRepository(db).get(case_id)
+    return (await case_store(db).cases.load(case_id)).value
 
 
 async def waiting(db: AsyncDatabase[Document], case_id: str) -> set[str]:
     """The events whose updates wait for the case to open."""
-    return set(await CaseRepository(db).parked(case_id))
+    return set(await case_store(db).waiting.find(case_id=case_id))
 
 
 async def case_of_event(db: AsyncDatabase[Document], event_id: uuid.UUID) -> str | None:
-    document = await db["router_events"].find_one({"_id": str(event_id)})
-    return None if document is None else str(document["case_id"])
+    found = await case_store(db).events.get(str(event_id))
+    return None if found is None else found.case_id
 
 
 async def snapshot(db: AsyncDatabase[Document]) -> dict[str, dict[str, Document]]:
     """Every document the router keeps, by collection and _id."""
     return {
         name: {str(document["_id"]): document async for document in db[name].find({})}
-        for name in (
-            "router_cases",
-            "router_case_revisions",
-            "router_parked",
-            "router_events",
-            "router_related",
-        )
+        for name in await db.list_collection_names()
     }
 
 
@@ -701,47 +702,79 @@ class TestOneRouter:
         assert counted(metrics, "qinglian_cases_opened_total") >= 2
 
 
-# --- Races in the store ----------------------------------------------------------------------
+# --- Two routers on the real store, without Kafka ---------------------------------------------
 # FerretDB 1.24 runs a conditional update as a read and then a whole-document write by _id: two
-# writers that both matched the same revision both "succeeded", one change was lost, and an
-# update parked while its case opened could erase the case.
+# writers that both matched the same revision both "succeed". The router relies on the store
+# adapter's revision guard and first-writer-wins inserts instead (services/common/documents.py).
 
 
-async def test_of_two_changes_made_over_one_revision_exactly_one_is_saved(
+def two_routers(store: AsyncDatabase[Document]) -> tuple[Cases, Cases]:
+    return Cases(case_store(store), ROUTING), Cases(case_store(store), ROUTING)
+
+
+async def test_two_routers_opening_related_complaints_at_once_open_one_case_per_person(
     store: AsyncDatabase[Document],
 ) -> None:
-    first, second = CaseRepository(store), CaseRepository(store)
-    for round_ in range(20):
-        case = routed_case(new_complaint(fresh("R")))
-        assert await first.open(case)
-        mine = case.model_copy(update={"revision": 2, "routing_basis": f"mine {round_}"})
-        theirs = case.model_copy(update={"revision": 2, "routing_basis": f"theirs {round_}"})
+    one, two = two_routers(store)
+    staff = [fresh("R") for _ in range(15)]
+    batches = [[Opening.of_complaint(new_complaint(s)) for s in staff] for _ in range(4)]
+    now = RECEIVED + timedelta(seconds=1)
 
-        saved = await asyncio.gather(first.save(mine), second.save(theirs))
+    await asyncio.gather(
+        one.open_or_link(batches[0] + batches[2], now=now),
+        two.open_or_link(batches[1] + batches[3], now=now),
+    )
 
-        assert sorted(saved) == [False, True]
-        assert await first.get(case.case_id) == (mine if saved[0] else theirs)
+    cases = {case_id: v.value for case_id, v in (await case_store(store).cases.find()).items()}
+    assert len(cases) == len(staff)
+    for case in cases.values():
+        assert case is not None
+        assert len(case.source_event_ids) == 4
+        assert changes(case).count(CaseChange.LINKED) == 3
+        assert case.revision == len(case.history) - 1
 
 
-async def test_an_update_parked_while_its_case_opens_is_neither_lost_nor_losing_the_case(
+async def test_two_routers_changing_one_case_at_once_lose_no_change(
     store: AsyncDatabase[Document],
 ) -> None:
-    opener, parker = CaseRepository(store), CaseRepository(store)
-    update = {"kind": "finding", "at": RECEIVED.isoformat(), "event": {}}
-    for _ in range(20):
-        case = routed_case(new_complaint(fresh("R")))
-        assert await parker.park(case.case_id, "early", update)
+    one, two = two_routers(store)
+    complaint = new_complaint(fresh("R"))
+    case_id = derive_case_id(complaint.event_id)
+    await one.open_or_link([Opening.of_complaint(complaint)], now=RECEIVED)
+    replies = [new_reply(case_id, at=RECEIVED + timedelta(hours=n)) for n in range(1, 25)]
 
-        opened, parked = await asyncio.gather(
-            opener.open(case), parker.park(case.case_id, "late", update)
+    await asyncio.gather(
+        *(
+            (one if n % 2 else two).record(replies[n : n + 3], now=RECEIVED)
+            for n in range(0, len(replies), 3)
+        )
+    )
+
+    case = await stored(store, case_id)
+    assert case is not None
+    assert case.revision == 1 + len(replies)
+    replied = [e.source_event_id for e in case.history if e.change is CaseChange.REPORTER_REPLIED]
+    assert sorted(replied) == sorted(reply.event_id for reply in replies)
+
+
+async def test_an_update_waiting_while_its_case_opens_is_neither_lost_nor_applied_twice(
+    store: AsyncDatabase[Document],
+) -> None:
+    opener, recorder = two_routers(store)
+    for _ in range(10):
+        complaint = new_complaint(fresh("R"))
+        case_id = derive_case_id(complaint.event_id)
+        finding = new_finding(case_id, at=RECEIVED + timedelta(days=1))
+
+        await asyncio.gather(
+            opener.open_or_link([Opening.of_complaint(complaint)], now=RECEIVED),
+            recorder.record([finding], now=RECEIVED),
         )
 
-        assert opened
-        assert await opener.get(case.case_id) == case
-        # Either it waits where the opener looks, or the parker was told to apply it itself.
-        waiting_now = await opener.parked(case.case_id)
-        assert "early" in waiting_now
-        assert ("late" in waiting_now) is parked
+        case = await stored(store, case_id)
+        assert case is not None
+        assert changes(case).count(CaseChange.FINDING_RECORDED) == 1
+        assert await waiting(store, case_id) == set()
 
 
 # --- Two routers ------------------------------------------------------------------------------
@@ -845,13 +878,13 @@ class SharedRun:
 
     async def cases(self) -> dict[str, CaseUpdated]:
         """This run's cases in the store."""
-        found = {}
-        repository = CaseRepository(self.db)
-        async for document in self.db["router_cases"].find({}, {"_id": 1}):
-            case = await repository.get(str(document["_id"]))
-            if case is not None and (case.accused_staff_id or "").startswith(self.staff_prefix):
-                found[case.case_id] = case
-        return found
+        stored = await case_store(self.db).cases.find()
+        return {
+            case_id: case.value
+            for case_id, case in stored.items()
+            if case.value is not None
+            and (case.value.accused_staff_id or "").startswith(self.staff_prefix)
+        }
 
 
 @pytest.fixture(scope="module")
