@@ -6,9 +6,11 @@
   inserted once, after the case was saved, so a known event's case is always stored.
 - ``claims``: which case holds each related key (one staff member, one category) for linking.
   A claim names the case it replaces, and its id is the key and that case, so the store's
-  first-writer-wins insert lets one instance only replace a given holder; the holder is the
-  claimed case that no claim replaces. A claim carries its case as its claimer is about to
-  save it, so that another instance that finds the case missing saves it instead of waiting.
+  first-writer-wins insert lets one instance only replace a given holder (a conditional update
+  would be no guard on FerretDB 1.24); the holder is the claimed case that no claim replaces,
+  found among the key's claims by the query field ``key``. A claim carries its case as its
+  claimer is about to save it, so that another instance that finds the case missing saves it
+  instead of waiting.
 - ``waiting``: updates that arrived before their case opened (a finding that overtook its
   complaint on another topic), under the event's id, found by the case id they wait for.
 """
