@@ -135,15 +135,15 @@ async def note_replies(handling: Handling, batch: list[Received[ReporterReply]])
 async def _open_or_link(handling: Handling, openings: Sequence[Opening]) -> None:
     now = handling.clock()
     applied = await handling.cases.open_or_link(openings, now=now)
-    await _publish(handling, applied)
     handling.metrics.count(applied, openings, now=now)
+    await _publish(handling, applied)
 
 
 async def _record(handling: Handling, updates: Sequence[Update]) -> None:
     now = handling.clock()
     applied = await handling.cases.record(updates, now=now)
-    await _publish(handling, applied)
     handling.metrics.count(applied, now=now)
+    await _publish(handling, applied)
 
 
 async def _publish(handling: Handling, applied: Applied) -> None:
@@ -156,12 +156,13 @@ async def _publish(handling: Handling, applied: Applied) -> None:
 
 
 def routes(group_id: str, cases: Cases, metrics: RouterMetrics, clock: Clock) -> KafkaRouter:
-    router = KafkaRouter()
-    handling = Handling(cases, metrics, router.publisher(topics.CASES, schema=CaseUpdated), clock)
+    kafka_routes = KafkaRouter()
+    publisher = kafka_routes.publisher(topics.CASES, schema=CaseUpdated)
+    handling = Handling(cases, metrics, publisher, clock)
 
     def subscribe(topic: str, model: type[M], handler: HandlerOf[M]) -> None:
         handle = functools.update_wrapper(functools.partial(handler, handling), handler)
-        consume(router, topic, group_id=group_id, parse=parse_model(model))(handle)
+        consume(kafka_routes, topic, group_id=group_id, parse=parse_model(model))(handle)
 
     subscribe(topics.COMPLAINTS, ComplaintReceived, route_complaints)
     subscribe(topics.LEADS, Lead, route_leads)
@@ -169,4 +170,4 @@ def routes(group_id: str, cases: Cases, metrics: RouterMetrics, clock: Clock) ->
     subscribe(topics.CASE_ACTIONS, CaseActionReceived, take_actions)
     subscribe(topics.REPORTER_ADDITIONS, ReporterAddition, add_reporter_information)
     subscribe(topics.REPORTER_REPLIES, ReporterReply, note_replies)
-    return router
+    return kafka_routes

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from schemas.base import derive_event_id
 from schemas.case import CaseChange, CaseKind, CaseState, CaseUpdated
@@ -22,6 +23,7 @@ from schemas.lead import Lead
 from services.common.documents import MemoryDocuments
 from services.router.cases import Applied, Cases, Written
 from services.router.domain import Opening, Update
+from services.router.handlers import RouterMetrics
 from services.router.store import CaseStore, RelatedClaim
 from tests.factories import ROUTING, complaint_event, routed_case
 
@@ -554,3 +556,36 @@ def test_what_a_batch_did_keeps_the_latest_revision_of_each_case() -> None:
 
     assert applied.cases == {case.case_id: later}
     assert applied.written == [Written(case, later)]
+
+
+async def test_the_metrics_count_what_a_batch_did_under_their_names() -> None:
+    cases, _ = router(MemoryDocuments())
+    registry = CollectorRegistry()
+    metrics = RouterMetrics.on(registry, ROUTING)
+    first, second = complaint("C-1"), complaint("C-2")
+    early = finding("CASE-00000000000000000000", "F-1", hours=1)  # for a case not open
+
+    opened = await cases.open_or_link([first, second], now=NOW + timedelta(seconds=3))
+    metrics.count(opened, [first, second], now=NOW + timedelta(seconds=3))
+    metrics.count(await cases.record([early], now=NOW), now=NOW)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("qinglian_routing_table_info", version=ROUTING.version) == 1
+    assert value("qinglian_case_changes_total", change="opened") == 1
+    assert value("qinglian_case_changes_total", change="assigned") == 1
+    assert value("qinglian_case_changes_total", change="linked") == 1
+    department = opened.cases[first.case_id].responsible_department.code
+    assert (
+        value(
+            "qinglian_cases_opened_total",
+            department=department,
+            kind="complaint",
+            category="kickback",
+        )
+        == 1
+    )
+    assert value("qinglian_case_updates_parked_total") == 1
+    assert value("qinglian_routing_latency_seconds_count") == 2
+    assert value("qinglian_routing_latency_seconds_sum") == pytest.approx(2 * 5.0)
