@@ -93,7 +93,8 @@ from services.escalation.repository import ConductFiles
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules import depends_on_clock, evaluate
 from services.escalation.settings import EscalationSettings
-from services.router.domain import Opening, Routing, open_case, record_finding
+from services.router.domain import Opening, open_case, record_finding
+from services.router.routing import Routing
 from services.router.settings import RouterSettings
 
 T = TypeVar("T")

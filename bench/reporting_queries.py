@@ -126,13 +126,13 @@ from services.reporting.repository import ReportRepository
 from services.reporting.settings import ReportingSettings
 from services.router.domain import (
     Opening,
-    Routing,
     is_related,
     link,
     open_case,
     record_finding,
     take_action,
 )
+from services.router.routing import Routing
 from services.router.settings import RouterSettings
 
 T = TypeVar("T")

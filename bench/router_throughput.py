@@ -19,10 +19,10 @@ database and consumer group each time:
   deploy/local/services.sh runs it (log level INFO unless --router-log-level);
 - raw loop: in this process, AIOKafkaConsumer (own group, earliest, manual commit after each
   fetched batch) and AIOKafkaProducer (acks=all, idempotent) around the same
-  ``CaseDesk.open_or_link`` over the same ``CaseRepository``, publishing each case as JSON,
-  keyed by case id, to a benchmark topic; the sends of a batch are awaited before its commit
-  (--raw-delivery per-message: each send awaited and each record committed, as the router's
-  delivery policy does, which tells that policy's cost from FastStream's own).
+  ``Cases.open_or_link`` over the same ``CaseStore``, one call per fetched batch of a
+  partition, publishing each case it gives back as JSON, keyed by case id, to a benchmark
+  topic; the sends of a batch are awaited before its commit (--raw-delivery per-message: one
+  call, its sends awaited and its record committed per record).
 
 Both are timed the same way, from the output records' Kafka timestamps: from the first case
 published to the one that made all N complaints show in some case's source_event_ids;
@@ -65,11 +65,13 @@ from schemas import topics
 from schemas.case import CaseChange
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
 from services.common.broker import ensure_topics
+from services.common.documents import MongoDocuments
 from services.common.store import connect, database
-from services.router.desk import CaseDesk
-from services.router.domain import Opening, Routing
-from services.router.repository import CaseRepository
+from services.router.cases import Cases
+from services.router.domain import Opening
+from services.router.routing import Routing
 from services.router.settings import RouterSettings
+from services.router.store import CaseStore
 from tests.factories import complaint_event
 
 T = TypeVar("T")
@@ -420,13 +422,13 @@ async def outputs_span(
 async def raw_loop(
     events: set[str], progress: dict[str, Any], *, round_no: int, delivery: str
 ) -> dict[str, Any]:
-    """Consume, open or link, publish, commit: aiokafka and the router's desk, no FastStream."""
+    """Consume, open or link, publish, commit: aiokafka and the router's cases, no FastStream."""
     tag = f"{uuid.uuid4().hex[:8]}-raw{round_no}"
     config = settings(db=f"bench_{tag.replace('-', '_')}", group_prefix=f"bench-{tag}-")
     since = await end_offsets(RAW_CASES)
     routing = Routing.load(config.departments, config.routing_table)
     mongo = connect(config)
-    desk = CaseDesk(CaseRepository(database(mongo, config)), routing)
+    cases = Cases(CaseStore.on(MongoDocuments(database(mongo, config))), routing)
     consumer = AIOKafkaConsumer(
         topics.COMPLAINTS,
         bootstrap_servers=PORTS.bootstrap,
@@ -450,29 +452,32 @@ async def raw_loop(
         while handled < len(events):
             sends = []
             for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                for record in records:
-                    complaint = ComplaintReceived.model_validate_json(record.value)
-                    outcome = await desk.open_or_link(
-                        Opening.of_complaint(complaint), now=datetime.now(UTC)
-                    )
-                    for entry in outcome.new_entries:
+                step = 1 if delivery == "per-message" else len(records)
+                for start in range(0, len(records), step):
+                    chunk = records[start : start + step]
+                    openings = [
+                        Opening.of_complaint(ComplaintReceived.model_validate_json(r.value))
+                        for r in chunk
+                    ]
+                    applied = await cases.open_or_link(openings, now=datetime.now(UTC))
+                    for entry in applied.new_entries:
                         if entry.change in changes:
                             changes[entry.change] += 1
-                    if outcome.case is not None:
+                    for case in applied.cases.values():
                         sent = await producer.send(
                             RAW_CASES,
-                            outcome.case.model_dump_json().encode(),
-                            key=outcome.case.case_id.encode(),
+                            case.model_dump_json().encode(),
+                            key=case.case_id.encode(),
                             headers=JSON_HEADERS,
                         )
                         sends.append(sent)
                     if delivery == "per-message":
                         await asyncio.gather(*sends)
-                        await consumer.commit({tp: record.offset + 1})
+                        await consumer.commit({tp: chunk[-1].offset + 1})
                         sends = []
                     if handled == 0:
                         cpu.begin(1)
-                    handled += 1
+                    handled += len(chunk)
                     progress["events_done"] = handled
             if sends:
                 await asyncio.gather(*sends)
@@ -627,11 +632,12 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
 NOTES = (
     "events_per_second = (events - 1) / time from the first case published to the one that "
     "completed all events, by Kafka record timestamps; start-up and group join excluded. "
-    "Router: FastStream subscriber, one record at a time, commit after each record, publish "
-    "awaited per record (acks=all), Prometheus and retry middlewares, log level as given. "
-    "Raw loop: same desk and repository (same store reads and writes per event), same topic "
-    "and partitions, getmany batches; delivery per-batch: sends awaited and offsets committed "
-    "once per fetched batch; per-message: as the router. Fresh FerretDB database and consumer "
+    "Router: FastStream batch subscriber (services.common.consuming, up to 500 records), the "
+    "cases of a batch published side by side (acks=all), commit after the batch, Prometheus "
+    "middleware, log level as given. Raw loop: the same Cases and CaseStore (the same store "
+    "reads and writes), same topic and partitions, getmany batches; delivery per-batch: one "
+    "call per fetched partition batch, sends awaited and offsets committed once per fetch; "
+    "per-message: one record per call, each committed. Fresh FerretDB database and consumer "
     "group per round. cpu.*_ms_per_event: CPU of the consuming process, FerretDB and Kafka "
     "over the measured window. Kafka, FerretDB, the router and this script share the "
     "machine's cores (and whatever else runs on it: see load_average)."

@@ -5,7 +5,8 @@ from typing import Any
 
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived, ComplaintSubmission
-from services.router.domain import Opening, Routing, open_case
+from services.router.domain import Opening, open_case
+from services.router.routing import Routing
 from services.router.settings import RouterSettings
 
 

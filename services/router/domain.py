@@ -1,21 +1,18 @@
 """Cases: who handles them, and how each event changes them. Pure: no Kafka, no database, no
 clock (``now`` is passed in).
 
-The departments and the routing table are data (departments.toml, routing_table.toml); this
-module validates them and applies them. Each function takes a case as it stands and returns
-it after one change, with one more revision and the change in its history.
+Who handles what is data (services/router/routing.py loads and checks it); this module applies
+it. Each function takes a case as it stands and returns it after one change, with one more
+revision and the change in its history.
 """
 
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Annotated, Self
+from typing import Self
 
-from pydantic import Field
-
-from schemas.base import Code, hospital_day
+from schemas.base import hospital_day
 from schemas.case import (
     CaseChange,
     CaseKind,
@@ -31,142 +28,13 @@ from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintRece
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.lead import Lead
-from services.common.datafile import DataFile, DataFileError, Location, describe, line_of
-from services.common.departments import DepartmentCatalogue
+from services.router.routing import Routing
 
 ROUTER = "router"
 """Who the history names for the router's own changes."""
 
-Days = Annotated[int, Field(gt=0, strict=True)]
-"""A whole number of days, written as a TOML integer (not "15", not 15.0, not true)."""
-Count = Annotated[int, Field(gt=0, strict=True)]
-
-
-# --- The data files ---------------------------------------------------------------------------
-
-
-class Route(DataFile):
-    responsible: Code
-    cooperating: tuple[Code, ...] = ()
-    with_concerned_department: bool = False
-    """The department the case is about cooperates (one of 其他职能部门及各临床、医辅科室)."""
-    investigation_days: Days
-    basis: str = Field(min_length=1)
-
-
-class ComplaintRoute(Route):
-    category: ComplaintCategory
-
-
-class KindRoute(Route):
-    kind: CaseKind
-
-
-class ChannelRoute(DataFile):
-    channel: ComplaintChannel
-    add_cooperating: tuple[Code, ...]
-    basis: str = Field(min_length=1)
-
-
-class RoutingTable(DataFile):
-    version: str
-    conflict_of_interest_department: Code
-    related_complaint_window_days: Days
-    events_per_case_at_most: Count
-    """A case takes at most this many related events; the next opens a case of its own."""
-    complaint: tuple[ComplaintRoute, ...]
-    channel: tuple[ChannelRoute, ...] = ()
-    case_kind: tuple[KindRoute, ...] = ()
-
-    def cross_check(self) -> Sequence[tuple[Location, str]]:
-        problems: list[tuple[Location, str]] = []
-        categories = [route.category for route in self.complaint]
-        problems += _repeats("complaint", "category", categories)
-        missing = [str(category) for category in ComplaintCategory if category not in categories]
-        if missing:
-            problems.append((("complaint",), f"no entry for categories {', '.join(missing)}"))
-        kinds = [route.kind for route in self.case_kind]
-        problems += _repeats("case_kind", "kind", kinds)
-        if CaseKind.COMPLAINT in kinds:
-            where = ("case_kind", kinds.index(CaseKind.COMPLAINT), "kind")
-            problems.append((where, "complaints are routed by [[complaint]] entries"))
-        missing = [str(k) for k in CaseKind if k is not CaseKind.COMPLAINT and k not in kinds]
-        if missing:
-            problems.append((("case_kind",), f"no entry for case kinds {', '.join(missing)}"))
-        problems += _repeats("channel", "channel", [route.channel for route in self.channel])
-        return problems
-
-    def department_references(self) -> Iterable[tuple[Location, str]]:
-        """Every department code the table names, with where it names it."""
-        yield ("conflict_of_interest_department",), self.conflict_of_interest_department
-        for section, routes in (("complaint", self.complaint), ("case_kind", self.case_kind)):
-            for index, route in enumerate(routes):
-                yield (section, index, "responsible"), route.responsible
-                for position, code in enumerate(route.cooperating):
-                    yield (section, index, "cooperating", position), code
-        for index, channel_route in enumerate(self.channel):
-            for position, code in enumerate(channel_route.add_cooperating):
-                yield ("channel", index, "add_cooperating", position), code
-
-    def route_for(self, kind: CaseKind, category: ComplaintCategory | None) -> Route:
-        if kind is CaseKind.COMPLAINT:
-            return next(route for route in self.complaint if route.category == category)
-        return next(route for route in self.case_kind if route.kind == kind)
-
-
-def _repeats(section: str, field: str, values: Sequence[object]) -> list[tuple[Location, str]]:
-    return [
-        ((section, index, field), f"{value} is listed again")
-        for index, value in enumerate(values)
-        if value in values[:index]
-    ]
-
-
-@dataclass(frozen=True)
-class Routing:
-    """The department catalogue and the routing table, checked against each other."""
-
-    catalogue: DepartmentCatalogue
-    table: RoutingTable
-
-    @classmethod
-    def load(cls, catalogue_path: Path, table_path: Path) -> Self:
-        catalogue = DepartmentCatalogue.from_file(catalogue_path)
-        table_text = table_path.read_text(encoding="utf-8")
-        table = RoutingTable.from_toml(table_text, source=table_path.name)
-        return cls.checked(catalogue, table, table_text=table_text, source=table_path.name)
-
-    @classmethod
-    def checked(
-        cls,
-        catalogue: DepartmentCatalogue,
-        table: RoutingTable,
-        *,
-        table_text: str,
-        source: str = "routing table",
-    ) -> Self:
-        unknown = [
-            f"{source}:{line_of(table_text, where)} {describe(where)}: unknown department {code!r}"
-            for where, code in table.department_references()
-            if code not in catalogue.departments
-        ]
-        if unknown:
-            raise DataFileError("\n".join(unknown))
-        return cls(catalogue=catalogue, table=table)
-
-    @property
-    def version(self) -> str:
-        return f"{self.table.version}+departments.{self.catalogue.version}"
-
-    def headed_by(self, staff_id: str | None) -> set[str]:
-        """Codes of the departments ``staff_id`` is head of."""
-        if staff_id is None:
-            return set()
-        return {
-            code
-            for code, entry in self.catalogue.departments.items()
-            if entry.head_staff_id == staff_id
-        }
+Update = InvestigationFindingReceived | CaseActionReceived | ReporterAddition | ReporterReply
+"""An event that changes an open case."""
 
 
 # --- Opening a case ---------------------------------------------------------------------------
@@ -356,6 +224,25 @@ def link(case: CaseUpdated, opening: Opening, *, now: datetime) -> CaseUpdated:
     )
 
 
+def place(
+    holder: CaseUpdated | None, openings: Sequence[Opening], routing: Routing, *, now: datetime
+) -> list[CaseUpdated]:
+    """Where openings that may be related (one staff member, one category; or one event) go, in
+    their order: each is linked to the open case holding their key when related to it, or
+    opens a case that then holds the key. The cases they leave, the holder first (changed or
+    not); an opening already in the holder changes nothing (a redelivery, a replay)."""
+    cases = [] if holder is None else [holder]
+    for opening in openings:
+        current = cases[-1] if cases else None
+        if current is not None and has_applied(current, opening.source_event_id):
+            continue
+        if current is not None and is_related(current, opening, routing):
+            cases[-1] = link(current, opening, now=now)
+        else:
+            cases.append(open_case(opening, routing, now=now))
+    return cases
+
+
 # --- Changes to an open case ------------------------------------------------------------------
 
 
@@ -456,6 +343,29 @@ def add_reporter_information(
 def note_reply(case: CaseUpdated, reply: ReporterReply, *, now: datetime) -> CaseUpdated:
     entry = _EntryMaker(reply.event_id, reply.sent_at)
     return _changed(case, entry(CaseChange.REPORTER_REPLIED, case.state, by=reply.sent_by), now=now)
+
+
+def apply(case: CaseUpdated, update: Update, routing: Routing, *, now: datetime) -> CaseUpdated:
+    """The case after ``update``; the same case if the update changed it before (a redelivery
+    or a replay changes nothing)."""
+    if has_applied(case, update.event_id):
+        return case
+    if isinstance(update, InvestigationFindingReceived):
+        return record_finding(case, update, now=now)
+    if isinstance(update, CaseActionReceived):
+        return take_action(case, update, routing, now=now)
+    if isinstance(update, ReporterAddition):
+        return add_reporter_information(case, update, now=now)
+    return note_reply(case, update, now=now)
+
+
+def happened_at(update: Update) -> datetime:
+    """When the update happened: the order in which updates that waited for a case apply."""
+    if isinstance(update, ReporterAddition):
+        return update.received_at
+    if isinstance(update, ReporterReply):
+        return update.sent_at
+    return update.occurred_at
 
 
 # --- Helpers ----------------------------------------------------------------------------------

@@ -1,99 +1,173 @@
-"""Consume the events that open and change cases; store each change; publish the case."""
+"""Consume the events that open and change cases, a batch at a time; publish each case a batch
+concerns once its changes are saved (also when nothing changed: a crash after saving must not
+lose the case; readers keep the highest revision). Offsets are committed after the batch."""
 
-from datetime import UTC, datetime
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Self, TypeVar
 
 from faststream.kafka import KafkaRouter
+from faststream.kafka.publisher import DefaultPublisher
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import BaseModel
 
 from schemas import topics
-from schemas.case import CaseChange, CaseUpdated
+from schemas.case import CaseUpdated
 from schemas.case_action import CaseActionReceived
 from schemas.complaint import ComplaintReceived
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.lead import Lead
-from services.common.broker import subscribe
-from services.common.logs import note_case
-from services.router.desk import CaseDesk, Outcome
-from services.router.domain import Opening, Routing
+from services.common.consuming import Received, consume, parse_model
+from services.common.service import Clock
+from services.router.cases import Applied, Cases
+from services.router.domain import Opening, Update
+from services.router.routing import Routing
+
+M = TypeVar("M", bound=BaseModel)
 
 
-def build_routes(
-    desk: CaseDesk, routing: Routing, registry: CollectorRegistry, *, group_id: str
-) -> KafkaRouter:
-    routes = KafkaRouter()
-    opened = Counter(
-        "qinglian_cases_opened",
-        "Cases opened, by responsible department, kind and category.",
-        ["department", "kind", "category"],
-        registry=registry,
+@dataclass(frozen=True)
+class RouterMetrics:
+    opened: Counter
+    changes: Counter
+    waiting: Counter
+    latency: Histogram
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry, routing: Routing) -> Self:
+        Gauge(
+            "qinglian_routing_table_info", "Routing table loaded.", ["version"], registry=registry
+        ).labels(routing.version).set(1)
+        return cls(
+            opened=Counter(
+                "qinglian_cases_opened",
+                "Cases opened, by responsible department, kind and category.",
+                ["department", "kind", "category"],
+                registry=registry,
+            ),
+            changes=Counter(
+                "qinglian_case_changes",
+                "Changes recorded on cases, by change.",
+                ["change"],
+                registry=registry,
+            ),
+            waiting=Counter(
+                "qinglian_case_updates_parked",
+                "Updates that arrived before their case was open and wait for it.",
+                registry=registry,
+            ),
+            latency=Histogram(
+                "qinglian_routing_latency_seconds",
+                "From intake's receipt of an event to its case being opened or linked.",
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+                registry=registry,
+            ),
+        )
+
+    def count(self, applied: Applied, openings: Sequence[Opening] = (), *, now: datetime) -> None:
+        for entry in applied.new_entries:
+            self.changes.labels(entry.change).inc()
+        for case in applied.opened():
+            self.opened.labels(
+                case.responsible_department.code, case.kind, case.category or ""
+            ).inc()
+        self.waiting.inc(applied.waiting)
+        routed = applied.routed()
+        for opening in openings:
+            if opening.source_event_id in routed:
+                self.latency.observe(max(0.0, (now - opening.received_at).total_seconds()))
+
+
+@dataclass(frozen=True)
+class Handling:
+    """What the handlers work with."""
+
+    cases: Cases
+    metrics: RouterMetrics
+    publisher: DefaultPublisher
+    clock: Clock
+
+
+HandlerOf = Callable[[Handling, list[Received[M]]], Awaitable[None]]
+"""A handler of a batch of ``M``s; ``routes`` gives it the ``Handling`` (consume's handlers
+take the batch alone; the name and docstring title and describe the subscriber)."""
+
+
+async def route_complaints(handling: Handling, batch: list[Received[ComplaintReceived]]) -> None:
+    """Open a case for each complaint, or link it to an open case against the same staff
+    member in the same category."""
+    await _open_or_link(handling, [Opening.of_complaint(record.value) for record in batch])
+
+
+async def route_leads(handling: Handling, batch: list[Received[Lead]]) -> None:
+    """Open a case for each lead escalation raises."""
+    await _open_or_link(handling, [Opening.of_lead(record.value) for record in batch])
+
+
+async def record_findings(
+    handling: Handling, batch: list[Received[InvestigationFindingReceived]]
+) -> None:
+    """Record each investigation finding on its case."""
+    await _record(handling, [record.value for record in batch])
+
+
+async def take_actions(handling: Handling, batch: list[Received[CaseActionReceived]]) -> None:
+    """Apply each action of the conduct office to its case, or record why it was refused."""
+    await _record(handling, [record.value for record in batch])
+
+
+async def add_reporter_information(
+    handling: Handling, batch: list[Received[ReporterAddition]]
+) -> None:
+    """Note on the case that its reporter added information."""
+    await _record(handling, [record.value for record in batch])
+
+
+async def note_replies(handling: Handling, batch: list[Received[ReporterReply]]) -> None:
+    """Note on the case that the conduct office replied to its reporter."""
+    await _record(handling, [record.value for record in batch])
+
+
+async def _open_or_link(handling: Handling, openings: Sequence[Opening]) -> None:
+    now = handling.clock()
+    applied = await handling.cases.open_or_link(openings, now=now)
+    handling.metrics.count(applied, openings, now=now)
+    await _publish(handling, applied)
+
+
+async def _record(handling: Handling, updates: Sequence[Update]) -> None:
+    now = handling.clock()
+    applied = await handling.cases.record(updates, now=now)
+    handling.metrics.count(applied, now=now)
+    await _publish(handling, applied)
+
+
+async def _publish(handling: Handling, applied: Applied) -> None:
+    await asyncio.gather(
+        *(
+            handling.publisher.publish(case, key=case.case_id.encode())
+            for case in applied.cases.values()
+        )
     )
-    changes = Counter(
-        "qinglian_case_changes",
-        "Changes recorded on cases, by change.",
-        ["change"],
-        registry=registry,
-    )
-    parked = Counter(
-        "qinglian_case_updates_parked",
-        "Updates that arrived before their case was open and wait for it.",
-        registry=registry,
-    )
-    latency = Histogram(
-        "qinglian_routing_latency_seconds",
-        "From intake's receipt of an event to its case being opened or linked.",
-        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-        registry=registry,
-    )
-    table_version = Gauge(
-        "qinglian_routing_table_info", "Routing table loaded.", ["version"], registry=registry
-    )
-    table_version.labels(routing.version).set(1)
-    publisher = routes.publisher(topics.CASES, schema=CaseUpdated)
 
-    async def publish(outcome: Outcome) -> None:
-        for entry in outcome.new_entries:
-            changes.labels(entry.change).inc()
-        case = outcome.case
-        if case is None:
-            parked.inc()
-            return
-        note_case(case.case_id)
-        if any(entry.change is CaseChange.OPENED for entry in outcome.new_entries):
-            opened.labels(case.responsible_department.code, case.kind, case.category or "").inc()
-        # Published on every delivery, also when nothing changed: a crash after storing must
-        # not lose the case; consumers keep the highest revision.
-        await publisher.publish(case, key=case.case_id.encode())
 
-    async def open_or_link(opening: Opening) -> None:
-        now = datetime.now(UTC)
-        outcome = await desk.open_or_link(opening, now=now)
-        if outcome.new_entries:
-            latency.observe(max(0.0, (now - opening.received_at).total_seconds()))
-        await publish(outcome)
+def routes(group_id: str, cases: Cases, metrics: RouterMetrics, clock: Clock) -> KafkaRouter:
+    kafka_routes = KafkaRouter()
+    publisher = kafka_routes.publisher(topics.CASES, schema=CaseUpdated)
+    handling = Handling(cases, metrics, publisher, clock)
 
-    @subscribe(routes, topics.COMPLAINTS, group_id=group_id)
-    async def route_complaint(complaint: ComplaintReceived) -> None:
-        await open_or_link(Opening.of_complaint(complaint))
+    def subscribe(topic: str, model: type[M], handler: HandlerOf[M]) -> None:
+        handle = functools.update_wrapper(functools.partial(handler, handling), handler)
+        consume(kafka_routes, topic, group_id=group_id, parse=parse_model(model))(handle)
 
-    @subscribe(routes, topics.LEADS, group_id=group_id)
-    async def route_lead(lead: Lead) -> None:
-        await open_or_link(Opening.of_lead(lead))
-
-    @subscribe(routes, topics.INVESTIGATION_FINDINGS, group_id=group_id)
-    async def record_finding(finding: InvestigationFindingReceived) -> None:
-        await publish(await desk.record(finding, now=datetime.now(UTC)))
-
-    @subscribe(routes, topics.CASE_ACTIONS, group_id=group_id)
-    async def take_action(action: CaseActionReceived) -> None:
-        await publish(await desk.record(action, now=datetime.now(UTC)))
-
-    @subscribe(routes, topics.REPORTER_ADDITIONS, group_id=group_id)
-    async def add_reporter_information(addition: ReporterAddition) -> None:
-        await publish(await desk.record(addition, now=datetime.now(UTC)))
-
-    @subscribe(routes, topics.REPORTER_REPLIES, group_id=group_id)
-    async def note_reply(reply: ReporterReply) -> None:
-        await publish(await desk.record(reply, now=datetime.now(UTC)))
-
-    return routes
+    subscribe(topics.COMPLAINTS, ComplaintReceived, route_complaints)
+    subscribe(topics.LEADS, Lead, route_leads)
+    subscribe(topics.INVESTIGATION_FINDINGS, InvestigationFindingReceived, record_findings)
+    subscribe(topics.CASE_ACTIONS, CaseActionReceived, take_actions)
+    subscribe(topics.REPORTER_ADDITIONS, ReporterAddition, add_reporter_information)
+    subscribe(topics.REPORTER_REPLIES, ReporterReply, note_replies)
+    return kafka_routes

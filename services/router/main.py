@@ -1,34 +1,24 @@
-"""Wiring: departments and routing table, store, broker, metrics."""
+"""Wiring: the departments and routing table, the cases on the store, the routes, metrics."""
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
-from services.common.broker import make_broker
 from services.common.kafka_access import SERVICES
-from services.common.store import connect, database
-from services.common.web import service_app
-from services.router.desk import CaseDesk
-from services.router.domain import Routing
-from services.router.handlers import build_routes
-from services.router.repository import CaseRepository
+from services.common.service import Service
+from services.router.cases import Cases
+from services.router.handlers import RouterMetrics, routes
+from services.router.routing import Routing
 from services.router.settings import RouterSettings
+from services.router.store import CaseStore
 
 
 def create_app(settings: RouterSettings) -> FastAPI:
     # A bad catalogue or table stops the service here, before it consumes anything.
     routing = Routing.load(settings.departments, settings.routing_table)
-    registry = CollectorRegistry()
-    mongo = connect(settings)
-    desk = CaseDesk(CaseRepository(database(mongo, settings)), routing)
-    broker = make_broker(settings, service="router", registry=registry)
-    broker.include_router(
-        build_routes(desk, routing, registry, group_id=settings.consumer_group("router"))
-    )
-    return service_app(
+    service = Service("router", settings)
+    cases = Cases(CaseStore.on(service.documents), routing)
+    metrics = RouterMetrics.on(service.registry, routing)
+    return service.app(
         title="Qinglian router",
-        settings=settings,
-        broker=broker,
-        mongo=mongo,
-        registry=registry,
         topics=SERVICES["router"].topics,
+        routers=[routes(service.group_id, cases, metrics, service.clock)],
     )

@@ -39,14 +39,17 @@ from schemas.case_action import CaseActionReceived, CaseActionSubmission
 from schemas.catalogue import BY_TYPE
 from schemas.complaint import ComplaintReceived
 from schemas.finding import InvestigationFindingReceived, InvestigationFindingSubmission
-from schemas.follow_up import ReporterAddition
+from schemas.follow_up import ReporterAddition, ReporterReply
 from services.common.broker import ensure_topics, subscriber_group
+from services.common.documents import MongoDocuments
 from services.common.store import Document
+from services.router.cases import Cases
+from services.router.domain import Opening
 from services.router.main import create_app
-from services.router.repository import CaseRepository
 from services.router.settings import RouterSettings
+from services.router.store import CaseStore
 from tests.conftest import InfraSettings
-from tests.factories import ROUTING, complaint_event, routed_case
+from tests.factories import ROUTING, complaint_event
 from tests.integration.kafka_reading import end_offsets
 from tests.waiting import eventually
 
@@ -131,13 +134,31 @@ def new_addition(complaint: ComplaintReceived, *, at: datetime) -> ReporterAddit
     )
 
 
-Input = ComplaintReceived | CaseActionReceived | InvestigationFindingReceived | ReporterAddition
+def new_reply(case_id: str, *, at: datetime) -> ReporterReply:
+    return ReporterReply(
+        event_id=uuid.uuid4(),
+        case_id=case_id,
+        text="您反映的问题已受理，正在调查。",
+        sent_by="conduct_office",
+        sent_at=at,
+    )
+
+
+Input = (
+    ComplaintReceived
+    | CaseActionReceived
+    | InvestigationFindingReceived
+    | ReporterAddition
+    | ReporterReply
+)
 
 
 def topic_and_key(event: Input) -> tuple[str, bytes]:
     """Where intake publishes an event, with the key it uses."""
     if isinstance(event, ReporterAddition):
         return topics.REPORTER_ADDITIONS, event.complaint_event_id.bytes
+    if isinstance(event, ReporterReply):
+        return topics.REPORTER_REPLIES, event.case_id.encode()
     kind = BY_TYPE[event.event_type]
     return kind.topic, kind.key(event)
 
@@ -222,32 +243,30 @@ class CaseFeed:
         }
 
 
+def case_store(db: AsyncDatabase[Document]) -> CaseStore:
+    return CaseStore.on(MongoDocuments(db))
+
+
 async def stored(db: AsyncDatabase[Document], case_id: str) -> CaseUpdated | None:
     """The case as the router's store holds it."""
-    return await CaseRepository(db).get(case_id)
+    return (await case_store(db).cases.load(case_id)).value
 
 
 async def waiting(db: AsyncDatabase[Document], case_id: str) -> set[str]:
     """The events whose updates wait for the case to open."""
-    return set(await CaseRepository(db).parked(case_id))
+    return set(await case_store(db).waiting.find(case_id=case_id))
 
 
 async def case_of_event(db: AsyncDatabase[Document], event_id: uuid.UUID) -> str | None:
-    document = await db["router_events"].find_one({"_id": str(event_id)})
-    return None if document is None else str(document["case_id"])
+    found = await case_store(db).events.get(str(event_id))
+    return None if found is None else found.case_id
 
 
 async def snapshot(db: AsyncDatabase[Document]) -> dict[str, dict[str, Document]]:
     """Every document the router keeps, by collection and _id."""
     return {
         name: {str(document["_id"]): document async for document in db[name].find({})}
-        for name in (
-            "router_cases",
-            "router_case_revisions",
-            "router_parked",
-            "router_events",
-            "router_related",
-        )
+        for name in await db.list_collection_names()
     }
 
 
@@ -608,6 +627,36 @@ class TestOneRouter:
         assert last.note == "调查结论日期 2026-11-18 早于案件受理日期 2026-11-20，调查结论未计入"
         assert await stored(router.db, case_id) == case
 
+    async def test_actions_sent_together_on_one_case_are_applied_in_their_order(
+        self, router: RunningRouter, inputs: Inputs, feed: CaseFeed
+    ) -> None:
+        complaint = new_complaint(fresh("E"), "attitude")
+        case_id = derive_case_id(complaint.event_id)
+        await inputs.publish(complaint)
+        await feed.reaches(case_id, 1)
+        at = complaint.received_at
+        reassign = new_action(
+            case_id, "reassign", at=at + timedelta(hours=1), to_department="finance"
+        )
+        start = new_action(case_id, "start_investigation", at=at + timedelta(hours=2))
+        close = new_action(case_id, "close", at=at + timedelta(hours=3))  # no finding yet
+
+        await inputs.publish(reassign, start, close)  # one partition: one batch, most often
+
+        case = await feed.reaches(case_id, 4)
+        assert [(e.change, e.source_event_id) for e in case.history[2:]] == [
+            (CaseChange.REASSIGNED, reassign.event_id),
+            (CaseChange.INVESTIGATION_STARTED, start.event_id),
+            (CaseChange.REFUSED, close.event_id),
+        ]
+        assert case.history[-1].note == "结案被拒绝：尚无调查结论"
+        assert (case.state, case.responsible_department.code) == (
+            CaseState.INVESTIGATING,
+            "finance",
+        )
+        await router.caught_up()
+        assert await stored(router.db, case_id) == case
+
     async def test_complaints_against_one_person_in_one_category_make_one_case(
         self, router: RunningRouter, inputs: Inputs, feed: CaseFeed
     ) -> None:
@@ -653,52 +702,86 @@ class TestOneRouter:
         assert counted(metrics, "qinglian_cases_opened_total") >= 2
 
 
-# --- Races in the store ----------------------------------------------------------------------
+# --- Two routers on the real store, without Kafka ---------------------------------------------
 # FerretDB 1.24 runs a conditional update as a read and then a whole-document write by _id: two
-# writers that both matched the same revision both "succeeded", one change was lost, and an
-# update parked while its case opened could erase the case.
+# writers that both matched the same revision both "succeed". The router relies on the store
+# adapter's revision guard and first-writer-wins inserts instead (services/common/documents.py).
 
 
-async def test_of_two_changes_made_over_one_revision_exactly_one_is_saved(
+def two_routers(store: AsyncDatabase[Document]) -> tuple[Cases, Cases]:
+    return Cases(case_store(store), ROUTING), Cases(case_store(store), ROUTING)
+
+
+async def test_two_routers_opening_related_complaints_at_once_open_one_case_per_person(
     store: AsyncDatabase[Document],
 ) -> None:
-    first, second = CaseRepository(store), CaseRepository(store)
-    for round_ in range(20):
-        case = routed_case(new_complaint(fresh("R")))
-        assert await first.open(case)
-        mine = case.model_copy(update={"revision": 2, "routing_basis": f"mine {round_}"})
-        theirs = case.model_copy(update={"revision": 2, "routing_basis": f"theirs {round_}"})
+    one, two = two_routers(store)
+    staff = [fresh("R") for _ in range(15)]
+    batches = [[Opening.of_complaint(new_complaint(s)) for s in staff] for _ in range(4)]
+    now = RECEIVED + timedelta(seconds=1)
 
-        saved = await asyncio.gather(first.save(mine), second.save(theirs))
+    await asyncio.gather(
+        one.open_or_link(batches[0] + batches[2], now=now),
+        two.open_or_link(batches[1] + batches[3], now=now),
+    )
 
-        assert sorted(saved) == [False, True]
-        assert await first.get(case.case_id) == (mine if saved[0] else theirs)
+    cases = {case_id: v.value for case_id, v in (await case_store(store).cases.find()).items()}
+    assert len(cases) == len(staff)
+    for case in cases.values():
+        assert case is not None
+        assert len(case.source_event_ids) == 4
+        assert changes(case).count(CaseChange.LINKED) == 3
+        assert case.revision == len(case.history) - 1
 
 
-async def test_an_update_parked_while_its_case_opens_is_neither_lost_nor_losing_the_case(
+async def test_two_routers_changing_one_case_at_once_lose_no_change(
     store: AsyncDatabase[Document],
 ) -> None:
-    opener, parker = CaseRepository(store), CaseRepository(store)
-    update = {"kind": "finding", "at": RECEIVED.isoformat(), "event": {}}
-    for _ in range(20):
-        case = routed_case(new_complaint(fresh("R")))
-        assert await parker.park(case.case_id, "early", update)
+    one, two = two_routers(store)
+    complaint = new_complaint(fresh("R"))
+    case_id = derive_case_id(complaint.event_id)
+    await one.open_or_link([Opening.of_complaint(complaint)], now=RECEIVED)
+    replies = [new_reply(case_id, at=RECEIVED + timedelta(hours=n)) for n in range(1, 25)]
 
-        opened, parked = await asyncio.gather(
-            opener.open(case), parker.park(case.case_id, "late", update)
+    await asyncio.gather(
+        *(
+            (one if n % 2 else two).record(replies[n : n + 3], now=RECEIVED)
+            for n in range(0, len(replies), 3)
+        )
+    )
+
+    case = await stored(store, case_id)
+    assert case is not None
+    assert case.revision == 1 + len(replies)
+    replied = [e.source_event_id for e in case.history if e.change is CaseChange.REPORTER_REPLIED]
+    assert sorted(replied) == sorted(reply.event_id for reply in replies)
+
+
+async def test_an_update_waiting_while_its_case_opens_is_neither_lost_nor_applied_twice(
+    store: AsyncDatabase[Document],
+) -> None:
+    opener, recorder = two_routers(store)
+    for _ in range(10):
+        complaint = new_complaint(fresh("R"))
+        case_id = derive_case_id(complaint.event_id)
+        finding = new_finding(case_id, at=RECEIVED + timedelta(days=1))
+
+        await asyncio.gather(
+            opener.open_or_link([Opening.of_complaint(complaint)], now=RECEIVED),
+            recorder.record([finding], now=RECEIVED),
         )
 
-        assert opened
-        assert await opener.get(case.case_id) == case
-        # Either it waits where the opener looks, or the parker was told to apply it itself.
-        waiting_now = await opener.parked(case.case_id)
-        assert "early" in waiting_now
-        assert ("late" in waiting_now) is parked
+        case = await stored(store, case_id)
+        assert case is not None
+        assert changes(case).count(CaseChange.FINDING_RECORDED) == 1
+        assert await waiting(store, case_id) == set()
 
 
 # --- Two routers ------------------------------------------------------------------------------
 
-GROUPS, PER_GROUP, SINGLES, WITH_FINDING = 40, 5, 100, 60
+GROUPS, PER_GROUP, SINGLES, WITH_FINDING, REPLIES = 40, 5, 100, 60, 3
+"""Groups of related complaints (each with one addition per complaint), single complaints (the
+first with a finding, the others with a burst of replies)."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -781,6 +864,10 @@ class SharedRun:
     singles: list[ComplaintReceived]
     findings: dict[str, InvestigationFindingReceived]
     """By the case id of the single complaint they conclude."""
+    additions: dict[uuid.UUID, ReporterAddition]
+    """By the event id of the grouped complaint they add to."""
+    replies: dict[str, list[ReporterReply]]
+    """By the case id of the single complaint they answer, in the order sent."""
     metrics: dict[str, str]
     stop_problems: list[str]
     logs: Path
@@ -791,13 +878,13 @@ class SharedRun:
 
     async def cases(self) -> dict[str, CaseUpdated]:
         """This run's cases in the store."""
-        found = {}
-        repository = CaseRepository(self.db)
-        async for document in self.db["router_cases"].find({}, {"_id": 1}):
-            case = await repository.get(str(document["_id"]))
-            if case is not None and (case.accused_staff_id or "").startswith(self.staff_prefix):
-                found[case.case_id] = case
-        return found
+        stored = await case_store(self.db).cases.find()
+        return {
+            case_id: case.value
+            for case_id, case in stored.items()
+            if case.value is not None
+            and (case.value.accused_staff_id or "").startswith(self.staff_prefix)
+        }
 
 
 @pytest.fixture(scope="module")
@@ -809,7 +896,9 @@ async def shared_run(
 ) -> AsyncIterator[SharedRun]:
     """Two router processes in one group on one database, fed complaints of which many share
     a staff member and category (so that both instances link to the same cases at once),
-    findings parked before their complaints, and findings after them."""
+    findings parked before their complaints, and findings after them; reporters' additions to
+    every grouped complaint (keyed by complaint, so both instances change one case at once),
+    and bursts of replies on one case (so that a batch holds several changes of one case)."""
     run = uuid.uuid4().hex[:10]
     db_name, prefix, staff_prefix = f"router_pair_{run}", f"router-pair-{run}-", f"P{run}-"
     logs = tmp_path_factory.mktemp("router-logs")
@@ -856,9 +945,21 @@ async def shared_run(
             random.Random(run).shuffle(complaints)
             early = list(findings.values())[: WITH_FINDING // 2]
             late = list(findings.values())[WITH_FINDING // 2 :]
+            additions = {
+                c.event_id: new_addition(c, at=RECEIVED + timedelta(hours=n % 7 + 1))
+                for n, c in enumerate(c for group_ in groups for c in group_)
+            }
+            replies = {
+                derive_case_id(c.event_id): [
+                    new_reply(derive_case_id(c.event_id), at=RECEIVED + timedelta(hours=n + 1))
+                    for n in range(REPLIES)
+                ]
+                for c in singles[WITH_FINDING:]
+            }
             await inputs.publish(*early)
             await inputs.publish(*complaints)
-            await inputs.publish(*late)
+            await inputs.publish(*late, *additions.values())
+            await inputs.publish(*(reply for burst in replies.values() for reply in burst))
 
             # Committed only once handled: at lag 0 every record has been handled.
             try:
@@ -887,6 +988,8 @@ async def shared_run(
             groups=groups,
             singles=singles,
             findings=findings,
+            additions=additions,
+            replies=replies,
             metrics=metrics,
             stop_problems=stop_problems,
             logs=logs,
@@ -910,7 +1013,13 @@ async def test_two_routers_share_the_work_and_open_each_case_once(
         case = cases[str(case_ids.pop())]
         assert sorted(case.source_event_ids) == sorted(c.event_id for c in group)
         assert changes(case).count(CaseChange.LINKED) == PER_GROUP - 1
-        assert case.revision == PER_GROUP
+        # Every reporter's addition is in the case their complaint went to, once: none lost
+        # while both instances changed the case, none applied twice.
+        added = [e.source_event_id for e in case.history if e.change is CaseChange.REPORTER_ADDED]
+        assert sorted(added) == sorted(run.additions[c.event_id].event_id for c in group)
+        assert case.revision == 2 * PER_GROUP
+        for c in group:  # nothing is left waiting under the linked complaints' own case ids
+            assert await waiting(run.db, derive_case_id(c.event_id)) == set()
     for complaint in run.singles:
         case_id = derive_case_id(complaint.event_id)
         case = cases[case_id]
@@ -921,6 +1030,11 @@ async def test_two_routers_share_the_work_and_open_each_case_once(
             assert case.history[-1].source_event_id == run.findings[case_id].event_id
         else:
             assert case.state is CaseState.ASSIGNED
+            # A burst of replies on one case: each once, in the order they were sent.
+            replied = [e for e in case.history if e.change is CaseChange.REPORTER_REPLIED]
+            assert [e.source_event_id for e in replied] == [
+                reply.event_id for reply in run.replies[case_id]
+            ]
     for case in cases.values():
         applied = [(entry.change, entry.source_event_id) for entry in case.history]
         assert len(applied) == len(set(applied))  # no event applied twice

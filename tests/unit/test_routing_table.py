@@ -1,5 +1,5 @@
 """The router's domain (services/router/domain.py) against the seed it encodes, and the data
-files it loads (services/common/datafile.py).
+files it loads (services/router/routing.py, through services/common/datafile.py).
 
 Seed 004 ("小切口"整治"惠民行动"实施方案, 2023) §四 names, for every problem, the 责任部门 and the
 协同部门; §二 puts the office that 统筹协调 the whole action in 医务部; §四(三)4 gives the
@@ -31,8 +31,6 @@ from services.common.departments import DepartmentCatalogue
 from services.router.domain import (
     ROUTER,
     Opening,
-    Routing,
-    RoutingTable,
     add_reporter_information,
     has_applied,
     is_related,
@@ -42,6 +40,7 @@ from services.router.domain import (
     record_finding,
     take_action,
 )
+from services.router.routing import Routing, RoutingTable
 from services.router.settings import RouterSettings
 from tests.factories import ROUTING, complaint_event, routed_case
 
