@@ -125,11 +125,19 @@ class Delivery:
             return
         try:
             await handler(batch)
-            return
         except Exception as error:
             await self._after_failure(batch[0], error, attempts=1, what=f"{len(batch)} records")
-        for one in batch:
-            await self._one_at_a_time(one, handler)
+            for one in batch:
+                await self._one_at_a_time(one, handler)
+        else:
+            # One line a batch, naming what it held, so a record's path can be followed.
+            event_ids = [str(event_id) for one in batch if (event_id := ids_of(one.value)[0])]
+            logger.info(
+                "handled %d records of %s",
+                len(batch),
+                batch[0].topic,
+                extra={"event_ids": event_ids},
+            )
 
     async def _one_at_a_time(self, one: Received[T], handler: Handler[T]) -> None:
         with correlated(*ids_of(one.value)):

@@ -4,6 +4,7 @@ lose the case; readers keep the highest revision). Offsets are committed after t
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +23,14 @@ from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.lead import Lead
 from services.common.consuming import Received, consume, parse_model
+from services.common.logs import correlated
 from services.common.service import Clock
 from services.router.cases import Applied, Cases
 from services.router.domain import Opening, Update
 from services.router.routing import Routing
 
 M = TypeVar("M", bound=BaseModel)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,10 @@ async def _record(handling: Handling, updates: Sequence[Update]) -> None:
 
 
 async def _publish(handling: Handling, applied: Applied) -> None:
+    for written in applied.written:
+        for entry in written.new_entries:
+            with correlated(entry.source_event_id, written.after.case_id):
+                logger.info("case %s: %s", written.after.case_id, entry.change)
     await asyncio.gather(
         *(
             handling.publisher.publish(case, key=case.case_id.encode())
