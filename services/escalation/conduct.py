@@ -45,6 +45,10 @@ class ConductFile(Contract):
     case: CaseUpdated | None = None
     """For a case: the case as the router last published it."""
 
+    @classmethod
+    def of_case(cls, case: CaseUpdated) -> "ConductFile":
+        return cls(subject_kind=SubjectKind.CASE, subject_id=case.case_id)
+
     @property
     def key(self) -> str:
         return subject_key(self.subject_kind, self.subject_id)
@@ -72,6 +76,24 @@ class ConductFile(Contract):
 
 def subject_key(kind: SubjectKind, subject_id: str) -> str:
     return f"{kind}:{subject_id}"
+
+
+def subjects_of(event: FileEvent) -> list[ConductFile]:
+    """The (blank) files an event belongs in: of the staff members, company or department
+    it concerns."""
+    match event:
+        case ComplaintReceived(accused_staff_id=staff):
+            wanted = [(SubjectKind.STAFF, staff)]
+        case InvestigationFindingReceived():
+            wanted = [(SubjectKind.STAFF, staff) for staff in event.staff_ids]
+            wanted.append((SubjectKind.COMPANY, event.company_code))
+        case VisitorLogReceived():
+            wanted = [(SubjectKind.COMPANY, event.company_code)]
+        case RectificationStatusReceived():
+            wanted = [(SubjectKind.DEPARTMENT, event.department)]
+        case _:  # promotion applications, prescription rankings, surrenders
+            wanted = [(SubjectKind.STAFF, event.staff_id)]
+    return [ConductFile(subject_kind=kind, subject_id=id_) for kind, id_ in wanted if id_]
 
 
 # --- Decisions ----------------------------------------------------------------------------------

@@ -18,14 +18,15 @@ from datetime import UTC, date, datetime
 from pydantic import BaseModel
 
 from schemas.decision import Decision, DecisionKind, SubjectKind
+from services.common.documents import MongoDocuments
 from services.common.store import connect, database
 from services.escalation import wording
 from services.escalation.conduct import ConductFile, decision_of
-from services.escalation.repository import ConductFiles
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules import evaluate
 from services.escalation.rules.staff import bar_on, promotion_bars
 from services.escalation.settings import EscalationSettings
+from services.escalation.store import EscalationStore, KeptFile
 from services.escalation.wording import Words
 
 
@@ -79,16 +80,18 @@ async def explain(
     mongo = connect(settings)
     try:
         blank = ConductFile(subject_kind=arguments.kind, subject_id=arguments.subject_id)
-        stored = await ConductFiles(database(mongo, settings)).load(blank)
+        files = EscalationStore(MongoDocuments(database(mongo, settings))).files
+        loaded = await files.load(blank.key)
     finally:
         await mongo.close()
-    if stored.revision == 0 and arguments.promotion_on is None:
+    if loaded.value is None and arguments.promotion_on is None:
         return None  # nothing known; a promotion question is still answered (allowed)
+    stored = loaded.value or KeptFile(file=blank)
     explanation = Explanation(
         subject=blank.key,
         rules_version=book.version,
         decisions=evaluate(stored.file, book, now=now),
-        published=sorted(stored.emitted.values(), key=lambda d: (d.as_of, d.key)),
+        published=sorted(stored.published, key=lambda d: (d.as_of, d.key)),
     )
     if arguments.promotion_on is not None:
         answer = may_promote(stored.file, book, arguments.promotion_on, now=now)

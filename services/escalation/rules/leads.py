@@ -130,6 +130,20 @@ def late_surrender_lead(surrender: RedEnvelopeSurrenderReceived, book: RuleBook)
     )
 
 
+def lead_of(event: Event, book: RuleBook) -> Lead | None:
+    """The lead an event makes, if any."""
+    match event:
+        case VisitorLogReceived():
+            return visit_lead(event, book)
+        case SatisfactionReceived():
+            return satisfaction_lead(event, book)
+        case RectificationStatusReceived():
+            return rectification_lead(event, book)
+        case RedEnvelopeSurrenderReceived():
+            return late_surrender_lead(event, book)
+    return None
+
+
 def _lead(
     event: Event, book: RuleBook, said: wording.Words, *, rule_id: str, **decided: object
 ) -> Lead:
