@@ -183,13 +183,23 @@ def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
 
 
 def make_broker(
-    settings: ServiceSettings, *, service: str, registry: CollectorRegistry
+    settings: ServiceSettings,
+    *,
+    service: str,
+    registry: CollectorRegistry,
+    record_retries: bool = True,
 ) -> KafkaBroker:
-    backoff = RetryBackoff(
-        service=service,
-        max_seconds=settings.retry_backoff_max_seconds,
-        max_attempts=settings.max_handler_attempts,
-        registry=registry,
+    """``record_retries``: the per-record delivery policy (``RetryBackoff``); off where the
+    batch policy (``consuming.Delivery``) takes its place, with the same metrics."""
+    backoff = (
+        RetryBackoff(
+            service=service,
+            max_seconds=settings.retry_backoff_max_seconds,
+            max_attempts=settings.max_handler_attempts,
+            registry=registry,
+        )
+        if record_retries
+        else None
     )
     broker = KafkaBroker(
         settings.kafka_bootstrap,
@@ -200,12 +210,14 @@ def make_broker(
         middlewares=[
             CorrelationMiddleware,
             KafkaPrometheusMiddleware(registry=registry, app_name=service),
-            backoff,
+            *([backoff] if backoff else []),
         ],
         logger=logging.getLogger(f"qinglian.{service}.kafka"),
         graceful_timeout=30.0,
     )
-    backoff.publisher = broker.publisher(DEAD_LETTERS, schema=DeadLetter)
+    dead_letters = broker.publisher(DEAD_LETTERS, schema=DeadLetter)
+    if backoff:
+        backoff.publisher = dead_letters
     return broker
 
 
