@@ -11,7 +11,9 @@ Decisions are published before the file that records them is saved: after a cras
 the redelivered batch finds them unrecorded and publishes them again, with the same ids. When
 a save loses to another writer, that file is loaded again and decided again on the other
 writer's file, reconciled against what the other writer recorded and what this call already
-published: a decision this call published that no longer holds is corrected, not forgotten.
+published: a decision this call published that no longer holds is corrected, not forgotten,
+and so is one the other writer published meanwhile on a key this call published too (which
+of the two came last on the topic is unknown).
 """
 
 import asyncio
@@ -22,7 +24,7 @@ from uuid import UUID
 
 from schemas.base import Event
 from schemas.case import CaseUpdated
-from schemas.decision import Decision
+from schemas.decision import Decision, SubjectKind
 from schemas.lead import Lead
 from services.common.documents import StoreBusyError, Versioned
 from services.common.service import Clock
@@ -39,6 +41,8 @@ PublishDecisions = Callable[[Sequence[Decision]], Awaitable[None]]
 """Publishes escalation's decisions on the decisions topic, keyed by subject."""
 PublishLeads = Callable[[Sequence[Lead]], Awaitable[None]]
 """Publishes leads on the leads topic, keyed by their source event."""
+CasesAllRead = Callable[[], Awaitable[bool]]
+"""Whether every case revision published so far is in the conduct files."""
 Change = Callable[[ConductFile], ConductFile]
 
 
@@ -159,12 +163,14 @@ class Escalation:
         clock: Clock,
         publish_decisions: PublishDecisions,
         publish_leads: PublishLeads,
+        cases_all_read: CasesAllRead,
     ) -> None:
         self.store = store
         self.book = book
         self.clock = clock
         self.publish_decisions = publish_decisions
         self.publish_leads = publish_leads
+        self.cases_all_read = cases_all_read
 
     async def file_events(self, events: Iterable[FileEvent]) -> list[Decision]:
         """Each event into the files of the subjects it concerns; one update per file."""
@@ -203,12 +209,14 @@ class Escalation:
         return leads
 
     async def recheck_watched(self) -> None:
-        """Decide again on every file whose decisions depend on the clock."""
-        watched = await self.store.watched.find()
+        """Decide again on every file whose decisions depend on the clock. A case waits while
+        any case revision is unread: the next one (a lag, a replay) may record a finding made
+        in time, and judged by today's clock the case would look overdue."""
         now = self.clock()
-        await self.update(
-            [FileUpdate(subject.blank(), unchanged, now) for subject in watched.values()]
-        )
+        judged = [subject.blank() for subject in (await self.store.watched.find()).values()]
+        if not await self.cases_all_read():
+            judged = [blank for blank in judged if blank.subject_kind is not SubjectKind.CASE]
+        await self.update([FileUpdate(blank, unchanged, now) for blank in judged])
 
     async def update(self, updates: Sequence[FileUpdate]) -> list[Decision]:
         """Apply each update to its file, publish what changed, save; again for the files
@@ -254,11 +262,11 @@ class Escalation:
         """Put on the watch list the files whose decisions depend on the clock, take off the
         others; also for unchanged files, in case a crash missed it."""
         current = await self.store.watched.get_many(step.key for step in decided)
-        start = {
-            step.key: Watched.of(step.kept.file)
-            for step in decided
-            if step.watched and step.key not in current
-        }
-        await self.store.watched.put_many(start)
-        stop = [step.key for step in decided if not step.watched and step.key in current]
-        await asyncio.gather(*(self.store.watched.delete(key) for key in stop))
+        start = [s for s in decided if s.watched and s.key not in current]
+        stop = [s for s in decided if not s.watched and s.key in current]
+        # One write each, side by side: FerretDB 1.24 answers a bulk replace without the
+        # count PyMongo reads (KeyError 'nModified'), so ``put_many`` fails there.
+        await asyncio.gather(
+            *(self.store.watched.put(s.key, Watched.of(s.kept.file)) for s in start),
+            *(self.store.watched.delete(s.key) for s in stop),
+        )

@@ -27,9 +27,27 @@ from schemas.rectification import RectificationStatusReceived
 from schemas.satisfaction import SatisfactionReceived
 from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.visitor_log import VisitorLogReceived
-from services.common.consuming import Handler, Received, consume, parse_model
+from services.common.consuming import Handler, Received, consume, parse_model, subscriber_group
+from services.common.lag import BrokerOffsets, waiting
+from services.common.settings import ServiceSettings
 from services.escalation.conduct import FileEvent
 from services.escalation.filing import Escalation
+
+
+class CasesTopic:
+    """Whether every case revision published so far is in the conduct files: the cases
+    subscriber's consumer group (whichever instance reads each partition) has committed the
+    end of every partition."""
+
+    def __init__(self, settings: ServiceSettings, group_id: str) -> None:
+        self.offsets = BrokerOffsets(settings)
+        self.group = subscriber_group(group_id, topics.CASES)
+
+    async def all_read(self) -> bool:
+        partitions = await self.offsets.partitions([topics.CASES])
+        ends = await self.offsets.ranges_of(partitions)
+        committed = await self.offsets.committed(self.group)
+        return not any(waiting(ends[tp], committed.get(tp)) for tp in partitions)
 
 
 class Publishing:

@@ -1,12 +1,12 @@
-"""Wiring: the rule book, the service's store and broker, publishing, the subscribers and the
-periodic clock check."""
+"""Wiring: the rule book, the service's store and broker, publishing, the subscribers, the
+periodic clock check and what it asks of the cases topic."""
 
 from fastapi import FastAPI
 
 from services.common.kafka_access import SERVICES
 from services.common.service import Clock, Service, system_clock
 from services.escalation.filing import Escalation
-from services.escalation.handlers import Publishing, routes
+from services.escalation.handlers import CasesTopic, Publishing, routes
 from services.escalation.rulebook import RuleBook
 from services.escalation.settings import EscalationSettings
 from services.escalation.store import EscalationStore
@@ -18,12 +18,15 @@ def create_app(settings: EscalationSettings, *, clock: Clock = system_clock) -> 
     book = RuleBook.from_file(settings.rules)
     service = Service("escalation", settings, clock=clock)
     publishing = Publishing(service.broker, service.registry)
+    cases = CasesTopic(settings, service.group_id)
+    service.on_stop.append(cases.offsets.close)
     escalation = Escalation(
         EscalationStore(service.documents),
         book,
         clock=service.clock,
         publish_decisions=publishing.decisions,
         publish_leads=publishing.leads,
+        cases_all_read=cases.all_read,
     )
     service.every(
         settings.clock_check_seconds,

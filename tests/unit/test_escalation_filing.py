@@ -112,8 +112,21 @@ class Clock:
         return self.now
 
 
+@dataclass
+class CasesTopic:
+    """Whether every case revision published so far has been read."""
+
+    all_read: bool = True
+
+    async def __call__(self) -> bool:
+        return self.all_read
+
+
 def escalation(
-    documents: MemoryDocuments, topics: Topics, clock: Clock | None = None
+    documents: MemoryDocuments,
+    topics: Topics,
+    clock: Clock | None = None,
+    cases: CasesTopic | None = None,
 ) -> Escalation:
     return Escalation(
         EscalationStore(documents),
@@ -121,6 +134,7 @@ def escalation(
         clock=clock or Clock(),
         publish_decisions=topics.publish_decisions,
         publish_leads=topics.publish_leads,
+        cases_all_read=cases or CasesTopic(),
     )
 
 
@@ -364,6 +378,30 @@ async def test_an_open_case_is_watched_escalated_as_the_clock_passes_and_let_go_
         EscalationTarget.DEPARTMENT_HEAD,
         EscalationTarget.LEADERSHIP_GROUP,
     ]
+
+
+async def test_a_case_is_not_judged_by_the_clock_while_case_revisions_wait_unread() -> None:
+    """Its next revision, still in the topic (a lag, a replay), may record a finding made in
+    time: the periodic check leaves cases alone until every revision published is read."""
+    documents, topics, clock, cases = MemoryDocuments(), Topics(), Clock(), CasesTopic()
+    opened = _case(datetime(2026, 9, 1, 2, 0, tzinfo=UTC))
+    running = escalation(documents, topics, clock, cases)
+    await running.file_cases([opened])
+    await running.file_events([finding([], CASE_2, on="2025-01-15T11:00:00+08:00", company="YX-1")])
+    clock.now = datetime(2028, 1, 15, tzinfo=UTC)  # the case overdue, the cut-off over
+
+    cases.all_read = False
+    await running.recheck_watched()
+    assert {d.kind for d in topics.decisions} == {
+        DecisionKind.VENDOR_CUTOFF,
+        DecisionKind.ESCALATION,  # to the regulator
+        DecisionKind.VENDOR_CUTOFF_LIFTED,
+    }
+    assert not topics.on(opened.case_id)
+
+    cases.all_read = True
+    await running.recheck_watched()
+    assert len(topics.on(opened.case_id)) == 2  # to the head, to the leadership group
 
 
 async def test_a_cut_off_company_is_watched_until_the_cut_off_is_lifted() -> None:
