@@ -264,9 +264,11 @@ class Escalation:
         current = await self.store.watched.get_many(step.key for step in decided)
         start = [s for s in decided if s.watched and s.key not in current]
         stop = [s for s in decided if not s.watched and s.key in current]
-        # One write each, side by side: FerretDB 1.24 answers a bulk replace without the
-        # count PyMongo reads (KeyError 'nModified'), so ``put_many`` fails there.
+        # Inserted, one by one: a subject's entry is the same whoever writes it, and two
+        # writers may start watching one subject at once (FerretDB 1.24 refuses the second of
+        # two concurrent upserts of an id, and answers a bulk replace without the count
+        # PyMongo reads, so neither ``put`` nor ``put_many`` serves here).
         await asyncio.gather(
-            *(self.store.watched.put(s.key, Watched.of(s.kept.file)) for s in start),
+            *(self.store.watched.insert(s.key, Watched.of(s.kept.file)) for s in start),
             *(self.store.watched.delete(s.key) for s in stop),
         )
