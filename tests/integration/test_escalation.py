@@ -125,6 +125,22 @@ def application_event(staff: str, application_id: str, *, on: str) -> PromotionA
     return event
 
 
+def ward_visit(company: str, *, at: str, recorded: str | None = None) -> Event:
+    """A rep's visit to a ward without an appointment: a lead, and a removal alert."""
+    return accepted(
+        "visitor_log",
+        occurred_at=recorded or at,
+        rep_id=fresh("REP-"),
+        rep_name="王某",
+        company_code=company,
+        company_name="某医药公司",
+        department="cardiology",
+        place_code="W3-12",
+        place_kind="ward",
+        started_at=at,
+    )
+
+
 def with_finding(case: CaseUpdated, *, at: datetime) -> CaseUpdated:
     """The case as the router publishes it once a substantiated finding dated ``at`` is in."""
     finding = finding_event(case.accused_staff_id or "", case.case_id, on=at.isoformat())
@@ -674,17 +690,8 @@ async def test_breaches_become_leads_and_a_rep_in_a_ward_is_to_be_removed(
     escalation: RunningEscalation, feed: OutputFeed, inputs: Inputs
 ) -> None:
     company = touch(SubjectKind.COMPANY, fresh("YX-"))
-    visit = accepted(
-        "visitor_log",
-        occurred_at="2026-11-18T10:05:00+08:00",
-        rep_id=fresh("REP-"),
-        rep_name="王某",
-        company_code=company,
-        company_name="某医药公司",
-        department="cardiology",
-        place_code="W3-12",
-        place_kind="ward",
-        started_at="2026-11-18T10:00:00+08:00",
+    visit = ward_visit(
+        company, at="2026-11-18T10:00:00+08:00", recorded="2026-11-18T10:05:00+08:00"
     )
     late_staff = touch(SubjectKind.STAFF, fresh("S-"))
     late = accepted(
@@ -965,43 +972,6 @@ async def test_only_the_last_revision_of_a_file_keeps_a_copy_and_a_stale_copy_is
     assert not await files.save(key, loaded.value, over=2)
 
 
-async def test_a_decision_published_by_a_writer_that_lost_the_race_is_corrected(
-    store: AsyncDatabase[Document],
-) -> None:
-    """The application's writer publishes "allowed", then loses the race to save to the
-    finding's writer: deciding again, it must correct what it published, not publish a second
-    decision for the application as if the first had never been."""
-    published = Published()
-    finding_saved = asyncio.Event()
-
-    async def publish_held(decisions: Sequence[Decision]) -> None:
-        await published(decisions)
-        if any(decision.allowed is True for decision in decisions):
-            await finding_saved.wait()  # held between publishing and saving
-
-    staff = fresh("S-")
-    application = application_event(staff, fresh("HR-"), on="2026-05-20T10:00:00+08:00")
-    finding = finding_event(staff, new_case_id(), on="2025-09-01T15:00:00+08:00")
-    applying = application_layer(store, published)
-    applying.publish_decisions = publish_held
-
-    task = asyncio.create_task(applying.file_events([application]))
-    await eventually(lambda: len(published.decisions) == 1, within=10, what="the application")
-    await application_layer(store, published).file_events([finding])
-    finding_saved.set()
-    await task
-
-    allowed, bar, *rest = published.decisions
-    assert (allowed.allowed, bar.kind) == (True, DecisionKind.PROMOTION_BAR)
-    (refused,) = rest
-    assert refused.key == allowed.key
-    assert refused.allowed is False
-    assert refused.corrects == allowed.event_id
-    loaded = await store_of(store).files.load(f"staff:{staff}")
-    assert loaded.value is not None
-    assert loaded.value.by_key()[allowed.key] == refused
-
-
 def burst(staff: list[str], companies: list[str]) -> list[Event | CaseUpdated]:
     """Events of every kind escalation files, many of them on the same few files, and cases."""
     events: list[Event | CaseUpdated] = []
@@ -1027,21 +997,7 @@ def burst(staff: list[str], companies: list[str]) -> list[Event | CaseUpdated]:
                 complaint_event(source_ref=fresh("BURST-"), accused_staff_id=person)
                 for _ in range(3)
             ),
-            *(
-                accepted(
-                    "visitor_log",
-                    occurred_at=f"2026-11-1{day}T10:00:00+08:00",
-                    rep_id=fresh("REP-"),
-                    rep_name="王某",
-                    company_code=company,
-                    company_name="某医药公司",
-                    department="cardiology",
-                    place_code="W3-12",
-                    place_kind="ward",
-                    started_at=f"2026-11-1{day}T10:00:00+08:00",
-                )
-                for day in range(3)
-            ),
+            *(ward_visit(company, at=f"2026-11-1{day}T10:00:00+08:00") for day in range(3)),
             routed_case(  # open, not yet overdue: its file depends on the clock
                 complaint_event(
                     received_at=datetime.now(UTC),
