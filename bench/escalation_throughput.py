@@ -22,9 +22,9 @@ Prints JSON with:
   what was published before its latest event. Evaluations and decisions per second, from the
   fastest of the rounds run in --engine-seconds.
 - ``service_feed_in_process``: the service's own feed (below), one event at a time through the
-  steps of ``EscalationDesk.update``: on files kept in a dict, rules only, then also with the
-  repository's (de)serialisation (best of 3 each); then, after the service, the feed's first
-  --store-replay-events over FerretDB through ``ConductFiles`` (no Kafka, nothing published),
+  steps of ``filing.Escalation.update``: on files kept in a dict, rules only, then also with
+  the store's (de)serialisation (best of 3 each); then, after the service, the feed's first
+  --store-replay-events over FerretDB through the store adapter (no Kafka, nothing published),
   each step timed, with FerretDB's CPU.
 - ``service``: ``python -m services.escalation`` as a subprocess (HTTP on 127.0.0.1:8700-8799,
   the periodic clock check pushed a year away), warmed up, then N fact events (findings,
@@ -87,12 +87,14 @@ from schemas.promotion import PromotionApplicationReceived
 from schemas.rectification import RectificationStatus, RectificationStatusReceived
 from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.visitor_log import PlaceKind, VisitorLogReceived
+from services.common.documents import MongoDocuments
 from services.common.store import Document, connect, database
 from services.escalation.conduct import ConductFile, reconcile, subject_key
-from services.escalation.repository import ConductFiles
+from services.escalation.filing import FileUpdate, Sent, decide_again, with_events
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules import depends_on_clock, evaluate
 from services.escalation.settings import EscalationSettings
+from services.escalation.store import EscalationStore, Watched
 from services.router.domain import Opening, open_case, record_finding
 from services.router.routing import Routing
 from services.router.settings import RouterSettings
@@ -565,8 +567,8 @@ def time_engine(
 def replay_in_memory(
     feed: list[Event], book: RuleBook, now: datetime, *, serialise: bool
 ) -> dict[str, Any]:
-    """Each event into each of its files, one at a time, as EscalationDesk.update does, with
-    the files in a dict; ``serialise``: stored as the repository stores them (JSON-mode dumps,
+    """Each event into each of its files, one at a time, as filing.Escalation.update does, with
+    the files in a dict; ``serialise``: stored as the service stores them (JSON-mode dumps,
     validated again on load)."""
     kept: dict[str, tuple[ConductFile, dict[str, Decision]]] = {}
     documents: dict[str, Document] = {}
@@ -622,9 +624,9 @@ def size_bucket(events: int) -> str:
 async def replay_over_store(
     feed: list[Event], book: RuleBook, db: AsyncDatabase[Document]
 ) -> dict[str, Any]:
-    """The steps of EscalationDesk.update over FerretDB (ConductFiles), one event at a time,
-    each step timed; decisions are counted, not published."""
-    files = ConductFiles(db)
+    """The steps of filing.Escalation.update over FerretDB (the store adapter), one event at a
+    time, each step timed; decisions are counted, not published."""
+    store = EscalationStore(MongoDocuments(db))
     steps: dict[str, float] = defaultdict(float)
     saves_by_size: dict[str, list[float]] = defaultdict(list)
     published_total = evaluations = conflicts = 0
@@ -634,31 +636,32 @@ async def replay_over_store(
     for event in feed:
         for kind, subject_id in filings(event):
             blank = ConductFile(subject_kind=kind, subject_id=subject_id)
-            now = datetime.now(UTC)
+            update = FileUpdate(blank, with_events([event]), datetime.now(UTC))  # type: ignore[list-item]
             t0 = time.perf_counter()
-            stored = await files.load(blank)
+            loaded = await store.files.load(blank.key)
             t1 = time.perf_counter()
-            file = with_event(stored.file, event)
-            fresh = evaluate(file, book, now=now)
-            published = reconcile(stored.emitted, fresh, now=now)
+            step = decide_again(update, loaded, Sent(), book)
             t2 = time.perf_counter()
-            stored.file = file
-            stored.emitted = {**stored.emitted, **{d.key: d for d in published}}
-            conflicts += not await files.save(stored)
+            conflicts += not await store.files.save(step.key, step.kept, over=step.revision)
             t3 = time.perf_counter()
-            await files.set_watched(file, depends_on_clock(file, fresh))
+            if step.watched:
+                await store.watched.put(step.key, Watched.of(blank))
+            else:
+                await store.watched.delete(step.key)
             t4 = time.perf_counter()
-            for step, spent in zip(
+            for name, spent in zip(
                 ("load", "rules", "save", "set_watched"),
                 (t1 - t0, t2 - t1, t3 - t2, t4 - t3),
                 strict=True,
             ):
-                steps[step] += spent
-            saves_by_size[size_bucket(len(file.events))].append(t3 - t2)
+                steps[name] += spent
+            saves_by_size[size_bucket(len(step.kept.file.events))].append(t3 - t2)
             evaluations += 1
-            published_total += len(published)
+            published_total += len(step.published)
     seconds = time.perf_counter() - started
-    sizes = [len(bson.encode(document)) async for document in db["escalation_files"].find({})]
+    sizes = [
+        len(bson.encode(document)) async for document in db["escalation_conduct_files"].find({})
+    ]
     return {
         "events_per_s": round(len(feed) / seconds, 1),
         "ms_per_event": round(seconds * 1000 / len(feed), 3),
@@ -814,16 +817,16 @@ async def check_store(db: AsyncDatabase[Document], feed: list[Event]) -> dict[st
     found: Counter[tuple[str, str]] = Counter()
     revisions = files = 0
     subjects = {(kind, subject_id) for event in feed for kind, subject_id in filings(event)}
-    conduct_files = ConductFiles(db)
+    conduct_files = EscalationStore(MongoDocuments(db)).files
     for kind, subject_id in subjects:
         # As the service reads a file: its latest copy may lag behind its last revision.
-        stored = await conduct_files.load(ConductFile(subject_kind=kind, subject_id=subject_id))
-        if stored.revision == 0:
+        loaded = await conduct_files.load(subject_key(kind, subject_id))
+        if loaded.value is None:
             continue
         files += 1
-        revisions += stored.revision
-        for event in stored.file.events:
-            found[(stored.file.key, str(event.event_id))] += 1
+        revisions += loaded.revision
+        for event in loaded.value.file.events:
+            found[(loaded.key, str(event.event_id))] += 1
     return {
         "filings_expected": sum(expected.values()),
         "filings_found": sum(found.values()),

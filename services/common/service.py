@@ -89,6 +89,8 @@ class Service:
         self.group_id = settings.consumer_group(name)
         self.periodic: list[Periodic] = []
         self.on_start: list[Task] = [self.documents.prepare]
+        self.on_stop: list[Task] = []
+        """Run at shutdown once the periodic tasks stopped, before the broker stops."""
 
     def context(self, **values: Any) -> None:
         """Put values in the broker's context, where handlers ask for them by name."""
@@ -141,6 +143,8 @@ class Service:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
                 await stop()
+                for hook in self.on_stop:
+                    await hook()
                 await self.broker.stop()
                 await self.mongo.close()
 

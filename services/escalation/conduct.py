@@ -20,6 +20,8 @@ from schemas.promotion import PromotionApplicationReceived
 from schemas.rectification import RectificationStatusReceived
 from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.visitor_log import VisitorLogReceived
+from services.escalation import wording
+from services.escalation.outcomes import Outcome
 from services.escalation.rulebook import RuleBook
 
 FileEvent = Annotated[
@@ -42,6 +44,10 @@ class ConductFile(Contract):
     events: tuple[FileEvent, ...] = ()
     case: CaseUpdated | None = None
     """For a case: the case as the router last published it."""
+
+    @classmethod
+    def of_case(cls, case: CaseUpdated) -> "ConductFile":
+        return cls(subject_kind=SubjectKind.CASE, subject_id=case.case_id)
 
     @property
     def key(self) -> str:
@@ -70,6 +76,24 @@ class ConductFile(Contract):
 
 def subject_key(kind: SubjectKind, subject_id: str) -> str:
     return f"{kind}:{subject_id}"
+
+
+def subjects_of(event: FileEvent) -> list[ConductFile]:
+    """The (blank) files an event belongs in: of the staff members, company or department
+    it concerns."""
+    match event:
+        case ComplaintReceived(accused_staff_id=staff):
+            wanted = [(SubjectKind.STAFF, staff)]
+        case InvestigationFindingReceived():
+            wanted = [(SubjectKind.STAFF, staff) for staff in event.staff_ids]
+            wanted.append((SubjectKind.COMPANY, event.company_code))
+        case VisitorLogReceived():
+            wanted = [(SubjectKind.COMPANY, event.company_code)]
+        case RectificationStatusReceived():
+            wanted = [(SubjectKind.DEPARTMENT, event.department)]
+        case _:  # promotion applications, prescription rankings, surrenders
+            wanted = [(SubjectKind.STAFF, event.staff_id)]
+    return [ConductFile(subject_kind=kind, subject_id=id_) for kind, id_ in wanted if id_]
 
 
 # --- Decisions ----------------------------------------------------------------------------------
@@ -113,6 +137,37 @@ def decide(
     return _with_id(draft)
 
 
+_DECISION_FIELDS = (
+    "case_id",
+    "escalate_to",
+    "measure",
+    "allowed",
+    "in_force_from",
+    "in_force_until",
+)
+"""Fields of a decision that an outcome gives by an attribute of the same name."""
+
+
+def decision_of(outcome: Outcome, file: ConductFile, book: RuleBook, *, now: datetime) -> Decision:
+    """The decision ``outcome`` stands for on ``file``, worded."""
+    said = wording.said(outcome, file.subject_id)
+    fields = {name: getattr(outcome, name, None) for name in _DECISION_FIELDS}
+    return decide(
+        book,
+        rule_id=outcome.rule_id,
+        key=outcome.key,
+        kind=outcome.kind,
+        subject=file,
+        as_of=outcome.as_of,
+        sources=outcome.sources,
+        facts=outcome.facts,
+        explanation_zh=said.zh,
+        explanation_en=said.en,
+        now=now,
+        **{name: value for name, value in fields.items() if value is not None},
+    )
+
+
 def _with_id(decision: Decision) -> Decision:
     content = decision.model_dump_json(exclude=_NOT_CONTENT)
     return decision.model_copy(update={"event_id": uuid.uuid5(_DECISION_NAMESPACE, content)})
@@ -145,20 +200,13 @@ def reconcile(
     for key, before in emitted.items():
         if key in fresh_keys or before.withdrawn:
             continue
-        published.append(
-            _with_id(
-                before.model_copy(
-                    update={
-                        "withdrawn": True,
-                        "corrects": before.event_id,
-                        "decided_at": now,
-                        "explanation_zh": f"撤销：{before.explanation_zh}（所依据的事实已更正）",
-                        "explanation_en": (
-                            f"Withdrawn: {before.explanation_en} (the facts it rested on "
-                            "were corrected)"
-                        ),
-                    }
-                )
-            )
-        )
+        said = wording.withdrawn(before)
+        withdrawal = {
+            "withdrawn": True,
+            "corrects": before.event_id,
+            "decided_at": now,
+            "explanation_zh": said.zh,
+            "explanation_en": said.en,
+        }
+        published.append(_with_id(before.model_copy(update=withdrawal)))
     return published

@@ -18,13 +18,16 @@ from datetime import UTC, date, datetime
 from pydantic import BaseModel
 
 from schemas.decision import Decision, DecisionKind, SubjectKind
+from services.common.documents import MongoDocuments
 from services.common.store import connect, database
-from services.escalation.conduct import ConductFile
-from services.escalation.repository import ConductFiles
+from services.escalation import wording
+from services.escalation.conduct import ConductFile, decision_of
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules import evaluate
 from services.escalation.rules.staff import bar_on, promotion_bars
 from services.escalation.settings import EscalationSettings
+from services.escalation.store import EscalationStore, KeptFile
+from services.escalation.wording import Words
 
 
 @dataclass(frozen=True)
@@ -33,22 +36,16 @@ class PromotionAnswer:
     bar: Decision | None
     """The bar in force that day, naming its case and last day; None when allowed."""
 
-    def explain(self, staff_id: str, day: date) -> tuple[str, str]:
-        if self.bar is None:
-            return (
-                f"{staff_id}于{day}可以提职晋级：无在期内的禁止记录。",
-                f"{staff_id} may be promoted on {day}: no bar is in force.",
-            )
-        return (
-            f"{staff_id}于{day}不得提职晋级：{self.bar.explanation_zh}",
-            f"{staff_id} may not be promoted on {day}: {self.bar.explanation_en}",
-        )
+    def explain(self, staff_id: str, day: date) -> Words:
+        return wording.promotion_answer(staff_id, day, self.bar)
 
 
 def may_promote(file: ConductFile, book: RuleBook, day: date, *, now: datetime) -> PromotionAnswer:
     """R-PROMO-2Y asked directly: may this staff member be promoted on ``day``?"""
-    bar = bar_on(promotion_bars(file, book, now=now), day)
-    return PromotionAnswer(allowed=bar is None, bar=bar)
+    bar = bar_on(promotion_bars(file, book), day)
+    if bar is None:
+        return PromotionAnswer(allowed=True, bar=None)
+    return PromotionAnswer(allowed=False, bar=decision_of(bar, file, book, now=now))
 
 
 class Explanation(BaseModel):
@@ -83,16 +80,18 @@ async def explain(
     mongo = connect(settings)
     try:
         blank = ConductFile(subject_kind=arguments.kind, subject_id=arguments.subject_id)
-        stored = await ConductFiles(database(mongo, settings)).load(blank)
+        files = EscalationStore(MongoDocuments(database(mongo, settings))).files
+        loaded = await files.load(blank.key)
     finally:
         await mongo.close()
-    if stored.revision == 0 and arguments.promotion_on is None:
+    if loaded.value is None and arguments.promotion_on is None:
         return None  # nothing known; a promotion question is still answered (allowed)
+    stored = loaded.value or KeptFile(file=blank)
     explanation = Explanation(
         subject=blank.key,
         rules_version=book.version,
         decisions=evaluate(stored.file, book, now=now),
-        published=sorted(stored.emitted.values(), key=lambda d: (d.as_of, d.key)),
+        published=sorted(stored.published, key=lambda d: (d.as_of, d.key)),
     )
     if arguments.promotion_on is not None:
         answer = may_promote(stored.file, book, arguments.promotion_on, now=now)

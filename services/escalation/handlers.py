@@ -1,18 +1,24 @@
-"""Consume events, add them to the conduct files they concern, apply the rules, publish the
-decisions and leads."""
+"""Escalation's subscribers: each consumes one input topic in batches and hands the batch to the
+application layer (``filing.Escalation``); the decisions and leads it makes are published
+here, counted.
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TypeVar
+``routes`` subscribes each handler in a consumer group of its own (``consume``); a batch's
+offsets are committed once its handler returned.
+"""
 
-from faststream.kafka import KafkaRouter
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CollectorRegistry, Counter
 
 from schemas import topics
 from schemas.base import Event
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
-from schemas.decision import Decision, SubjectKind
+from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived
 from schemas.lead import Lead
 from schemas.prescription import PrescriptionRankingReceived
@@ -21,134 +27,121 @@ from schemas.rectification import RectificationStatusReceived
 from schemas.satisfaction import SatisfactionReceived
 from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.visitor_log import VisitorLogReceived
-from services.common.broker import subscribe
-from services.escalation.conduct import ConductFile, FileEvent
-from services.escalation.desk import EscalationDesk
-from services.escalation.repository import ConductFiles
-from services.escalation.rulebook import RuleBook
-from services.escalation.rules import leads
-
-E = TypeVar("E", bound=Event)
-Clock = Callable[[], datetime]
+from services.common.consuming import Handler, Received, consume, parse_model, subscriber_group
+from services.common.lag import BrokerOffsets, waiting
+from services.common.settings import ServiceSettings
+from services.escalation.conduct import FileEvent
+from services.escalation.filing import Escalation
 
 
-def _with_event(event: FileEvent) -> Callable[[ConductFile], ConductFile]:
-    def change(file: ConductFile) -> ConductFile:
-        if any(known.event_id == event.event_id for known in file.events):
-            return file
-        return file.model_copy(update={"events": (*file.events, event)})
+class CasesTopic:
+    """Whether every case revision published so far is in the conduct files: the cases
+    subscriber's consumer group (whichever instance reads each partition) has committed the
+    end of every partition."""
 
-    return change
+    def __init__(self, settings: ServiceSettings, group_id: str) -> None:
+        self.offsets = BrokerOffsets(settings)
+        self.group = subscriber_group(group_id, topics.CASES)
 
-
-def _with_case(case: CaseUpdated) -> Callable[[ConductFile], ConductFile]:
-    def change(file: ConductFile) -> ConductFile:
-        if file.case is not None and file.case.revision >= case.revision:
-            return file
-        return file.model_copy(update={"case": case})
-
-    return change
+    async def all_read(self) -> bool:
+        partitions = await self.offsets.partitions([topics.CASES])
+        ends = await self.offsets.ranges_of(partitions)
+        committed = await self.offsets.committed(self.group)
+        return not any(waiting(ends[tp], committed.get(tp)) for tp in partitions)
 
 
-def build_routes(
-    files: ConductFiles,
-    book: RuleBook,
-    registry: CollectorRegistry,
-    *,
-    group_id: str,
-    clock: Clock,
-) -> tuple[KafkaRouter, EscalationDesk]:
-    routes = KafkaRouter()
-    decided = Counter(
-        "qinglian_decisions",
-        "Decisions published, by rule and kind (corrections and withdrawals included).",
-        ["rule_id", "kind"],
-        registry=registry,
-    )
-    corrected = Counter(
-        "qinglian_decision_corrections",
-        "Decisions that corrected or withdrew an earlier one, by rule.",
-        ["rule_id"],
-        registry=registry,
-    )
-    leads_raised = Counter(
-        "qinglian_leads",
-        "Leads raised (events that open a case), by rule.",
-        ["rule_id"],
-        registry=registry,
-    )
-    decision_publisher = routes.publisher(topics.DECISIONS, schema=Decision)
-    lead_publisher = routes.publisher(topics.LEADS, schema=Lead)
+class Publishing:
+    """The decisions and leads topics, and what was published on them."""
 
-    async def publish_decision(decision: Decision) -> None:
-        await decision_publisher.publish(decision, key=decision.subject_id.encode())
-        decided.labels(decision.rule_id, decision.kind).inc()
-        if decision.corrects is not None:
-            corrected.labels(decision.rule_id).inc()
+    def __init__(self, broker: KafkaBroker, registry: CollectorRegistry) -> None:
+        self.decision_topic = broker.publisher(topics.DECISIONS, schema=Decision)
+        self.lead_topic = broker.publisher(topics.LEADS, schema=Lead)
+        self.decided = Counter(
+            "qinglian_decisions",
+            "Decisions published, by rule and kind (corrections and withdrawals included).",
+            ["rule_id", "kind"],
+            registry=registry,
+        )
+        self.corrected = Counter(
+            "qinglian_decision_corrections",
+            "Decisions that corrected or withdrew an earlier one, by rule.",
+            ["rule_id"],
+            registry=registry,
+        )
+        self.raised = Counter(
+            "qinglian_leads",
+            "Leads raised (events that open a case), by rule.",
+            ["rule_id"],
+            registry=registry,
+        )
 
-    desk = EscalationDesk(files, book, publish_decision)
+    async def decisions(self, decisions: Sequence[Decision]) -> None:
+        """Keyed by subject, so that a subject's decisions stay in order."""
+        await asyncio.gather(
+            *(self.decision_topic.publish(d, key=d.subject_id.encode()) for d in decisions)
+        )
+        for decision in decisions:
+            self.decided.labels(decision.rule_id, decision.kind).inc()
+            if decision.corrects is not None:
+                self.corrected.labels(decision.rule_id).inc()
 
-    async def file_under(event: FileEvent, kind: SubjectKind, subject_id: str | None) -> None:
-        if subject_id is not None:
-            blank = ConductFile(subject_kind=kind, subject_id=subject_id)
-            await desk.update(blank, _with_event(event), now=clock())
-
-    async def raise_lead(event: E, rule: Callable[[E, RuleBook], Lead | None]) -> None:
-        lead = rule(event, book)
-        if lead is None:
-            return
-        await files.record_lead(lead)
-        # Published on every delivery: the router is idempotent on the source event.
-        await lead_publisher.publish(lead, key=lead.source_event_id.bytes)
-        leads_raised.labels(lead.rule_id).inc()
-
-    @subscribe(routes, topics.COMPLAINTS, group_id=group_id)
-    async def file_complaint(complaint: ComplaintReceived) -> None:
-        await file_under(complaint, SubjectKind.STAFF, complaint.accused_staff_id)
-
-    @subscribe(routes, topics.INVESTIGATION_FINDINGS, group_id=group_id)
-    async def file_finding(finding: InvestigationFindingReceived) -> None:
-        for staff_id in finding.staff_ids:
-            await file_under(finding, SubjectKind.STAFF, staff_id)
-        await file_under(finding, SubjectKind.COMPANY, finding.company_code)
-
-    @subscribe(routes, topics.PROMOTION_APPLICATIONS, group_id=group_id)
-    async def file_application(application: PromotionApplicationReceived) -> None:
-        await file_under(application, SubjectKind.STAFF, application.staff_id)
-
-    @subscribe(routes, topics.PRESCRIPTION_RANKINGS, group_id=group_id)
-    async def file_ranking(ranking: PrescriptionRankingReceived) -> None:
-        await file_under(ranking, SubjectKind.STAFF, ranking.staff_id)
-
-    @subscribe(routes, topics.RED_ENVELOPE_SURRENDERS, group_id=group_id)
-    async def file_surrender(surrender: RedEnvelopeSurrenderReceived) -> None:
-        await raise_lead(surrender, leads.late_surrender_lead)
-        await file_under(surrender, SubjectKind.STAFF, surrender.staff_id)
-
-    @subscribe(routes, topics.VISITOR_LOGS, group_id=group_id)
-    async def file_visit(visit: VisitorLogReceived) -> None:
-        await raise_lead(visit, leads.visit_lead)
-        await file_under(visit, SubjectKind.COMPANY, visit.company_code)
-
-    @subscribe(routes, topics.SATISFACTION_RATINGS, group_id=group_id)
-    async def check_rating(rating: SatisfactionReceived) -> None:
-        await raise_lead(rating, leads.satisfaction_lead)
-
-    @subscribe(routes, topics.RECTIFICATION_STATUSES, group_id=group_id)
-    async def file_rectification(status: RectificationStatusReceived) -> None:
-        await raise_lead(status, leads.rectification_lead)
-        await file_under(status, SubjectKind.DEPARTMENT, status.department)
-
-    @subscribe(routes, topics.CASES, group_id=group_id)
-    async def file_case(case: CaseUpdated) -> None:
-        blank = ConductFile(subject_kind=SubjectKind.CASE, subject_id=case.case_id)
-        # A revision tells the case as it stood when it was made: judged later (a replay, a
-        # lag), it would look overdue though its finding came in time in the next revision.
-        # The periodic check judges the latest revision by the clock.
-        await desk.update(blank, _with_case(case), now=min(clock(), case.updated_at))
-
-    return routes, desk
+    async def leads(self, leads: Sequence[Lead]) -> None:
+        await asyncio.gather(
+            *(self.lead_topic.publish(lead, key=lead.source_event_id.bytes) for lead in leads)
+        )
+        for lead in leads:
+            self.raised.labels(lead.rule_id).inc()
 
 
-def system_clock() -> datetime:
-    return datetime.now(UTC)
+async def file_events(escalation: Escalation, batch: list[Received[FileEvent]]) -> None:
+    """Complaints, findings, promotion applications, prescription rankings: into the files of
+    the staff members and companies they concern."""
+    await escalation.file_events([received.value for received in batch])
+
+
+async def file_events_raising_leads(
+    escalation: Escalation, batch: list[Received[FileEvent]]
+) -> None:
+    """Surrenders, visits, rectification statuses: leads first (a late surrender, a visit
+    against the rules, a failed rectification), then into the files they concern."""
+    await escalation.raise_leads([received.value for received in batch])
+    await escalation.file_events([received.value for received in batch])
+
+
+async def raise_leads(escalation: Escalation, batch: list[Received[SatisfactionReceived]]) -> None:
+    """Satisfaction ratings: leads only (a low score, a comment naming gifts or scalping)."""
+    await escalation.raise_leads([received.value for received in batch])
+
+
+async def file_cases(escalation: Escalation, batch: list[Received[CaseUpdated]]) -> None:
+    """Cases as the router publishes them: into the cases' own files (R-EVERY-COMPLAINT)."""
+    await escalation.file_cases([received.value for received in batch])
+
+
+INPUTS: tuple[tuple[str, type[Event] | type[CaseUpdated], Callable[..., Awaitable[None]]], ...] = (
+    (topics.COMPLAINTS, ComplaintReceived, file_events),
+    (topics.INVESTIGATION_FINDINGS, InvestigationFindingReceived, file_events),
+    (topics.PROMOTION_APPLICATIONS, PromotionApplicationReceived, file_events),
+    (topics.PRESCRIPTION_RANKINGS, PrescriptionRankingReceived, file_events),
+    (topics.RED_ENVELOPE_SURRENDERS, RedEnvelopeSurrenderReceived, file_events_raising_leads),
+    (topics.VISITOR_LOGS, VisitorLogReceived, file_events_raising_leads),
+    (topics.RECTIFICATION_STATUSES, RectificationStatusReceived, file_events_raising_leads),
+    (topics.SATISFACTION_RATINGS, SatisfactionReceived, raise_leads),
+    (topics.CASES, CaseUpdated, file_cases),
+)
+"""Each input topic, what it carries and its handler."""
+
+
+def routes(group_id: str, escalation: Escalation) -> KafkaRouter:
+    router = KafkaRouter()
+    for topic, model, handler in INPUTS:
+        consume(router, topic, group_id=group_id, parse=parse_model(model))(
+            _bound(handler, escalation)
+        )
+    return router
+
+
+def _bound(handler: Callable[..., Awaitable[None]], escalation: Escalation) -> Handler[Any]:
+    """``handler`` given the application layer, keeping its name and docstring (the
+    subscriber's title and description)."""
+    return functools.wraps(handler)(functools.partial(handler, escalation))

@@ -1,50 +1,40 @@
-"""Wiring: rule book, store, broker, metrics, the periodic clock check."""
-
-import asyncio
-import logging
+"""Wiring: the rule book, the service's store and broker, publishing, the subscribers, the
+periodic clock check and what it asks of the cases topic."""
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
-from services.common.broker import make_broker
 from services.common.kafka_access import SERVICES
-from services.common.store import connect, database
-from services.common.web import service_app
-from services.escalation.handlers import Clock, build_routes, system_clock
-from services.escalation.repository import ConductFiles
+from services.common.service import Clock, Service, system_clock
+from services.escalation.filing import Escalation
+from services.escalation.handlers import CasesTopic, Publishing, routes
 from services.escalation.rulebook import RuleBook
 from services.escalation.settings import EscalationSettings
-
-logger = logging.getLogger(__name__)
+from services.escalation.store import EscalationStore
 
 
 def create_app(settings: EscalationSettings, *, clock: Clock = system_clock) -> FastAPI:
     """``clock`` tells the time to the overdue and cut-off checks; tests set it."""
     # A bad rule book stops the service here, before it consumes anything.
     book = RuleBook.from_file(settings.rules)
-    registry = CollectorRegistry()
-    mongo = connect(settings)
-    files = ConductFiles(database(mongo, settings))
-    broker = make_broker(settings, service="escalation", registry=registry)
-    routes, desk = build_routes(
-        files, book, registry, group_id=settings.consumer_group("escalation"), clock=clock
+    service = Service("escalation", settings, clock=clock)
+    publishing = Publishing(service.broker, service.registry)
+    cases = CasesTopic(settings, service.group_id)
+    service.on_stop.append(cases.offsets.close)
+    escalation = Escalation(
+        EscalationStore(service.documents),
+        book,
+        clock=service.clock,
+        publish_decisions=publishing.decisions,
+        publish_leads=publishing.leads,
+        cases_all_read=cases.all_read,
     )
-    broker.include_router(routes)
-
-    async def check_the_clock() -> None:
-        while True:
-            try:
-                await desk.recheck_watched(now=clock())
-            except Exception:  # the next round tries again; the reason is logged
-                logger.exception("periodic check of overdue cases and cut-offs failed")
-            await asyncio.sleep(settings.clock_check_seconds)
-
-    return service_app(
+    service.every(
+        settings.clock_check_seconds,
+        escalation.recheck_watched,
+        what="the periodic check of overdue cases and cut-offs",
+    )
+    return service.app(
         title="Qinglian escalation",
-        settings=settings,
-        broker=broker,
-        mongo=mongo,
-        registry=registry,
         topics=SERVICES["escalation"].topics,
-        background=check_the_clock,
+        routers=[routes(service.group_id, escalation)],
     )

@@ -14,7 +14,6 @@ from pydantic import Field, field_validator, model_validator
 
 from schemas.complaint import ComplaintCategory
 from schemas.rectification import RectificationStatus
-from schemas.training import TrainingKind
 from schemas.visitor_log import PlaceKind
 from services.common.datafile import DataFile
 
@@ -163,12 +162,6 @@ class SurrenderRule(DataFile):
     window_days: Days
 
 
-class MonthlyStudyRule(DataFile):
-    """R-MONTHLY-STUDY: which sessions count as the month's study."""
-
-    counting_kinds: tuple[TrainingKind, ...] = Field(min_length=1)
-
-
 class RuleBook(DataFile):
     version: str = Field(min_length=1)
     rep_visit: RepVisitRule
@@ -182,4 +175,3 @@ class RuleBook(DataFile):
     every_complaint: EveryComplaintRule
     repeat_complaint: CountInWindow
     surrender: SurrenderRule
-    monthly_study: MonthlyStudyRule

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -30,20 +30,21 @@ from schemas import topics
 from schemas.base import Event
 from schemas.case import CaseUpdated
 from schemas.catalogue import BY_TYPE
-from schemas.complaint import ComplaintCategory, ComplaintReceived
+from schemas.complaint import ComplaintCategory
 from schemas.decision import Decision, DecisionKind, EscalationTarget, SubjectKind
 from schemas.finding import InvestigationFindingReceived
 from schemas.lead import Lead
 from schemas.promotion import PromotionApplicationReceived
 from services.common.broker import ensure_topics, subscriber_group
+from services.common.documents import MongoDocuments, Versioned
 from services.common.store import Document
-from services.escalation.conduct import ConductFile, subject_key
-from services.escalation.desk import EscalationDesk
+from services.escalation.conduct import ConductFile, same_decision, subject_key, subjects_of
+from services.escalation.filing import Escalation
 from services.escalation.main import create_app
-from services.escalation.repository import ConductFiles, StoredFile
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules import evaluate
 from services.escalation.settings import EscalationSettings
+from services.escalation.store import EscalationStore, KeptFile
 from services.router.domain import record_finding
 from tests.conftest import InfraSettings
 from tests.factories import complaint_event, routed_case
@@ -124,6 +125,22 @@ def application_event(staff: str, application_id: str, *, on: str) -> PromotionA
     return event
 
 
+def ward_visit(company: str, *, at: str, recorded: str | None = None) -> Event:
+    """A rep's visit to a ward without an appointment: a lead, and a removal alert."""
+    return accepted(
+        "visitor_log",
+        occurred_at=recorded or at,
+        rep_id=fresh("REP-"),
+        rep_name="王某",
+        company_code=company,
+        company_name="某医药公司",
+        department="cardiology",
+        place_code="W3-12",
+        place_kind="ward",
+        started_at=at,
+    )
+
+
 def with_finding(case: CaseUpdated, *, at: datetime) -> CaseUpdated:
     """The case as the router publishes it once a substantiated finding dated ``at`` is in."""
     finding = finding_event(case.accused_staff_id or "", case.case_id, on=at.isoformat())
@@ -137,14 +154,18 @@ class Inputs:
         self.producer = producer
 
     async def publish(self, *events: Event | CaseUpdated) -> None:
+        """All sent before any is waited for, as a producer batch: the records are in their
+        topics together, as when escalation reads them late or replays them (in order on each
+        key)."""
+        sent = []
         for event in events:
             if isinstance(event, CaseUpdated):
                 topic, key = topics.CASES, event.case_id.encode()
             else:
                 kind = BY_TYPE[event.event_type]  # type: ignore[attr-defined]
                 topic, key = kind.topic, kind.key(event)
-            sent = await self.producer.send(topic, event.model_dump_json().encode(), key=key)
-            await sent
+            sent.append(await self.producer.send(topic, event.model_dump_json().encode(), key=key))
+        await asyncio.gather(*sent)
 
 
 # --- What escalation publishes and stores -----------------------------------------------------
@@ -225,6 +246,26 @@ def distinct(decisions: Iterable[Decision]) -> dict[uuid.UUID, Decision]:
     return {decision.event_id: decision for decision in decisions}
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A conduct file as escalation keeps it: its events, the decisions published on it by
+    key, its revision (0: never saved)."""
+
+    file: ConductFile
+    emitted: dict[str, Decision]
+    revision: int
+
+    @classmethod
+    def of(cls, kind: SubjectKind, subject_id: str, loaded: Versioned[KeptFile]) -> "StoredFile":
+        blank = ConductFile(subject_kind=kind, subject_id=subject_id)
+        kept = loaded.value or KeptFile(file=blank)
+        return cls(kept.file, kept.by_key(), loaded.revision)
+
+
+def store_of(db: AsyncDatabase[Document]) -> EscalationStore:
+    return EscalationStore(MongoDocuments(db))
+
+
 @dataclass
 class RunningEscalation:
     app: FastAPI
@@ -236,12 +277,11 @@ class RunningEscalation:
         return self.settings.consumer_group("escalation")
 
     async def stored(self, kind: SubjectKind, subject_id: str) -> StoredFile:
-        return await ConductFiles(self.db).load(
-            ConductFile(subject_kind=kind, subject_id=subject_id)
-        )
+        loaded = await store_of(self.db).files.load(subject_key(kind, subject_id))
+        return StoredFile.of(kind, subject_id, loaded)
 
     async def is_watched(self, kind: SubjectKind, subject_id: str) -> bool:
-        watched = await self.db["escalation_watch"].find_one({"_id": subject_key(kind, subject_id)})
+        watched = await store_of(self.db).watched.get(subject_key(kind, subject_id))
         return watched is not None
 
     async def watch_settles(self, kind: SubjectKind, subject_id: str, *, watched: bool) -> None:
@@ -650,17 +690,8 @@ async def test_breaches_become_leads_and_a_rep_in_a_ward_is_to_be_removed(
     escalation: RunningEscalation, feed: OutputFeed, inputs: Inputs
 ) -> None:
     company = touch(SubjectKind.COMPANY, fresh("YX-"))
-    visit = accepted(
-        "visitor_log",
-        occurred_at="2026-11-18T10:05:00+08:00",
-        rep_id=fresh("REP-"),
-        rep_name="王某",
-        company_code=company,
-        company_name="某医药公司",
-        department="cardiology",
-        place_code="W3-12",
-        place_kind="ward",
-        started_at="2026-11-18T10:00:00+08:00",
+    visit = ward_visit(
+        company, at="2026-11-18T10:00:00+08:00", recorded="2026-11-18T10:05:00+08:00"
     )
     late_staff = touch(SubjectKind.STAFF, fresh("S-"))
     late = accepted(
@@ -735,13 +766,10 @@ async def test_breaches_become_leads_and_a_rep_in_a_ward_is_to_be_removed(
     assert late_file.emitted == {}
     assert feed.decisions(late_staff) == []
     assert feed.leads(in_time) == []
-    kept = {
-        document["_id"]: document["rule_id"]
-        async for document in escalation.db["escalation_leads"].find({})
-    }
+    kept = await store_of(escalation.db).leads.find()
     for source in (visit, late, rating):
         (published,) = {lead.event_id: lead for lead in feed.leads(source)}.values()
-        assert kept[str(published.event_id)] == published.rule_id
+        assert kept[str(published.event_id)] == published
 
 
 # --- Rebuild ----------------------------------------------------------------------------------
@@ -850,124 +878,199 @@ async def test_a_new_instance_replaying_the_topics_rebuilds_the_same_conduct_fil
 # --- Concurrent writers -----------------------------------------------------------------------
 
 
+@dataclass
+class Published:
+    """Stands in for the topics: what the application layer published, in order."""
+
+    decisions: list[Decision] = field(default_factory=list)
+
+    async def __call__(self, decisions: Sequence[Decision]) -> None:
+        self.decisions += decisions
+
+
+async def no_leads(leads: Sequence[Lead]) -> None:
+    raise AssertionError("no lead expected")
+
+
+async def every_case_read() -> bool:
+    return True
+
+
+def application_layer(db: AsyncDatabase[Document], publish: Published) -> Escalation:
+    return Escalation(
+        store_of(db),
+        RuleBook.from_file(RULES),
+        clock=lambda: datetime.now(UTC),
+        publish_decisions=publish,
+        publish_leads=no_leads,
+        cases_all_read=every_case_read,
+    )
+
+
 async def test_concurrent_changes_to_one_conduct_file_are_all_kept(
     store: AsyncDatabase[Document],
 ) -> None:
     """Handlers of several topics and the periodic check may change one file at once; FerretDB
     must not let two of them save over the same revision."""
-    book = RuleBook.from_file(RULES)
-    published: list[Decision] = []
-
-    async def publish(decision: Decision) -> None:
-        published.append(decision)
-
-    files = ConductFiles(store)
-    desk = EscalationDesk(files, book, publish)
+    published = Published()
     staff = fresh("S-")
-    blank = ConductFile(subject_kind=SubjectKind.STAFF, subject_id=staff)
     complaints = [
         complaint_event(source_ref=fresh("RACE-"), accused_staff_id=staff) for _ in range(20)
     ]
 
-    def adding(event: ComplaintReceived) -> Callable[[ConductFile], ConductFile]:
-        return lambda file: file.model_copy(update={"events": (*file.events, event)})
-
-    now = datetime.now(UTC)
     await asyncio.gather(
-        *(desk.update(blank, adding(c), now=now) for c in complaints),
-        *(desk.update(blank, lambda file: file, now=now) for _ in range(5)),
+        *(application_layer(store, published).file_events([c]) for c in complaints),
+        *(application_layer(store, published).recheck_watched() for _ in range(5)),
     )
 
-    stored = await files.load(blank)
+    stored = StoredFile.of(
+        SubjectKind.STAFF, staff, await store_of(store).files.load(f"staff:{staff}")
+    )
     assert sorted(e.event_id for e in stored.file.events) == sorted(c.event_id for c in complaints)
     assert stored.revision == len(complaints)  # one revision per change, none for no change
     # What stands published is what the rules decide on the whole file.
     standing = {d.key: d for d in stored.emitted.values() if not d.withdrawn}
-    decided = evaluate(stored.file, book, now=now)
+    decided = evaluate(stored.file, RuleBook.from_file(RULES), now=datetime.now(UTC))
     assert {d.key: d.event_id for d in decided} == {k: d.event_id for k, d in standing.items()}
-    assert {d.event_id for d in published} >= {d.event_id for d in stored.emitted.values()}
+    assert {d.event_id for d in published.decisions} >= {
+        d.event_id for d in stored.emitted.values()
+    }
 
 
 async def test_only_the_last_revision_of_a_file_keeps_a_copy_and_a_stale_copy_is_overtaken(
     store: AsyncDatabase[Document],
 ) -> None:
     """A file grows with its events: were every revision a full copy, a company visited a few
-    hundred times would hold tens of megabytes. Earlier revisions keep only their guard, and a
-    reader still finds the last revision when the latest copy was put back by a slow writer."""
-    files = ConductFiles(store)
+    hundred times would hold tens of megabytes. Earlier revisions keep only their guard (the
+    store adapter's ``<name>_revisions``), and a reader still finds the last revision when
+    the latest copy was put back by a slow writer."""
     staff = fresh("S-")
-    blank = ConductFile(subject_kind=SubjectKind.STAFF, subject_id=staff)
+    key = f"staff:{staff}"
+    files = store_of(store).files
     complaints = [
         complaint_event(source_ref=fresh("REV-"), accused_staff_id=staff) for _ in range(4)
     ]
     copies = []
     for complaint in complaints:
-        stored = await files.load(blank)
-        stored.file = stored.file.model_copy(update={"events": (*stored.file.events, complaint)})
-        assert await files.save(stored)
-        copies.append(await files.files.find_one({"_id": blank.key}))
+        await application_layer(store, Published()).file_events([complaint])
+        copies.append(await store["escalation_conduct_files"].find_one({"_id": key}))
 
     revisions = {}
     for n in range(1, 5):
-        document = await files.revisions.find_one({"_id": f"{blank.key}@{n}"})
+        document = await store["escalation_conduct_files_revisions"].find_one({"_id": f"{key}@{n}"})
         assert document is not None
         revisions[n] = set(document) - {"_id"}
-    assert revisions == {
-        1: {"revision"},
-        2: {"revision"},
-        3: {"revision"},
-        4: {"revision", "file", "emitted"},
-    }
+    assert revisions == {1: set(), 2: set(), 3: set(), 4: {"value"}}
     first_copy = copies[0]
     assert first_copy is not None
-    await files.files.replace_one({"_id": blank.key}, first_copy)  # an overtaken writer's copy
-    stored = await files.load(blank)
-    assert stored.revision == 4
-    assert [e.event_id for e in stored.file.events] == [c.event_id for c in complaints]
-    stale = await files.load(blank)
-    stale.revision = 2  # a writer that read the file two changes ago
-    assert not await files.save(stale)
+    await store["escalation_conduct_files"].replace_one({"_id": key}, first_copy)  # overtaken
+    loaded = await files.load(key)
+    assert loaded.revision == 4
+    assert loaded.value is not None
+    assert [e.event_id for e in loaded.value.file.events] == [c.event_id for c in complaints]
+    # A writer that read the file two changes ago.
+    assert not await files.save(key, loaded.value, over=2)
 
 
-async def test_a_decision_published_by_a_writer_that_lost_the_race_is_corrected(
-    store: AsyncDatabase[Document],
+def burst(staff: list[str], companies: list[str]) -> list[Event | CaseUpdated]:
+    """Events of every kind escalation files, many of them on the same few files, and cases."""
+    events: list[Event | CaseUpdated] = []
+    for n, person in enumerate(staff):
+        company = companies[n % len(companies)]
+        case_id = new_case_id()
+        events += [
+            application_event(person, fresh("HR-"), on=f"2026-0{1 + n % 9}-10T10:00:00+08:00"),
+            accepted(
+                "investigation_finding",
+                occurred_at=f"2025-0{1 + n % 9}-01T10:00:00+08:00",
+                case_id=case_id,
+                substantiated=True,
+                confirmed_categories=["kickback"],
+                staff_ids=[person, staff[(n + 1) % len(staff)]],
+                confirmed_amount_cny=f"{4000 * (n + 1)}.00",
+                company_code=company,
+                company_name="某医药公司",
+                summary="查实收受回扣。",
+            ),
+            application_event(person, fresh("HR-"), on="2026-11-10T10:00:00+08:00"),
+            *(
+                complaint_event(source_ref=fresh("BURST-"), accused_staff_id=person)
+                for _ in range(3)
+            ),
+            *(ward_visit(company, at=f"2026-11-1{day}T10:00:00+08:00") for day in range(3)),
+            routed_case(  # open, not yet overdue: its file depends on the clock
+                complaint_event(
+                    received_at=datetime.now(UTC),
+                    source_ref=fresh("BURST-CASE-"),
+                    accused_staff_id=person,
+                )
+            ),
+        ]
+    return events
+
+
+async def test_two_instances_in_one_consumer_group_lose_no_update(
+    infra: InfraSettings,
+    mongo: AsyncMongoClient[Document],
+    inputs: Inputs,
+    feed: OutputFeed,
+    escalation: RunningEscalation,
 ) -> None:
-    """The application's handler publishes "allowed", then loses the race to save to the
-    finding's handler: deciding again, it must correct what it published, not publish a second
-    decision for the application as if the first had never been."""
+    """Two instances share the topics' partitions; each topic's handler in each instance may
+    change the same files at once. No event is lost from a file, what stands published on
+    each file is what the rules decide on it, every such decision was published, and the
+    files are those one instance alone builds from the same topics."""
+    staff = [touch(SubjectKind.STAFF, fresh("S-")) for _ in range(8)]
+    companies = [touch(SubjectKind.COMPANY, fresh("YX-")) for _ in range(2)]
+    events = burst(staff, companies)
+    cases = [event.case_id for event in events if isinstance(event, CaseUpdated)]
+    for case_id in cases:
+        touch(SubjectKind.CASE, case_id)
     book = RuleBook.from_file(RULES)
-    published: list[Decision] = []
-    finding_saved = asyncio.Event()
 
-    async def publish(decision: Decision) -> None:
-        published.append(decision)
-        if decision.allowed is True:
-            await finding_saved.wait()  # held between publishing and saving
+    settings = escalation_settings(infra, uuid.uuid4().hex[:10])
+    async with (
+        running_escalation(settings, mongo) as first,
+        running_escalation(settings, mongo) as second,
+    ):
+        await inputs.publish(*events)
+        await first.caught_up()
+        await second.caught_up()
+        subjects = [
+            *((SubjectKind.STAFF, s) for s in staff),
+            *((SubjectKind.COMPANY, c) for c in companies),
+            *((SubjectKind.CASE, c) for c in cases),
+        ]
+        for kind, subject_id in subjects:
+            stored = await first.stored(kind, subject_id)
+            held = [e.event_id for e in stored.file.events]
+            assert len(held) == len(set(held)), f"{kind}:{subject_id} holds an event twice"
+            wanted = {
+                e.event_id for e in events if isinstance(e, Event) and subject_id in filed_under(e)
+            }
+            assert set(held) == wanted, f"{kind}:{subject_id} lost an update"
+            standing = in_force(stored)
+            decided = {d.key: d for d in evaluate(stored.file, book, now=datetime.now(UTC))}
+            if kind is not SubjectKind.CASE:  # a case is judged as of its revision
+                assert standing.keys() == decided.keys(), subject_id
+                for key, decision in standing.items():  # a correction names what it corrects
+                    assert same_decision(decision, decided[key]), key
+            on_topic = {d.event_id for d in feed.decisions(subject_id)}
+            assert {d.event_id for d in stored.emitted.values()} <= on_topic, subject_id
 
-    desk = EscalationDesk(ConductFiles(store), book, publish)
-    staff = fresh("S-")
-    blank = ConductFile(subject_kind=SubjectKind.STAFF, subject_id=staff)
-    application = application_event(staff, fresh("HR-"), on="2026-05-20T10:00:00+08:00")
-    finding = finding_event(staff, new_case_id(), on="2025-09-01T15:00:00+08:00")
+        alone_settings = escalation_settings(infra, uuid.uuid4().hex[:10])
+        async with running_escalation(alone_settings, mongo) as alone:
+            await alone.caught_up()
+            for kind, subject_id in subjects:
+                pair = await first.stored(kind, subject_id)
+                one = await alone.stored(kind, subject_id)
+                assert comparable(pair) == comparable(one), f"{kind}:{subject_id}"
+                assert same_ids(pair, one), f"{kind}:{subject_id}"
 
-    def adding(event: Event) -> Callable[[ConductFile], ConductFile]:
-        return lambda file: file.model_copy(update={"events": (*file.events, event)})
 
-    now = datetime.now(UTC)
-    applying = asyncio.create_task(desk.update(blank, adding(application), now=now))
-    await eventually(lambda: len(published) == 1, within=10, what="the application decided")
-    await desk.update(blank, adding(finding), now=now)
-    finding_saved.set()
-    await applying
-
-    allowed, bar, *rest = published
-    assert (allowed.allowed, bar.kind) == (True, DecisionKind.PROMOTION_BAR)
-    (refused,) = rest
-    assert refused.key == allowed.key
-    assert refused.allowed is False
-    assert refused.corrects == allowed.event_id
-    stored = await ConductFiles(store).load(blank)
-    assert stored.emitted[allowed.key] == refused
+def filed_under(event: Event) -> set[str]:
+    """The subject ids of the files an event belongs in."""
+    return {blank.subject_id for blank in subjects_of(event)}  # type: ignore[arg-type]
 
 
 # --- The explain tool -------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from schemas.rectification import (
     RectificationStatusSubmission,
 )
 from schemas.surrender import RedEnvelopeSurrenderReceived, RedEnvelopeSurrenderSubmission
-from schemas.training import TrainingHeldReceived, TrainingHeldSubmission, TrainingKind
 from schemas.visitor_log import PlaceKind, VisitorLogReceived, VisitorLogSubmission
 from services.escalation.conduct import (
     ConductFile,
@@ -45,7 +44,6 @@ from services.escalation.explain import may_promote
 from services.escalation.rulebook import KickbackTier, RuleBook
 from services.escalation.rules import depends_on_clock, evaluate
 from services.escalation.rules.leads import late_surrender_lead
-from services.escalation.rules.study import months_without_study
 from services.escalation.settings import EscalationSettings
 from services.router.domain import record_finding
 from tests.factories import complaint_event, routed_case
@@ -267,24 +265,6 @@ def _status(status: RectificationStatus, when: datetime, ref: str) -> Rectificat
     return RectificationStatusReceived.accept(
         RectificationStatusSubmission.model_validate(payload),
         received_at=when + timedelta(hours=1),
-    )
-
-
-def _session(held_on: date, kind: TrainingKind) -> TrainingHeldReceived:
-    payload = {
-        "source_system": "opd-psy",
-        "source_ref": f"TRAINING-{held_on}-{kind}",
-        "occurred_at": _at(held_on, time(15, 0)),
-        "department": DEPARTMENT,
-        "held_on": held_on,
-        "topic": "医务人员廉洁从业九项准则",
-        "kind": kind,
-        "attendee_ids": (STAFF, OTHER_STAFF),
-        "headcount": 2,
-    }
-    return TrainingHeldReceived.accept(
-        TrainingHeldSubmission.model_validate(payload),
-        received_at=_at(held_on, time(18, 0)),
     )
 
 
@@ -1404,37 +1384,6 @@ def test_a_head_escalation_is_not_withdrawn_when_the_finding_comes_late() -> Non
     found = _case_file(_with_finding(DEADLINE + timedelta(hours=2)))
 
     assert reconcile(emitted, evaluate(found, BOOK, now=later), now=later) == []
-
-
-# --- R-MONTHLY-STUDY -------------------------------------------------------------------------
-# 000 §三(三): 每月至少安排一次专题学习.
-
-
-@pytest.mark.parametrize("kind", BOOK.monthly_study.counting_kinds)
-def test_months_without_a_counting_session_are_listed(kind: TrainingKind) -> None:
-    sessions = [_session(date(2026, 1, 31), kind), _session(date(2026, 3, 1), kind)]
-    months = ["2026-03", "2026-01", "2026-02", "2026-04", "2026-02"]
-
-    assert months_without_study(sessions, months, BOOK) == ["2026-02", "2026-04"]
-
-
-def test_every_month_is_listed_without_sessions_and_none_without_months() -> None:
-    assert months_without_study([], ["2026-05", "2026-04"], BOOK) == ["2026-04", "2026-05"]
-    assert months_without_study([_session(date(2026, 4, 1), TrainingKind.STUDY)], [], BOOK) == []
-
-
-def test_only_the_books_counting_kinds_count_as_the_months_study() -> None:
-    # 000 §三(三) 专题学习 and 004 §五 警示教育 both count in the shipped book.
-    assert set(BOOK.monthly_study.counting_kinds) == set(TrainingKind)
-    book = RuleBook.from_toml(
-        RULES_PATH.read_text("utf-8").replace(
-            'counting_kinds = ["study", "warning_education"]', 'counting_kinds = ["study"]'
-        ),
-        source="rules.toml",
-    )
-    sessions = [_session(date(2026, 6, 10), TrainingKind.WARNING_EDUCATION)]
-
-    assert months_without_study(sessions, ["2026-06"], book) == ["2026-06"]
 
 
 # --- decisions -------------------------------------------------------------------------------

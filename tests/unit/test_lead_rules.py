@@ -28,11 +28,9 @@ from schemas.rectification import (
 from schemas.satisfaction import SatisfactionReceived, SatisfactionSubmission
 from schemas.visitor_log import PlaceKind, VisitorLogReceived, VisitorLogSubmission
 from services.common.datafile import DataFileError
+from services.escalation.outcomes import RECTIFY, REP_VISIT, SATISFACTION_LEAD
 from services.escalation.rulebook import RuleBook, normalise_text
 from services.escalation.rules.leads import (
-    RECTIFY,
-    REP_VISIT,
-    SATISFACTION_LEAD,
     lead_category,
     rectification_lead,
     satisfaction_lead,
@@ -40,6 +38,7 @@ from services.escalation.rules.leads import (
     visit_lead,
 )
 from services.escalation.settings import EscalationSettings
+from services.escalation.wording import Words, breach
 
 RULES_PATH: Path = EscalationSettings.model_fields["rules"].default
 RULES_TEXT = RULES_PATH.read_text("utf-8")
@@ -138,8 +137,13 @@ def _status(status: RectificationStatus, **changes: Any) -> RectificationStatusR
     )
 
 
+def _breaches(visit: VisitorLogReceived) -> list[Words]:
+    """What the visit breaks, as its lead says it."""
+    return [breach(kind, visit, VISIT_RULE) for kind in visit_breaches(visit, BOOK)]
+
+
 def _breaches_en(visit: VisitorLogReceived) -> list[str]:
-    return [en for _, en in visit_breaches(visit, BOOK)]
+    return [en for _, en in _breaches(visit)]
 
 
 def _visit_lead(visit: VisitorLogReceived) -> Lead:
@@ -348,7 +352,7 @@ def test_a_visit_breaking_every_rule_names_every_breach_in_its_lead() -> None:
         f"in a {clinical}: remove",
     ]
     lead = _visit_lead(visit)
-    for zh, en in visit_breaches(visit, BOOK):
+    for zh, en in _breaches(visit):
         assert zh in lead.explanation_zh
         assert en in lead.explanation_en
 
@@ -682,7 +686,8 @@ def test_the_rules_read_their_days_hours_places_threshold_and_statuses_from_the_
 
     assert visit_lead(_visit(saturday_morning, place_kind=PlaceKind.OFFICE), book) is None
     ward = _visit(saturday_morning, place_kind=PlaceKind.WARD)
-    assert [en for _, en in visit_breaches(ward, book)] == ["not at an allowed place"]
+    (only,) = visit_breaches(ward, book)
+    assert breach(only, ward, book.rep_visit).en == "not at an allowed place"
     weekday_lead = visit_lead(_visit(_inside_hours(1), place_kind=PlaceKind.OFFICE), book)
     assert weekday_lead is not None
     assert weekday_lead.rules_version == book.version != BOOK.version

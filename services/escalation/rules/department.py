@@ -6,14 +6,15 @@
 
 from datetime import datetime, timedelta
 
-from schemas.decision import Decision, DecisionKind, EscalationTarget
 from schemas.rectification import RectificationStatusReceived
-from services.escalation.conduct import ConductFile, decide
+from services.escalation.conduct import ConductFile
+from services.escalation.outcomes import CriticismNotice, RectificationReportedUpward
 from services.escalation.rulebook import RuleBook
-from services.escalation.rules.leads import RECTIFY
 
 
-def rectification_notices(file: ConductFile, book: RuleBook, *, now: datetime) -> list[Decision]:
+def rectification_notices(
+    file: ConductFile, book: RuleBook, *, now: datetime
+) -> list[CriticismNotice]:
     rule = book.rectify
     window = timedelta(days=rule.window_days)
     failures = [
@@ -21,50 +22,12 @@ def rectification_notices(file: ConductFile, book: RuleBook, *, now: datetime) -
         for status in file.of_type(RectificationStatusReceived)
         if status.status in rule.opens_case
     ]
-    decisions = []
+    notices: list[CriticismNotice] = []
     for index, status in enumerate(failures):
-        decisions.append(
-            decide(
-                book,
-                rule_id=RECTIFY,
-                key=f"status:{status.event_id}",
-                kind=DecisionKind.NOTICE,
-                subject=file,
-                as_of=status.occurred_at,
-                sources=[status],
-                facts={"item": status.item, "status": status.status},
-                explanation_zh=(
-                    f"{file.subject_id}整改事项“{status.item}”{status.status.label_zh}，通报批评。"
-                ),
-                explanation_en=(
-                    f"Department {file.subject_id}: rectification of {status.item!r} was found "
-                    f"{status.status}; a criticism notice is issued."
-                ),
-                now=now,
-            )
+        notices.append(CriticismNotice(status))
+        within = tuple(
+            s for s in failures[: index + 1] if status.occurred_at - s.occurred_at <= window
         )
-        within = [s for s in failures[: index + 1] if status.occurred_at - s.occurred_at <= window]
         if len(within) == rule.report_upward_at:
-            decisions.append(
-                decide(
-                    book,
-                    rule_id=RECTIFY,
-                    key=f"status:{status.event_id}:upward",
-                    kind=DecisionKind.ESCALATION,
-                    escalate_to=EscalationTarget.SUPERIOR_HEALTH_AUTHORITY,
-                    subject=file,
-                    as_of=status.occurred_at,
-                    sources=within,
-                    facts={"failures": len(within), "window_days": rule.window_days},
-                    explanation_zh=(
-                        f"{file.subject_id}{rule.window_days}日内{len(within)}次整改不到位，"
-                        "按上级卫生行政部门的有关规定上报处理。"
-                    ),
-                    explanation_en=(
-                        f"Department {file.subject_id} failed rectification {len(within)} times "
-                        f"within {rule.window_days} days: reported upward."
-                    ),
-                    now=now,
-                )
-            )
-    return decisions
+            notices.append(RectificationReportedUpward(status, within, rule.window_days))
+    return notices

@@ -17,12 +17,15 @@ from schemas.rectification import RectificationStatusReceived
 from schemas.satisfaction import SatisfactionReceived
 from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.visitor_log import VisitorLogReceived
+from services.escalation import wording
+from services.escalation.outcomes import (
+    RECTIFY,
+    REP_VISIT,
+    SATISFACTION_LEAD,
+    SURRENDER,
+    VisitBreach,
+)
 from services.escalation.rulebook import RuleBook, normalise_text
-
-REP_VISIT = "R-REP-VISIT"
-SATISFACTION_LEAD = "R-SATISFACTION-LEAD"
-RECTIFY = "R-RECTIFY"
-SURRENDER = "R-SURRENDER"
 
 
 def surrendered_in_time(surrender: RedEnvelopeSurrenderReceived, book: RuleBook) -> bool:
@@ -30,28 +33,21 @@ def surrendered_in_time(surrender: RedEnvelopeSurrenderReceived, book: RuleBook)
     return (surrender.surrendered_on - surrender.received_on).days <= book.surrender.window_days
 
 
-def visit_breaches(visit: VisitorLogReceived, book: RuleBook) -> list[tuple[str, str]]:
-    """What a visit breaks, each as (Chinese, English)."""
+def visit_breaches(visit: VisitorLogReceived, book: RuleBook) -> list[VisitBreach]:
+    """What a visit breaks."""
     rule = book.rep_visit
     started = visit.started_at.astimezone(HOSPITAL_TIME_ZONE)
     breaches = []
     if visit.appointment_id is None:
-        breaches.append(("无预约", "no appointment"))
+        breaches.append(VisitBreach.NO_APPOINTMENT)
     if started.isoweekday() not in rule.allowed_weekdays:
-        breaches.append(("非接待日", "not on a visiting day"))
+        breaches.append(VisitBreach.NOT_A_VISITING_DAY)
     if not rule.allowed_from <= started.time().replace(tzinfo=None) < rule.allowed_until:
-        breaches.append(
-            (
-                f"不在接待时间（{rule.allowed_from:%H:%M}–{rule.allowed_until:%H:%M}）",
-                f"outside visiting hours ({rule.allowed_from:%H:%M}–{rule.allowed_until:%H:%M})",
-            )
-        )
+        breaches.append(VisitBreach.OUTSIDE_HOURS)
     if visit.place_kind in rule.clinical_place_kinds:
-        breaches.append(
-            (f"出现在{visit.place_kind.label_zh}，应驱离", f"in a {visit.place_kind}: remove")
-        )
+        breaches.append(VisitBreach.IN_A_CLINICAL_PLACE)
     elif visit.place_kind not in rule.allowed_place_kinds:
-        breaches.append((f"不在指定地点（{visit.place_kind.label_zh}）", "not at an allowed place"))
+        breaches.append(VisitBreach.NOT_AN_ALLOWED_PLACE)
     return breaches
 
 
@@ -60,22 +56,16 @@ def visit_lead(visit: VisitorLogReceived, book: RuleBook) -> Lead | None:
     breaches = visit_breaches(visit, book)
     if not breaches:
         return None
+    said = [wording.breach(breach, visit, book.rep_visit) for breach in breaches]
     return _lead(
         visit,
         book,
+        wording.visit_lead(visit, said),
         rule_id=REP_VISIT,
         case_kind=CaseKind.REP_VISIT,
         accused_staff_id=visit.host_staff_id,
         concerned_department=visit.department,
         company_code=visit.company_code,
-        explanation_zh=(
-            f"医药代表{visit.rep_name}（{visit.company_name}）来访违反“三定三有”："
-            f"{'、'.join(zh for zh, _ in breaches)}。"
-        ),
-        explanation_en=(
-            f"Rep {visit.rep_id} of company {visit.company_code} visited against the visiting "
-            f"rules: {', '.join(en for _, en in breaches)}."
-        ),
     )
 
 
@@ -93,31 +83,20 @@ def lead_category(comment: str | None, book: RuleBook) -> ComplaintCategory | No
 def satisfaction_lead(rating: SatisfactionReceived, book: RuleBook) -> Lead | None:
     """R-SATISFACTION-LEAD: a low score or a comment naming gifts, cash, kickbacks or scalping
     becomes a lead and opens a complaint case."""
-    rule = book.satisfaction_lead
     named = lead_category(rating.comment, book)
-    low = rating.score <= rule.low_score_at_most
-    if named is None and not low:
+    if named is None and rating.score > book.satisfaction_lead.low_score_at_most:
         return None
-    category = named or rule.low_score_category
-    reason_zh = f"评价内容涉及“{category.label_zh}”" if named else f"评分{rating.score}分"
-    reason_en = f"the comment names {category}" if named else f"the score is {rating.score}"
+    category = named or book.satisfaction_lead.low_score_category
     return _lead(
         rating,
         book,
+        wording.satisfaction_lead(rating, category, named=named is not None),
         rule_id=SATISFACTION_LEAD,
         case_kind=CaseKind.COMPLAINT,
         category=category,
         channel=ComplaintChannel.SATISFACTION_LEAD,
         accused_staff_id=rating.staff_id,
         concerned_department=rating.department,
-        explanation_zh=(
-            f"{rating.touchpoint.label_zh}环节即时满意度评价{reason_zh}，"
-            f"作为“{category.label_zh}”线索立案核查。"
-        ),
-        explanation_en=(
-            f"A satisfaction rating at {rating.touchpoint} is a lead because {reason_en}; "
-            f"a {category} case is opened."
-        ),
     )
 
 
@@ -128,17 +107,10 @@ def rectification_lead(status: RectificationStatusReceived, book: RuleBook) -> L
     return _lead(
         status,
         book,
+        wording.rectification_lead(status),
         rule_id=RECTIFY,
         case_kind=CaseKind.RECTIFICATION,
         concerned_department=status.department,
-        explanation_zh=(
-            f"科室{status.department}整改事项“{status.item}”被认定为{status.status.label_zh}，"
-            "立案并予通报批评。"
-        ),
-        explanation_en=(
-            f"Department {status.department}'s rectification of {status.item!r} was found "
-            f"{status.status}: a case is opened and a criticism notice follows."
-        ),
     )
 
 
@@ -147,26 +119,34 @@ def late_surrender_lead(surrender: RedEnvelopeSurrenderReceived, book: RuleBook)
     if surrendered_in_time(surrender, book):
         return None
     days = (surrender.surrendered_on - surrender.received_on).days
-    window = book.surrender.window_days
     return _lead(
         surrender,
         book,
+        wording.late_surrender_lead(surrender, days=days, window=book.surrender.window_days),
         rule_id=SURRENDER,
         case_kind=CaseKind.COMPLAINT,
         category=ComplaintCategory.RED_ENVELOPE,
         accused_staff_id=surrender.staff_id,
-        explanation_zh=(
-            f"{surrender.staff_id}收到红包{days}日后才上缴，超过{window}日，"
-            "不视为主动上缴，立案核查。"
-        ),
-        explanation_en=(
-            f"{surrender.staff_id} handed in a red envelope {days} days after receiving it, "
-            f"beyond the {window}-day window: not a voluntary surrender; a case is opened."
-        ),
     )
 
 
-def _lead(event: Event, book: RuleBook, *, rule_id: str, **decided: object) -> Lead:
+def lead_of(event: Event, book: RuleBook) -> Lead | None:
+    """The lead an event makes, if any."""
+    match event:
+        case VisitorLogReceived():
+            return visit_lead(event, book)
+        case SatisfactionReceived():
+            return satisfaction_lead(event, book)
+        case RectificationStatusReceived():
+            return rectification_lead(event, book)
+        case RedEnvelopeSurrenderReceived():
+            return late_surrender_lead(event, book)
+    return None
+
+
+def _lead(
+    event: Event, book: RuleBook, said: wording.Words, *, rule_id: str, **decided: object
+) -> Lead:
     return Lead.model_validate(
         {
             **decided,
@@ -177,5 +157,7 @@ def _lead(event: Event, book: RuleBook, *, rule_id: str, **decided: object) -> L
             "rules_version": book.version,
             "occurred_at": event.occurred_at,
             "received_at": event.received_at,
+            "explanation_zh": said.zh,
+            "explanation_en": said.en,
         }
     )
