@@ -15,7 +15,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -37,13 +36,13 @@ from schemathesis.specs.openapi.checks import (
 
 from schemas.catalogue import CATALOGUE, EventKind
 from services.common.broker import ensure_topics, subscriber_group
+from services.common.documents import MongoDocuments
 from services.common.store import Document, connect, database
-from services.intake.auth import ApiKeys
 from services.intake.main import create_app
-from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings
+from services.intake.store import IntakeStore
 from tests.conftest import InfraSettings
-from tests.integration.intake_app import ALL_SCOPES, TEST_RAW_TOPIC, intake_settings
+from tests.integration.intake_app import TEST_RAW_TOPIC, intake_settings, issue_key
 from tests.integration.kafka_reading import end_offsets
 from tests.waiting import eventually
 
@@ -62,11 +61,8 @@ TYPE_PATHS = {
     "case_action": "/v1/case-actions",
 }
 
-FOLLOW_UP_ROUTES = {
-    ("get", "/v1/follow-up"),
-    ("post", "/v1/follow-up/additions"),
-    ("post", "/v1/follow-up/replies"),
-}
+REPLIES = ("post", "/v1/follow-up/replies")
+"""The conduct office's replies to reporters (whose own routes are the portal's)."""
 
 
 @pytest.fixture(scope="module")
@@ -147,14 +143,15 @@ def operations(document: dict[str, Any]) -> set[tuple[str, str]]:
     return {(method, path) for path, item in document["paths"].items() for method in item}
 
 
-def test_the_document_lists_one_post_per_event_type_the_batch_and_the_follow_up_routes(
+def test_the_document_lists_one_post_per_event_type_the_batch_and_the_replies(
     openapi: dict[str, Any],
 ) -> None:
     assert set(TYPE_PATHS) == {kind.event_type for kind in CATALOGUE}
     expected = {("post", path) for path in TYPE_PATHS.values()}
-    expected |= {("post", "/v1/batch")} | FOLLOW_UP_ROUTES
+    expected |= {("post", "/v1/batch"), REPLIES}
 
     assert expected <= operations(openapi)
+    assert not any("follow-up" in path for _, path in operations(openapi) - {REPLIES})
 
 
 @pytest.mark.parametrize("kind", CATALOGUE, ids=[kind.event_type for kind in CATALOGUE])
@@ -194,16 +191,6 @@ def test_the_api_key_header_is_the_documented_security_scheme(openapi: dict[str,
         assert "401" in operation["responses"], (method, path)
 
 
-def test_the_reporters_follow_up_routes_need_the_code_and_no_api_key(
-    openapi: dict[str, Any],
-) -> None:
-    for method, path in FOLLOW_UP_ROUTES - {("post", "/v1/follow-up/replies")}:
-        operation = openapi["paths"][path][method]
-        headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
-        assert headers == {"X-Follow-Up-Code"}, (method, path)
-        assert "security" not in operation, (method, path)
-
-
 # --- schemathesis -----------------------------------------------------------------------
 
 
@@ -212,17 +199,10 @@ async def portal_key(served_intake: ServedIntake) -> str:
     """A key of source system "portal" that may send every event type and reply."""
     mongo = connect(served_intake.settings)
     try:
-        _, api_key = await ApiKeys(
-            IntakeStore(database(mongo, served_intake.settings)), cache_seconds=0
-        ).create(
-            source_system="portal",
-            scopes=ALL_SCOPES,
-            label="schemathesis",
-            now=datetime.now(UTC),
-        )
+        documents = MongoDocuments(database(mongo, served_intake.settings))
+        return await issue_key(IntakeStore.on(documents, key_cache_seconds=0), "portal", None)
     finally:
         await mongo.close()
-    return api_key
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +213,6 @@ def intake_schema(served_intake: ServedIntake) -> schemathesis.BaseSchema:
 POST_PATHS = [
     *TYPE_PATHS.values(),
     "/v1/batch",
-    "/v1/follow-up/additions",
     "/v1/follow-up/replies",
 ]
 
@@ -317,11 +296,10 @@ async def test_a_body_that_is_not_utf8_gets_a_documented_answer(
     assert str(response.status_code) in documented_statuses(openapi, path)
 
 
-@pytest.mark.parametrize("path", ["/v1/follow-up/additions", "/v1/follow-up/replies"])
-def test_a_follow_up_routes_422_has_the_documented_shape(
-    intake_schema: schemathesis.BaseSchema, portal_key: str, path: str
+def test_the_replies_422_has_the_documented_shape(
+    intake_schema: schemathesis.BaseSchema, portal_key: str
 ) -> None:
-    case = intake_schema[path]["POST"].Case(body={"unexpected": True})
+    case = intake_schema["/v1/follow-up/replies"]["POST"].Case(body={"unexpected": True})
 
     response = case.call(headers={"X-API-Key": portal_key})
 

@@ -3,7 +3,8 @@
 Intake accepts each good record as the same event HTTP would have made, and sends each bad
 one to the dead-letter topic with the reason and the original bytes (sealed: they may hold a
 complainant's phone number). It never stalls on input. A sender sends only as its own source
-system (tests/integration/raw_senders.toml: one sender, "portal", of every event type).
+system (tests/integration/raw_senders.toml: one sender, "webform", of every event type, as
+source system "portal").
 
 The raw, fact and dead-letter topics are shared by every test and every run, so every test
 looks only for its own records (unique source_ref values, and the partition/offset Kafka gave
@@ -448,7 +449,7 @@ def refused_records(first: dict[str, Any]) -> dict[str, bytes]:
         "conflict": encode(
             {**first, "description": f"改口：另有隐情，请联系 {PRIVATE_TEXT['conflict'][0]}"}
         ),
-        # A valid complaint, on the portal's topic, in the name of the HR system.
+        # A valid complaint, on the test sender's topic, in the name of the HR system.
         "as_another_sender": encode(
             valid_record(
                 complaint,
