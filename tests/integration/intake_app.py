@@ -22,6 +22,7 @@ from services.intake.main import create_app
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from tests.conftest import InfraSettings
+from tests.integration.in_process import serving
 
 ALL_SCOPES = {*BY_TYPE, FOLLOW_UP_REPLY_SCOPE}
 TEST_SENDERS_FILE = Path(__file__).with_name("raw_senders.toml")
@@ -82,13 +83,8 @@ async def running_intake(settings: IntakeSettings) -> AsyncIterator[RunningIntak
     app = create_app(settings)
     mongo = connect(settings)
     db = database(mongo, settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://intake"
-        ) as client,
-    ):
-        try:
+    try:
+        async with serving(app, "http://intake") as client:
             yield RunningIntake(
                 app=app,
                 client=client,
@@ -97,5 +93,5 @@ async def running_intake(settings: IntakeSettings) -> AsyncIterator[RunningIntak
                 store=IntakeStore.on(MongoDocuments(db), key_cache_seconds=0),
                 db=db,
             )
-        finally:
-            await mongo.close()
+    finally:
+        await mongo.close()

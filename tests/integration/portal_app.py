@@ -10,23 +10,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import topics
 from schemas.follow_up import FollowUpCodeIssued
-from services.common.broker import ensure_topics
-from services.common.consuming import subscriber_group
 from services.common.documents import MongoDocuments
-from services.common.kafka_access import SERVICES
 from services.common.store import Document, connect, database
 from services.intake.crypto import new_follow_up_code
 from services.portal.main import create_app
 from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
 from tests.conftest import InfraSettings
-from tests.integration.kafka_reading import end_offsets
+from tests.integration.in_process import serving
 from tests.waiting import eventually
 
 
@@ -68,42 +65,17 @@ def portal_settings(infra: InfraSettings, unique: str, **overrides: Any) -> Port
     return PortalSettings(http_port=0, **values)
 
 
-async def start_from_now(settings: PortalSettings) -> None:
-    """Commit the end of every topic the portal reads for its consumer groups, as if it had
-    read everything earlier runs left there (none of this portal's business)."""
-    await ensure_topics(settings, SERVICES["portal"].reads)
-    for topic in SERVICES["portal"].reads:
-        ends = await end_offsets(settings.kafka_bootstrap, topic)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=subscriber_group(settings.consumer_group("portal"), topic),
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            partitions = {TopicPartition(topic, number): end for number, end in ends.items()}
-            consumer.assign(list(partitions))
-            await consumer.commit(partitions)
-        finally:
-            await consumer.stop()
-
-
 @asynccontextmanager
 async def running_portal(settings: PortalSettings) -> AsyncIterator[RunningPortal]:
     """Start the portal (lifespan: topics, indexes, broker and its consumers), yield, stop it."""
     app = create_app(settings)
     mongo = connect(settings)
     db = database(mongo, settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://portal"
-        ) as client,
-    ):
-        try:
+    try:
+        async with serving(app, "http://portal") as client:
             yield RunningPortal(app, client, settings, PortalStore.on(MongoDocuments(db)), db)
-        finally:
-            await mongo.close()
+    finally:
+        await mongo.close()
 
 
 async def issued_code(bootstrap: str) -> tuple[uuid.UUID, str]:

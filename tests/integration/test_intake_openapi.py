@@ -21,7 +21,6 @@ import httpx
 import pytest
 import schemathesis
 import uvicorn
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import AsyncMongoClient
@@ -35,15 +34,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from schemas.catalogue import CATALOGUE, EventKind
-from services.common.broker import ensure_topics, subscriber_group
 from services.common.documents import MongoDocuments
 from services.common.store import Document, connect, database
 from services.intake.main import create_app
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 from tests.conftest import InfraSettings
+from tests.integration.in_process import start_from_now
 from tests.integration.intake_app import TEST_RAW_TOPIC, intake_settings, issue_key
-from tests.integration.kafka_reading import end_offsets
 from tests.waiting import eventually
 
 # Where each event type is posted: the URLs other hospital systems are configured with.
@@ -70,25 +68,6 @@ def module_settings(infra: InfraSettings) -> IntakeSettings:
     return intake_settings(infra, f"openapi{uuid.uuid4().hex[:8]}")
 
 
-async def start_from_now(settings: IntakeSettings) -> None:
-    """Commit the raw topic's end for this intake's consumer group: the records earlier tests
-    left there are none of this module's business."""
-    await ensure_topics(settings, (TEST_RAW_TOPIC,))  # a fresh broker has none before intake
-    ends = await end_offsets(settings.kafka_bootstrap, TEST_RAW_TOPIC)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=subscriber_group(settings.consumer_group("intake"), TEST_RAW_TOPIC),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = {TopicPartition(TEST_RAW_TOPIC, number): end for number, end in ends.items()}
-        consumer.assign(list(partitions))
-        await consumer.commit(partitions)
-    finally:
-        await consumer.stop()
-
-
 @dataclass
 class ServedIntake:
     """The intake app served by uvicorn on a thread of its own (its own event loop)."""
@@ -99,7 +78,7 @@ class ServedIntake:
 
 @pytest.fixture(scope="module")
 async def served_intake(module_settings: IntakeSettings) -> AsyncIterator[ServedIntake]:
-    await start_from_now(module_settings)
+    await start_from_now(module_settings, "intake", TEST_RAW_TOPIC)
     server = uvicorn.Server(
         uvicorn.Config(create_app(module_settings), host="127.0.0.1", port=0, log_level="warning")
     )

@@ -28,20 +28,17 @@ from schemas import topics
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
 from schemas.follow_up import ReporterAddition
+from services.common.kafka_access import SERVICES
 from services.common.store import Document
 from services.intake.crypto import new_follow_up_code
+from services.portal.settings import PortalSettings
 from services.portal.wrong_codes import code_group
 from tests.conftest import InfraSettings
 from tests.factories import complaint_payload, routed_case
+from tests.integration.in_process import start_from_now
 from tests.integration.intake_app import RunningIntake, intake_settings, running_intake
 from tests.integration.kafka_reading import end_offsets, published_since, with_event_id
-from tests.integration.portal_app import (
-    RunningPortal,
-    issued_code,
-    portal_settings,
-    running_portal,
-    start_from_now,
-)
+from tests.integration.portal_app import RunningPortal, issued_code, portal_settings, running_portal
 from tests.logs import echoes_of, every_log_record_at_debug, logged_text
 from tests.services import launch, stop_gracefully, wait_healthy
 from tests.waiting import eventually
@@ -69,15 +66,21 @@ async def intake(infra: InfraSettings) -> AsyncIterator[RunningIntake]:
 
 
 @asynccontextmanager
-async def fresh_portal(infra: InfraSettings, **overrides: Any) -> AsyncIterator[RunningPortal]:
-    """A portal of its own (database dropped after) that reads from the topics' ends."""
+async def portal_config(infra: InfraSettings, **overrides: Any) -> AsyncIterator[PortalSettings]:
+    """Settings of portals of their own that read from the topics' ends (database dropped
+    after)."""
     config = portal_settings(infra, uuid.uuid4().hex[:12], **overrides)
-    await start_from_now(config)
+    await start_from_now(config, "portal", *SERVICES["portal"].reads)
     try:
-        async with running_portal(config) as running:
-            yield running
+        yield config
     finally:
         await drop(infra, config.mongo_db)
+
+
+@asynccontextmanager
+async def fresh_portal(infra: InfraSettings, **overrides: Any) -> AsyncIterator[RunningPortal]:
+    async with portal_config(infra, **overrides) as config, running_portal(config) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -318,11 +321,9 @@ async def test_after_too_many_wrong_codes_even_the_right_code_is_refused_for_tha
 
 
 async def test_wrong_codes_count_at_every_portal_on_the_store_and_through_a_restart(
-    infra: InfraSettings, unique: str, bootstrap: str
+    infra: InfraSettings, bootstrap: str
 ) -> None:
-    config = portal_settings(infra, unique, follow_up_failures_allowed=3)
-    await start_from_now(config)
-    try:
+    async with portal_config(infra, follow_up_failures_allowed=3) as config:
         async with running_portal(config) as first, running_portal(config) as second:
             _, code = await issued_code(bootstrap)
             await first.learns(code)
@@ -341,8 +342,6 @@ async def test_wrong_codes_count_at_every_portal_on_the_store_and_through_a_rest
                 right_after_restart = (await follow_up(guesser, code)).status_code
             async with restarted.client_at("203.0.113.22") as reporter:
                 elsewhere = (await follow_up(reporter, code)).status_code
-    finally:
-        await drop(infra, config.mongo_db)
 
     assert wrong_at_first == [404, 404]
     assert wrong_at_second == 404
@@ -376,28 +375,27 @@ async def test_wrong_codes_from_one_address_lock_out_only_codes_of_their_own_gro
 
 
 async def test_wrong_codes_sent_all_at_once_are_not_all_answered(
-    infra: InfraSettings, unique: str, bootstrap: str
+    infra: InfraSettings, bootstrap: str
 ) -> None:
-    config = portal_settings(infra, unique, follow_up_failures_allowed=3)
-    await start_from_now(config)
-    try:
-        async with running_portal(config) as first, running_portal(config) as second:
-            _, code = await issued_code(bootstrap)
-            await first.learns(code)
-            guesses = codes_in_the_group_of(code, 16)
-            async with (
-                first.client_at("203.0.113.50") as at_first,
-                second.client_at("203.0.113.50") as at_second,
-            ):
-                answers = await asyncio.gather(
-                    *(
-                        follow_up(at_first if n % 2 else at_second, guess)
-                        for n, guess in enumerate(guesses)
-                    )
+    async with (
+        portal_config(infra, follow_up_failures_allowed=3) as config,
+        running_portal(config) as first,
+        running_portal(config) as second,
+    ):
+        _, code = await issued_code(bootstrap)
+        await first.learns(code)
+        guesses = codes_in_the_group_of(code, 16)
+        async with (
+            first.client_at("203.0.113.50") as at_first,
+            second.client_at("203.0.113.50") as at_second,
+        ):
+            answers = await asyncio.gather(
+                *(
+                    follow_up(at_first if n % 2 else at_second, guess)
+                    for n, guess in enumerate(guesses)
                 )
-                right = await follow_up(at_first, code)
-    finally:
-        await drop(infra, config.mongo_db)
+            )
+            right = await follow_up(at_first, code)
 
     statuses = sorted(answer.status_code for answer in answers)
     assert set(statuses) <= {404, 429}, statuses
