@@ -4,10 +4,11 @@
     .venv/bin/python -m bench.intake_raw_topic --records 2000
 
 Starts intake on a free port (a database and consumer groups of its own, on the running
-runtime named by QINGLIAN_KAFKA_BOOTSTRAP and QINGLIAN_MONGO_URL), sends one rating and waits
-until it is accepted (the raw consumer has joined its group), then publishes ``--records``
-satisfaction ratings at once to the raw topic of the sender ``his`` and measures from the
-first send until the last of them is on qinglian.satisfaction-ratings.v1. Prints JSON.
+runtime named by QINGLIAN_KAFKA_BOOTSTRAP and QINGLIAN_MONGO_URL; its raw consumer group starts
+at the topic's end, past what earlier runs left), sends one rating and waits until it is
+accepted (the raw consumer has joined its group), then publishes ``--records`` satisfaction
+ratings at once to the raw topic of the sender ``his`` and measures from the first send until
+the last of them is on qinglian.satisfaction-ratings.v1. Prints JSON.
 """
 
 import argparse
@@ -25,6 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench._runtime import free_port, machine, start_service, stop_service, tag
 from schemas import topics
+from services.common.broker import subscriber_group
 
 SENDER = "his"
 LOG_DIR = Path(".local/bench")
@@ -42,6 +44,31 @@ def rating(run: str, n: int) -> bytes:
             "score": 4,
         }
     ).encode()
+
+
+async def start_at_the_end(bootstrap: str, group_prefix: str) -> None:
+    """Commit the raw topic's end for intake's consumer group on it, before intake starts."""
+    topic = topics.raw_topic(SENDER)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            return  # intake creates it; there is nothing before
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=subscriber_group(f"{group_prefix}intake", topic),
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
 
 
 async def watching(bootstrap: str) -> AIOKafkaConsumer:
@@ -121,6 +148,7 @@ def main() -> int:
         "QINGLIAN_KAFKA_GROUP_PREFIX": f"bench-{uuid.uuid4().hex[:8]}-",
         "QINGLIAN_LOG_LEVEL": "WARNING",
     }
+    asyncio.run(start_at_the_end(bootstrap, env["QINGLIAN_KAFKA_GROUP_PREFIX"]))
     intake = start_service("intake", env=env, port=free_port(range(8300, 8400)), log_dir=LOG_DIR)
     try:
         result = asyncio.run(measure(bootstrap, options.records))
