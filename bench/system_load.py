@@ -18,8 +18,9 @@ Load (per rate of --rate, lowest first; a rate the system cannot keep up with en
 - Open loop: POSTs at a constant arrival rate for --seconds, whatever the answers' latency (no
   coordinated omission), each one event (``POST /v1/<type>``; ``--batch N``: ``POST /v1/batch``
   with N events at rate/N per second), a mix of complaints (40 %), satisfaction ratings (30 %),
-  sales-rep visits (20 %) and prescription rankings (10 %), with one API key made with
-  ``services.intake.auth.ApiKeys``. Intake answers 202 only after Kafka acknowledged (acks=all).
+  sales-rep visits (20 %) and prescription rankings (10 %), with one API key issued on
+  intake's store (``IntakeStore.keys``). Intake answers 202 only after Kafka acknowledged
+  (acks=all).
 - Per event, from intake's 202 (wall clock of this process):
   ``reporting``: until it is counted in reporting's store. The script reads each event's
   (topic, partition, offset) off the fact topics, and polls reporting_counts (one small
@@ -107,10 +108,11 @@ from schemas import topics
 from schemas.base import HOSPITAL_TIME_ZONE, Event
 from schemas.catalogue import BY_TYPE, AnyEvent
 from services.common.broker import ensure_topics, subscriber_group
+from services.common.credentials import Grants
 from services.common.departments import DepartmentCatalogue
-from services.intake.auth import ApiKeys
+from services.common.documents import MongoDocuments
 from services.intake.crypto import new_key
-from services.intake.repository import IntakeStore
+from services.intake.store import IntakeStore
 from services.reporting.facts import report_month
 from services.reporting.ingest import REPORT_TOPICS
 from services.reporting.settings import ReportingSettings
@@ -1330,9 +1332,9 @@ async def replay(options: argparse.Namespace, live_db: str) -> dict[str, Any]:
 async def make_key(db: str) -> str:
     client = mongo()
     try:
-        _, key = await ApiKeys(IntakeStore(client[db]), cache_seconds=0).create(
-            source_system=SOURCE, scopes=set(MIX), label="bench", now=datetime.now(UTC)
-        )
+        keys = IntakeStore.on(MongoDocuments(client[db]), key_cache_seconds=0).keys
+        grants: Grants = {"source_system": SOURCE, "scopes": sorted(MIX)}
+        _, key = await keys.issue(grants, label="bench", now=datetime.now(UTC))
     finally:
         await client.close()
     return key

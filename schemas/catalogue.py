@@ -28,7 +28,7 @@ from schemas.complaint import ComplaintReceived, ComplaintSubmission
 from schemas.dead_letter import DeadLetter
 from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived, InvestigationFindingSubmission
-from schemas.follow_up import ReporterAddition, ReporterReply
+from schemas.follow_up import FollowUpCodeIssued, ReporterAddition, ReporterReply
 from schemas.kpi import KpiObservationReceived, KpiObservationSubmission
 from schemas.lead import Lead
 from schemas.prescription import PrescriptionRankingReceived, PrescriptionRankingSubmission
@@ -199,6 +199,7 @@ BY_TYPE: dict[str, EventKind] = {kind.event_type: kind for kind in CATALOGUE}
 OUTPUTS: tuple[TopicMessage, ...] = (
     TopicMessage(topics.REPORTER_ADDITIONS, ReporterAddition, "complaint_event_id"),
     TopicMessage(topics.REPORTER_REPLIES, ReporterReply, "case_id"),
+    TopicMessage(topics.FOLLOW_UP_CODES, FollowUpCodeIssued, "complaint_event_id"),
     TopicMessage(topics.LEADS, Lead, "source_event_id"),
     TopicMessage(topics.DECISIONS, Decision, "subject_id"),
     TopicMessage(topics.CASES, CaseUpdated, "case_id"),

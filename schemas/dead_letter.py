@@ -1,8 +1,9 @@
 """Records that could not be accepted, kept with the reason so nothing is lost."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -14,6 +15,17 @@ class Problem(Contract):
 
     field: str
     reason: str
+
+
+def problems_of(errors: Iterable[Any]) -> list[Problem]:
+    """Pydantic's errors (``ValidationError.errors()``) as field + reason, without the values."""
+    return [
+        Problem(
+            field=".".join(str(part) for part in error["loc"]) or "body",
+            reason=error["msg"],
+        )
+        for error in errors
+    ]
 
 
 class DeadLetter(Contract):

@@ -7,6 +7,9 @@ from pydantic import StringConstraints
 
 from schemas.base import Contract, EventTime
 
+CodeDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A follow-up code's SHA-256, in hex: what finds a code without keeping it."""
+
 FollowUpText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)
 ]
@@ -33,3 +36,16 @@ class ReporterReply(Contract):
     sent_by: str
     """The source system (API key holder) that sent it."""
     sent_at: EventTime
+
+
+class FollowUpCodeIssued(Contract):
+    """A complaint's follow-up code, as the reporters' portal recognises it: by its SHA-256.
+
+    The code itself is in intake's answer to the sender alone; a code's SHA-256 does not give
+    the code back (about 190 random bits)."""
+
+    schema_version: Literal[1] = 1
+    complaint_event_id: uuid.UUID
+    code_digest: CodeDigest
+    received_at: EventTime
+    """When intake received the complaint: the reporter's follow-up starts there."""

@@ -72,6 +72,11 @@ REPORTER_ADDITIONS = "qinglian.reporter-additions.v1"
 REPORTER_REPLIES = "qinglian.reporter-replies.v1"
 """Messages the conduct office sent back to reporters; key: case_id."""
 
+FOLLOW_UP_CODES = "qinglian.follow-up-codes.v1"
+"""The follow-up code intake gave with each complaint, as its SHA-256 only (the code itself
+travels nowhere but in intake's answer): how the reporters' portal recognises a code. Read by
+the portal alone; key: the complaint's event_id."""
+
 FACTS = (
     COMPLAINTS,
     VISITOR_LOGS,
@@ -91,6 +96,7 @@ ALL = (
     *FACTS,
     REPORTER_ADDITIONS,
     REPORTER_REPLIES,
+    FOLLOW_UP_CODES,
     LEADS,
     DECISIONS,
     CASES,

@@ -30,6 +30,8 @@ from services.escalation.settings import EscalationSettings
 from services.intake.crypto import new_key
 from services.intake.main import create_app as intake_app
 from services.intake.settings import IntakeSettings
+from services.portal.main import create_app as portal_app
+from services.portal.settings import PortalSettings
 from services.reporting.main import create_app as reporting_app
 from services.reporting.settings import ReportingSettings
 from services.router.main import create_app as router_app
@@ -82,7 +84,7 @@ def render() -> dict[Path, str]:
 
 
 def _asyncapi() -> str:
-    """The AsyncAPI document of every topic, from the four services' brokers."""
+    """The AsyncAPI document of every topic, from the services' brokers."""
     # The production addresses, whatever this machine's environment says.
     common: dict[str, Any] = {
         "kafka_bootstrap": PRODUCTION_BOOTSTRAP,
@@ -93,6 +95,7 @@ def _asyncapi() -> str:
         "router": router_app(RouterSettings(**common)),
         "escalation": escalation_app(EscalationSettings(**common)),
         "reporting": reporting_app(ReportingSettings(**common)),
+        "portal": portal_app(PortalSettings(**common, portal_key="-" * 32)),  # no key file
     }
     specification = asyncapi.document(
         {service: app.state.broker for service, app in apps.items()},

@@ -22,19 +22,26 @@ import httpx
 from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
 from schemas.case import CaseState, derive_case_id
 from schemas.complaint import ComplaintCategory
+from services.common.credentials import Grants
+from services.common.documents import MongoDocuments
 from services.common.store import connect, database
-from services.intake.auth import ApiKeys
-from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings
+from services.intake.store import IntakeStore
 from services.reporting.access import ReportTokens, Role
 from services.reporting.repository import ReportRepository
 
-DEFAULT_PORTS = {"intake": 8101, "router": 8102, "escalation": 8103, "reporting": 8104}
+DEFAULT_PORTS = {
+    "intake": 8101,
+    "router": 8102,
+    "escalation": 8103,
+    "reporting": 8104,
+    "portal": 8106,
+}
 URLS = {
     name: f"http://127.0.0.1:{os.environ.get(f'QINGLIAN_{name.upper()}_PORT', port)}"
     for name, port in DEFAULT_PORTS.items()
 }
-INTAKE, REPORTING = URLS["intake"], URLS["reporting"]
+INTAKE, REPORTING, PORTAL = URLS["intake"], URLS["reporting"], URLS["portal"]
 WAIT_SECONDS = 60
 KEYS_FILE = Path(".local/demo-keys.json")
 SCOPES = {"investigation": "investigation_finding", "hr": "promotion_application"}
@@ -50,7 +57,7 @@ async def _create_keys(names: set[str]) -> dict[str, str]:
     mongo = connect(settings)
     now = datetime.now(HOSPITAL_TIME_ZONE)
     try:
-        keys = ApiKeys(IntakeStore(database(mongo, settings)), cache_seconds=0)
+        keys = IntakeStore.on(MongoDocuments(database(mongo, settings)), key_cache_seconds=0).keys
         tokens = ReportTokens(ReportRepository(database(mongo, settings)), cache_seconds=0)
         created = {}
         for name in sorted(names):
@@ -61,14 +68,8 @@ async def _create_keys(names: set[str]) -> dict[str, str]:
                     )
                 )[1]
             else:
-                created[name] = (
-                    await keys.create(
-                        source_system=name,
-                        scopes={SCOPES.get(name, "complaint")},
-                        label="demo",
-                        now=now,
-                    )
-                )[1]
+                grants: Grants = {"source_system": name, "scopes": [SCOPES.get(name, "complaint")]}
+                created[name] = (await keys.issue(grants, label="demo", now=now))[1]
         return created
     finally:
         await mongo.close()
@@ -149,6 +150,7 @@ def main() -> int:
         f"  dashboard       {REPORTING}/login  (token in {KEYS_FILE}, key {REPORT_TOKEN!r})\n"
         f"  monthly report  {REPORTING}/v1/reports/monthly/print?month={month}\n"
         f"  intake API      {INTAKE}/docs\n"
+        f"  portal API      {PORTAL}/docs  (a complaint's follow-up, by its code)\n"
         "  explain a file  .venv/bin/python -m services.escalation.explain staff STAFF_ID\n"
         + "".join(f"  metrics         {url}/metrics\n" for url in URLS.values())
         + "  stop it all     make down"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The four Qinglian services as local background processes, against the local runtime.
+# The five Qinglian services as local background processes, against the local runtime.
 #
-#   services.sh start     start intake, router, escalation, reporting; wait until healthy
+#   services.sh start     start intake, router, escalation, reporting, portal; wait until healthy
 #   services.sh stop      SIGTERM (graceful: in-flight messages finish and commit)
 #   services.sh status    one line per service
 #
-# Logs: $QINGLIAN_LOCAL_DIR/logs/<service>.log. Ports: 8101–8104 (QINGLIAN_<SERVICE>_PORT).
+# Logs: $QINGLIAN_LOCAL_DIR/logs/<service>.log. Ports: 8101–8104 and 8106
+# (QINGLIAN_<SERVICE>_PORT).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -13,8 +14,8 @@ HERE="$ROOT/deploy/local"
 # shellcheck source=deploy/local/lib.sh
 source "$HERE/lib.sh"
 
-SERVICES=(intake router escalation reporting)
-declare -A DEFAULT_PORT=([intake]=8101 [router]=8102 [escalation]=8103 [reporting]=8104)
+SERVICES=(intake router escalation reporting portal)
+declare -A DEFAULT_PORT=([intake]=8101 [router]=8102 [escalation]=8103 [reporting]=8104 [portal]=8106)
 PYTHON="$ROOT/.venv/bin/python"
 
 port_of() {

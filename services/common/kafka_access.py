@@ -41,11 +41,10 @@ class TopicAccess:
 
 SERVICES: dict[str, TopicAccess] = {
     "intake": TopicAccess(
-        # and every raw sender's topic (raw_senders.toml)
-        reads=(topics.CASES,),
+        reads=(),  # every raw sender's topic (raw_senders.toml), and nothing else
         writes=(
             *topics.FACTS,
-            topics.REPORTER_ADDITIONS,
+            topics.FOLLOW_UP_CODES,
             topics.REPORTER_REPLIES,
             topics.DEAD_LETTERS,
         ),
@@ -78,6 +77,12 @@ SERVICES: dict[str, TopicAccess] = {
     "reporting": TopicAccess(
         reads=(*topics.FACTS, topics.CASES, topics.DECISIONS, topics.DEAD_LETTERS),
         writes=(topics.DEAD_LETTERS,),
+    ),
+    "portal": TopicAccess(
+        # What a reporter may see, and no complaint's text: the codes' digests, not the
+        # complaints (services/portal/domain.py).
+        reads=(topics.FOLLOW_UP_CODES, topics.CASES, topics.REPORTER_REPLIES),
+        writes=(topics.REPORTER_ADDITIONS, topics.DEAD_LETTERS),
     ),
 }
 """What each service consumes and publishes (tests/unit/test_kafka_access.py holds this to

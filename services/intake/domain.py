@@ -1,16 +1,16 @@
 """Intake's rules: what makes a submission acceptable beyond its schema, and how a repeat is
 judged. Pure: no Kafka, no database, no clock."""
 
-from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from schemas.base import HOSPITAL_TIME_ZONE, Submission
 from schemas.dead_letter import Problem
 
 
-class Outcome(StrEnum):
+class SubmissionStatus(StrEnum):
+    """What became of one submission: the ``status`` of intake's answer."""
+
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
     """The same event again: answered with the original event id, not published again."""
@@ -43,21 +43,12 @@ def timing_problems(
     return problems
 
 
-def judge_repeat(*, stored_fingerprint: str, fingerprint: str) -> Outcome:
-    return Outcome.DUPLICATE if stored_fingerprint == fingerprint else Outcome.CONFLICT
+def judge_repeat(*, stored_fingerprint: str, fingerprint: str) -> SubmissionStatus:
+    if stored_fingerprint == fingerprint:
+        return SubmissionStatus.DUPLICATE
+    return SubmissionStatus.CONFLICT
 
 
 def canonical(submission: Submission) -> bytes:
     """The bytes a submission's fingerprint is taken over: equal content, equal bytes."""
     return submission.model_dump_json().encode()
-
-
-def problems_of(errors: Iterable[Any], *, prefix: tuple[str | int, ...] = ()) -> list[Problem]:
-    """Pydantic's errors as field + reason, without the submitted values."""
-    return [
-        Problem(
-            field=".".join(str(part) for part in (*prefix, *error["loc"])) or "body",
-            reason=error["msg"],
-        )
-        for error in errors
-    ]

@@ -1,84 +1,66 @@
 """Manage source systems' API keys.
 
-    python -m services.intake.keys create --source portal --scopes complaint,satisfaction
+    python -m services.intake.keys create --source portal --scopes complaint,satisfaction --label …
     python -m services.intake.keys list
     python -m services.intake.keys revoke KEY_ID
 
-A new key is printed once, at creation; only its SHA-256 is stored.
+A new key is printed once, at creation, alone on standard output; only its SHA-256 is stored.
 """
 
 import argparse
 import asyncio
 import sys
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.base import SourceSystem
 from schemas.catalogue import BY_TYPE
+from services.common.credentials import GrantOption, Grants, command_line, run_command
+from services.common.documents import MongoDocuments
 from services.common.store import connect, database
-from services.intake.auth import FOLLOW_UP_REPLY_SCOPE, ApiKeys
-from services.intake.repository import IntakeStore
+from services.intake.auth import FOLLOW_UP_REPLY_SCOPE
 from services.intake.settings import IntakeSettings
+from services.intake.store import IntakeStore
 
 SCOPES = (*BY_TYPE, FOLLOW_UP_REPLY_SCOPE)
+OPTIONS = (
+    GrantOption("--source", "source_system", "the source system the key speaks for"),
+    GrantOption("--scopes", "scopes", f"comma-separated, from: {', '.join(SCOPES)}"),
+)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m services.intake.keys", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    create = commands.add_parser("create", help="create a key and print it once")
-    create.add_argument("--source", required=True, help="the source system the key speaks for")
-    create.add_argument(
-        "--scopes", required=True, help=f"comma-separated, from: {', '.join(SCOPES)}"
-    )
-    create.add_argument("--label", default="", help="who holds the key, for the list")
-    commands.add_parser("list", help="list keys (never the keys themselves)")
-    revoke = commands.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("key_id")
-    return parser
-
-
-async def run(arguments: argparse.Namespace, settings: IntakeSettings) -> int:
-    mongo = connect(settings)
-    store = IntakeStore(database(mongo, settings))
+def grants_from(given: Mapping[str, str | None]) -> Grants:
+    scopes = {scope.strip() for scope in (given["scopes"] or "").split(",") if scope.strip()}
+    unknown = sorted(scopes - set(SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"unknown scopes: {', '.join(unknown) or '(none given)'}")
     try:
-        if arguments.command == "create":
-            scopes = {scope.strip() for scope in arguments.scopes.split(",") if scope.strip()}
-            unknown = sorted(scopes - set(SCOPES))
-            if unknown or not scopes:
-                print(f"unknown scopes: {', '.join(unknown) or '(none given)'}", file=sys.stderr)
-                return 2
-            try:
-                source = TypeAdapter(SourceSystem).validate_python(arguments.source)
-            except ValidationError:
-                print("--source must be lower-case letters, digits, . _ -", file=sys.stderr)
-                return 2
-            key_id, api_key = await ApiKeys(store, cache_seconds=0).create(
-                source_system=source, scopes=scopes, label=arguments.label, now=datetime.now(UTC)
-            )
-            print(f"key id {key_id} for {source}: {', '.join(sorted(scopes))}", file=sys.stderr)
-            print("store this key now; it cannot be shown again:", file=sys.stderr)
-            print(api_key)
-        elif arguments.command == "list":
-            for key in await store.list_api_keys():
-                state = f"revoked {key['revoked_at']:%Y-%m-%d}" if key["revoked_at"] else "active"
-                print(
-                    f"{key['_id']}  {key['source_system']:<20} {state:<18} "
-                    f"{','.join(key['scopes'])}  {key['label']}"
-                )
-        elif not await store.revoke_api_key(arguments.key_id, at=datetime.now(UTC)):
-            print(f"no active key {arguments.key_id}", file=sys.stderr)
-            return 1
-        else:
-            print(f"revoked {arguments.key_id}", file=sys.stderr)
-        return 0
-    finally:
-        await mongo.close()
+        source = TypeAdapter(SourceSystem).validate_python(given["source_system"])
+    except ValidationError:
+        raise ValueError("--source must be lower-case letters, digits, . _ -") from None
+    return {"source_system": source, "scopes": sorted(scopes)}
 
 
-def main() -> int:
-    return asyncio.run(run(_parser().parse_args(), IntakeSettings()))
+async def _run(arguments: argparse.Namespace) -> int:
+    settings = IntakeSettings()
+    mongo = connect(settings)
+    store = IntakeStore.on(MongoDocuments(database(mongo, settings)), key_cache_seconds=0)
+    return await run_command(
+        arguments,
+        store.keys,
+        kind="key",
+        options=OPTIONS,
+        grants_from=grants_from,
+        closing=mongo.close,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = command_line(
+        prog="python -m services.intake.keys", doc=__doc__ or "", kind="key", options=OPTIONS
+    )
+    return asyncio.run(_run(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -32,10 +32,12 @@ from aiokafka.structs import TopicPartition
 from schemas import topics
 from schemas.dead_letter import DeadLetter
 from services.common.broker import kafka_client_options
+from services.common.documents import MongoDocuments
 from services.common.settings import ServiceSettings
 from services.common.store import connect, database
 from services.intake.crypto import Vault
 from services.intake.settings import IntakeSettings
+from services.intake.store import IntakeStore, Redriven
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,9 @@ async def redrive(
     chosen = [letter for letter in letters if selection.matches(letter)]
     summary.matched = len(chosen)
     mongo = connect(settings)
-    redrives = database(mongo, settings)["intake_redrives"]
+    redrives = IntakeStore.on(
+        MongoDocuments(database(mongo, settings)), key_cache_seconds=0
+    ).redrives
     producer = AIOKafkaProducer(
         **kafka_client_options(settings), acks="all", enable_idempotence=True
     )
@@ -134,7 +138,7 @@ async def redrive(
     try:
         for letter in chosen:
             letter_id = str(letter.dead_letter_id)
-            if not again and await redrives.find_one({"_id": letter_id}) is not None:
+            if not again and await redrives.get(letter_id) is not None:
                 summary.skipped_already_redriven.append(letter_id)
                 continue
             record = redrive_of(letter, vault)
@@ -142,11 +146,7 @@ async def redrive(
                 summary.redriven.append(letter_id)
                 continue
             await producer.send_and_wait(record.topic, record.value, key=record.key)
-            await redrives.update_one(
-                {"_id": letter_id},
-                {"$set": {"at": datetime.now(UTC), "topic": record.topic}},
-                upsert=True,
-            )
+            await redrives.put(letter_id, Redriven(at=datetime.now(UTC), topic=record.topic))
             summary.redriven.append(letter_id)
     finally:
         await producer.stop()

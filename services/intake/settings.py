@@ -26,11 +26,6 @@ class IntakeSettings(ServiceSettings):
     future_tolerance_seconds: int = 300
     """How far in the future an occurred_at may lie (clocks of other systems drift)."""
 
-    follow_up_failures_allowed: int = 10
-    follow_up_failure_window_seconds: int = 900
-    """Wrong follow-up codes allowed per client address and code group in any window of this
-    length, then 429 (counted in the store: every instance must be given the same values)."""
-
     kafka_check_seconds: float = 5.0
     """How long intake waits for Kafka to answer before it publishes; unanswered: 503."""
 

@@ -9,22 +9,28 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import topics
 from schemas.catalogue import BY_TYPE
-from services.common.store import connect, database
-from services.intake.auth import FOLLOW_UP_REPLY_SCOPE, ApiKeys
+from services.common.credentials import Grants
+from services.common.documents import MongoDocuments
+from services.common.store import Document, connect, database
+from services.intake.auth import FOLLOW_UP_REPLY_SCOPE
 from services.intake.crypto import Vault, new_key
 from services.intake.main import create_app
-from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings
+from services.intake.store import IntakeStore
 from tests.conftest import InfraSettings
+from tests.integration.in_process import serving
 
 ALL_SCOPES = {*BY_TYPE, FOLLOW_UP_REPLY_SCOPE}
 TEST_SENDERS_FILE = Path(__file__).with_name("raw_senders.toml")
+TEST_SENDER = "webform"
+"""The one raw sender of the tests' intake (its Kafka user)…"""
 TEST_SOURCE = "portal"
-"""The one raw sender of the tests' intake: Kafka user, and the source system it sends as."""
-TEST_RAW_TOPIC = topics.raw_topic(TEST_SOURCE)
+"""… and the source system it sends as."""
+TEST_RAW_TOPIC = topics.raw_topic(TEST_SENDER)
 
 
 @dataclass
@@ -34,19 +40,25 @@ class RunningIntake:
     settings: IntakeSettings
     vault: Vault
     store: IntakeStore
+    db: AsyncDatabase[Document]
+    """Intake's database itself, for what a test must see as the store keeps it."""
 
     async def key_for(self, source_system: str, scopes: set[str] | None = None) -> str:
         """A fresh API key for a source system (all scopes unless given)."""
-        _, api_key = await ApiKeys(self.store, cache_seconds=0).create(
-            source_system=source_system,
-            scopes=ALL_SCOPES if scopes is None else scopes,
-            label="test",
-            now=datetime.now(UTC),
-        )
-        return api_key
+        return await issue_key(self.store, source_system, scopes)
 
     async def post(self, path: str, body: Any, *, key: str) -> httpx.Response:
         return await self.client.post(path, json=body, headers={"X-API-Key": key})
+
+
+async def issue_key(store: IntakeStore, source_system: str, scopes: set[str] | None) -> str:
+    """A fresh API key, as the keys command makes one."""
+    grants: Grants = {
+        "source_system": source_system,
+        "scopes": sorted(ALL_SCOPES if scopes is None else scopes),
+    }
+    _, api_key = await store.keys.issue(grants, label="test", now=datetime.now(UTC))
+    return api_key
 
 
 def intake_settings(infra: InfraSettings, unique: str, **overrides: Any) -> IntakeSettings:
@@ -70,19 +82,16 @@ async def running_intake(settings: IntakeSettings) -> AsyncIterator[RunningIntak
     """Start intake (lifespan: topics, indexes, broker and its consumers), yield, stop it."""
     app = create_app(settings)
     mongo = connect(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://intake"
-        ) as client,
-    ):
-        try:
+    db = database(mongo, settings)
+    try:
+        async with serving(app, "http://intake") as client:
             yield RunningIntake(
                 app=app,
                 client=client,
                 settings=settings,
                 vault=Vault(settings.master_key()),
-                store=IntakeStore(database(mongo, settings)),
+                store=IntakeStore.on(MongoDocuments(db), key_cache_seconds=0),
+                db=db,
             )
-        finally:
-            await mongo.close()
+    finally:
+        await mongo.close()

@@ -23,6 +23,8 @@ from services.escalation.settings import EscalationSettings
 from services.intake.crypto import new_key
 from services.intake.main import create_app as intake_app
 from services.intake.settings import IntakeSettings
+from services.portal.main import create_app as portal_app
+from services.portal.settings import PortalSettings
 from services.reporting.main import create_app as reporting_app
 from services.reporting.settings import ReportingSettings
 from services.router.main import create_app as router_app
@@ -35,6 +37,7 @@ SERVICES: dict[str, Callable[[], FastAPI]] = {
     "router": lambda: router_app(RouterSettings()),
     "escalation": lambda: escalation_app(EscalationSettings()),
     "reporting": lambda: reporting_app(ReportingSettings()),
+    "portal": lambda: portal_app(PortalSettings(portal_key="k" * 32)),
 }
 LOOPBACK = "127.0.0.1"
 

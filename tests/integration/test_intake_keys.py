@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.common.credentials import credential_id, digest
 from services.common.store import Document
-from services.common.tokens import token_digest, token_id
 from services.intake.crypto import API_KEY_PREFIX
 from tests.conftest import InfraSettings
 from tests.integration.intake_app import RunningIntake, intake_settings, running_intake
@@ -99,7 +99,7 @@ async def test_a_created_key_is_printed_once_on_stdout_and_lets_its_system_send(
 
     assert created.returncode == 0, created.stderr
     (api_key,) = created.stdout.splitlines()
-    assert token_id(api_key, API_KEY_PREFIX) is not None
+    assert credential_id(api_key, API_KEY_PREFIX) is not None
     assert api_key not in created.stderr
     assert await keys.submit(api_key) == 202
 
@@ -114,7 +114,7 @@ async def test_the_list_shows_keys_by_id_but_never_a_key_or_its_digest(keys: Key
     api_key = await keys.create(
         "--source", "portal", "--scopes", "complaint", "--label", "网上平台"
     )
-    key_id = token_id(api_key, API_KEY_PREFIX)
+    key_id = credential_id(api_key, API_KEY_PREFIX)
     assert key_id is not None
 
     listed = await keys.run("list")
@@ -126,12 +126,12 @@ async def test_the_list_shows_keys_by_id_but_never_a_key_or_its_digest(keys: Key
     everything = listed.stdout + listed.stderr
     assert api_key not in everything
     assert api_key.rsplit("_", 1)[1] not in everything
-    assert token_digest(api_key) not in everything
+    assert digest(api_key) not in everything
 
 
 async def test_a_revoked_key_no_longer_works_and_is_listed_as_revoked(keys: Keys) -> None:
     api_key = await keys.create("--source", "portal", "--scopes", "complaint")
-    key_id = token_id(api_key, API_KEY_PREFIX)
+    key_id = credential_id(api_key, API_KEY_PREFIX)
     assert key_id is not None
     assert await keys.submit(api_key) == 202
 
@@ -152,14 +152,14 @@ async def test_revoking_a_key_that_does_not_exist_fails_with_a_message(keys: Key
 
 
 async def test_an_unknown_scope_is_refused_with_exit_code_2_and_no_key_is_made(keys: Keys) -> None:
-    before = await keys.intake.store.api_keys.count_documents({})
+    before = await keys.intake.store.keys.listed()
 
     created = await keys.run("create", "--source", "portal", "--scopes", "complaint,bribery")
 
     assert created.returncode == 2
     assert "bribery" in created.stderr
     assert created.stdout == ""
-    assert await keys.intake.store.api_keys.count_documents({}) == before
+    assert await keys.intake.store.keys.listed() == before
 
 
 async def test_a_malformed_source_system_is_refused_with_exit_code_2(keys: Keys) -> None:

@@ -15,14 +15,12 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
 import uvicorn
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import AsyncMongoClient
@@ -36,15 +34,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from schemas.catalogue import CATALOGUE, EventKind
-from services.common.broker import ensure_topics, subscriber_group
+from services.common.documents import MongoDocuments
 from services.common.store import Document, connect, database
-from services.intake.auth import ApiKeys
 from services.intake.main import create_app
-from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings
+from services.intake.store import IntakeStore
 from tests.conftest import InfraSettings
-from tests.integration.intake_app import ALL_SCOPES, TEST_RAW_TOPIC, intake_settings
-from tests.integration.kafka_reading import end_offsets
+from tests.integration.in_process import start_from_now
+from tests.integration.intake_app import TEST_RAW_TOPIC, intake_settings, issue_key
 from tests.waiting import eventually
 
 # Where each event type is posted: the URLs other hospital systems are configured with.
@@ -62,35 +59,13 @@ TYPE_PATHS = {
     "case_action": "/v1/case-actions",
 }
 
-FOLLOW_UP_ROUTES = {
-    ("get", "/v1/follow-up"),
-    ("post", "/v1/follow-up/additions"),
-    ("post", "/v1/follow-up/replies"),
-}
+REPLIES = ("post", "/v1/follow-up/replies")
+"""The conduct office's replies to reporters (whose own routes are the portal's)."""
 
 
 @pytest.fixture(scope="module")
 def module_settings(infra: InfraSettings) -> IntakeSettings:
     return intake_settings(infra, f"openapi{uuid.uuid4().hex[:8]}")
-
-
-async def start_from_now(settings: IntakeSettings) -> None:
-    """Commit the raw topic's end for this intake's consumer group: the records earlier tests
-    left there are none of this module's business."""
-    await ensure_topics(settings, (TEST_RAW_TOPIC,))  # a fresh broker has none before intake
-    ends = await end_offsets(settings.kafka_bootstrap, TEST_RAW_TOPIC)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=subscriber_group(settings.consumer_group("intake"), TEST_RAW_TOPIC),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = {TopicPartition(TEST_RAW_TOPIC, number): end for number, end in ends.items()}
-        consumer.assign(list(partitions))
-        await consumer.commit(partitions)
-    finally:
-        await consumer.stop()
 
 
 @dataclass
@@ -103,7 +78,7 @@ class ServedIntake:
 
 @pytest.fixture(scope="module")
 async def served_intake(module_settings: IntakeSettings) -> AsyncIterator[ServedIntake]:
-    await start_from_now(module_settings)
+    await start_from_now(module_settings, "intake", TEST_RAW_TOPIC)
     server = uvicorn.Server(
         uvicorn.Config(create_app(module_settings), host="127.0.0.1", port=0, log_level="warning")
     )
@@ -147,14 +122,15 @@ def operations(document: dict[str, Any]) -> set[tuple[str, str]]:
     return {(method, path) for path, item in document["paths"].items() for method in item}
 
 
-def test_the_document_lists_one_post_per_event_type_the_batch_and_the_follow_up_routes(
+def test_the_document_lists_one_post_per_event_type_the_batch_and_the_replies(
     openapi: dict[str, Any],
 ) -> None:
     assert set(TYPE_PATHS) == {kind.event_type for kind in CATALOGUE}
     expected = {("post", path) for path in TYPE_PATHS.values()}
-    expected |= {("post", "/v1/batch")} | FOLLOW_UP_ROUTES
+    expected |= {("post", "/v1/batch"), REPLIES}
 
     assert expected <= operations(openapi)
+    assert not any("follow-up" in path for _, path in operations(openapi) - {REPLIES})
 
 
 @pytest.mark.parametrize("kind", CATALOGUE, ids=[kind.event_type for kind in CATALOGUE])
@@ -194,16 +170,6 @@ def test_the_api_key_header_is_the_documented_security_scheme(openapi: dict[str,
         assert "401" in operation["responses"], (method, path)
 
 
-def test_the_reporters_follow_up_routes_need_the_code_and_no_api_key(
-    openapi: dict[str, Any],
-) -> None:
-    for method, path in FOLLOW_UP_ROUTES - {("post", "/v1/follow-up/replies")}:
-        operation = openapi["paths"][path][method]
-        headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
-        assert headers == {"X-Follow-Up-Code"}, (method, path)
-        assert "security" not in operation, (method, path)
-
-
 # --- schemathesis -----------------------------------------------------------------------
 
 
@@ -212,17 +178,10 @@ async def portal_key(served_intake: ServedIntake) -> str:
     """A key of source system "portal" that may send every event type and reply."""
     mongo = connect(served_intake.settings)
     try:
-        _, api_key = await ApiKeys(
-            IntakeStore(database(mongo, served_intake.settings)), cache_seconds=0
-        ).create(
-            source_system="portal",
-            scopes=ALL_SCOPES,
-            label="schemathesis",
-            now=datetime.now(UTC),
-        )
+        documents = MongoDocuments(database(mongo, served_intake.settings))
+        return await issue_key(IntakeStore.on(documents, key_cache_seconds=0), "portal", None)
     finally:
         await mongo.close()
-    return api_key
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +192,6 @@ def intake_schema(served_intake: ServedIntake) -> schemathesis.BaseSchema:
 POST_PATHS = [
     *TYPE_PATHS.values(),
     "/v1/batch",
-    "/v1/follow-up/additions",
     "/v1/follow-up/replies",
 ]
 
@@ -317,11 +275,10 @@ async def test_a_body_that_is_not_utf8_gets_a_documented_answer(
     assert str(response.status_code) in documented_statuses(openapi, path)
 
 
-@pytest.mark.parametrize("path", ["/v1/follow-up/additions", "/v1/follow-up/replies"])
-def test_a_follow_up_routes_422_has_the_documented_shape(
-    intake_schema: schemathesis.BaseSchema, portal_key: str, path: str
+def test_the_replies_422_has_the_documented_shape(
+    intake_schema: schemathesis.BaseSchema, portal_key: str
 ) -> None:
-    case = intake_schema[path]["POST"].Case(body={"unexpected": True})
+    case = intake_schema["/v1/follow-up/replies"]["POST"].Case(body={"unexpected": True})
 
     response = case.call(headers={"X-API-Key": portal_key})
 

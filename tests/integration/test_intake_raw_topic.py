@@ -3,7 +3,8 @@
 Intake accepts each good record as the same event HTTP would have made, and sends each bad
 one to the dead-letter topic with the reason and the original bytes (sealed: they may hold a
 complainant's phone number). It never stalls on input. A sender sends only as its own source
-system (tests/integration/raw_senders.toml: one sender, "portal", of every event type).
+system (tests/integration/raw_senders.toml: one sender, "webform", of every event type, as
+source system "portal").
 
 The raw, fact and dead-letter topics are shared by every test and every run, so every test
 looks only for its own records (unique source_ref values, and the partition/offset Kafka gave
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -32,11 +33,11 @@ from schemas import topics
 from schemas.base import derive_event_id
 from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.dead_letter import DeadLetter
-from services.common.broker import ensure_topics, subscriber_group
+from services.common.broker import subscriber_group
 from services.common.store import Document
 from services.intake.crypto import SealError, Vault
-from services.intake.settings import IntakeSettings
 from tests.conftest import InfraSettings
+from tests.integration.in_process import start_from_now
 from tests.integration.intake_app import (
     TEST_RAW_TOPIC,
     TEST_SOURCE,
@@ -227,26 +228,6 @@ async def committed_offset(bootstrap: str, group: str, partition: int) -> int:
     return -1 if committed is None else int(committed.offset)
 
 
-async def start_from_now(bootstrap: str, settings: IntakeSettings) -> None:
-    """Commit the end of the raw topic for this intake's consumer group, as if it had read
-    everything published before: every run leaves records on the shared raw topic, and a test
-    should not wait for a fresh intake to work through all of them."""
-    await ensure_topics(settings, (RAW,))  # a fresh broker has no raw topic before an intake
-    ends = await end_offsets(bootstrap, RAW)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=subscriber_group(settings.consumer_group("intake"), RAW),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(RAW, number) for number in ends]
-        consumer.assign(partitions)
-        await consumer.commit({tp: ends[tp.partition] for tp in partitions})
-    finally:
-        await consumer.stop()
-
-
 async def delete_raw_records_before(bootstrap: str, offsets: dict[int, int]) -> None:
     """Delete the raw topic's records before ``offsets`` (per partition number)."""
     if not offsets:
@@ -272,7 +253,7 @@ async def drop_database(infra: InfraSettings, name: str) -> None:
 @pytest.fixture
 async def intake(infra: InfraSettings, unique: str) -> AsyncIterator[RunningIntake]:
     settings = intake_settings(infra, unique, retry_backoff_max_seconds=RETRY_PAUSE)
-    await start_from_now(infra.kafka_bootstrap, settings)
+    await start_from_now(settings, "intake", RAW)
     try:
         async with running_intake(settings) as running:
             yield running
@@ -448,7 +429,7 @@ def refused_records(first: dict[str, Any]) -> dict[str, bytes]:
         "conflict": encode(
             {**first, "description": f"改口：另有隐情，请联系 {PRIVATE_TEXT['conflict'][0]}"}
         ),
-        # A valid complaint, on the portal's topic, in the name of the HR system.
+        # A valid complaint, on the test sender's topic, in the name of the HR system.
         "as_another_sender": encode(
             valid_record(
                 complaint,
@@ -479,7 +460,7 @@ async def refusals(infra: InfraSettings) -> RefusalScenario:
     sentinel = valid_record(satisfaction, new_ref("sentinel"))
     key = f"refusals-{uuid.uuid4().hex}".encode()  # one key: one partition, in this order
     kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await start_from_now(bootstrap, settings)
+    await start_from_now(settings, "intake", RAW)
     try:
         async with running_intake(settings) as running:
             since = {
@@ -723,7 +704,7 @@ async def troublesome(infra: InfraSettings) -> dict[str, TroublesomeOutcome]:
     bootstrap = infra.kafka_bootstrap
     settings = intake_settings(infra, uuid.uuid4().hex[:12], retry_backoff_max_seconds=RETRY_PAUSE)
     kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await start_from_now(bootstrap, settings)
+    await start_from_now(settings, "intake", RAW)
     outcomes: dict[str, TroublesomeOutcome] = {}
     written: dict[int, int] = {}
     try:
@@ -847,7 +828,7 @@ async def test_a_record_repeated_after_intake_restarts_is_not_published_again(
     key = record["source_ref"].encode()
     topic = topics.KPI_OBSERVATIONS
     since = await end_offsets(bootstrap, topic)
-    await start_from_now(bootstrap, settings)
+    await start_from_now(settings, "intake", RAW)
     try:
         async with running_intake(settings):
             await publish_then_wait_for_a_sentinel(producer, bootstrap, [encode(record)], key)

@@ -7,6 +7,7 @@ temporary folder, then real clients try what an attacker holding one password wo
 """
 
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -42,6 +43,8 @@ from schemas.dead_letter import DeadLetter
 from services.common.raw_senders import RAW_SENDERS_FILE, RawSenders
 from services.escalation.main import create_app as escalation_app
 from services.escalation.settings import EscalationSettings
+from services.portal.main import create_app as portal_app
+from services.portal.settings import PortalSettings
 from services.reporting.main import create_app as reporting_app
 from services.reporting.settings import ReportingSettings
 from services.router.main import create_app as router_app
@@ -59,11 +62,13 @@ _SETTINGS: dict[str, Any] = {
     "router": RouterSettings,
     "escalation": EscalationSettings,
     "reporting": ReportingSettings,
+    "portal": functools.partial(PortalSettings, portal_key="k" * 32),
 }
 _CREATE_APP: dict[str, Any] = {
     "router": router_app,
     "escalation": escalation_app,
     "reporting": reporting_app,
+    "portal": portal_app,
 }
 
 
@@ -352,7 +357,7 @@ async def _eventually_writes(kafka: SecureKafka, user: str, topic: str) -> None:
                 await asyncio.sleep(0.5)
 
 
-@pytest.mark.parametrize("service", ["router", "escalation", "reporting"])
+@pytest.mark.parametrize("service", ["router", "escalation", "reporting", "portal"])
 async def test_each_service_runs_as_its_own_user_reading_every_topic_it_subscribes_to(
     secure_kafka: SecureKafka, infra: InfraSettings, unique: str, service: str
 ) -> None:

@@ -346,7 +346,7 @@ def test_each_reading_operation_names_its_consumer_group() -> None:
 def test_every_service_that_dead_letters_is_listed_as_writing_the_dead_letter_topic() -> None:
     (publish,) = _operations(topics.DEAD_LETTERS, "send").values()
 
-    for service in ("intake", "router", "escalation", "reporting"):
+    for service in ("intake", "router", "escalation", "reporting", "portal"):
         assert service in publish["description"]
 
 

@@ -20,6 +20,8 @@ from services.escalation.settings import EscalationSettings
 from services.intake.crypto import new_key
 from services.intake.main import create_app as intake_app
 from services.intake.settings import IntakeSettings
+from services.portal.main import create_app as portal_app
+from services.portal.settings import PortalSettings
 from services.reporting.main import create_app as reporting_app
 from services.reporting.settings import ReportingSettings
 from services.router.main import create_app as router_app
@@ -40,6 +42,8 @@ def _app(service: str) -> FastAPI:
         return router_app(RouterSettings(**common))
     if service == "escalation":
         return escalation_app(EscalationSettings(**common))
+    if service == "portal":
+        return portal_app(PortalSettings(**common, portal_key="k" * 32))
     return reporting_app(ReportingSettings(**common))
 
 
@@ -103,6 +107,27 @@ def test_each_topic_but_the_dead_letters_has_one_writer_among_the_services_and_s
     assert writers[topics.CASES] == {"router"}
     for kind_topic in topics.FACTS:
         assert writers[kind_topic] == {"intake"}
+
+
+def test_intake_reads_the_raw_senders_topics_and_keeps_no_case_map() -> None:
+    assert _granted("intake", "READ") == set(SENDERS.topics())
+
+
+def test_the_follow_up_codes_go_from_intake_to_the_portal_alone_which_reads_no_complaint() -> None:
+    readers = {
+        grant.user
+        for grant in PLAN.grants
+        if grant.name == topics.FOLLOW_UP_CODES and grant.operation == "READ"
+    }
+
+    assert readers == {"portal"}
+    assert _granted("intake", "WRITE") >= {topics.FOLLOW_UP_CODES, topics.REPORTER_REPLIES}
+    assert _granted("portal", "READ") == {
+        topics.FOLLOW_UP_CODES,
+        topics.CASES,
+        topics.REPORTER_REPLIES,
+    }
+    assert _granted("portal", "WRITE") == {topics.REPORTER_ADDITIONS, topics.DEAD_LETTERS}
 
 
 def test_a_raw_sender_writes_its_own_topic_and_nothing_else() -> None:

@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.intake.crypto import new_follow_up_code
-from services.intake.settings import IntakeSettings
-from services.intake.wrong_codes import client_of, code_group
+from services.portal.settings import PortalSettings
+from services.portal.wrong_codes import client_of, code_group
 
 
 def test_addresses_inside_one_ipv6_64_network_are_one_client() -> None:
@@ -33,7 +33,7 @@ def test_a_code_falls_in_one_of_16_groups_and_always_the_same(codes: list[str]) 
 
 
 def test_no_proxy_is_trusted_unless_configured() -> None:
-    assert IntakeSettings(http_port=0).trusted_proxies == ()
+    assert PortalSettings(http_port=0).trusted_proxies == ()
 
 
 def test_trusted_proxies_are_read_comma_separated_from_the_environment(
@@ -41,7 +41,7 @@ def test_trusted_proxies_are_read_comma_separated_from_the_environment(
 ) -> None:
     monkeypatch.setenv("QINGLIAN_TRUSTED_PROXIES", "10.0.0.5, 172.18.0.0/16,2001:db8::/48")
 
-    assert IntakeSettings(http_port=0).trusted_proxies == (
+    assert PortalSettings(http_port=0).trusted_proxies == (
         "10.0.0.5",
         "172.18.0.0/16",
         "2001:db8::/48",
@@ -55,4 +55,4 @@ def test_a_trusted_proxy_that_is_no_address_stops_the_service_naming_the_setting
     monkeypatch.setenv("QINGLIAN_TRUSTED_PROXIES", value)
 
     with pytest.raises(ValidationError, match="QINGLIAN_TRUSTED_PROXIES"):
-        IntakeSettings(http_port=0)
+        PortalSettings(http_port=0)

@@ -1,0 +1,116 @@
+"""The reporters' follow-ups: what the portal learns from Kafka (the codes intake gave, the
+cases, the office's replies), and what a reporter reads and adds with a code. Load → domain →
+save → publish, on the store adapter; every write is idempotent, so a replay changes nothing.
+"""
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from schemas import topics
+from schemas.case import CaseUpdated
+from schemas.follow_up import FollowUpCodeIssued, ReporterAddition, ReporterReply
+from services.common.credentials import digest
+from services.portal.domain import (
+    CaseLink,
+    CaseProgress,
+    FollowUpView,
+    KnownCode,
+    Reply,
+    follow_up_view,
+    latest_progress,
+    newer,
+)
+from services.portal.store import PortalStore
+
+Publish = Callable[[BaseModel, str, bytes], Awaitable[None]]
+Reachable = Callable[[], Awaitable[bool]]
+
+
+class KafkaUnreachableError(ConnectionError):
+    """Kafka did not answer: nothing was published."""
+
+
+class FollowUps:
+    def __init__(self, store: PortalStore, *, publish: Publish, kafka_reachable: Reachable) -> None:
+        self.store = store
+        self.publish = publish
+        self.kafka_reachable = kafka_reachable
+
+    # What Kafka tells ------------------------------------------------------------------------
+
+    async def learn_codes(self, issued: Sequence[FollowUpCodeIssued]) -> None:
+        await self.store.codes.insert_many(
+            {
+                code.code_digest: KnownCode(
+                    complaint_event_id=code.complaint_event_id, received_at=code.received_at
+                )
+                for code in issued
+            }
+        )
+
+    async def follow_cases(self, cases: Sequence[CaseUpdated]) -> None:
+        """Keep each complaint case's highest revision. Two portals may write one case while
+        a rebalance moves its partition; the new owner reads on from the last commit, so it
+        writes the latest revision last."""
+        latest = latest_progress(cases)
+        changed = newer(latest, await self.store.cases.get_many(latest))
+        # A complaint stays in the case it was opened or linked in: its first link stands.
+        await self.store.links.insert_many(
+            {
+                str(event_id): CaseLink(case_id=case_id)
+                for case_id, progress in changed.items()
+                for event_id in progress.source_event_ids
+            }
+        )
+        await self.store.cases.put_many(changed)
+
+    async def keep_replies(self, replies: Sequence[ReporterReply]) -> None:
+        await self.store.replies.insert_many(
+            {
+                str(reply.event_id): Reply(
+                    case_id=reply.case_id, text=reply.text, sent_at=reply.sent_at
+                )
+                for reply in replies
+            }
+        )
+
+    # What a reporter asks ----------------------------------------------------------------------
+
+    async def known(self, code: str) -> KnownCode | None:
+        """The complaint a code was given with, or None."""
+        return await self.store.codes.get(digest(code))
+
+    async def view(self, known: KnownCode) -> FollowUpView:
+        link = await self.store.links.get(str(known.complaint_event_id))
+        progress = None if link is None else await self.store.cases.get(link.case_id)
+        if link is None or progress is None:
+            return follow_up_view(known, None, ())
+        replied = await self._replied_to(known.complaint_event_id, progress)
+        replies = (await self.store.replies.find(case_id=link.case_id)).values() if replied else ()
+        return follow_up_view(known, progress, replies)
+
+    async def _replied_to(self, complaint: uuid.UUID, progress: CaseProgress) -> bool:
+        """Whether ``complaint`` is the case's first complaint: the office replies to its
+        reporter."""
+        sources = progress.source_event_ids
+        if complaint not in sources:
+            return False
+        for earlier in sources[: sources.index(complaint)]:
+            if await self.store.codes.find(complaint_event_id=earlier):
+                return False
+        return True
+
+    async def add_information(self, known: KnownCode, text: str, *, now: datetime) -> None:
+        """Publish what the reporter added; the router records it on the case."""
+        if not await self.kafka_reachable():
+            raise KafkaUnreachableError("Kafka did not answer")
+        addition = ReporterAddition(
+            event_id=uuid.uuid4(),
+            complaint_event_id=known.complaint_event_id,
+            text=text,
+            received_at=now,
+        )
+        await self.publish(addition, topics.REPORTER_ADDITIONS, addition.complaint_event_id.bytes)

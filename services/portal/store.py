@@ -1,0 +1,44 @@
+"""What the portal keeps, declared once on the store adapter (services/common/documents.py).
+Everything but the wrong codes comes from Kafka and could be read again from the topics.
+
+- ``portal_codes``: the follow-up codes intake gave, under their SHA-256 (never a code);
+- ``portal_case_links``: the case each complaint is part of, under the complaint's event id;
+- ``portal_cases``: each complaint case's state, at its highest revision seen;
+- ``portal_replies``: the conduct office's replies, under their event ids, found by case;
+- ``portal_wrong_codes``: one document per wrong code, found by its client's and group's
+  HMAC (services/portal/wrong_codes.py).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Self
+
+from pydantic import BaseModel
+
+from services.common.documents import Documents, Records
+from services.portal.domain import CaseLink, CaseProgress, KnownCode, Reply
+
+
+class WrongCode(BaseModel):
+    key: str
+    """An HMAC of the client and the code's group: neither the address nor the code."""
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PortalStore:
+    codes: Records[KnownCode]
+    links: Records[CaseLink]
+    cases: Records[CaseProgress]
+    replies: Records[Reply]
+    wrong_codes: Records[WrongCode]
+
+    @classmethod
+    def on(cls, documents: Documents) -> Self:
+        return cls(
+            codes=documents.records("portal_codes", KnownCode, fields=("complaint_event_id",)),
+            links=documents.records("portal_case_links", CaseLink),
+            cases=documents.records("portal_cases", CaseProgress),
+            replies=documents.records("portal_replies", Reply, fields=("case_id",)),
+            wrong_codes=documents.records("portal_wrong_codes", WrongCode, fields=("key",)),
+        )

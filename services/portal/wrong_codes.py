@@ -1,0 +1,78 @@
+"""Wrong follow-up codes, counted so that guessing a code is slowed down.
+
+- Counted in the store, so every portal instance sees the same count and a restart forgets
+  nothing: one inserted document per wrong code (a fresh id is inserted atomically on FerretDB
+  and MongoDB alike; FerretDB 1.x makes neither ``$inc`` nor a conditional update atomic),
+  counted over the last window, found by equality on its key (a declared query field: FerretDB
+  serves no range from an index, so the window is applied to the key's few documents here).
+- Counted per client address and code group (the first hex digit of the code's SHA-256, so
+  16 groups). Many reporters can share one address (a proxy, the hospital's Wi-Fi): wrong codes
+  from there lock out only the codes of their own group, not everyone behind it.
+- The store holds an HMAC of the address and group, never the address nor any of the code;
+  what is older than the window is forgotten (``forget``, every window).
+"""
+
+import hmac
+import ipaddress
+import uuid
+from datetime import datetime, timedelta
+
+from services.common.credentials import digest
+from services.portal.store import PortalStore, WrongCode
+
+
+def code_group(code: str) -> str:
+    """The group a code's wrong attempts are counted in."""
+    return digest(code)[0]
+
+
+def client_of(address: str) -> str:
+    """Who a wrong code is counted against: an IPv4 address, or an IPv6 /64 network (one
+    subscriber's: the addresses inside it cost nothing to change)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # not an address (a test client's name): counted as it is
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class WrongCodeLimit:
+    """``allowed`` wrong codes per client and code group in any ``window``, then 429."""
+
+    def __init__(
+        self, store: PortalStore, *, address_key: bytes, allowed: int, window: timedelta
+    ) -> None:
+        self.store = store
+        self._mac_key = hmac.digest(address_key, b"qinglian/wrong-follow-up-code/v1", "sha256")
+        self.allowed = allowed
+        self.window = window
+
+    def key(self, address: str, code: str) -> str:
+        counted = f"{client_of(address)}\n{code_group(code)}".encode()
+        return hmac.new(self._mac_key, counted, "sha256").hexdigest()
+
+    async def exhausted(self, key: str, *, now: datetime) -> bool:
+        """No answer about any code of this group for this client until the window moves on."""
+        return await self._count(key, now=now) >= self.allowed
+
+    async def still_allowed_after(self, key: str, *, now: datetime) -> bool:
+        """Count one more wrong code; whether it was still within the limit. Counted before
+        it is judged, so guesses sent at once are counted one by one, not all let through."""
+        await self.store.wrong_codes.insert(uuid.uuid4().hex, WrongCode(key=key, at=now))
+        return await self._count(key, now=now) <= self.allowed
+
+    async def _count(self, key: str, *, now: datetime) -> int:
+        since = now - self.window
+        return sum(
+            1 for wrong in (await self.store.wrong_codes.find(key=key)).values() if wrong.at > since
+        )
+
+    async def forget(self, *, now: datetime) -> None:
+        """Delete the wrong codes older than the window (the collection holds little more)."""
+        for wrong_id, wrong in (await self.store.wrong_codes.find()).items():
+            if wrong.at <= now - self.window:
+                await self.store.wrong_codes.delete(wrong_id)
