@@ -22,12 +22,12 @@ import httpx
 from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
 from schemas.case import CaseState, derive_case_id
 from schemas.complaint import ComplaintCategory
+from services.common.documents import MongoDocuments
 from services.common.store import connect, database
 from services.intake.auth import ApiKeys
 from services.intake.repository import IntakeStore
 from services.intake.settings import IntakeSettings
-from services.reporting.access import ReportTokens, Role
-from services.reporting.repository import ReportRepository
+from services.reporting.access import Role, grants, report_tokens
 
 DEFAULT_PORTS = {"intake": 8101, "router": 8102, "escalation": 8103, "reporting": 8104}
 URLS = {
@@ -51,14 +51,12 @@ async def _create_keys(names: set[str]) -> dict[str, str]:
     now = datetime.now(HOSPITAL_TIME_ZONE)
     try:
         keys = ApiKeys(IntakeStore(database(mongo, settings)), cache_seconds=0)
-        tokens = ReportTokens(ReportRepository(database(mongo, settings)), cache_seconds=0)
+        tokens = report_tokens(MongoDocuments(database(mongo, settings)), cache_seconds=0)
         created = {}
         for name in sorted(names):
             if name == REPORT_TOKEN:
                 created[name] = (
-                    await tokens.create(
-                        role=Role.CONDUCT_OFFICE, department=None, label="demo", now=now
-                    )
+                    await tokens.issue(grants(Role.CONDUCT_OFFICE, None), label="demo", now=now)
                 )[1]
             else:
                 created[name] = (

@@ -105,7 +105,12 @@ class CaseFact(BaseModel):
         return self.finding_at is not None
 
     @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
+
+    @property
     def on_time(self) -> bool:
+        """A finding by the deadline: such a case is overdue at no time."""
         return self.finding_at is not None and self.finding_at <= self.deadline
 
     def overdue(self, now: datetime) -> bool:
