@@ -562,11 +562,13 @@ class Months:
     """Month C: complaints against a department's head."""
     received: str
     """Month D: events received in a later month than they happened."""
+    shared: str
+    """Month E: events counted by two instances in one consumer group."""
 
     @property
     def all(self) -> tuple[str, ...]:
-        a, b, c, d = self.basic, self.cases, self.accused_head, self.received
-        return (a, shift(a, 1), shift(b, -1), b, shift(b, 1), c, shift(d, -1), d, shift(d, 1))
+        a, b, c, d, e = self.basic, self.cases, self.accused_head, self.received, self.shared
+        return (a, shift(a, 1), shift(b, -1), b, shift(b, 1), c, shift(d, -1), d, shift(d, 1), e)
 
 
 @pytest.fixture(scope="module")
@@ -640,8 +642,10 @@ async def months(reporting: Reporting) -> Months:
 
     draw = random.Random()
     for _ in range(20):
-        a, b, c, d = (f"{draw.randrange(2100, 3000)}-{draw.randrange(1, 13):02d}" for _ in "abcd")
-        chosen = Months(basic=a, cases=b, accused_head=c, received=d)
+        a, b, c, d, e = (
+            f"{draw.randrange(2100, 3000)}-{draw.randrange(1, 13):02d}" for _ in "abcde"
+        )
+        chosen = Months(basic=a, cases=b, accused_head=c, received=d, shared=e)
         if len(set(chosen.all)) == len(chosen.all) and all(
             [await unused(month) for month in chosen.all]
         ):
@@ -1152,6 +1156,45 @@ async def test_basic_counts_every_event_once_even_when_every_record_is_delivered
     # Nothing was counted anew since the start, so no event counter moved.
     samples = await reporting.metrics()
     assert samples[("qinglian_events_total", (("event_type", "complaint"),))] == 0
+
+
+async def test_two_instances_in_one_consumer_group_count_every_event_exactly_once(
+    reporting: Reporting, inputs: Inputs, months: Months, tokens: Tokens
+) -> None:
+    """A second instance joins the group (the partitions are shared out between the two), one
+    leaves and joins again while events are counted: every event counts once."""
+    e, ours = months.shared, "general_psychiatry"
+    second = Reporting(reporting.settings, reporting.clock, reporting.mongo)
+    events: list[Event] = [
+        complaint(received=at(e, 1 + n % 27, n % 24), accused_department=ours) for n in range(90)
+    ]
+    events += [
+        accepted(
+            "satisfaction",
+            occurred_at=at(e, 1 + n % 27, n % 24),
+            touchpoint="registration",
+            department=ours,
+            score=1 + n % 5,
+        )
+        for n in range(90)
+    ]
+    await second.start()
+    try:
+        await inputs.publish(*events[:60])
+        await second.stop()  # leaves the group: its partitions go to the other instance
+        await inputs.publish(*events[60:120])
+        await second.start()  # joins again
+        await inputs.publish(*events[120:])
+        await reporting.caught_up()
+        reporting.clock.now = at(shift(e, 1), 5)
+        report = await reporting.monthly(tokens.conduct_office, e, ours)
+        assert (await second.monthly(tokens.conduct_office, e, ours)) == report
+    finally:
+        await second.stop()
+    assert by_type(report) == {"complaint": 90, "satisfaction": 90}
+    counted = await stored_counts(reporting.store, [e])
+    assert sum(tally.count for _, tallies in counted.values() for tally in tallies) == 180
+    assert len(counted) > 1  # counted in the documents of several partitions
 
 
 # --- 推进情况 and 存在问题 -----------------------------------------------------------------------
