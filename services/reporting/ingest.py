@@ -11,7 +11,6 @@ Each batch is read in one wave and written in one, and a replay changes nothing:
 - a decision is kept once, by its event id.
 """
 
-import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -28,7 +27,7 @@ from services.common.documents import Versioned
 from services.reporting.counting import Countable, CountDocument, counted_up_to, fold
 from services.reporting.facts import CaseFact, CaseRecord, CountKey, case_fact, count_key
 from services.reporting.facts import report_month as month_of
-from services.reporting.store import CaseOfEvent, HeldSession, ReportStore
+from services.reporting.store import CaseOfEvent, HeldSession, ReportStore, in_waves
 
 DEAD_LETTER = "dead_letter"
 """The event type dead letters are counted under."""
@@ -103,10 +102,11 @@ class Ingest:
         by_document: defaultdict[str, list[Countable]] = defaultdict(list)
         for countable in countables:
             by_document[countable.document_id].append(countable)
-        counted = await asyncio.gather(
-            *(self._count_into(loaded[key], records) for key, records in by_document.items())
-        )
-        return sum(counted, Counter())
+
+        async def count_into(item: tuple[str, list[Countable]]) -> Counter[str]:
+            return await self._count_into(loaded[item[0]], item[1])
+
+        return sum(await in_waves(list(by_document.items()), count_into), Counter())
 
     async def _count_into(
         self, current: Versioned[CountDocument], records: Sequence[Countable]
@@ -149,7 +149,7 @@ class Ingest:
                 for event_id in case.source_event_ids
             }
         )
-        await asyncio.gather(*(self._keep_case(case, loaded[case.case_id]) for case in newer))
+        await in_waves(newer, lambda case: self._keep_case(case, loaded[case.case_id]))
         await self._show({case.case_id: case for case in newer})
 
     async def _keep_case(self, case: CaseRecord, current: Versioned[CaseRecord]) -> None:

@@ -18,7 +18,7 @@ no ranges, no sorts).
 """
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -34,6 +34,8 @@ from services.reporting.kpi import Observation
 from services.reporting.monthly import MEASURE_KINDS, Confirmation, MonthData
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+R = TypeVar("R")
 
 TOKENS = "reporting_tokens"
 CONFIRMATIONS = "reporting_confirmations"
@@ -66,19 +68,30 @@ class DashboardSession(BaseModel):
     expires_at: datetime
 
 
-CREATING_AT_ONCE = 64
-"""Documents created side by side by ``_create``: one store round trip each."""
+WRITES_AT_ONCE = 8
+"""Versioned saves made side by side. FerretDB 1.24 on PostgreSQL holds two of its pooled
+connections for an update and waits forever for one it cannot get: many updates at once, from
+every service it serves, can stall the store."""
+
+
+async def in_waves(items: Sequence[T], write: Callable[[T], Awaitable[R]]) -> list[R]:
+    """``write`` each item, ``WRITES_AT_ONCE`` at a time; the results in order."""
+    done: list[R] = []
+    for start in range(0, len(items), WRITES_AT_ONCE):
+        done += await asyncio.gather(*map(write, items[start : start + WRITES_AT_ONCE]))
+    return done
 
 
 async def _create(records: VersionedRecords[M], found: Mapping[str, Versioned[M]]) -> int:
     """Store each value as the first revision of its key; how many. Fails on a key that has one
     (the target of a rebuild is new)."""
     values = [(key, kept.value) for key, kept in found.items() if kept.value is not None]
-    for start in range(0, len(values), CREATING_AT_ONCE):
-        chunk = values[start : start + CREATING_AT_ONCE]
-        saved = await asyncio.gather(*(records.save(key, value, over=0) for key, value in chunk))
-        if not all(saved):
-            raise RuntimeError("a document was stored meanwhile: rebuild into a new database")
+
+    async def create(item: tuple[str, M]) -> bool:
+        return await records.save(item[0], item[1], over=0)
+
+    if not all(await in_waves(values, create)):
+        raise RuntimeError("a document was stored meanwhile: rebuild into a new database")
     return len(values)
 
 
