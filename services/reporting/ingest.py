@@ -150,7 +150,10 @@ class Ingest:
             }
         )
         await in_waves(newer, lambda case: self._keep_case(case, loaded[case.case_id]))
-        await self._show({case.case_id: case for case in newer})
+        await self._show(
+            {case.case_id: case for case in newer},
+            new={case.case_id for case in newer if loaded[case.case_id].revision == 0},
+        )
 
     async def _keep_case(self, case: CaseRecord, current: Versioned[CaseRecord]) -> None:
         if await self.store.cases.save(case.case_id, case, over=current.revision):
@@ -161,15 +164,21 @@ class Ingest:
 
         await self.store.cases.update(case.case_id, keep_newer)
 
-    async def _show(self, saved: Mapping[str, CaseRecord]) -> None:
+    async def _show(self, saved: Mapping[str, CaseRecord], *, new: set[str]) -> None:
         """Put the cases' facts where the reports select them. Two instances that saved one case
         may put its facts in either order, so each looks again after putting, and puts the
         latest revision if it changed meanwhile: the last to put leaves the latest."""
         shown = {case_id: _fact_of(case) for case_id, case in saved.items()}
+        # A case new to the store is inserted, not replaced: of two upserts of one new document
+        # at once FerretDB refuses one (duplicate key), where MongoDB tries it again.
+        created = await self.store.case_facts.insert_many(
+            {case_id: fact for case_id, fact in shown.items() if case_id in new}
+        )
+        replaced = {case_id: fact for case_id, fact in shown.items() if case_id not in created}
         while shown:
-            await self.store.case_facts.put_many(shown)
+            await self.store.case_facts.put_many(replaced)
             stored = await self.store.cases.load_many(shown)
-            shown = {
+            shown = replaced = {
                 case_id: _fact_of(kept.value)
                 for case_id, kept in stored.items()
                 if kept.value is not None and kept.value.revision != shown[case_id].revision

@@ -2352,8 +2352,8 @@ async def test_two_instances_keeping_a_case_at_once_leave_its_latest_revision() 
 
 
 class _HeldBack:
-    """Records whose ``put_many`` waits until ``go`` is set: an instance slowed down between
-    saving a case and showing it to the reports."""
+    """Records whose writes wait until ``go`` is set: an instance slowed down between saving a
+    case and showing it to the reports."""
 
     def __init__(self, records: Records[CaseFact]) -> None:
         self.records = records
@@ -2361,6 +2361,11 @@ class _HeldBack:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.records, name)
+
+    async def insert_many(self, values: Mapping[str, CaseFact]) -> set[str]:
+        self.waiting.set()
+        await self.go.wait()
+        return await self.records.insert_many(values)
 
     async def put_many(self, values: Mapping[str, CaseFact]) -> None:
         self.waiting.set()
