@@ -25,8 +25,14 @@ from services.common.consuming import Received
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Versioned
 from services.reporting.counting import Countable, CountDocument, counted_up_to, fold
-from services.reporting.facts import CaseFact, CaseRecord, CountKey, case_fact, count_key
-from services.reporting.facts import report_month as month_of
+from services.reporting.facts import (
+    CaseFact,
+    CaseRecord,
+    CountKey,
+    case_fact,
+    count_key,
+    report_month,
+)
 from services.reporting.store import CaseOfEvent, HeldSession, ReportStore, in_waves
 
 DEAD_LETTER = "dead_letter"
@@ -71,7 +77,7 @@ class Ingest:
                 r.partition,
                 r.offset,
                 CountKey(
-                    month=month_of(r.value.dead_lettered_at),
+                    month=report_month(r.value.dead_lettered_at),
                     department=None,
                     event_type=DEAD_LETTER,
                 ),
