@@ -51,7 +51,7 @@ class Countable:
 def _ordered(counts: Counter[CountKey]) -> tuple[Tally, ...]:
     return tuple(
         Tally(key=key, count=n)
-        for key, n in sorted(counts.items(), key=lambda item: item[0].model_dump_json())
+        for key, n in sorted(counts.items(), key=lambda item: item[0].order())
     )
 
 

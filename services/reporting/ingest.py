@@ -24,7 +24,13 @@ from schemas.training import TrainingHeldReceived
 from services.common.consuming import Received
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Versioned
-from services.reporting.counting import Countable, CountDocument, counted_up_to, fold
+from services.reporting.counting import (
+    Countable,
+    CountDocument,
+    count_document_id,
+    counted_up_to,
+    fold,
+)
 from services.reporting.facts import (
     CaseFact,
     CaseRecord,
@@ -56,17 +62,23 @@ class Ingest:
 
     async def facts(self, batch: Sequence[Received[Event]]) -> Counter[str]:
         """Count fact events, keeping the KPI observations and study sessions among them; the
-        event types counted now (not before)."""
-        countables = [
-            Countable(r.topic, r.partition, r.offset, count_key(r.value, self.departments))
+        event types counted now (not before). A record counted before costs one look at its
+        count document: a replay changes nothing, and fast."""
+        documents = [
+            count_document_id(r.topic, r.partition, report_month(r.value.received_at))
             for r in batch
         ]
-        loaded = await self.store.counts.load_many({c.document_id for c in countables})
-        await self._keep(
-            record.value
-            for record, countable in zip(batch, countables, strict=True)
-            if countable.offset > counted_up_to(loaded[countable.document_id].value)
-        )
+        loaded = await self.store.counts.load_many(documents)
+        fresh = [
+            record
+            for record, document_id in zip(batch, documents, strict=True)
+            if record.offset > counted_up_to(loaded[document_id].value)
+        ]
+        await self._keep(record.value for record in fresh)
+        countables = [
+            Countable(r.topic, r.partition, r.offset, count_key(r.value, self.departments))
+            for r in fresh
+        ]
         return await self._count(countables, loaded)
 
     async def dead_letters(self, batch: Sequence[Received[DeadLetter]]) -> Counter[str]:
