@@ -70,20 +70,18 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-import bson
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
-from prometheus_client import CollectorRegistry
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench._runtime import Deadline, clean_env, cpu_seconds, free_port, machine
@@ -104,7 +102,9 @@ from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.training import TrainingKind
 from schemas.visitor_log import PlaceKind, VisitorLogReceived
 from services.common.broker import ensure_topics
+from services.common.consuming import Received
 from services.common.departments import DepartmentCatalogue
+from services.common.documents import MemoryDocuments, MongoDocuments
 from services.common.store import Document, connect
 from services.escalation.conduct import ConductFile, decide
 from services.escalation.rulebook import RuleBook
@@ -115,15 +115,15 @@ from services.escalation.rules.leads import (
     surrendered_in_time,
     visit_lead,
 )
-from services.reporting import registers
-from services.reporting.access import ReportTokens, Role
-from services.reporting.facts import CaseRecord, count_key, report_month
-from services.reporting.fold import FoldedReports
+from services.escalation.settings import EscalationSettings
+from services.reporting.access import Role, grants, report_tokens
+from services.reporting.facts import report_month
 from services.reporting.ingest import DEAD_LETTER, REPORT_TOPICS, Ingest
 from services.reporting.kpi import KpiTargets
-from services.reporting.monthly import monthly_report
-from services.reporting.repository import ReportRepository
+from services.reporting.monthly import MEASURE_KINDS, MonthData, monthly_report
 from services.reporting.settings import ReportingSettings
+from services.reporting.store import ReportStore
+from services.reporting.study import StudyRule
 from services.router.domain import (
     Opening,
     is_related,
@@ -252,29 +252,22 @@ def routing() -> Routing:
     return Routing.load(settings.departments, settings.routing_table)
 
 
-def run_now(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run to its end a coroutine that never waits (ingest into the fold in memory)."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return cast(T, done.value)
-    coroutine.close()
-    raise RuntimeError("a write to the memory store waited")
-
-
 class Year:
-    """A year's records as they reach reporting: each one applied, in order, by reporting's own
-    Ingest (services/reporting/ingest.py) through ReportRepository to a store in memory, so the
-    store holds what ingest would leave in MongoDB; and, for publishing, every record (topic,
-    key, value). Fact records and dead letters get the partition Kafka's default partitioner
-    gives their key and the next offset there."""
+    """A year's records as they reach reporting: applied in order, a batch at a time, by
+    reporting's own Ingest (services/reporting/ingest.py) to a store in memory, so the store
+    holds what ingest would leave in MongoDB; and, for publishing, every record (topic, key,
+    value). Fact records and dead letters get the partition Kafka's default partitioner gives
+    their key and the next offset there."""
 
     def __init__(self, *, partitions: int, keep_records: bool, base: dict[Any, int]) -> None:
         self.partitions = partitions
         self.next_offset: dict[tuple[str, int], int] = {}
         self.base = base
-        self.store = FoldedReports()
-        self.ingest = Ingest(self.store, CollectorRegistry(), departments=routing().catalogue)
+        self.store = ReportStore(MemoryDocuments())
+        self.ingest = Ingest(self.store, departments=routing().catalogue)
+        self.loop = asyncio.new_event_loop()
+        self.pending: dict[str, list[Received[Any]]] = {}
+        self._kept: dict[str, dict[str, Any]] | None = None
         self.new_cases = 0
         self.events_by_type: Counter[str] = Counter()
         self.decisions_by_kind: Counter[str] = Counter()
@@ -296,45 +289,67 @@ class Year:
         if self.records is not None:
             self.records.append((topic, key, value().encode()))
 
+    def _apply(self, handler: str, value: Any, position: tuple[str, int, int]) -> None:
+        """Queue a record for ``Ingest.<handler>``; a full queue is applied as one batch."""
+        queued = self.pending.setdefault(handler, [])
+        queued.append(Received(value, *position))
+        if len(queued) >= BATCH:
+            self.flush(handler)
+
+    def flush(self, *handlers: str) -> None:
+        for handler in handlers or tuple(self.pending):
+            batch = self.pending.pop(handler, [])
+            if batch:
+                self.loop.run_until_complete(getattr(self.ingest, handler)(batch))
+
     def fact(self, event: Event) -> None:
         kind = KIND_BY_CLASS[type(event)]
         key = kind.key(event)
         position = self._position(kind.topic, key)
-        run_now(self.ingest.fact(event, position))
+        self._apply("facts", event, position)
         self.events_by_type[kind.event_type] += 1
         self.sample[kind.event_type] = (event, position)
         self._record(kind.topic, key, event.model_dump_json)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         key = letter.dead_letter_id.bytes
-        position = self._position(topics.DEAD_LETTERS, key)
-        run_now(self.ingest.dead_letter(report_month(letter.dead_lettered_at), position))
+        self._apply("dead_letters", letter, self._position(topics.DEAD_LETTERS, key))
         self.events_by_type[DEAD_LETTER] += 1
         self._record(topics.DEAD_LETTERS, key, letter.model_dump_json)
 
     def case(self, case: CaseUpdated) -> None:
         self.new_cases += case.revision == 1
-        run_now(self.ingest.case(case))
+        key = case.case_id.encode()
+        self._apply("cases", case, self._position(topics.CASES, key))
         self.sample["case"] = case
-        self._record(topics.CASES, case.case_id.encode(), case.model_dump_json)
+        self._record(topics.CASES, key, case.model_dump_json)
 
     def decision(self, decision: Decision) -> None:
-        run_now(self.ingest.decision(decision))
+        key = decision.subject_id.encode()
+        self._apply("decisions", decision, self._position(topics.DECISIONS, key))
         self.decisions_by_kind[str(decision.kind)] += 1
         self.sample["decision"] = decision
-        self._record(topics.DECISIONS, decision.subject_id.encode(), decision.model_dump_json)
+        self._record(topics.DECISIONS, key, decision.model_dump_json)
 
-    def documents(self, name: str) -> list[Document]:
-        return list(self.store.documents()[name])
+    def kept(self) -> dict[str, dict[str, Any]]:
+        """What ingest left in the memory store, by the collection it goes to. Read once the
+        year is generated (outside any running event loop), and remembered."""
+        if self._kept is None:
+            self.flush()
+            self._kept = {
+                name: self.loop.run_until_complete(records.find())
+                for name, records in _targets(self.store).items()
+            }
+        return self._kept
 
     def busiest_department(self, month: str) -> str:
-        counts = Counter(
-            fact.department for fact in self.store.cases.values() if fact.month == month
-        )
+        cases = self.kept()["reporting_case_facts"].values()
+        counts = Counter(case.department for case in cases if case.month == month)
         return counts.most_common(1)[0][0] if counts else sorted(routing().catalogue.departments)[0]
 
     def summary(self) -> dict[str, Any]:
-        cases = self.store.cases.values()
+        kept = self.kept()
+        cases = kept["reporting_case_facts"].values()
         return {
             "events": sum(self.events_by_type.values()),
             "events_by_type": dict(self.events_by_type.most_common()),
@@ -344,18 +359,12 @@ class Year:
             "decisions": sum(self.decisions_by_kind.values()),
             "decisions_by_kind": dict(self.decisions_by_kind.most_common()),
             "records_on_topics": sum(self.records_by_topic.values()),
-            "documents": {name: len(self.documents(name)) for name in STORED},
+            "documents": {name: len(documents) for name, documents in kept.items()},
         }
 
 
-STORED = (
-    "reporting_counts",
-    "reporting_kpi",
-    "reporting_training",
-    "reporting_decisions",
-    "reporting_cases",
-)
-"""The collections reporting builds from the topics."""
+BATCH = 5000
+"""Records applied at once, as a rebuild applies them (services/reporting/rebuild.py)."""
 
 
 @dataclass
@@ -1049,7 +1058,7 @@ def make_year(
         now=now,
         scale=scale,
         routing=routing(),
-        book=RuleBook.from_file(settings.rules),
+        book=RuleBook.from_file(EscalationSettings().rules),
         year=year,
     )
     world.generate(lambda line: print(f"  year at scale {scale}: {line}", file=sys.stderr))
@@ -1166,80 +1175,88 @@ async def timed_writes(
     }
 
 
+VERSIONED = ("reporting_counts", "reporting_cases")
+"""Collections of versioned documents: each document's revisions are kept beside it."""
+STORED = (
+    "reporting_counts",
+    "reporting_cases",
+    "reporting_case_facts",
+    "reporting_case_events",
+    "reporting_decisions",
+    "reporting_kpi",
+    "reporting_training",
+    *(f"{name}_revisions" for name in VERSIONED),
+)
+"""The collections reporting builds from the topics."""
+
+
+def _targets(store: ReportStore) -> dict[str, Any]:
+    """Where each collection's documents are written, by name."""
+    return {
+        "reporting_counts": store.counts,
+        "reporting_cases": store.cases,
+        "reporting_case_facts": store.case_facts,
+        "reporting_case_events": store.case_events,
+        "reporting_decisions": store.decisions,
+        "reporting_kpi": store.observations,
+        "reporting_training": store.sessions,
+    }
+
+
 async def seed(db: AsyncDatabase[Document], year: Year) -> dict[str, Any]:
-    """Write the documents ingest left in the memory store, each with one insert by ``_id``
-    (FerretDB stalls on large bulk writes; an insert needs no lookup)."""
+    """Write what ingest left in the memory store, one document at a time (FerretDB stalls on
+    large bulk writes): a record with a put, a versioned document as its first revision."""
+    target = ReportStore(MongoDocuments(db))
     timings = {}
-    for name in STORED:
-        documents = year.documents(name)
-        print(f"  seeding: {len(documents)} documents into {name}", file=sys.stderr)
-        timings[name] = await timed_writes(documents, db[name].insert_one)
+    for name, kept in year.kept().items():
+        print(f"  seeding: {len(kept)} documents into {name}", file=sys.stderr)
+        records = _targets(target)[name]
+
+        async def write(item: tuple[str, Any], name: str = name, records: Any = records) -> None:
+            if name in VERSIONED:
+                await records.save(item[0], item[1].value, over=0)
+            else:
+                await records.put(*item)
+
+        timings[name] = await timed_writes(list(kept.items()), write)
+    await target.documents.prepare()
     return timings
 
 
-async def explain_pushdown(db: AsyncDatabase[Document], collection: str, query: Document) -> Any:
-    """Whether FerretDB hands the filter to SQLite (true) or decodes and filters every document
-    of the collection itself (false)."""
-    explained = await db.command("explain", {"find": collection, "filter": query})
-    return explained.get("filterPushdown")
-
-
 async def write_costs(db: AsyncDatabase[Document], year: Year, *, repeats: int) -> dict[str, Any]:
-    """What each of ReportRepository's writes costs against the store as it is (run after the
-    queries: the probes add a few documents). Each the median of ``repeats``, in ms."""
-    reports = ReportRepository(db)
+    """What ingest's writes cost against the store as it is, each for a batch of one record
+    (run after the queries: the probes add a few documents). Each the median of ``repeats``, in
+    ms."""
+    store = ReportStore(MongoDocuments(db))
+    ingest = Ingest(store, departments=routing().catalogue)
     probes: dict[str, Callable[[], Awaitable[Any]]] = {}
-    pushdown: dict[str, Any] = {"reporting_cases {} (all_cases)": None}
     if "satisfaction" in year.sample:
         rating, (topic, partition, offset) = year.sample["satisfaction"]
-        key = count_key(rating, routing().catalogue)
         offsets = itertools.count(offset + 1)
-        probes["count_next_offset (every fact record)"] = lambda: reports.count(
-            key, topic=topic, partition=partition, offset=next(offsets)
+        probes["count_next_offset (a fact record)"] = lambda: ingest.facts(
+            [Received(rating, topic, partition, next(offsets))]
         )
-        pushdown["reporting_counts {_id, offset: {$lt}} (count)"] = await explain_pushdown(
-            db,
-            "reporting_counts",
-            {"_id": f"{topic}|{partition}|{key.month}", "offset": {"$lt": 1}},
-        )
-    stored = await reports.case(year.sample["case"].case_id) if "case" in year.sample else None
-    if stored is not None:
-        found, revisions = stored, itertools.count(stored.revision + 1)
+    if "case" in year.sample:
+        case: CaseUpdated = year.sample["case"]
+        revisions = itertools.count(case.revision + 1000)
 
-        def new_case() -> CaseRecord:
-            return found.model_copy(update={"case_id": f"CASE-{uuid.uuid4().hex[:20].upper()}"})
+        def new_case() -> list[Received[CaseUpdated]]:
+            fresh = case.model_copy(update={"case_id": f"CASE-{uuid.uuid4().hex[:20].upper()}"})
+            return [Received(fresh, topics.CASES, 0, 0)]
 
-        probes["record_case_new_case (a case's first revision)"] = lambda: reports.record_case(
-            new_case()
+        probes["record_case_new_case (a case's first revision)"] = lambda: ingest.cases(new_case())
+        probes["record_case_next_revision (a later revision)"] = lambda: ingest.cases(
+            [Received(case.model_copy(update={"revision": next(revisions)}), topics.CASES, 0, 0)]
         )
-        probes["record_case_next_revision (every later revision)"] = lambda: reports.record_case(
-            found.model_copy(update={"revision": next(revisions)})
-        )
-        probes["find_one_case_by_id (for contrast: _id only)"] = lambda: reports.case(found.case_id)
-        pushdown["reporting_cases {_id}"] = await explain_pushdown(
-            db, "reporting_cases", {"_id": found.case_id}
-        )
-        pushdown["reporting_cases {_id, revision: {$lt}} (record_case)"] = await explain_pushdown(
-            db, "reporting_cases", {"_id": found.case_id, "revision": {"$lt": 2}}
-        )
+        probes["load_case_by_id (the case view)"] = lambda: store.case(case.case_id)
     if "decision" in year.sample:
         decision: Decision = year.sample["decision"]
-        probes["record_decision_new (every decision)"] = lambda: reports.record_decision(
-            decision.model_copy(update={"event_id": uuid.uuid4()})
-        )
-    if "kpi_observation" in year.sample:
-        observation, periods = year.sample["kpi_observation"][0], itertools.count(2101)
-        probes["record_observation_new (every KPI observation)"] = lambda: (
-            reports.record_observation(
-                observation.model_copy(update={"period": str(next(periods))})
-            )
+        probes["record_decision_new (a decision)"] = lambda: ingest.decisions(
+            [Received(decision.model_copy(update={"event_id": uuid.uuid4()}), "d", 0, 0)]
         )
     costs = {name: (await median_ms(probe, repeats))[0] for name, probe in probes.items()}
-    pushdown["reporting_cases {} (all_cases)"] = await explain_pushdown(db, "reporting_cases", {})
-    sizes = {
-        name: await db[name].count_documents({}) for name in ("reporting_counts", "reporting_cases")
-    }
-    return {"ms": costs, "filter_pushdown": pushdown, "collection_sizes": sizes, "repeats": repeats}
+    sizes = {name: await db[name].count_documents({}) for name in VERSIONED}
+    return {"ms": costs, "collection_sizes": sizes, "repeats": repeats}
 
 
 # --- Timing the queries -----------------------------------------------------------------------
@@ -1327,36 +1344,29 @@ async def breakdown(
     db: AsyncDatabase[Document], *, month: str, department: str, now: datetime, repeats: int
 ) -> dict[str, Any]:
     """The reads a report request makes, and the computations, one by one in this process."""
-    reports = ReportRepository(db)
+    store = ReportStore(MongoDocuments(db))
     reads: dict[str, Any] = {}
     readers: dict[str, Callable[[], Awaitable[Any]]] = {
-        "reporting_counts": lambda: reports.month_counts([month]),
-        "reporting_cases": reports.all_cases,
-        "reporting_decisions": reports.all_decisions,
-        "reporting_kpi": reports.observations,
-        "reporting_training": reports.sessions,
-        "reporting_confirmations": reports.all_confirmations,
+        "month_counts": lambda: store.month_counts(month),
+        "cases_opened_in_the_month": lambda: store.cases_opened(month),
+        "cases_ever_overdue": store.cases_ever_overdue,
+        "open_cases": store.open_cases,
+        "measures_and_escalations": lambda: store.decisions_of(*MEASURE_KINDS),
+        "kpi_observations": lambda: store.latest_observations("hospital", month),
+        "sessions_held": lambda: store.sessions_held(month, None),
+        "month_data_hospital": lambda: store.month_data(month, None),
+        "month_data_department": lambda: store.month_data(month, department),
     }
     for name, read in readers.items():
-
-        async def scan(collection: str = name) -> list[Document]:
-            return [document async for document in db[collection].find({})]
-
-        find_ms, documents = await median_ms(scan, repeats)
-        validated_ms, _ = await median_ms(read, repeats)
-        reads[name] = {
-            "documents": len(documents),
-            "bson_bytes": sum(len(bson.encode(document)) for document in documents),
-            "find_only_ms": find_ms,
-            "repository_read_ms": validated_ms,
-            "of_which_decoding_and_validation_ms": round(validated_ms - find_ms, 1),
-        }
+        read_ms, found = await median_ms(read, repeats)
+        size = len(found.cases) if isinstance(found, MonthData) else len(found)
+        reads[name] = {"read_ms": read_ms, "documents_or_cases": size}
         print(f"  breakdown: {name} {reads[name]}", file=sys.stderr)
-    data = await reports.month_data([month])
+    data = await store.month_data(month, None)
     settings = ReportingSettings()
     catalogue = DepartmentCatalogue.from_file(settings.departments)
     targets = KpiTargets.from_file(settings.kpi_targets)
-    book = RuleBook.from_file(settings.rules)
+    study = StudyRule.from_file(settings.study_rule)
 
     async def compute(make: Callable[[], Any]) -> Any:
         return make()
@@ -1368,53 +1378,18 @@ async def breakdown(
             department=scope,
             catalogue=catalogue,
             targets=targets,
-            book=book,
+            study=study,
             now=now,
         )
 
     hospital_ms, hospital = await median_ms(lambda: compute(report(None)), repeats)
-    department_ms, _ = await median_ms(lambda: compute(report(department)), repeats)
     serialise_ms, _ = await median_ms(lambda: compute(hospital.model_dump_json), repeats)
-    today = now.astimezone(TZ).date()
-    computations = {
-        "monthly_report_hospital_ms": hospital_ms,
-        "monthly_report_department_ms": department_ms,
-        "monthly_report_hospital_to_json_ms": serialise_ms,
-        "register_promotion_bars_ms": (
-            await median_ms(
-                lambda: compute(lambda: registers.promotion_bars(data.decisions, today=today)),
-                repeats,
-            )
-        )[0],
-        "register_vendor_cutoffs_ms": (
-            await median_ms(
-                lambda: compute(lambda: registers.vendor_cutoffs(data.decisions)), repeats
-            )
-        )[0],
-        "register_escalations_ms": (
-            await median_ms(lambda: compute(lambda: registers.escalations(data.decisions)), repeats)
-        )[0],
-        "register_notices_ms": (
-            await median_ms(
-                lambda: compute(lambda: registers.notices(data.decisions, catalogue)), repeats
-            )
-        )[0],
-    }
-    reads_ms = sum(read["repository_read_ms"] for read in reads.values())
     return {
         "repeats": repeats,
         "reads": reads,
-        "computations": computations,
-        "monthly_request_estimate_ms": {
-            "reads": round(reads_ms, 1),
-            "compute_and_json": round(hospital_ms + serialise_ms, 1),
-            "total": round(reads_ms + hospital_ms + serialise_ms, 1),
-        },
-        "dashboard_request_estimate_ms": {
-            "note": "the monthly report's reads and computation, then all cases read again",
-            "total": round(
-                reads_ms + hospital_ms + reads["reporting_cases"]["repository_read_ms"], 1
-            ),
+        "computations": {
+            "monthly_report_hospital_ms": hospital_ms,
+            "monthly_report_hospital_to_json_ms": serialise_ms,
         },
     }
 
@@ -1427,8 +1402,8 @@ async def query_phase(
     result: dict[str, Any] = {"database": db_name, "load_average_at_start": load_now()}
     try:
         result["seeding"] = await seed(db, year)
-        _, token = await ReportTokens(ReportRepository(db), cache_seconds=0).create(
-            role=Role.CONDUCT_OFFICE, department=None, label="bench", now=datetime.now(UTC)
+        _, token = await report_tokens(MongoDocuments(db), cache_seconds=0).issue(
+            grants(Role.CONDUCT_OFFICE, None), label="bench", now=datetime.now(UTC)
         )
     finally:
         await mongo.close()
@@ -1582,53 +1557,11 @@ async def compare(expected: AsyncDatabase[Document], rebuilt: AsyncDatabase[Docu
     return outcome
 
 
-def writes_of(year: Year) -> dict[str, int]:
-    """The store writes a rebuild of ``year`` makes, by kind (services/reporting/ingest.py)."""
-    facts = sum(year.events_by_type.values())
-    cases = year.records_by_topic[topics.CASES]
-    return {
-        "count (every fact record and dead letter)": facts,
-        "record_case_new_case": year.new_cases,
-        "record_case_next_revision": cases - year.new_cases,
-        "record_decision_new": sum(year.decisions_by_kind.values()),
-        "record_observation": year.events_by_type["kpi_observation"],
-    }
-
-
-PROBE_OF = {
-    "count (every fact record and dead letter)": "count_next_offset (every fact record)",
-    "record_case_new_case": "record_case_new_case (a case's first revision)",
-    "record_case_next_revision": "record_case_next_revision (every later revision)",
-    "record_decision_new": "record_decision_new (every decision)",
-    "record_observation": "record_observation_new (every KPI observation)",
-}
-GROWING = {"record_case_new_case", "record_case_next_revision"}
-"""Writes whose cost grows with the cases collection, which grows through the rebuild."""
-
-
-def modelled_seconds(
-    writes: dict[str, int], costs_at_end: dict[str, float], costs_at_start: dict[str, float]
-) -> float:
-    """Σ writes × ms per write; for writes into the growing cases collection, the mean of the
-    cost at the start (near empty) and at the end (full size): the cost grows linearly."""
-    total = 0.0
-    for kind, n in writes.items():
-        probe = PROBE_OF[kind]
-        if probe not in costs_at_end:
-            continue
-        cost = costs_at_end[probe]
-        if kind in GROWING:
-            cost = (cost + costs_at_start.get(probe, cost)) / 2
-        total += n * cost / 1000
-    return total
-
-
 def rebuild_phase(
     options: argparse.Namespace,
     deadline: Deadline,
     now: datetime,
     full: Year | None,
-    full_costs: dict[str, Any] | None,
     source_db: str,
 ) -> dict[str, Any]:
     scale = options.rebuild_scale
@@ -1662,49 +1595,15 @@ def rebuild_phase(
         finally:
             await mongo.close()
 
-    result["seeded_equals_rebuilt"], small_costs = deadline.run(check())
-    result["write_costs_at_this_size"] = small_costs
-    rebuild_seconds = float(result["rebuild"]["summary"]["seconds"])
+    result["seeded_equals_rebuilt"], result["write_costs_at_this_size"] = deadline.run(check())
     rate = float(result["rebuild"]["records_per_s"])
-    small_writes = writes_of(year)
-    modelled_small = modelled_seconds(small_writes, small_costs["ms"], small_costs["ms"])
-    result["writes"] = small_writes
-    result["writes_model_check"] = {
-        "modelled_store_seconds": round(modelled_small, 1),
-        "measured_rebuild_seconds": rebuild_seconds,
-        "share_of_rebuild_explained_by_store_writes": round(modelled_small / rebuild_seconds, 2),
-    }
-    if full is None or full_costs is None:
-        records_full = round(sum(year.records_by_topic.values()) / scale)
-        result["extrapolated"] = {
-            "label": "EXTRAPOLATION, not a measurement",
-            "records": records_full,
-            "seconds_linear": round(records_full / rate),
-        }
-        return result
-    full_writes = writes_of(full)
-    records_full = sum(full.records_by_topic.values())
-    calibration = rebuild_seconds / modelled_small if modelled_small else 1.0
-    modelled_full = modelled_seconds(full_writes, full_costs["ms"], small_costs["ms"])
-    result["extrapolated_to_queries_scale"] = {
+    records_full = sum(full.records_by_topic.values()) if full else None
+    records_full = records_full or round(sum(year.records_by_topic.values()) / scale)
+    result["extrapolated"] = {
         "label": "EXTRAPOLATION, not a measurement",
+        "how": "records of the queries' year (or this one / scale) / the rebuild's records per s",
         "records": records_full,
-        "writes": full_writes,
-        "linear": {
-            "how": "records / the rebuild's records per second at its own scale",
-            "seconds": round(records_full / rate),
-            "hours": round(records_full / rate / 3600, 1),
-        },
-        "from_write_costs_at_full_size": {
-            "how": (
-                "Σ writes × ms per write measured against the full-size store (the cases "
-                "collection: mean of near-empty and full size), × the measured rebuild's "
-                "seconds / the same model at the rebuild's scale"
-            ),
-            "calibration": round(calibration, 2),
-            "seconds": round(modelled_full * calibration),
-            "hours": round(modelled_full * calibration / 3600, 1),
-        },
+        "seconds_linear": round(records_full / rate),
     }
     return result
 
@@ -1735,7 +1634,6 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
     result["now"] = now.isoformat()
     start_runtime(deadline)
     full: Year | None = None
-    full_costs: dict[str, Any] | None = None
     source_db = f"bench_reporting_{uuid.uuid4().hex[:8]}"
     if not options.no_queries:
         print(f"queries: generating the year at scale {options.scale}", file=sys.stderr)
@@ -1750,10 +1648,8 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
         queries: dict[str, Any] = {}
         result["queries"] = queries
         queries |= deadline.run(query_phase(options, deadline, full, now, source_db))
-        full_costs = queries["write_costs"]
-        full.store = FoldedReports()  # the documents are in FerretDB now
     if not options.no_rebuild:
-        result["rebuild"] = rebuild_phase(options, deadline, now, full, full_costs, source_db)
+        result["rebuild"] = rebuild_phase(options, deadline, now, full, source_db)
 
 
 def main() -> int:

@@ -116,6 +116,7 @@ from services.intake.store import IntakeStore
 from services.reporting.facts import report_month
 from services.reporting.ingest import REPORT_TOPICS
 from services.reporting.settings import ReportingSettings
+from services.reporting.store import ReportStore
 
 RUNTIME = SYSTEM_RUNTIME
 SERVICE_PORTS = range(9200, 9300)
@@ -485,12 +486,13 @@ async def poll_counts(tracker: Tracker, db: str, every: float) -> None:
         collection = client[db]["reporting_counts"]
         while True:
             asked = time.time()
-            documents = await collection.find({}, {"offset": 1}).to_list(None)
+            documents = await collection.find({}).to_list(None)
             tracker.poll_seconds.append(time.time() - asked)
             for document in documents:
                 pending = tracker.counted_waiting.get(document["_id"])
                 if pending:
-                    tracker.reach(pending, document["offset"] + 1, "reporting", asked)
+                    offset = document["value"]["offset"]  # the head: a recent revision
+                    tracker.reach(pending, offset + 1, "reporting", asked)
             await asyncio.sleep(every)
     finally:
         await client.close()
@@ -1022,31 +1024,31 @@ async def applied_so_far(client: AsyncMongoClient[dict[str, Any]], db: str) -> i
     """Fact records counted into ``db``: per topic and partition the last offset counted + 1
     (a partition is counted in order; its months are separate documents)."""
     last: dict[tuple[str, str], int] = {}
-    async for document in client[db]["reporting_counts"].find({}, {"offset": 1}):
+    async for document in client[db]["reporting_counts"].find({}):
         topic, partition, _ = document["_id"].split("|")
-        last[(topic, partition)] = max(last.get((topic, partition), -1), document["offset"])
+        offset = document["value"]["offset"]  # a recent revision: enough to follow progress
+        last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
     return sum(offset + 1 for offset in last.values())
 
 
 async def snapshot(client: AsyncMongoClient[dict[str, Any]], db: str) -> dict[str, Any]:
     """What the reports are made of: counts by document, cases, decisions."""
+    store = ReportStore(MongoDocuments(client[db]))
     counts = {
-        document["_id"]: document.get("counts", {})
-        async for document in client[db]["reporting_counts"].find({})
+        key: [tally.model_dump(mode="json") for tally in kept.value.tallies]
+        for key, kept in (await store.counts.find()).items()
+        if kept.value is not None
     }
-    cases = {
-        document["_id"]: document["revision"]
-        async for document in client[db]["reporting_cases"].find({}, {"revision": 1})
-    }
-    decisions = await client[db]["reporting_decisions"].count_documents({})
+    cases = {key: case.revision for key, case in (await store.case_facts.find()).items()}
+    decisions = len(await store.decisions.find())
     return {"counts": counts, "cases": cases, "decisions": decisions}
 
 
 def counts_by_type(snap: dict[str, Any]) -> dict[str, int]:
     totals: Counter[str] = Counter()
-    for fields in snap["counts"].values():
-        for name, n in fields.items():
-            totals[name.split("|")[1]] += n
+    for tallies in snap["counts"].values():
+        for tally in tallies:
+            totals[tally["key"]["event_type"]] += tally["count"]
     return dict(totals)
 
 

@@ -27,8 +27,7 @@ from services.common.documents import MongoDocuments
 from services.common.store import connect, database
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
-from services.reporting.access import ReportTokens, Role
-from services.reporting.repository import ReportRepository
+from services.reporting.access import Role, grants, report_tokens
 
 DEFAULT_PORTS = {
     "intake": 8101,
@@ -58,18 +57,16 @@ async def _create_keys(names: set[str]) -> dict[str, str]:
     now = datetime.now(HOSPITAL_TIME_ZONE)
     try:
         keys = IntakeStore.on(MongoDocuments(database(mongo, settings)), key_cache_seconds=0).keys
-        tokens = ReportTokens(ReportRepository(database(mongo, settings)), cache_seconds=0)
+        tokens = report_tokens(MongoDocuments(database(mongo, settings)), cache_seconds=0)
         created = {}
         for name in sorted(names):
             if name == REPORT_TOKEN:
                 created[name] = (
-                    await tokens.create(
-                        role=Role.CONDUCT_OFFICE, department=None, label="demo", now=now
-                    )
+                    await tokens.issue(grants(Role.CONDUCT_OFFICE, None), label="demo", now=now)
                 )[1]
             else:
-                grants: Grants = {"source_system": name, "scopes": [SCOPES.get(name, "complaint")]}
-                created[name] = (await keys.issue(grants, label="demo", now=now))[1]
+                sender: Grants = {"source_system": name, "scopes": [SCOPES.get(name, "complaint")]}
+                created[name] = (await keys.issue(sender, label="demo", now=now))[1]
         return created
     finally:
         await mongo.close()

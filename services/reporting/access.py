@@ -1,27 +1,28 @@
-"""Who may read what (roles with tokens), and the log of every access to case details.
+"""Who may read what (roles with report tokens), and the dashboard's signed-in browsers.
 
 - 行风办 conduct office: everything.
 - 科室负责人 department head: their own department only.
 - 审计 auditor: aggregates only; no personal data (no case details, no names of staff).
 
-A token is sent as ``Authorization: Bearer qlr_…``. A browser signs in at the login page with
-its token and gets a session instead: the cookie holds a random session id, never the token.
-Only SHA-256 digests of tokens and session ids are stored.
+A token is sent as ``Authorization: Bearer qlr_…``; tokens are machines' credentials
+(``services.common.credentials``) whose grants are a role and a head's department. A browser
+signs in at the login page with its token and gets a session instead: the cookie holds a random
+session id, never the token. Only SHA-256 digests of tokens and session ids are stored.
 """
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from schemas.labels import LabelledEnum
-from services.common.store import Document
-from services.common.tokens import TokenVerifier, new_token, token_digest
-from services.reporting.repository import ReportRepository
+from services.common.credentials import Credential, Credentials, Grants, digest
+from services.common.documents import Documents, Records
+from services.common.service import Clock
+from services.reporting.store import TOKENS, DashboardSession
 
 TOKEN_PREFIX = "qlr"  # noqa: S105 (a public prefix, not a secret)
 COOKIE = "qinglian_report_session"
@@ -33,12 +34,31 @@ class Role(LabelledEnum):
     AUDITOR = "auditor", "审计"
 
 
+def report_tokens(documents: Documents, *, cache_seconds: float) -> Credentials:
+    return Credentials(
+        documents, collection=TOKENS, prefix=TOKEN_PREFIX, cache_seconds=cache_seconds
+    )
+
+
+def grants(role: Role, department: str | None) -> Grants:
+    """A report token's grants; a department head's names the department, no other does."""
+    if (role is Role.DEPARTMENT_HEAD) != (department is not None):
+        raise ValueError("a department head's token names the department; no other does")
+    return {"role": str(role), "department": department}
+
+
 @dataclass(frozen=True)
 class Viewer:
     token_id: str
     role: Role
     department: str | None
     """The department of a department head."""
+
+    @classmethod
+    def of(cls, token_id: str, credential: Credential) -> "Viewer":
+        role, department = credential.grants["role"], credential.grants.get("department")
+        assert isinstance(role, str), "a report token's grants name its role"  # noqa: S101
+        return cls(token_id, Role(role), department if isinstance(department, str) else None)
 
     def department_scope(self, asked: str | None) -> str | None:
         """The department this viewer reads when asking for ``asked`` (None: the hospital);
@@ -59,117 +79,86 @@ def forbidden(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, reason)
 
 
-class ReportTokens:
-    def __init__(self, reports: ReportRepository, *, cache_seconds: float) -> None:
-        self.reports = reports
-        self._verifier = TokenVerifier(TOKEN_PREFIX, reports.token, cache_seconds=cache_seconds)
-
-    async def verify(self, token: str) -> Viewer | None:
-        record = await self._verifier.verify(token)
-        return None if record is None else _viewer(record)
-
-    async def create(
-        self, *, role: Role, department: str | None, label: str, now: datetime
-    ) -> tuple[str, str]:
-        """Create a token; returns (token id, token). The token is never stored or shown again."""
-        if (role is Role.DEPARTMENT_HEAD) != (department is not None):
-            raise ValueError("a department head's token names the department; no other does")
-        token_id, token = new_token(TOKEN_PREFIX)
-        await self.reports.create_token(
-            {
-                "_id": token_id,
-                "role": str(role),
-                "department": department,
-                "label": label,
-                "secret_digest": token_digest(token),
-                "created_at": now,
-                "revoked_at": None,
-            }
-        )
-        return token_id, token
-
-
-def _viewer(token: Document) -> Viewer:
-    return Viewer(token["_id"], Role(token["role"]), token.get("department"))
-
-
-class DashboardSessions:
-    """Browsers signed in to the dashboard. The cookie holds a random session id (HttpOnly,
-    SameSite=Strict, Secure outside development); the store keeps its SHA-256, the token it
-    stands for and when it ends. A session ends at sign-out, after ``lifetime``, or as soon as
-    its token is revoked."""
+class Access:
+    """Report tokens and the browsers signed in with them. The cookie holds a random session id
+    (HttpOnly, SameSite=Strict, Secure outside development); the store keeps its SHA-256, the
+    token it stands for and when it ends. A session ends at sign-out, after ``lifetime``, or
+    as soon as its token is revoked."""
 
     def __init__(
         self,
-        reports: ReportRepository,
+        tokens: Credentials,
+        sessions: Records[DashboardSession],
         *,
         lifetime: timedelta,
         secure: bool,
-        clock: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
-        self.reports = reports
+        self.tokens = tokens
+        self.sessions = sessions
         self.lifetime = lifetime
         self.secure = secure
         self.clock = clock
 
+    async def verify(self, token: str) -> Viewer | None:
+        verified = await self.tokens.verify(token)
+        return None if verified is None else Viewer.of(*verified)
+
     async def sign_in(self, viewer: Viewer, response: Response) -> None:
         session, now = secrets.token_urlsafe(32), self.clock()
-        await self.reports.create_dashboard_session(
-            {
-                "_id": token_digest(session),
-                "token_id": viewer.token_id,
-                "created_at": now,
-                "expires_at": now + self.lifetime,
-            }
+        record = DashboardSession(
+            token_id=viewer.token_id, created_at=now, expires_at=now + self.lifetime
         )
+        await self.sessions.put(digest(session), record)
         response.set_cookie(COOKIE, session, httponly=True, samesite="strict", secure=self.secure)
 
-    async def viewer(self, session: str) -> Viewer | None:
+    async def session_viewer(self, session: str) -> Viewer | None:
         """Who the session is, or None once it has ended."""
-        digest = token_digest(session)
-        record = await self.reports.dashboard_session(digest)
+        record = await self.sessions.get(digest(session))
         if record is None:
             return None
-        if record["expires_at"] <= self.clock():
-            await self.reports.delete_dashboard_session(digest)
+        if record.expires_at <= self.clock():
+            await self.sessions.delete(digest(session))
             return None
-        token = await self.reports.token(record["token_id"])
-        if token is None or token.get("revoked_at") is not None:
+        # Read afresh, not from the tokens' cache: a revoked token's sessions end at once.
+        credential = await self.tokens.records.get(record.token_id)
+        if credential is None or credential.revoked_at is not None:
             return None
-        return _viewer(token)
+        return Viewer.of(record.token_id, credential)
 
     async def sign_out(self, request: Request, response: Response) -> None:
         session = request.cookies.get(COOKIE)
         if session:
-            await self.reports.delete_dashboard_session(token_digest(session))
+            await self.sessions.delete(digest(session))
         response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=self.secure)
 
 
+def access(request: Request) -> Access:
+    """The service's ``Access``, made at wiring (``main.py``)."""
+    made: Access = request.app.state.access
+    return made
+
+
+AccessDep = Annotated[Access, Depends(access)]
 _bearer = HTTPBearer(auto_error=False, description="A report token: qlr_…")
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def signed_in(request: Request, credentials: Credentials) -> Viewer | None:
+async def signed_in(request: Request, access: AccessDep, bearer: Bearer) -> Viewer | None:
     """Who sends the request, by its bearer token or else its dashboard session; None if
     neither is valid."""
-    if credentials:
-        tokens: ReportTokens = request.app.state.report_tokens
-        return await tokens.verify(credentials.credentials)
+    if bearer:
+        return await access.verify(bearer.credentials)
     session = request.cookies.get(COOKIE)
-    if not session:
-        return None
-    sessions: DashboardSessions = request.app.state.dashboard_sessions
-    return await sessions.viewer(session)
+    return await access.session_viewer(session) if session else None
 
 
 async def viewer(
-    request: Request,
-    credentials: Credentials,
-    found: Annotated[Viewer | None, Depends(signed_in)],
+    request: Request, bearer: Bearer, found: Annotated[Viewer | None, Depends(signed_in)]
 ) -> Viewer:
     if found is not None:
         return found
-    if credentials is not None:
+    if bearer is not None:
         reason = "unknown or revoked token"
     elif request.cookies.get(COOKIE):
         reason = "the session has ended: sign in again at /login"

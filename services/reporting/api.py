@@ -2,33 +2,30 @@
 printable page. Every route needs a report token; what it shows depends on the role."""
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from schemas.base import HOSPITAL_TIME_ZONE
 from services.common.departments import DepartmentCatalogue
-from services.escalation.rulebook import RuleBook
 from services.reporting import presentation, registers
-from services.reporting.access import Role, ViewerDep
+from services.reporting.access import Role, Viewer, ViewerDep
 from services.reporting.exports import Column, ExportFormat, table
-from services.reporting.facts import HOSPITAL, CaseFact, CaseRecord, department_cases
-from services.reporting.kpi import KpiStatus, KpiTargets, kpi_status
-from services.reporting.monthly import Confirmation, MonthlyReport, monthly_report
-from services.reporting.repository import ReportRepository
+from services.reporting.facts import HOSPITAL, CaseFact, CaseRecord
+from services.reporting.kpi import KpiStatus
+from services.reporting.monthly import Confirmation, MonthlyReport
+from services.reporting.reports import Reports
 
 logger = logging.getLogger(__name__)
 
 Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+Period = Annotated[str, Query(pattern=r"^\d{4}(-(0[1-9]|1[0-2]))?$")]
 Format = Annotated[ExportFormat, Query(description="json, csv or xlsx")]
-Clock = Callable[[], datetime]
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 
 
@@ -47,28 +44,6 @@ templates.env.filters["last_day"] = last_day
 templates.env.filters["shown"] = presentation.shown
 templates.env.filters["target"] = presentation.target
 templates.env.globals["SOURCE_ZH"] = presentation.SOURCE_ZH
-
-
-@dataclass(frozen=True)
-class ReportContext:
-    reports: ReportRepository
-    catalogue: DepartmentCatalogue
-    targets: KpiTargets
-    book: RuleBook
-    clock: Clock
-
-    async def monthly(self, month: str, department: str | None) -> MonthlyReport:
-        if department is not None and department not in self.catalogue.departments:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no department {department!r}")
-        return monthly_report(
-            await self.reports.month_data([month]),
-            month=month,
-            department=department,
-            catalogue=self.catalogue,
-            targets=self.targets,
-            book=self.book,
-            now=self.clock(),
-        )
 
 
 def _day(moment: datetime) -> str:
@@ -190,205 +165,199 @@ class EscalationRegister(BaseModel):
     """None for auditors: entries name staff members."""
 
 
-def build_api(context: ReportContext) -> APIRouter:
-    api = APIRouter(prefix="/v1/reports", tags=["reports"])
-    reports = context.reports
+def reports(request: Request) -> Reports:
+    """The service's ``Reports``, made at wiring (``main.py``)."""
+    made: Reports = request.app.state.reports
+    return made
 
-    @api.get("/monthly", summary="Monthly report (月度工作开展情况): 基本情况, 推进情况, 存在问题")
-    async def monthly(
-        viewer: ViewerDep,
-        month: Month,
-        department: str | None = None,
-        format: Format = ExportFormat.JSON,
-    ) -> Any:
-        report = await context.monthly(month, viewer.department_scope(department))
-        if format is ExportFormat.JSON:
-            return report
-        return table(
-            monthly_rows(report),
-            MONTHLY_COLUMNS,
-            fmt=format,
-            filename=f"月度工作开展情况-{report.department}-{month}",
-            sheet=f"{report.department_zh}{month}",
-        )
 
-    @api.get("/monthly/print", response_class=HTMLResponse, summary="Monthly report, printable")
-    async def monthly_print(
-        request: Request, viewer: ViewerDep, month: Month, department: str | None = None
-    ) -> HTMLResponse:
-        report = await context.monthly(month, viewer.department_scope(department))
-        return templates.TemplateResponse(request, "monthly.html", {"report": report})
+ReportsDep = Annotated[Reports, Depends(reports)]
 
-    @api.post(
-        "/monthly/confirm",
-        summary="Confirm a department's monthly report (due by the 20th of the next month)",
+
+def department_asked(viewer: Viewer, reports: Reports, department: str | None) -> str | None:
+    """The department a report is asked for (None: the hospital), as the viewer may read it:
+    403 for another department's head, 404 for a department the catalogue does not list."""
+    scope = viewer.department_scope(department)
+    if not reports.knows(scope):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no department {scope!r}")
+    return scope
+
+
+api = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+
+@api.get("/monthly", summary="Monthly report (月度工作开展情况): 基本情况, 推进情况, 存在问题")
+async def monthly(
+    viewer: ViewerDep,
+    reports: ReportsDep,
+    month: Month,
+    department: str | None = None,
+    format: Format = ExportFormat.JSON,
+) -> Any:
+    report = await reports.monthly(month, department_asked(viewer, reports, department))
+    if format is ExportFormat.JSON:
+        return report
+    return table(
+        monthly_rows(report),
+        MONTHLY_COLUMNS,
+        fmt=format,
+        filename=f"月度工作开展情况-{report.department}-{month}",
+        sheet=f"{report.department_zh}{month}",
     )
-    async def confirm(
-        viewer: ViewerDep, month: Month, department: str | None = None
-    ) -> Confirmation:
-        viewer.require(Role.DEPARTMENT_HEAD, Role.CONDUCT_OFFICE)
-        code = viewer.department_scope(department)
-        if code is None or code not in context.catalogue.departments:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name the department")
-        return await reports.confirm(
-            Confirmation(
-                department=code,
-                month=month,
-                confirmed_at=context.clock(),
-                confirmed_by=viewer.token_id,
-            )
-        )
 
-    @api.get("/kpi", summary="KPI status against the targets of 004 §五")
-    async def kpi(
-        viewer: ViewerDep,
-        period: Annotated[str, Query(pattern=r"^\d{4}(-(0[1-9]|1[0-2]))?$")],
-        scope: str | None = None,
-        format: Format = ExportFormat.JSON,
-    ) -> Any:
-        asked = viewer.department_scope(scope if scope != HOSPITAL else None) or HOSPITAL
-        if len(period) == 7:
-            report = await context.monthly(period, None if asked == HOSPITAL else asked)
-            statuses: list[KpiStatus] = report.kpi
-        else:
-            statuses = kpi_status(
-                context.targets,
-                await reports.observations(),
-                scope=asked,
-                period=period,
-                computed={},
-            )
-        if format is ExportFormat.JSON:
-            return statuses
-        return table(
-            kpi_rows(statuses, context.catalogue),
-            KPI_COLUMNS,
-            fmt=format,
-            filename=f"指标-{asked}-{period}",
-            sheet="指标",
-        )
 
-    @api.get("/registers/promotion-bars", summary="提职晋级限制登记 (conduct office)")
-    async def promotion_bars(viewer: ViewerDep, format: Format = ExportFormat.JSON) -> Any:
-        viewer.require(Role.CONDUCT_OFFICE)
-        today = context.clock().astimezone(HOSPITAL_TIME_ZONE).date()
-        bars = registers.promotion_bars(await reports.all_decisions(), today=today)
-        if format is ExportFormat.JSON:
-            return bars
-        return table(
-            [bar.model_dump() for bar in bars],
-            [
-                ("staff_id", "工号"),
-                ("case_id", "案件"),
-                ("barred_from", "起始日"),
-                ("barred_until", "截止日"),
-                ("in_force", "是否在期"),
-                ("explanation_zh", "说明"),
-            ],
-            fmt=format,
-            filename="提职晋级限制登记",
-            sheet="提职晋级限制",
-        )
+@api.get("/monthly/print", response_class=HTMLResponse, summary="Monthly report, printable")
+async def monthly_print(
+    request: Request,
+    viewer: ViewerDep,
+    reports: ReportsDep,
+    month: Month,
+    department: str | None = None,
+) -> HTMLResponse:
+    report = await reports.monthly(month, department_asked(viewer, reports, department))
+    return templates.TemplateResponse(request, "monthly.html", {"report": report})
 
-    @api.get("/registers/vendor-cutoffs", summary="切断业务往来名单")
-    async def vendor_cutoffs(viewer: ViewerDep, format: Format = ExportFormat.JSON) -> Any:
-        del viewer  # every role may read it: companies, not people
-        cutoffs = registers.vendor_cutoffs(await reports.all_decisions())
-        if format is ExportFormat.JSON:
-            return cutoffs
-        return table(
-            [cutoff.model_dump() for cutoff in cutoffs],
-            [
-                ("company_code", "企业代码"),
-                ("case_id", "案件"),
-                ("cut_off_from", "起始日"),
-                ("cut_off_until", "截止日"),
-                ("lifted", "已恢复"),
-                ("explanation_zh", "说明"),
-            ],
-            fmt=format,
-            filename="切断业务往来名单",
-            sheet="切断业务往来",
-        )
 
-    @api.get("/registers/escalations", summary="上报清单, by rule")
-    async def escalation_register(viewer: ViewerDep, format: Format = ExportFormat.JSON) -> Any:
-        entries, counts = registers.escalations(await reports.all_decisions())
-        if viewer.role is Role.DEPARTMENT_HEAD:
-            cases = await reports.all_cases()
-            own = {c.case_id for c in department_cases(cases, viewer.department, context.catalogue)}
-            entries = [entry for entry in entries if entry.case_id in own]
-            counts = registers.rule_counts(entries)
-        register = EscalationRegister(
-            by_rule=counts, entries=None if viewer.role is Role.AUDITOR else entries
-        )
-        if format is ExportFormat.JSON:
-            return register
-        if register.entries is None:
-            return table(
-                [count.model_dump() for count in counts],
-                [("rule_id", "规则"), ("count", "件数")],
-                fmt=format,
-                filename="上报统计",
-                sheet="上报统计",
-            )
-        return table(
-            [entry.model_dump() for entry in register.entries],
-            [
-                ("rule_id", "规则"),
-                ("escalate_to_zh", "上报至"),
-                ("subject", "对象"),
-                ("case_id", "案件"),
-                ("as_of", "日期"),
-                ("explanation_zh", "说明"),
-            ],
-            fmt=format,
-            filename="上报清单",
-            sheet="上报清单",
-        )
+@api.post(
+    "/monthly/confirm",
+    summary="Confirm a department's monthly report (due by the 20th of the next month)",
+)
+async def confirm(
+    viewer: ViewerDep, reports: ReportsDep, month: Month, department: str | None = None
+) -> Confirmation:
+    viewer.require(Role.DEPARTMENT_HEAD, Role.CONDUCT_OFFICE)
+    code = viewer.department_scope(department)
+    if code is None or not reports.knows(code):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name the department")
+    return await reports.confirm(code, month, by=viewer.token_id)
 
-    @api.get("/registers/notices", summary="通报")
-    async def notice_register(viewer: ViewerDep, format: Format = ExportFormat.JSON) -> Any:
-        found = registers.notices(await reports.all_decisions(), context.catalogue)
-        if viewer.role is Role.DEPARTMENT_HEAD:
-            found = [notice for notice in found if notice.department == viewer.department]
-        if format is ExportFormat.JSON:
-            return found
-        return table(
-            [notice.model_dump() for notice in found],
-            [
-                ("department_zh", "科室"),
-                ("as_of", "日期"),
-                ("item", "整改事项"),
-                ("explanation_zh", "说明"),
-            ],
-            fmt=format,
-            filename="通报",
-            sheet="通报",
-        )
 
-    @api.get(
-        "/cases/{case_id}",
-        summary="One case (every access is logged)",
-        responses={404: {"description": "No such case (yet), or not one this reader may see."}},
+@api.get("/kpi", summary="KPI status against the targets of 004 §五")
+async def kpi(
+    viewer: ViewerDep,
+    reports: ReportsDep,
+    period: Period,
+    scope: str | None = None,
+    format: Format = ExportFormat.JSON,
+) -> Any:
+    asked = viewer.department_scope(scope if scope != HOSPITAL else None) or HOSPITAL
+    if len(period) == len("YYYY-MM") and not reports.knows(None if asked == HOSPITAL else asked):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no department {asked!r}")
+    statuses = await reports.kpi(period, asked)
+    if format is ExportFormat.JSON:
+        return statuses
+    return table(
+        kpi_rows(statuses, reports.catalogue),
+        KPI_COLUMNS,
+        fmt=format,
+        filename=f"指标-{asked}-{period}",
+        sheet="指标",
     )
-    async def case(viewer: ViewerDep, case_id: str) -> CaseView:
-        viewer.require(Role.CONDUCT_OFFICE, Role.DEPARTMENT_HEAD)
-        found = await reports.case(case_id)
-        # A case a head may not see (another department's, or one against them) is answered as
-        # a missing one: the answer does not tell that it exists.
-        scope = viewer.department_scope(None)
-        if found is None or not department_cases([found], scope, context.catalogue):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "case not found")
-        await reports.log_access(
-            token_id=viewer.token_id, role=str(viewer.role), case_id=case_id, at=context.clock()
-        )
-        logger.info("case %s read with token %s (%s)", case_id, viewer.token_id, viewer.role)
-        return CaseView.of(found, context.catalogue, viewer.token_id)
 
-    @api.get("/cases/{case_id}/accesses", summary="Who read a case's details, and when")
-    async def accesses(viewer: ViewerDep, case_id: str) -> list[dict[str, Any]]:
-        viewer.require(Role.CONDUCT_OFFICE)
-        return await reports.accesses(case_id)
 
-    return api
+PROMOTION_BAR_COLUMNS: list[Column] = [
+    ("staff_id", "工号"),
+    ("case_id", "案件"),
+    ("barred_from", "起始日"),
+    ("barred_until", "截止日"),
+    ("in_force", "是否在期"),
+    ("explanation_zh", "说明"),
+]
+VENDOR_CUTOFF_COLUMNS: list[Column] = [
+    ("company_code", "企业代码"),
+    ("case_id", "案件"),
+    ("cut_off_from", "起始日"),
+    ("cut_off_until", "截止日"),
+    ("lifted", "已恢复"),
+    ("explanation_zh", "说明"),
+]
+RULE_COUNT_COLUMNS: list[Column] = [("rule_id", "规则"), ("count", "件数")]
+ESCALATION_COLUMNS: list[Column] = [
+    ("rule_id", "规则"),
+    ("escalate_to_zh", "上报至"),
+    ("subject", "对象"),
+    ("case_id", "案件"),
+    ("as_of", "日期"),
+    ("explanation_zh", "说明"),
+]
+NOTICE_COLUMNS: list[Column] = [
+    ("department_zh", "科室"),
+    ("as_of", "日期"),
+    ("item", "整改事项"),
+    ("explanation_zh", "说明"),
+]
+
+
+def _listed(
+    rows: list[Any], columns: list[Column], fmt: ExportFormat, name: str, sheet: str
+) -> Any:
+    """A register as JSON, or as a table named ``name``."""
+    if fmt is ExportFormat.JSON:
+        return rows
+    return table([row.model_dump() for row in rows], columns, fmt=fmt, filename=name, sheet=sheet)
+
+
+@api.get("/registers/promotion-bars", summary="提职晋级限制登记 (conduct office)")
+async def promotion_bars(
+    viewer: ViewerDep, reports: ReportsDep, format: Format = ExportFormat.JSON
+) -> Any:
+    viewer.require(Role.CONDUCT_OFFICE)
+    bars = await reports.promotion_bars()
+    return _listed(bars, PROMOTION_BAR_COLUMNS, format, "提职晋级限制登记", "提职晋级限制")
+
+
+@api.get("/registers/vendor-cutoffs", summary="切断业务往来名单")
+async def vendor_cutoffs(
+    viewer: ViewerDep, reports: ReportsDep, format: Format = ExportFormat.JSON
+) -> Any:
+    del viewer  # every role may read it: companies, not people
+    cutoffs = await reports.vendor_cutoffs()
+    return _listed(cutoffs, VENDOR_CUTOFF_COLUMNS, format, "切断业务往来名单", "切断业务往来")
+
+
+@api.get("/registers/escalations", summary="上报清单, by rule")
+async def escalation_register(
+    viewer: ViewerDep, reports: ReportsDep, format: Format = ExportFormat.JSON
+) -> Any:
+    own = viewer.department if viewer.role is Role.DEPARTMENT_HEAD else None
+    entries, counts = await reports.escalations(own)
+    register = EscalationRegister(
+        by_rule=counts, entries=None if viewer.role is Role.AUDITOR else entries
+    )
+    if format is ExportFormat.JSON:
+        return register
+    if register.entries is None:
+        return _listed(counts, RULE_COUNT_COLUMNS, format, "上报统计", "上报统计")
+    return _listed(register.entries, ESCALATION_COLUMNS, format, "上报清单", "上报清单")
+
+
+@api.get("/registers/notices", summary="通报")
+async def notice_register(
+    viewer: ViewerDep, reports: ReportsDep, format: Format = ExportFormat.JSON
+) -> Any:
+    own = viewer.department if viewer.role is Role.DEPARTMENT_HEAD else None
+    found = await reports.notices(own)
+    return _listed(found, NOTICE_COLUMNS, format, "通报", "通报")
+
+
+@api.get(
+    "/cases/{case_id}",
+    summary="One case (every access is logged)",
+    responses={404: {"description": "No such case (yet), or not one this reader may see."}},
+)
+async def case(viewer: ViewerDep, reports: ReportsDep, case_id: str) -> CaseView:
+    viewer.require(Role.CONDUCT_OFFICE, Role.DEPARTMENT_HEAD)
+    # A case a head may not see (another department's, or one against them) is answered as a
+    # missing one: the answer does not tell that it exists.
+    found = await reports.case(case_id, viewer.department_scope(None))
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "case not found")
+    await reports.log_access(case_id, token_id=viewer.token_id, role=str(viewer.role))
+    logger.info("case %s read with token %s (%s)", case_id, viewer.token_id, viewer.role)
+    return CaseView.of(found, reports.catalogue, viewer.token_id)
+
+
+@api.get("/cases/{case_id}/accesses", summary="Who read a case's details, and when")
+async def accesses(viewer: ViewerDep, reports: ReportsDep, case_id: str) -> list[dict[str, Any]]:
+    viewer.require(Role.CONDUCT_OFFICE)
+    return [access.model_dump() for access in await reports.accesses(case_id)]

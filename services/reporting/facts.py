@@ -3,6 +3,7 @@ it counts. Pure.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from pydantic import BaseModel
@@ -27,11 +28,13 @@ def report_month(moment: datetime | date) -> str:
     """The reporting month (YYYY-MM) of a moment, in hospital time."""
     if isinstance(moment, datetime):
         moment = moment.astimezone(HOSPITAL_TIME_ZONE)
-    return moment.strftime("%Y-%m")
+    return f"{moment.year:04d}-{moment.month:02d}"
 
 
-class CountKey(BaseModel, frozen=True):
-    """What one event adds one to: its month, department, type and category."""
+@dataclass(frozen=True, slots=True)
+class CountKey:
+    """What one event adds one to: its month, department, type and category. (A dataclass, not
+    a model: one is made and hashed for every record counted.)"""
 
     month: str
     department: str | None
@@ -41,6 +44,16 @@ class CountKey(BaseModel, frozen=True):
     """The event id of a complaint against the head of the department it accuses, which counts
     under no department here (that department's figures must not reveal it); the monthly
     report counts it under the department that handles its case."""
+
+    def order(self) -> tuple[str, ...]:
+        """Where the key sorts among others, for documents written the same way every time."""
+        return (
+            self.month,
+            self.department or "",
+            self.event_type,
+            self.category or "",
+            self.complaint_against_head or "",
+        )
 
 
 def count_key(event: Event, departments: DepartmentCatalogue) -> CountKey:
@@ -105,7 +118,12 @@ class CaseFact(BaseModel):
         return self.finding_at is not None
 
     @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
+
+    @property
     def on_time(self) -> bool:
+        """A finding by the deadline: such a case is overdue at no time."""
         return self.finding_at is not None and self.finding_at <= self.deadline
 
     def overdue(self, now: datetime) -> bool:

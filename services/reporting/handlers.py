@@ -1,41 +1,107 @@
-"""Consume the topics into report facts."""
+"""Consume every topic the reports are built from, a batch at a time, into report facts
+(``ingest.Ingest``); the metrics of what was counted and kept."""
 
-from aiokafka import ConsumerRecord
-from faststream.kafka import KafkaMessage, KafkaRouter
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream.kafka import KafkaRouter
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import TypeAdapter
 
 from schemas import topics
+from schemas.base import Event
 from schemas.case import CaseUpdated
-from schemas.catalogue import AnyEvent
+from schemas.catalogue import CATALOGUE, AnyEvent
 from schemas.dead_letter import DeadLetter
 from schemas.decision import Decision
-from services.common.broker import RecordPosition, subscribe
-from services.reporting.facts import report_month
-from services.reporting.ingest import Ingest
+from services.common.consuming import Received, consume, parse_model
+from services.reporting.ingest import DEAD_LETTER, Ingest
+from services.reporting.reports import Reports
+
+_ANY_EVENT: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 
 
-# A parameter annotated KafkaMessage receives the message being handled (FastStream's context).
-def _position(message: KafkaMessage) -> RecordPosition:
-    record: ConsumerRecord[bytes, bytes] = message.raw_message
-    return (record.topic, record.partition, record.offset)
+class Metrics:
+    """Reporting's own metrics, in the service's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "qinglian_events",
+            "Events counted into the reports, by event type (dead letters too).",
+            ["event_type"],
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "qinglian_escalations",
+            "Escalation decisions recorded, by rule and kind.",
+            ["rule_id", "kind"],
+            registry=registry,
+        )
+        self.cases = Gauge(
+            "qinglian_cases",
+            "Cases by state group: open or overdue.",
+            ["status"],
+            registry=registry,
+        )
+        for kind in CATALOGUE:
+            self.events.labels(kind.event_type)
+        self.events.labels(DEAD_LETTER)
 
 
-def build_routes(ingest: Ingest, *, group_id: str) -> KafkaRouter:
-    routes = KafkaRouter()
+async def count_facts(batch: list[Received[Event]], *, ingest: Ingest, metrics: Metrics) -> None:
+    """Count each fact event once in the monthly reports; keep KPI observations and study
+    sessions."""
+    for event_type, n in (await ingest.facts(batch)).items():
+        metrics.events.labels(event_type).inc(n)
 
-    @subscribe(routes, *topics.FACTS, group_id=group_id)
-    async def count_fact(event: AnyEvent, message: KafkaMessage) -> None:
-        await ingest.fact(event, _position(message))
 
-    @subscribe(routes, topics.DEAD_LETTERS, group_id=group_id)
-    async def count_dead_letter(letter: DeadLetter, message: KafkaMessage) -> None:
-        await ingest.dead_letter(report_month(letter.dead_lettered_at), _position(message))
+async def count_dead_letters(
+    batch: list[Received[DeadLetter]], *, ingest: Ingest, metrics: Metrics
+) -> None:
+    """Count each dead letter once in the hospital's monthly report."""
+    for event_type, n in (await ingest.dead_letters(batch)).items():
+        metrics.events.labels(event_type).inc(n)
 
-    @subscribe(routes, topics.CASES, group_id=group_id)
-    async def record_case(case: CaseUpdated) -> None:
-        await ingest.case(case)
 
-    @subscribe(routes, topics.DECISIONS, group_id=group_id)
-    async def record_decision(decision: Decision) -> None:
-        await ingest.decision(decision)
+async def record_cases(batch: list[Received[CaseUpdated]], *, ingest: Ingest) -> None:
+    """Keep the latest revision of each case."""
+    await ingest.cases(batch)
 
-    return routes
+
+async def record_decisions(
+    batch: list[Received[Decision]], *, ingest: Ingest, metrics: Metrics
+) -> None:
+    """Keep each of escalation's decisions once."""
+    for decision in await ingest.decisions(batch):
+        metrics.decisions.labels(decision.rule_id, decision.kind).inc()
+
+
+async def refresh_case_gauges(reports: Reports, metrics: Metrics) -> None:
+    """The open and overdue case gauges, as the cases stand now."""
+    open_cases, overdue = await reports.case_gauges()
+    metrics.cases.labels("open").set(open_cases)
+    metrics.cases.labels("overdue").set(overdue)
+
+
+def _bound(handler: Callable[..., Awaitable[None]], **dependencies: Any) -> Any:
+    """``handler`` with its dependencies given, under its own name and description."""
+    return functools.update_wrapper(functools.partial(handler, **dependencies), handler)
+
+
+def routes(group_id: str, *, ingest: Ingest, metrics: Metrics) -> KafkaRouter:
+    router = KafkaRouter()
+    given = {"ingest": ingest, "metrics": metrics}
+    consume(router, *topics.FACTS, group_id=group_id, parse=_ANY_EVENT.validate_json)(
+        _bound(count_facts, **given)
+    )
+    consume(router, topics.DEAD_LETTERS, group_id=group_id, parse=parse_model(DeadLetter))(
+        _bound(count_dead_letters, **given)
+    )
+    consume(router, topics.CASES, group_id=group_id, parse=parse_model(CaseUpdated))(
+        _bound(record_cases, ingest=ingest)
+    )
+    consume(router, topics.DECISIONS, group_id=group_id, parse=parse_model(Decision))(
+        _bound(record_decisions, **given)
+    )
+    return router

@@ -1,88 +1,213 @@
-"""Turn each record of the topics into report facts: the same code for the live service and
-for a rebuild from the start of the topics."""
+"""The records of the topics turned into report facts, a batch at a time: the same code for the
+live service (on the store) and for a rebuild (in memory, then written once).
 
-from typing import Protocol
+Each batch is read in one wave and written in one, and a replay changes nothing:
 
-from prometheus_client import CollectorRegistry, Counter
+- facts and dead letters are counted into their count documents (``counting``), each touched
+  document saved once over the revision it was read at; the KPI observations and study
+  sessions among the records not counted yet are kept first, so that a document's offset
+  never passes a record whose facts were not kept;
+- of each case, the highest revision is kept (an older or a repeated one changes nothing);
+- a decision is kept once, by its event id.
+"""
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 
 from schemas import topics
 from schemas.base import Event
 from schemas.case import CaseUpdated
-from schemas.catalogue import CATALOGUE
+from schemas.dead_letter import DeadLetter
 from schemas.decision import Decision
 from schemas.kpi import KpiObservationReceived
 from schemas.training import TrainingHeldReceived
-from services.common.broker import RecordPosition
+from services.common.consuming import Received
 from services.common.departments import DepartmentCatalogue
-from services.reporting.facts import CaseRecord, CountKey, case_fact, count_key
+from services.common.documents import Versioned
+from services.reporting.counting import (
+    Countable,
+    CountDocument,
+    count_document_id,
+    counted_up_to,
+    fold,
+)
+from services.reporting.facts import (
+    CaseFact,
+    CaseRecord,
+    CountKey,
+    case_fact,
+    count_key,
+    report_month,
+)
+from services.reporting.store import CaseOfEvent, HeldSession, ReportStore, in_waves
 
 DEAD_LETTER = "dead_letter"
 """The event type dead letters are counted under."""
 
+REPORT_TOPICS = (*topics.FACTS, topics.CASES, topics.DECISIONS, topics.DEAD_LETTERS)
+"""Every topic the reports are built from."""
 
-class ReportWriter(Protocol):
-    """Where report facts go: the store record by record (``ReportRepository``), or memory
-    for a rebuild (``FoldedReports``)."""
 
-    async def count(self, key: CountKey, *, topic: str, partition: int, offset: int) -> bool: ...
-    async def record_case(self, record: CaseRecord) -> None: ...
-    async def record_decision(self, decision: Decision) -> bool: ...
-    async def record_observation(self, observation: KpiObservationReceived) -> None: ...
-    async def record_training(self, session: TrainingHeldReceived) -> None: ...
+def _fact_of(record: CaseRecord) -> CaseFact:
+    return CaseFact.model_validate(record.model_dump(exclude={"history"}))
 
 
 class Ingest:
-    def __init__(
-        self,
-        reports: ReportWriter,
-        registry: CollectorRegistry,
-        *,
-        departments: DepartmentCatalogue,
-    ) -> None:
-        self.reports = reports
+    def __init__(self, store: ReportStore, *, departments: DepartmentCatalogue) -> None:
+        self.store = store
         self.departments = departments
         """Whose heads a complaint may accuse (``count_key``)."""
-        self.events = Counter(
-            "qinglian_events",
-            "Events counted into the reports, by event type (dead letters too).",
-            ["event_type"],
-            registry=registry,
+
+    # --- Counting -----------------------------------------------------------------------------
+
+    async def facts(self, batch: Sequence[Received[Event]]) -> Counter[str]:
+        """Count fact events, keeping the KPI observations and study sessions among them; the
+        event types counted now (not before). A record counted before costs one look at its
+        count document: a replay changes nothing, and fast."""
+        documents = [
+            count_document_id(r.topic, r.partition, report_month(r.value.received_at))
+            for r in batch
+        ]
+        loaded = await self.store.counts.load_many(documents)
+        fresh = [
+            record
+            for record, document_id in zip(batch, documents, strict=True)
+            if record.offset > counted_up_to(loaded[document_id].value)
+        ]
+        await self._keep(record.value for record in fresh)
+        countables = [
+            Countable(r.topic, r.partition, r.offset, count_key(r.value, self.departments))
+            for r in fresh
+        ]
+        return await self._count(countables, loaded)
+
+    async def dead_letters(self, batch: Sequence[Received[DeadLetter]]) -> Counter[str]:
+        """Count dead letters, under no department, in the month they were dead-lettered."""
+        countables = [
+            Countable(
+                r.topic,
+                r.partition,
+                r.offset,
+                CountKey(
+                    month=report_month(r.value.dead_lettered_at),
+                    department=None,
+                    event_type=DEAD_LETTER,
+                ),
+            )
+            for r in batch
+        ]
+        loaded = await self.store.counts.load_many({c.document_id for c in countables})
+        return await self._count(countables, loaded)
+
+    async def _keep(self, events: Iterable[Event]) -> None:
+        observations: dict[str, KpiObservationReceived] = {}
+        sessions: dict[str, HeldSession] = {}
+        for event in events:
+            if isinstance(event, KpiObservationReceived):
+                observations[str(event.event_id)] = event
+            elif isinstance(event, TrainingHeldReceived):
+                sessions[str(event.event_id)] = HeldSession.model_validate_json(
+                    event.model_dump_json()
+                )
+        if observations:
+            await self.store.observations.insert_many(observations)
+        if sessions:
+            await self.store.sessions.insert_many(sessions)
+
+    async def _count(
+        self, countables: Sequence[Countable], loaded: Mapping[str, Versioned[CountDocument]]
+    ) -> Counter[str]:
+        by_document: defaultdict[str, list[Countable]] = defaultdict(list)
+        for countable in countables:
+            by_document[countable.document_id].append(countable)
+
+        async def count_into(item: tuple[str, list[Countable]]) -> Counter[str]:
+            return await self._count_into(loaded[item[0]], item[1])
+
+        return sum(await in_waves(list(by_document.items()), count_into), Counter())
+
+    async def _count_into(
+        self, current: Versioned[CountDocument], records: Sequence[Countable]
+    ) -> Counter[str]:
+        folded = fold(current.value, records)
+        if folded is None:
+            return Counter()
+        document, fresh = folded
+        if not await self.store.counts.save(current.key, document, over=current.revision):
+            # Another instance counted in this document since it was read: count what it did
+            # not, over what it saved.
+            fresh = []
+
+            async def recount(latest: Versioned[CountDocument]) -> CountDocument | None:
+                nonlocal fresh
+                again = fold(latest.value, records)
+                fresh = [] if again is None else again[1]
+                return None if again is None else again[0]
+
+            await self.store.counts.update(current.key, recount)
+        return Counter(record.key.event_type for record in fresh)
+
+    # --- Cases and decisions ------------------------------------------------------------------
+
+    async def cases(self, batch: Sequence[Received[CaseUpdated]]) -> None:
+        """Keep the highest revision of each case."""
+        latest: dict[str, CaseRecord] = {}
+        for record in batch:
+            case = case_fact(record.value)
+            if case.case_id not in latest or latest[case.case_id].revision < case.revision:
+                latest[case.case_id] = case
+        loaded = await self.store.cases.load_many(latest)
+        newer = [case for case in latest.values() if _newer(case, loaded[case.case_id].value)]
+        if not newer:
+            return
+        await self.store.case_events.insert_many(
+            {
+                event_id: CaseOfEvent(case_id=case.case_id)
+                for case in newer
+                for event_id in case.source_event_ids
+            }
         )
-        self.decisions = Counter(
-            "qinglian_escalations",
-            "Escalation decisions recorded, by rule and kind.",
-            ["rule_id", "kind"],
-            registry=registry,
+        await in_waves(newer, lambda case: self._keep_case(case, loaded[case.case_id]))
+        await self._show(
+            {case.case_id: case for case in newer},
+            new={case.case_id for case in newer if loaded[case.case_id].revision == 0},
         )
-        for kind in CATALOGUE:
-            self.events.labels(kind.event_type)
-        self.events.labels(DEAD_LETTER)
 
-    async def fact(self, event: Event, position: RecordPosition) -> None:
-        """Count a fact; keep what the reports read of some (KPI observations, sessions)."""
-        if isinstance(event, KpiObservationReceived):
-            await self.reports.record_observation(event)
-        if isinstance(event, TrainingHeldReceived):
-            await self.reports.record_training(event)
-        await self._count(count_key(event, self.departments), position)
+    async def _keep_case(self, case: CaseRecord, current: Versioned[CaseRecord]) -> None:
+        if await self.store.cases.save(case.case_id, case, over=current.revision):
+            return
 
-    async def dead_letter(self, month: str, position: RecordPosition) -> None:
-        await self._count(CountKey(month=month, department=None, event_type=DEAD_LETTER), position)
+        async def keep_newer(latest: Versioned[CaseRecord]) -> CaseRecord | None:
+            return case if _newer(case, latest.value) else None
 
-    async def case(self, case: CaseUpdated) -> CaseRecord:
-        record = case_fact(case)
-        await self.reports.record_case(record)
-        return record
+        await self.store.cases.update(case.case_id, keep_newer)
 
-    async def decision(self, decision: Decision) -> None:
-        if await self.reports.record_decision(decision):
-            self.decisions.labels(decision.rule_id, decision.kind).inc()
+    async def _show(self, saved: Mapping[str, CaseRecord], *, new: set[str]) -> None:
+        """Put the cases' facts where the reports select them. Two instances that saved one case
+        may put its facts in either order, so each looks again after putting, and puts the
+        latest revision if it changed meanwhile: the last to put leaves the latest."""
+        shown = {case_id: _fact_of(case) for case_id, case in saved.items()}
+        # A case new to the store is inserted, not replaced: of two upserts of one new document
+        # at once FerretDB refuses one (duplicate key), where MongoDB tries it again.
+        created = await self.store.case_facts.insert_many(
+            {case_id: fact for case_id, fact in shown.items() if case_id in new}
+        )
+        replaced = {case_id: fact for case_id, fact in shown.items() if case_id not in created}
+        while shown:
+            await self.store.case_facts.put_many(replaced)
+            stored = await self.store.cases.load_many(shown)
+            shown = replaced = {
+                case_id: _fact_of(kept.value)
+                for case_id, kept in stored.items()
+                if kept.value is not None and kept.value.revision != shown[case_id].revision
+            }
 
-    async def _count(self, key: CountKey, position: RecordPosition) -> None:
-        topic, partition, offset = position
-        if await self.reports.count(key, topic=topic, partition=partition, offset=offset):
-            self.events.labels(key.event_type).inc()
+    async def decisions(self, batch: Sequence[Received[Decision]]) -> list[Decision]:
+        """Keep each decision once; those kept now (not before)."""
+        decisions = {str(record.value.event_id): record.value for record in batch}
+        kept = await self.store.decisions.insert_many(decisions)
+        return [decisions[event_id] for event_id in sorted(kept)]
 
 
-REPORT_TOPICS = (*topics.FACTS, topics.CASES, topics.DECISIONS, topics.DEAD_LETTERS)
-"""Every topic the reports are built from."""
+def _newer(case: CaseRecord, kept: CaseRecord | None) -> bool:
+    return kept is None or kept.revision < case.revision

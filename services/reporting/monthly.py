@@ -18,12 +18,11 @@ from schemas.decision import Decision, DecisionKind
 from schemas.kpi import KpiMetric
 from schemas.training import TrainingHeldReceived
 from services.common.departments import DepartmentCatalogue
-from services.escalation.rulebook import RuleBook
-from services.escalation.rules.study import months_without_study
 from services.reporting.facts import HOSPITAL, CaseFact, CountKey, department_cases
 from services.reporting.kpi import KpiStatus, KpiTargets, Observation, Status, kpi_status, rate
 from services.reporting.presentation import DepartmentName, department_name
 from services.reporting.registers import standing
+from services.reporting.study import StudyRule, months_without_study
 
 LABELS_ZH = {
     **{event_type: kind.label_zh for event_type, kind in BY_TYPE.items()},
@@ -31,6 +30,9 @@ LABELS_ZH = {
 }
 """What 基本情况 counts, in Chinese: every event type, and the dead letters (ingest.DEAD_LETTER,
 counted under no department), which the hospital's report lists too."""
+
+MEASURE_KINDS = (DecisionKind.MEASURE, DecisionKind.ESCALATION)
+"""The decisions 推进情况 counts as measures taken."""
 
 DUE_DAY = 20
 """Reports are due by the 20th of the next month (每月 20 日前报)."""
@@ -141,12 +143,15 @@ class MonthlyReport(BaseModel):
 
 @dataclass(frozen=True)
 class MonthData:
-    """What the store holds for one month, for every department."""
+    """What the store holds for one month's report: at least everything the report shows (the
+    report selects from it, so more changes nothing)."""
 
     counts: Sequence[tuple[CountKey, int]]
     cases: Sequence[CaseFact]
-    """Every case opened up to the end of the month (overdue ones may be older)."""
+    """The cases opened in the month, those that may have been overdue at its end (or now),
+    whichever month they came in, and those handling complaints against heads counted in it."""
     decisions: Sequence[Decision]
+    """Every version of the measures and escalations (a version stands or is withdrawn)."""
     observations: Sequence[Observation]
     sessions: Sequence[TrainingHeldReceived]
     confirmations: Sequence[Confirmation] = field(default_factory=tuple)
@@ -159,7 +164,7 @@ def monthly_report(
     department: str | None,
     catalogue: DepartmentCatalogue,
     targets: KpiTargets,
-    book: RuleBook,
+    study: StudyRule,
     now: datetime,
 ) -> MonthlyReport:
     """The report of ``department`` (None: the hospital-wide roll-up) for ``month``.
@@ -171,20 +176,61 @@ def monthly_report(
     as_of = min(now, end)
     departments = [department] if department is not None else sorted(catalogue.departments)
     our_cases = department_cases(data.cases, department, catalogue)
+    opened = [case for case in our_cases if case.month == month]
+    kpi = _kpi(data, opened, departments, month=month, department=department, targets=targets)
+    due = report_due(month)
+    confirmations = {(c.department, c.month): c for c in data.confirmations}
+    timeliness = [
+        _timeliness(code, catalogue, confirmations.get((code, month)), due=due, now=now)
+        for code in departments
+    ]
+    return MonthlyReport(
+        department=department or HOSPITAL,
+        department_zh="全院" if department is None else catalogue.departments[department].name_zh,
+        month=month,
+        as_of=as_of,
+        due=due,
+        basic=_basic(data.counts, month, department, our_cases),
+        progress=_progress(opened, data.decisions),
+        problems=Problems(
+            overdue_cases=_overdue(our_cases, end=end, as_of=as_of),
+            kpi_shortfalls=[s for s in kpi if s.status in (Status.SHORTFALL, Status.OUT_OF_SCALE)],
+            without_study=[
+                department_name(code, catalogue)
+                for code in departments
+                if months_without_study(
+                    [s for s in data.sessions if s.department == code], [month], study
+                )
+            ],
+            reports_not_on_time=[t for t in timeliness if t.status in ("late", "missing")],
+        ),
+        kpi=kpi,
+        timeliness=timeliness,
+    )
+
+
+def _basic(
+    counts: Iterable[tuple[CountKey, int]],
+    month: str,
+    department: str | None,
+    our_cases: Iterable[CaseFact],
+) -> Basic:
+    """基本情况: the events received in ``month`` about ``department`` (all: the hospital)."""
     handled = {event_id for case in our_cases for event_id in case.source_event_ids}
 
     def ours(key: CountKey) -> bool:
         # A complaint against a department's head counts where its case is handled.
         return department in (None, key.department) or key.complaint_against_head in handled
 
-    counts = [(key, n) for key, n in data.counts if key.month == month and ours(key)]
     by_type: Counter[str] = Counter()
     categories: Counter[ComplaintCategory] = Counter()
     for key, n in counts:
+        if key.month != month or not ours(key):
+            continue
         by_type[key.event_type] += n
         if key.event_type == "complaint" and key.category is not None:
             categories[key.category] += n
-    basic = Basic(
+    return Basic(
         total=sum(by_type.values()),
         by_event_type=[
             TypeCount(event_type=t, label_zh=LABELS_ZH.get(t, t), count=n)
@@ -196,16 +242,17 @@ def monthly_report(
         ],
     )
 
-    opened = [case for case in our_cases if case.month == month]
+
+def _progress(opened: Sequence[CaseFact], decisions: Iterable[Decision]) -> Progress:
+    """推进情况: the cases opened in the month and what became of them since."""
     opened_ids = {case.case_id for case in opened}
     # Every published version is stored: count the one standing per key, not withdrawn.
     measures = [
         decision
-        for decision in standing(data.decisions)
-        if decision.kind in (DecisionKind.MEASURE, DecisionKind.ESCALATION)
-        and decision.case_id in opened_ids
+        for decision in standing(decisions)
+        if decision.kind in MEASURE_KINDS and decision.case_id in opened_ids
     ]
-    progress = Progress(
+    return Progress(
         cases_opened=len(opened),
         investigated=sum(case.investigated for case in opened),
         on_time=sum(case.on_time for case in opened),
@@ -213,7 +260,10 @@ def monthly_report(
         measures_taken=len(measures),
     )
 
-    overdue = sorted(
+
+def _overdue(cases: Iterable[CaseFact], *, end: datetime, as_of: datetime) -> list[OverdueCase]:
+    """The cases received by the month's ``end`` that were overdue at ``as_of``."""
+    return sorted(
         (
             OverdueCase(
                 case_id=case.case_id,
@@ -223,11 +273,24 @@ def monthly_report(
                 deadline=case.deadline,
                 days_overdue=(as_of - case.deadline).days,
             )
-            for case in our_cases
+            for case in cases
             if case.opened_at < end and case.overdue(as_of)
         ),
         key=lambda case: (case.deadline, case.case_id),
     )
+
+
+def _kpi(
+    data: MonthData,
+    opened: Sequence[CaseFact],
+    departments: Sequence[str],
+    *,
+    month: str,
+    department: str | None,
+    targets: KpiTargets,
+) -> list[KpiStatus]:
+    """The month's KPI status: observed, or computed from the cases opened in it and the
+    study sessions held in it."""
     complaints = [case for case in opened if case.kind is CaseKind.COMPLAINT]
     computed: dict[KpiMetric, Decimal] = {}
     investigation_rate = rate(sum(case.investigated for case in complaints), len(complaints))
@@ -236,41 +299,8 @@ def monthly_report(
     coverage = _education_coverage(data.sessions, departments, month)
     if coverage is not None:
         computed[KpiMetric.EDUCATION_COVERAGE] = coverage
-    kpi = kpi_status(
-        targets,
-        data.observations,
-        scope=department or HOSPITAL,
-        period=month,
-        computed=computed,
-    )
-    without_study = [
-        department_name(code, catalogue)
-        for code in departments
-        if months_without_study([s for s in data.sessions if s.department == code], [month], book)
-    ]
-    due = report_due(month)
-    confirmations = {(c.department, c.month): c for c in data.confirmations}
-    timeliness = [
-        _timeliness(code, catalogue, confirmations.get((code, month)), due=due, now=now)
-        for code in departments
-    ]
-    name_zh = "全院" if department is None else catalogue.departments[department].name_zh
-    return MonthlyReport(
-        department=department or HOSPITAL,
-        department_zh=name_zh,
-        month=month,
-        as_of=as_of,
-        due=due,
-        basic=basic,
-        progress=progress,
-        problems=Problems(
-            overdue_cases=overdue,
-            kpi_shortfalls=[s for s in kpi if s.status in (Status.SHORTFALL, Status.OUT_OF_SCALE)],
-            without_study=without_study,
-            reports_not_on_time=[t for t in timeliness if t.status in ("late", "missing")],
-        ),
-        kpi=kpi,
-        timeliness=timeliness,
+    return kpi_status(
+        targets, data.observations, scope=department or HOSPITAL, period=month, computed=computed
     )
 
 

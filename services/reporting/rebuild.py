@@ -3,15 +3,15 @@
     python -m services.reporting.rebuild --into qinglian_rebuilt
 
 Reads every topic the reports are built from, from its first record up to the end it had when
-the rebuild started, through the same code the live service runs (``Ingest``), folding the facts
-in memory (``services.reporting.fold``) and inserting each document once at the end, then
-prints a JSON summary.
+the rebuild started, through the same code the live service runs (``Ingest``) on a store in
+memory, writing each document once at the end, then prints a JSON summary.
 Point reporting at the new database (QINGLIAN_MONGO_DB) once it is done; the database must be
 new or empty. Records that cannot be read are listed and make the rebuild fail.
 
 What the topics do not hold is copied from the database reporting uses now (QINGLIAN_MONGO_DB):
 the report tokens, the departments' confirmations and the log of case reads. Copied after the
-replay, so only what changes between the copy and the switch is left behind.
+replay, so only what changes between the copy and the switch is left behind. Documents kept
+in the layout reporting used before the store adapter are converted.
 """
 
 import argparse
@@ -19,14 +19,14 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
-from prometheus_client import CollectorRegistry
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas import topics
@@ -35,33 +35,48 @@ from schemas.catalogue import AnyEvent
 from schemas.dead_letter import DeadLetter
 from schemas.decision import Decision
 from services.common.broker import kafka_client_options
+from services.common.consuming import Received
+from services.common.credentials import Credential
 from services.common.departments import DepartmentCatalogue
+from services.common.documents import MemoryDocuments, MongoDocuments, Records
 from services.common.store import Document, connect, database
-from services.reporting.facts import report_month
-from services.reporting.fold import FoldedReports
+from services.reporting.access import report_tokens
 from services.reporting.ingest import REPORT_TOPICS, Ingest
-from services.reporting.repository import ReportRepository
+from services.reporting.monthly import Confirmation
 from services.reporting.settings import ReportingSettings
+from services.reporting.store import ACCESS_LOG, CONFIRMATIONS, TOKENS, CaseAccess, ReportStore
 
 _ANY_EVENT: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+BATCH = 5000
+"""Records of one partition applied at once: a rebuild holds its store in memory, where larger
+batches cost less per record."""
+Apply = Callable[[Ingest, list[Received[Any]]], Awaitable[object]]
+APPLY: Mapping[str, tuple[Callable[[bytes], Any], Apply]] = {
+    topics.CASES: (CaseUpdated.model_validate_json, Ingest.cases),
+    topics.DECISIONS: (Decision.model_validate_json, Ingest.decisions),
+    topics.DEAD_LETTERS: (DeadLetter.model_validate_json, Ingest.dead_letters),
+}
+"""How each topic's records are read and applied, as the live service's handlers do; the
+fact topics': ``_ANY_EVENT`` and ``Ingest.facts``."""
 
-KEPT = ("reporting_tokens", "reporting_confirmations", "reporting_access_log")
-"""Collections the topics cannot give back: copied from the current database."""
 
-
-async def apply(ingest: Ingest, record: ConsumerRecord[bytes, bytes]) -> None:
-    """Apply one record as the live service's handlers do."""
-    position = (record.topic, record.partition, record.offset)
-    value = record.value or b""
-    if record.topic == topics.CASES:
-        await ingest.case(CaseUpdated.model_validate_json(value))
-    elif record.topic == topics.DECISIONS:
-        await ingest.decision(Decision.model_validate_json(value))
-    elif record.topic == topics.DEAD_LETTERS:
-        letter = DeadLetter.model_validate_json(value)
-        await ingest.dead_letter(report_month(letter.dead_lettered_at), position)
-    else:
-        await ingest.fact(_ANY_EVENT.validate_json(value), position)
+async def apply(
+    ingest: Ingest, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
+) -> list[str]:
+    """Apply records of one partition as one batch; the ones that could not be read."""
+    parse, method = APPLY.get(tp.topic, (_ANY_EVENT.validate_json, Ingest.facts))
+    batch: list[Received[Any]] = []
+    unreadable = []
+    for record in records:
+        try:
+            value = parse(record.value or b"")
+        except ValidationError as error:
+            unreadable.append(f"{tp.topic}[{tp.partition}]@{record.offset}: {error}")
+            continue
+        batch.append(Received(value, record.topic, record.partition, record.offset, record.key))
+    if batch:
+        await method(ingest, batch)
+    return unreadable
 
 
 @dataclass
@@ -100,58 +115,86 @@ async def _partitions(settings: ReportingSettings) -> list[TopicPartition]:
     ]
 
 
-async def _copy_kept(source: AsyncDatabase[Document], target: AsyncDatabase[Document]) -> int:
+def _former(name: str, document: Document) -> BaseModel:
+    """A kept document as reporting stored it before the store adapter: converted once, by the
+    first rebuild after the upgrade."""
+    fields = {key: value for key, value in document.items() if key != "_id"}
+    if name == TOKENS:
+        return Credential(
+            grants={"role": fields["role"], "department": fields.get("department")},
+            label=fields.get("label", ""),
+            secret_digest=fields["secret_digest"],
+            created_at=fields["created_at"],
+            revoked_at=fields.get("revoked_at"),
+        )
+    return (Confirmation if name == CONFIRMATIONS else CaseAccess).model_validate(fields)
+
+
+async def _copy_kept(source: AsyncDatabase[Document], target: MongoDocuments) -> int:
+    """What the topics cannot give back, from the database reporting uses now."""
+    store = ReportStore(target)
+    kept: dict[str, tuple[Records[Any], type[BaseModel]]] = {
+        TOKENS: (report_tokens(target, cache_seconds=0).records, Credential),
+        CONFIRMATIONS: (store.confirmations, Confirmation),
+        ACCESS_LOG: (store.accesses, CaseAccess),
+    }
     copied = 0
-    for name in KEPT:
-        async for document in source[name].find({}):
-            # One by one: FerretDB stalls on large bulk writes.
-            await target[name].replace_one({"_id": document["_id"]}, document, upsert=True)
-            copied += 1
+    for name, (records, model) in kept.items():
+        # Read as stored, to convert the former layout: the adapter keeps a value under "value".
+        values = {
+            document["_id"]: model.model_validate(document["value"])
+            if "value" in document
+            else _former(name, document)
+            async for document in source[name].find({})
+        }
+        await records.put_many(values)
+        copied += len(values)
     return copied
+
+
+async def _replay(
+    consumer: AIOKafkaConsumer, ingest: Ingest, partitions: list[TopicPartition], started: float
+) -> tuple[int, list[str]]:
+    """Every record of ``partitions`` up to the end each had when the rebuild started,
+    applied a fetched batch at a time; how many, and those that could not be read."""
+    ends = await consumer.end_offsets(partitions)
+    pending = {tp for tp in partitions if ends[tp] > 0}
+    progress = Progress(total=sum(ends.values()), started=started)
+    consumer.assign(partitions)
+    if partitions:
+        await consumer.seek_to_beginning(*partitions)
+    applied, unreadable = 0, []
+    while pending:
+        fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=BATCH)
+        for tp, records in fetched.items():
+            wanted = [record for record in records if record.offset < ends[tp]]
+            if not wanted or wanted[-1].offset + 1 >= ends[tp]:
+                pending.discard(tp)
+            failed = await apply(ingest, tp, wanted)
+            applied += len(wanted) - len(failed)
+            unreadable += failed
+        progress.report(applied + len(unreadable))
+    return applied, unreadable
 
 
 async def rebuild(settings: ReportingSettings, *, into: str) -> dict[str, Any]:
     started = time.monotonic()
     mongo = connect(settings)
-    db = mongo[into]
-    if await db.list_collection_names():
+    if await mongo[into].list_collection_names():
         await mongo.close()
         raise SystemExit(f"database {into!r} is not empty; rebuild into a new one")
-    folded = FoldedReports()
-    departments = DepartmentCatalogue.from_file(settings.departments)
-    ingest = Ingest(folded, CollectorRegistry(), departments=departments)
+    folded = ReportStore(MemoryDocuments())
+    ingest = Ingest(folded, departments=DepartmentCatalogue.from_file(settings.departments))
     consumer = AIOKafkaConsumer(
-        **kafka_client_options(settings),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        **kafka_client_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
-    applied, unreadable, documents, copied = 0, [], 0, 0
     try:
-        partitions = await _partitions(settings)
-        ends = await consumer.end_offsets(partitions)
-        pending = {tp for tp in partitions if ends[tp] > 0}
-        progress = Progress(total=sum(ends.values()), started=started)
-        consumer.assign(partitions)
-        if partitions:
-            await consumer.seek_to_beginning(*partitions)
-        while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        pending.discard(tp)
-                        break
-                    try:
-                        await apply(ingest, record)
-                        applied += 1
-                    except ValidationError as error:
-                        unreadable.append(f"{tp.topic}[{tp.partition}]@{record.offset}: {error}")
-                    if record.offset + 1 >= ends[tp]:
-                        pending.discard(tp)
-            progress.report(applied + len(unreadable))
-        documents = await folded.write(ReportRepository(db))
-        copied = await _copy_kept(database(mongo, settings), db)
+        applied, unreadable = await _replay(consumer, ingest, await _partitions(settings), started)
+        target = MongoDocuments(mongo[into])
+        documents = await folded.copy_into(ReportStore(target))
+        copied = await _copy_kept(database(mongo, settings), target)
+        await target.prepare()
     finally:
         await consumer.stop()
         await mongo.close()

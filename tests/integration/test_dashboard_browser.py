@@ -320,7 +320,7 @@ async def _wait_until_ingested(token: str) -> None:
                 month(MONTH), month("2026-10"), month("2026-09")
             )
             return bool(
-                november["basic"]["total"] == 5
+                november["basic"]["total"] == 6  # H was received in November (受理)
                 and november["progress"]["cases_opened"] == 6
                 and november["progress"]["measures_taken"] == 2
                 and october["progress"]["closed"] == 1
@@ -408,7 +408,8 @@ async def test_conduct_office_sees_the_whole_hospital(
     assert MONTH in await page.locator("h1").inner_text()
     assert await _tile(page, "open-cases") == 7  # A B C D E G H
     assert await _tile(page, "overdue-cases") == 3  # A C G
-    assert await _tile(page, "events-this-month") == 5  # H's event happened in October
+    # H happened in October and was received in November: it counts in November (受理).
+    assert await _tile(page, "events-this-month") == 6
     assert await _tile(page, "opened-this-month") == 6
 
     for chart in ("trend", "categories", "departments"):

@@ -49,10 +49,12 @@ from schemas.decision import Decision, DecisionKind, EscalationTarget, Measure, 
 from schemas.finding import InvestigationFindingReceived
 from services.common.broker import ensure_topics, subscriber_group
 from services.common.departments import DEPARTMENTS_FILE, DepartmentCatalogue
+from services.common.documents import MongoDocuments
 from services.common.store import Document
 from services.escalation.conduct import ConductFile, decide
 from services.escalation.rulebook import RuleBook
-from services.reporting.access import COOKIE, ReportTokens, Role
+from services.escalation.settings import EscalationSettings
+from services.reporting.access import COOKIE, Role, grants, report_tokens
 from services.reporting.api import (
     KPI_COLUMNS,
     MONTHLY_COLUMNS,
@@ -71,8 +73,9 @@ from services.reporting.registers import (
     promotion_bars,
     vendor_cutoffs,
 )
-from services.reporting.repository import ReportRepository
-from services.reporting.settings import ESCALATION_RULES, ReportingSettings
+from services.reporting.settings import ReportingSettings
+from services.reporting.store import ReportStore
+from services.reporting.study import STUDY_FILE, StudyRule
 from services.router.domain import record_finding, take_action
 from tests.conftest import InfraSettings
 from tests.factories import ROUTING, routed_case
@@ -81,7 +84,9 @@ from tests.waiting import eventually
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = DepartmentCatalogue.from_file(DEPARTMENTS_FILE)
 TARGETS = KpiTargets.from_file(TARGETS_FILE)
-BOOK = RuleBook.from_file(ESCALATION_RULES)
+BOOK = RuleBook.from_file(EscalationSettings().rules)
+"""Escalation's rule book, which its decisions name (``decide``)."""
+STUDY = StudyRule.from_file(STUDY_FILE)
 DEPARTMENTS = sorted(CATALOGUE.departments)
 
 SUBSCRIBED = (topics.FACTS, (topics.DEAD_LETTERS,), (topics.CASES,), (topics.DECISIONS,))
@@ -283,8 +288,8 @@ class Reporting:
         return self.mongo[self.settings.mongo_db]
 
     @property
-    def reports(self) -> ReportRepository:
-        return ReportRepository(self.db)
+    def store(self) -> ReportStore:
+        return ReportStore(MongoDocuments(self.db))
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -409,6 +414,25 @@ class Reporting:
 
 
 # --- Reading what the service answers -------------------------------------------------------
+
+
+async def all_cases(store: ReportStore) -> list[CaseFact]:
+    """Every case the store shows to the reports."""
+    return list((await store.case_facts.find()).values())
+
+
+async def all_decisions(store: ReportStore) -> list[Decision]:
+    return list((await store.decisions.find()).values())
+
+
+async def stored_counts(store: ReportStore, months: Iterable[str]) -> dict[str, Any]:
+    """The count documents of ``months``: each one's last offset counted and its counts."""
+    return {
+        key: (kept.value.offset, kept.value.tallies)
+        for month in months
+        for key, kept in (await store.counts.find(month=month)).items()
+        if kept.value is not None
+    }
 
 
 def by_type(report: Mapping[str, Any]) -> dict[str, int]:
@@ -538,11 +562,13 @@ class Months:
     """Month C: complaints against a department's head."""
     received: str
     """Month D: events received in a later month than they happened."""
+    shared: str
+    """Month E: events counted by two instances in one consumer group."""
 
     @property
     def all(self) -> tuple[str, ...]:
-        a, b, c, d = self.basic, self.cases, self.accused_head, self.received
-        return (a, shift(a, 1), shift(b, -1), b, shift(b, 1), c, shift(d, -1), d, shift(d, 1))
+        a, b, c, d, e = self.basic, self.cases, self.accused_head, self.received, self.shared
+        return (a, shift(a, 1), shift(b, -1), b, shift(b, 1), c, shift(d, -1), d, shift(d, 1), e)
 
 
 @pytest.fixture(scope="module")
@@ -601,21 +627,25 @@ async def months(reporting: Reporting) -> Months:
     """Months of far-off years in which the topics hold nothing yet (nor in the months around
     them), so this module's facts are the only ones counted there."""
 
+    store = reporting.store
+    decisions = await all_decisions(store)
+
     async def unused(month: str) -> bool:
-        data = await reporting.reports.month_data([month])
         start, end = month_bounds(month)
         return not (
-            data.counts
-            or any(case.month == month for case in data.cases)
-            or any(start <= decision.as_of < end for decision in data.decisions)
-            or any(observation.period == month for observation in data.observations)
-            or any(session.held_on.strftime("%Y-%m") == month for session in data.sessions)
+            await store.month_counts(month)
+            or await store.cases_opened(month)
+            or any(start <= decision.as_of < end for decision in decisions)
+            or await store.observations.find(period=month)
+            or await store.sessions.find(held_month=month)
         )
 
     draw = random.Random()
     for _ in range(20):
-        a, b, c, d = (f"{draw.randrange(2100, 3000)}-{draw.randrange(1, 13):02d}" for _ in "abcd")
-        chosen = Months(basic=a, cases=b, accused_head=c, received=d)
+        a, b, c, d, e = (
+            f"{draw.randrange(2100, 3000)}-{draw.randrange(1, 13):02d}" for _ in "abcde"
+        )
+        chosen = Months(basic=a, cases=b, accused_head=c, received=d, shared=e)
         if len(set(chosen.all)) == len(chosen.all) and all(
             [await unused(month) for month in chosen.all]
         ):
@@ -625,7 +655,7 @@ async def months(reporting: Reporting) -> Months:
 
 @pytest.fixture(scope="module")
 async def tokens(reporting: Reporting) -> Tokens:
-    issuer = ReportTokens(reporting.reports, cache_seconds=0)
+    issuer = report_tokens(reporting.store.documents, cache_seconds=0)
     made = {}
     for name, role, department in (
         ("conduct_office", Role.CONDUCT_OFFICE, None),
@@ -633,8 +663,8 @@ async def tokens(reporting: Reporting) -> Tokens:
         ("nursing_head", Role.DEPARTMENT_HEAD, "nursing"),
         ("auditor", Role.AUDITOR, None),
     ):
-        made[name] = await issuer.create(
-            role=role, department=department, label=f"测试 {name}", now=datetime.now(UTC)
+        made[name] = await issuer.issue(
+            grants(role, department), label=f"测试 {name}", now=datetime.now(UTC)
         )
     return Tokens(
         **{name: token for name, (_, token) in made.items()},
@@ -1104,21 +1134,15 @@ async def test_basic_counts_every_event_once_even_when_every_record_is_delivered
         "other": 1,
     }
 
-    async def stored_counts() -> dict[str, Any]:
-        return {
-            document["_id"]: (document["offset"], document["counts"])
-            async for document in reporting.db["reporting_counts"].find({})
-            if document["month"] in (a, shift(a, 1))
-        }
-
-    counted = await stored_counts()
-    assert sum(n for _, counts in counted.values() for n in counts.values()) == len(events)
+    counted_months = (a, shift(a, 1))
+    counted = await stored_counts(reporting.store, counted_months)
+    assert sum(tally.count for _, tallies in counted.values() for tally in tallies) == len(events)
 
     # Stopped and started again with the same groups: nothing is read or counted again.
     await reporting.stop()
     await reporting.start()
     await reporting.caught_up()
-    assert await stored_counts() == counted
+    assert await stored_counts(reporting.store, counted_months) == counted
     # Stopped, the commits since these events undone (as after a crash before committing),
     # started with the same groups: every one is delivered again, and none counts twice.
     await reporting.stop()
@@ -1126,12 +1150,51 @@ async def test_basic_counts_every_event_once_even_when_every_record_is_delivered
     assert await reporting.lag() >= len(events)
     await reporting.start()
     await reporting.caught_up()
-    assert await stored_counts() == counted
+    assert await stored_counts(reporting.store, counted_months) == counted
     assert await reporting.monthly(tokens.conduct_office, a, ours) == department
     assert await reporting.monthly(tokens.conduct_office, a) == hospital
     # Nothing was counted anew since the start, so no event counter moved.
     samples = await reporting.metrics()
     assert samples[("qinglian_events_total", (("event_type", "complaint"),))] == 0
+
+
+async def test_two_instances_in_one_consumer_group_count_every_event_exactly_once(
+    reporting: Reporting, inputs: Inputs, months: Months, tokens: Tokens
+) -> None:
+    """A second instance joins the group (the partitions are shared out between the two), one
+    leaves and joins again while events are counted: every event counts once."""
+    e, ours = months.shared, "general_psychiatry"
+    second = Reporting(reporting.settings, reporting.clock, reporting.mongo)
+    events: list[Event] = [
+        complaint(received=at(e, 1 + n % 27, n % 24), accused_department=ours) for n in range(90)
+    ]
+    events += [
+        accepted(
+            "satisfaction",
+            occurred_at=at(e, 1 + n % 27, n % 24),
+            touchpoint="registration",
+            department=ours,
+            score=1 + n % 5,
+        )
+        for n in range(90)
+    ]
+    await second.start()
+    try:
+        await inputs.publish(*events[:60])
+        await second.stop()  # leaves the group: its partitions go to the other instance
+        await inputs.publish(*events[60:120])
+        await second.start()  # joins again
+        await inputs.publish(*events[120:])
+        await reporting.caught_up()
+        reporting.clock.now = at(shift(e, 1), 5)
+        report = await reporting.monthly(tokens.conduct_office, e, ours)
+        assert (await second.monthly(tokens.conduct_office, e, ours)) == report
+    finally:
+        await second.stop()
+    assert by_type(report) == {"complaint": 90, "satisfaction": 90}
+    counted = await stored_counts(reporting.store, [e])
+    assert sum(tally.count for _, tallies in counted.values() for tally in tallies) == 180
+    assert len(counted) > 1  # counted in the documents of several partitions
 
 
 # --- 推进情况 and 存在问题 -----------------------------------------------------------------------
@@ -1284,7 +1347,7 @@ async def test_each_role_reads_what_it_may_and_every_case_read_is_logged(
     assert (await reporting.get("/v1/reports/registers/promotion-bars", head)).status_code == 403
     head_register = await reporting.read("/v1/reports/registers/escalations", head)
     finance_cases = {
-        fact.case_id for fact in await reporting.reports.all_cases() if fact.department == "finance"
+        fact.case_id for fact in await all_cases(reporting.store) if fact.department == "finance"
     }
     assert {entry["case_id"] for entry in head_register["entries"]} <= finance_cases
     assert {scenario.case_id("c1"), scenario.case_id("c3")} <= {
@@ -1627,7 +1690,7 @@ async def test_the_case_view_shows_every_change_and_every_refused_action_with_it
         ("finance", "财务部", "Finance Department"),
         ("medical_affairs", "医务部（行风办）", "Medical Affairs Department (Conduct Office)"),
     }
-    record = await reporting.reports.case(opened.case_id)
+    record = await reporting.store.case(opened.case_id)
     assert record is not None
     assert record.history == reassigned.history
 
@@ -1696,7 +1759,7 @@ async def test_registers_keep_the_standing_decisions(
     ] == [items["n1"]]
 
     # A decision published again (a redelivery upstream) changes nothing.
-    decisions = await reporting.reports.all_decisions()
+    decisions = await all_decisions(reporting.store)
     assert {d.event_id for d in scenario.decisions} <= {d.event_id for d in decisions}
     expected_bars = promotion_bars(decisions, today=today)
     assert [bar for bar in expected_bars if bar.staff_id in staff.values()] == [
@@ -1735,7 +1798,7 @@ async def test_dead_letters_are_counted_and_case_gauges_are_kept(
     assert "dead_letter" not in by_type(finance)
 
     async def gauges_match() -> bool:
-        facts = await reporting.reports.all_cases()
+        facts = await all_cases(reporting.store)
         now = reporting.clock.now
         samples = await reporting.metrics()
         return samples.get(("qinglian_cases", (("status", "open"),))) == sum(
@@ -1934,13 +1997,14 @@ async def test_the_dashboard_cookie_holds_a_session_and_a_signed_out_browser_is_
         assert (await replayed.get("/v1/reports/monthly", params=month)).status_code == 401
 
     # A revoked token's sessions end with it.
-    token_id, token = await ReportTokens(reporting.reports, cache_seconds=0).create(
-        role=Role.AUDITOR, department=None, label="测试 会话", now=datetime.now(UTC)
+    issuer = report_tokens(reporting.store.documents, cache_seconds=0)
+    token_id, token = await issuer.issue(
+        grants(Role.AUDITOR, None), label="测试 会话", now=datetime.now(UTC)
     )
     async with browser() as revoked:
         await revoked.post("/login", data={"token": token})
         assert (await revoked.get("/dashboard")).status_code == 200
-        assert await reporting.reports.revoke_token(token_id, at=datetime.now(UTC))
+        assert await issuer.revoke(token_id, now=datetime.now(UTC))
         assert (await revoked.get("/dashboard")).status_code == 303
 
     # Outside development the cookie is sent over HTTPS only.
@@ -1953,7 +2017,7 @@ async def test_the_dashboard_cookie_holds_a_session_and_a_signed_out_browser_is_
             assert answer.status_code == 303
             assert "secure" in _cookie_attributes(answer)
     finally:
-        await production.state.report_tokens.reports.db.client.close()
+        await production.state.service.mongo.close()
 
 
 # --- One counting basis: 受理 ------------------------------------------------------------------
@@ -2055,14 +2119,11 @@ async def test_a_rebuild_from_the_topics_gives_the_same_reports(
     assert summary["unreadable"] == []
     assert summary["records"] > 0
 
-    live, rebuilt = reporting.reports, ReportRepository(reporting.mongo[rebuilt_name])
+    live = reporting.store
+    rebuilt = ReportStore(MongoDocuments(reporting.mongo[rebuilt_name]))
 
-    async def counts(reports: ReportRepository) -> dict[str, Any]:
-        return {
-            document["_id"]: (document["offset"], document["counts"])
-            async for document in reports.counts.find({})
-            if document["month"] in months.all
-        }
+    async def counts(store: ReportStore) -> dict[str, Any]:
+        return await stored_counts(store, months.all)
 
     assert await counts(rebuilt) == await counts(live)
     assert await counts(live)
@@ -2077,23 +2138,19 @@ async def test_a_rebuild_from_the_topics_gives_the_same_reports(
         return dumped
 
     for month in months.all:
-        data = {
-            name: await reports.month_data([month])
-            for name, reports in (("live", live), ("rebuilt", rebuilt))
-        }
         for department in (None, *DEPARTMENTS):
-            live_report, rebuilt_report = (
+            live_report, rebuilt_report = [
                 monthly_report(
-                    data[name],
+                    await store.month_data(month, department),
                     month=month,
                     department=department,
                     catalogue=CATALOGUE,
                     targets=TARGETS,
-                    book=BOOK,
+                    study=STUDY,
                     now=reporting.clock.now,
                 )
-                for name in ("live", "rebuilt")
-            )
+                for store in (live, rebuilt)
+            ]
             assert ours(rebuilt_report) == ours(live_report), (month, department)
     served = await reporting.monthly(tokens.conduct_office, b)
     assert served["basic"]["total"] > 0
@@ -2101,19 +2158,19 @@ async def test_a_rebuild_from_the_topics_gives_the_same_reports(
         served["timeliness"]
         == ours(
             monthly_report(
-                await rebuilt.month_data([b]),
+                await rebuilt.month_data(b, None),
                 month=b,
                 department=None,
                 catalogue=CATALOGUE,
                 targets=TARGETS,
-                book=BOOK,
+                study=STUDY,
                 now=reporting.clock.now,
             )
         )["timeliness"]
     )
 
     today = reporting.clock.now.date()
-    live_decisions, rebuilt_decisions = await live.all_decisions(), await rebuilt.all_decisions()
+    live_decisions, rebuilt_decisions = await all_decisions(live), await all_decisions(rebuilt)
     staff, companies = set(scenario.staff.values()), set(scenario.companies.values())
     items = set(scenario.items.values())
     for decisions_of in (live_decisions, rebuilt_decisions):
@@ -2128,9 +2185,9 @@ async def test_a_rebuild_from_the_topics_gives_the_same_reports(
         )
 
     assert registers(rebuilt_decisions) == registers(live_decisions)
-    live_cases = {f.case_id: f for f in await live.all_cases() if f.case_id in scenario.case_ids}
+    live_cases = {f.case_id: f for f in await all_cases(live) if f.case_id in scenario.case_ids}
     rebuilt_cases = {
-        f.case_id: f for f in await rebuilt.all_cases() if f.case_id in scenario.case_ids
+        f.case_id: f for f in await all_cases(rebuilt) if f.case_id in scenario.case_ids
     }
     assert rebuilt_cases == live_cases
     assert len(live_cases) == len(scenario.cases)
@@ -2139,8 +2196,10 @@ async def test_a_rebuild_from_the_topics_gives_the_same_reports(
 
     # What the topics cannot give back comes along: tokens, confirmations, the access log.
     for collection in ("reporting_tokens", "reporting_confirmations", "reporting_access_log"):
-        copied = [doc async for doc in rebuilt.counts.database[collection].find({}).sort("_id")]
-        kept = [doc async for doc in live.counts.database[collection].find({}).sort("_id")]
+        copied = [
+            doc async for doc in reporting.mongo[rebuilt_name][collection].find({}).sort("_id")
+        ]
+        kept = [doc async for doc in reporting.db[collection].find({}).sort("_id")]
         assert copied == kept, collection
         assert kept, collection
 

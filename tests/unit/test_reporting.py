@@ -1,13 +1,16 @@
 """Reporting's pure modules: what each event and case counts as (facts), KPI status against the
-targets of 004 §五 (kpi), the monthly report of 004 §七(三) (monthly), the registers built from
-escalation's decisions (registers), CSV/XLSX downloads (exports), who reads what (access) and
-the dashboard's chart geometry (dashboard). No broker, no database.
+targets of 004 §五 (kpi), the monthly report of 004 §七(三) (monthly), R-MONTHLY-STUDY (study),
+the registers built from escalation's decisions (registers), CSV/XLSX downloads (exports), who
+reads what (access) and the dashboard's chart geometry (dashboard); and its application layer
+on the store's in-memory twin: records ingested a batch at a time (ingest), and the reports
+read from what was stored (reports). No broker, no database.
 
 Expected values are derived from the inputs each test builds: the counts, cases, decisions,
 sessions and confirmations of one month, two departments and the shipped department
 catalogue, KPI targets and rule book.
 """
 
+import asyncio
 import csv
 import io
 import itertools
@@ -15,7 +18,7 @@ import re
 import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -33,28 +36,32 @@ from schemas.case import CaseChange, CaseKind, CaseState, CaseUpdated, derive_ca
 from schemas.case_action import CaseActionReceived
 from schemas.catalogue import BY_TYPE
 from schemas.complaint import ComplaintCategory, ComplaintReceived
+from schemas.dead_letter import DeadLetter, Problem
 from schemas.decision import Decision, DecisionKind, EscalationTarget, Measure, SubjectKind
 from schemas.finding import InvestigationFindingReceived
 from schemas.kpi import KpiMetric, KpiObservationReceived
 from schemas.training import TrainingHeldReceived, TrainingKind
+from services.common.consuming import Received
 from services.common.datafile import DataFileError
 from services.common.departments import DepartmentCatalogue
+from services.common.documents import MemoryDocuments, Records
 from services.escalation.conduct import ConductFile, decide, reconcile
 from services.escalation.rulebook import RuleBook
+from services.escalation.settings import EscalationSettings
 from services.reporting.access import Role, Viewer
 from services.reporting.api import MONTHLY_COLUMNS, monthly_rows, templates
-from services.reporting.dashboard import BAR_GAP, CHART_HEIGHT, CHART_WIDTH, bars, last_months
+from services.reporting.counting import CountDocument, Tally, count_document_id
+from services.reporting.dashboard import BAR_GAP, CHART_HEIGHT, CHART_WIDTH, bars
 from services.reporting.exports import ExportFormat, table
 from services.reporting.facts import (
     HOSPITAL,
     CaseFact,
-    CaseRecord,
     CountKey,
     case_fact,
     count_key,
     report_month,
 )
-from services.reporting.fold import FoldedReports
+from services.reporting.ingest import DEAD_LETTER, Ingest
 from services.reporting.kpi import (
     TARGETS_FILE,
     Comparison,
@@ -83,14 +90,19 @@ from services.reporting.registers import (
     standing,
     vendor_cutoffs,
 )
+from services.reporting.reports import Reports, last_months
 from services.reporting.settings import ReportingSettings
+from services.reporting.store import HeldSession, ReportStore
+from services.reporting.study import STUDY_FILE, StudyRule, months_without_study
 from services.router.domain import Opening, link, record_finding, take_action
 from tests.factories import ROUTING, complaint_event, routed_case
 
 SETTINGS = ReportingSettings()
 CATALOGUE = DepartmentCatalogue.from_file(SETTINGS.departments)
 TARGETS = KpiTargets.from_file(SETTINGS.kpi_targets)
-BOOK = RuleBook.from_file(SETTINGS.rules)
+STUDY = StudyRule.from_file(SETTINGS.study_rule)
+BOOK = RuleBook.from_file(EscalationSettings().rules)
+"""Escalation's rule book, which its decisions name (``decide``)."""
 TARGETS_TEXT = TARGETS_FILE.read_text(encoding="utf-8")
 
 DEPT = "general_psychiatry"
@@ -188,11 +200,13 @@ def _event(
     *,
     occurred_at: str | datetime = "2026-11-12T10:00:00+08:00",
     received_at: str | datetime | None = None,
+    ref: str = "",
     **facts: Any,
 ) -> Event:
     """An accepted event of ``event_type`` with the facts above, changed by ``facts``; received
-    when it happened unless ``received_at`` says otherwise."""
-    seed = f"{occurred_at}{received_at}{sorted(facts.items())}"
+    when it happened unless ``received_at`` says otherwise. Events alike but for ``ref`` are
+    distinct events."""
+    seed = f"{occurred_at}{received_at}{sorted(facts.items())}{ref}"
     ref = f"{event_type}-{uuid.uuid5(uuid.NAMESPACE_URL, seed)}"
     return BY_TYPE[event_type].event.model_validate(
         {
@@ -1052,7 +1066,7 @@ def _report(
     *,
     now: datetime = LATER,
     data: MonthData | None = None,
-    book: RuleBook = BOOK,
+    study: StudyRule = STUDY,
     month: str = MONTH,
 ) -> MonthlyReport:
     return monthly_report(
@@ -1061,7 +1075,7 @@ def _report(
         department=department,
         catalogue=CATALOGUE,
         targets=TARGETS,
-        book=book,
+        study=study,
         now=now,
     )
 
@@ -1281,17 +1295,55 @@ def test_departments_without_a_study_session() -> None:
     assert _without_study(_report(None)) == sorted(set(CATALOGUE.departments) - STUDIED)
 
 
-def test_which_sessions_count_as_study_comes_from_the_rule_book() -> None:
-    study_only = BOOK.model_copy(
-        update={
-            "monthly_study": BOOK.monthly_study.model_copy(
-                update={"counting_kinds": (TrainingKind.STUDY,)}
-            )
-        }
-    )
+def test_which_sessions_count_as_study_comes_from_the_study_rule() -> None:
+    study_only = STUDY.model_copy(update={"counting_kinds": (TrainingKind.STUDY,)})
     # DEPT held only warning education in November.
-    assert _without_study(_report(DEPT, book=study_only)) == [DEPT]
-    assert _without_study(_report(OTHER, book=study_only)) == []
+    assert _without_study(_report(DEPT, study=study_only)) == [DEPT]
+    assert _without_study(_report(OTHER, study=study_only)) == []
+
+
+# --- study: R-MONTHLY-STUDY -------------------------------------------------------------------
+# 000 §三(三): 每月至少安排一次专题学习.
+
+
+def _held(held_on: date, kind: TrainingKind) -> TrainingHeldReceived:
+    return _session(DEPT, held_on, ["S1"], kind=kind)
+
+
+@pytest.mark.parametrize("kind", STUDY.counting_kinds)
+def test_months_without_a_counting_session_are_listed(kind: TrainingKind) -> None:
+    sessions = [_held(date(2026, 1, 31), kind), _held(date(2026, 3, 1), kind)]
+    months = ["2026-03", "2026-01", "2026-02", "2026-04", "2026-02"]
+
+    assert months_without_study(sessions, months, STUDY) == ["2026-02", "2026-04"]
+
+
+def test_every_month_is_listed_without_sessions_and_none_without_months() -> None:
+    assert months_without_study([], ["2026-05", "2026-04"], STUDY) == ["2026-04", "2026-05"]
+    assert months_without_study([_held(date(2026, 4, 1), TrainingKind.STUDY)], [], STUDY) == []
+
+
+def test_only_the_rule_s_counting_kinds_count_as_the_month_s_study() -> None:
+    # 000 §三(三) 专题学习 and 004 §五 警示教育 both count in the shipped rule.
+    assert set(STUDY.counting_kinds) == set(TrainingKind)
+    rule = StudyRule.from_toml(
+        STUDY_FILE.read_text("utf-8").replace(
+            'counting_kinds = ["study", "warning_education"]', 'counting_kinds = ["study"]'
+        ),
+        source="study.toml",
+    )
+    sessions = [_held(date(2026, 6, 10), TrainingKind.WARNING_EDUCATION)]
+
+    assert months_without_study(sessions, ["2026-06"], rule) == ["2026-06"]
+
+
+def test_a_study_rule_without_counting_kinds_is_refused_at_its_line() -> None:
+    text = STUDY_FILE.read_text("utf-8").replace(
+        'counting_kinds = ["study", "warning_education"]', "counting_kinds = []"
+    )
+    with pytest.raises(DataFileError) as refused:
+        StudyRule.from_toml(text, source="study.toml")
+    assert str(refused.value).startswith(f"study.toml:{_line(text, 'counting_kinds')} ")
 
 
 @pytest.mark.parametrize(
@@ -2169,74 +2221,279 @@ def test_last_months_are_consecutive_and_end_this_month(today: date, count: int)
     assert indexes == list(range(indexes[0], indexes[0] + count))
 
 
-# --- the rebuild's fold ---------------------------------------------------------------------
-# What the live service's store writes keep, kept in memory (services/reporting/fold.py); the
-# integration test of the rebuild compares the documents it inserts with the live ones.
-
-_FOLD_TYPES = st.sampled_from(["complaint", "satisfaction", "visitor_log"])
+# --- ingest: records into the store, a batch at a time ----------------------------------------
+# The application layer on the store's in-memory twin; tests/integration/test_reporting_store.py
+# holds the same promises on the real store.
 
 
-@given(st.lists(st.tuples(_FOLD_TYPES, st.lists(st.integers(0, 50), max_size=2)), min_size=1))
-async def test_the_fold_counts_each_record_once_however_often_it_is_delivered_again(
-    records: list[tuple[str, list[int]]],
+def _ingest(store: ReportStore | None = None) -> Ingest:
+    return Ingest(store or ReportStore(MemoryDocuments()), departments=CATALOGUE)
+
+
+def _at(value: Any, offset: int, *, topic: str = "facts", partition: int = 0) -> Received[Any]:
+    """``value`` as record ``offset`` of a partition."""
+    return Received(value, topic, partition, offset)
+
+
+_COUNTED_TYPES = st.sampled_from(["complaint", "satisfaction", "visitor_log"])
+
+
+@given(st.lists(st.tuples(_COUNTED_TYPES, st.integers(0, 6)), min_size=1, max_size=40))
+async def test_each_record_counts_once_however_often_it_is_delivered_again(
+    records: list[tuple[str, int]],
 ) -> None:
-    """Record ``offset`` of a partition, then any earlier ones delivered again."""
-    folded = FoldedReports()
-    events = [_event(event_type) for event_type, _ in records]
-    for offset, (_, again) in enumerate(records):
-        for earlier in [offset, *(n % (offset + 1) for n in again)]:
-            key = _key(events[earlier])
-            await folded.count(key, topic="facts", partition=3, offset=earlier)
-    (document_id,) = folded.counts
-    assert document_id == "facts|3|2026-11"
-    counted = folded.counts[document_id]
-    assert counted.offset == len(records) - 1
-    expected = Counter(_key(event) for event in events)
-    assert dict(counted.counts) == dict(expected)
+    """Batch n ends with record n and starts ``rewind`` records earlier: delivered again from
+    an earlier commit, as after a crash."""
+    ingest = _ingest()
+    events = [_event(event_type, ref=str(n)) for n, (event_type, _) in enumerate(records)]
+    counted: Counter[str] = Counter()
+    for offset, (_, rewind) in enumerate(records):
+        start = max(0, offset - rewind)
+        counted += await ingest.facts([_at(events[n], n) for n in range(start, offset + 1)])
+
+    assert dict(await ingest.store.month_counts(MONTH)) == Counter(_key(e) for e in events)
+    assert counted == Counter(event.event_type for event in events)  # type: ignore[attr-defined]
+    stored = await ingest.store.counts.load(count_document_id("facts", 0, MONTH))
+    assert stored.value is not None
+    assert stored.value.offset == len(records) - 1
 
 
-async def test_the_fold_keeps_a_document_per_partition_and_month() -> None:
-    folded = FoldedReports()
+async def test_two_instances_counting_the_same_records_at_once_count_each_once() -> None:
+    """Around a rebalance, two instances may handle the same records of a partition, each in
+    the partition's order (from the last commit)."""
+    store = ReportStore(MemoryDocuments())
+    events = [_event("satisfaction", ref=str(n)) for n in range(30)]
+    batches = [[_at(events[n], n) for n in range(start, start + 10)] for start in (0, 10, 20)]
+
+    async def in_order(instance: Ingest) -> Counter[str]:
+        return sum([await instance.facts(batch) for batch in batches], Counter())
+
+    counted = await asyncio.gather(in_order(_ingest(store)), in_order(_ingest(store)))
+
+    assert dict(await store.month_counts(MONTH)) == {_key(events[0]): 30}
+    assert sum(counted, Counter()) == {"satisfaction": 30}
+
+
+async def test_a_count_document_per_partition_and_month() -> None:
+    ingest = _ingest()
     november, december = _event("complaint"), _event("complaint", occurred_at=_h(2026, 12, 1))
-    for offset, event in enumerate([november, december, november]):
-        assert await folded.count(_key(event), topic="facts", partition=0, offset=offset)
-    assert await folded.count(_key(november), topic="facts", partition=1, offset=0)
-    assert {k: sum(c.counts.values()) for k, c in folded.counts.items()} == {
-        "facts|0|2026-11": 2,
-        "facts|0|2026-12": 1,
-        "facts|1|2026-11": 1,
+    await ingest.facts([_at(november, 0), _at(december, 1), _at(november, 2)])
+    await ingest.facts([_at(november, 0, partition=1)])
+
+    stored = {
+        key: (kept.value.offset, sum(tally.count for tally in kept.value.tallies))
+        for month in (MONTH, "2026-12")
+        for key, kept in (await ingest.store.counts.find(month=month)).items()
+        if kept.value is not None
+    }
+    assert stored == {
+        "facts|0|2026-11": (2, 2),
+        "facts|0|2026-12": (1, 1),
+        "facts|1|2026-11": (0, 1),
     }
 
 
-@given(st.permutations(range(5)))
-async def test_the_fold_keeps_a_case_s_highest_revision_in_any_order(order: list[int]) -> None:
-    folded = FoldedReports()
-    fact = _fact(1, opened=_h(2026, 11, 2), deadline=_h(2026, 11, 30))
-    record = CaseRecord.model_validate({**fact.model_dump(), "history": ()})
-    for revision in [*order, order[0]]:
-        await folded.record_case(record.model_copy(update={"revision": revision}))
-    assert folded.cases == {fact.case_id: record.model_copy(update={"revision": 4})}
+async def test_dead_letters_count_under_no_department_in_the_month_they_were_dead_lettered() -> (
+    None
+):
+    ingest = _ingest()
+    letter = DeadLetter(
+        dead_letter_id=uuid.uuid4(),
+        source_topic="qinglian.complaints.v1",
+        source_partition=0,
+        source_offset=7,
+        reason="invalid",
+        problems=(Problem(field="event_type", reason="missing"),),
+        original=b"{}",
+        failed_in="intake",
+        attempts=1,
+        dead_lettered_at=_h(2026, 11, 30, 23, 30),
+    )
+    assert await ingest.dead_letters([_at(letter, 4, topic="dead")]) == {DEAD_LETTER: 1}
+    assert await ingest.dead_letters([_at(letter, 4, topic="dead")]) == {}
+    key = CountKey(month=MONTH, department=None, event_type=DEAD_LETTER)
+    assert await ingest.store.month_counts(MONTH) == [(key, 1)]
 
 
-async def test_the_fold_keeps_a_decision_and_a_session_once() -> None:
-    folded = FoldedReports()
+@given(st.permutations(range(5)), st.integers(1, 3))
+async def test_a_case_s_highest_revision_is_kept_in_any_order_and_shown_to_the_reports(
+    order: list[int], size: int
+) -> None:
+    ingest = _ingest()
+    case = routed_case(complaint_event(source_ref="REV-1"), now=_h(2026, 11, 2))
+    revisions = [case.model_copy(update={"revision": n + 1}) for n in order]
+    for start in range(0, len(revisions), size):
+        batch = [_at(r, n, topic="cases") for n, r in enumerate(revisions[start : start + size])]
+        await ingest.cases(batch)
+    await ingest.cases([_at(revisions[0], 0, topic="cases")])  # delivered again
+
+    latest = case_fact(case.model_copy(update={"revision": 5}))
+    assert await ingest.store.case(case.case_id) == latest
+    assert await ingest.store.cases_opened(latest.month) == [
+        CaseFact.model_validate(latest.model_dump(exclude={"history"}))
+    ]
+
+
+async def test_two_instances_keeping_a_case_at_once_leave_its_latest_revision() -> None:
+    store = ReportStore(MemoryDocuments())
+    case = routed_case(complaint_event(source_ref="REV-2"), now=_h(2026, 11, 2))
+    revisions = [case.model_copy(update={"revision": n}) for n in range(1, 9)]
+
+    await asyncio.gather(
+        *(
+            _ingest(store).cases([_at(revision, n, topic="cases")])
+            for n, revision in enumerate(revisions)
+        )
+    )
+
+    assert (await store.case(case.case_id)) == case_fact(revisions[-1])
+    (shown,) = await store.cases_opened(case_fact(case).month)
+    assert shown.revision == 8
+
+
+class _HeldBack:
+    """Records whose writes wait until ``go`` is set: an instance slowed down between saving a
+    case and showing it to the reports."""
+
+    def __init__(self, records: Records[CaseFact]) -> None:
+        self.records = records
+        self.waiting, self.go = asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.records, name)
+
+    async def insert_many(self, values: Mapping[str, CaseFact]) -> set[str]:
+        self.waiting.set()
+        await self.go.wait()
+        return await self.records.insert_many(values)
+
+    async def put_many(self, values: Mapping[str, CaseFact]) -> None:
+        self.waiting.set()
+        await self.go.wait()
+        await self.records.put_many(values)
+
+
+async def test_an_instance_showing_an_older_revision_last_shows_the_latest_after_all() -> None:
+    documents = MemoryDocuments()
+    slow_store, store = ReportStore(documents), ReportStore(documents)
+    held_back = _HeldBack(slow_store.case_facts)
+    slow_store.case_facts = cast(Records[CaseFact], held_back)
+    case = routed_case(complaint_event(source_ref="REV-3"), now=_h(2026, 11, 2))
+    newer = case.model_copy(update={"revision": 2})
+
+    slow = asyncio.create_task(_ingest(slow_store).cases([_at(case, 0, topic="cases")]))
+    await held_back.waiting.wait()  # saved, not shown yet
+    await _ingest(store).cases([_at(newer, 1, topic="cases")])
+    held_back.go.set()
+    await slow
+
+    assert await store.case(case.case_id) == case_fact(newer)
+    (shown,) = await store.cases_opened(case_fact(case).month)
+    assert shown.revision == 2
+
+
+async def test_a_decision_and_a_session_are_kept_once() -> None:
+    ingest = _ingest()
     decision = _decision(DecisionKind.NOTICE, key="k", as_of=_h(2026, 11, 2))
-    assert await folded.record_decision(decision)
-    assert not await folded.record_decision(decision.model_copy())
+    assert await ingest.decisions([_at(decision, 0, topic="d")]) == [decision]
+    assert await ingest.decisions([_at(decision.model_copy(), 0, topic="d")]) == []
     session = _session("child_psychiatry", date(2026, 11, 12), ["S1301"])
-    await folded.record_training(session)
-    await folded.record_training(session.model_copy(update={"headcount": 99}))
-    assert list(folded.decisions.values()) == [decision]
-    assert list(folded.sessions.values()) == [session]
+    await ingest.facts([_at(session, 0)])
+    again = session.model_copy(update={"headcount": 99})
+    await ingest.facts([_at(again, 0, partition=1)])  # another record of the same event
+    assert await ingest.store.decisions_of(DecisionKind.NOTICE) == [decision]
+    (kept,) = await ingest.store.sessions_held(MONTH, "child_psychiatry")
+    assert kept.headcount == session.headcount
 
 
 @given(st.permutations(range(4)))
-async def test_the_fold_keeps_the_latest_observation_by_event_time(order: list[int]) -> None:
-    folded = FoldedReports()
+async def test_the_latest_observation_by_event_time_stands(order: list[int]) -> None:
+    ingest = _ingest()
     observations = [
         _event("kpi_observation", occurred_at=_h(2026, 11, 10 + day), value=f"{day}.5")
         for day in range(4)
     ]
-    for day in order:
-        await folded.record_observation(cast(KpiObservationReceived, observations[day]))
-    assert list(folded.observations.values()) == [observations[3]]
+    for offset, day in enumerate(order):
+        await ingest.facts([_at(observations[day], offset)])
+    (latest,) = await ingest.store.latest_observations("addiction_medicine", MONTH)
+    assert latest.value == Decimal("3.5")
+
+
+# --- reports: what the store holds, read as the reports need it -------------------------------
+
+
+async def _stored(store: ReportStore) -> None:
+    """This module's month (its counts, cases, decisions, KPI observations, sessions and
+    confirmations) in ``store``, as ingest keeps them."""
+    by_month: dict[str, list[tuple[CountKey, int]]] = {}
+    for key, n in COUNTS:
+        by_month.setdefault(key.month, []).append((key, n))
+    for month, counts in by_month.items():
+        tallies = tuple(Tally(key=key, count=n) for key, n in counts)
+        document = CountDocument(topic="t", partition=0, month=month, offset=0, tallies=tallies)
+        assert await store.counts.save(count_document_id("t", 0, month), document, over=0)
+    await store.case_facts.put_many({case.case_id: case for case in CASES})
+    await store.decisions.insert_many({str(d.event_id): d for d in DECISIONS})
+    await store.observations.insert_many(
+        {
+            str(event.event_id): event
+            for observation in OBSERVATIONS
+            for event in [
+                cast(
+                    KpiObservationReceived,
+                    _event("kpi_observation", **observation.model_dump(mode="json")),
+                )
+            ]
+        }
+    )
+    await store.sessions.insert_many(
+        {str(s.event_id): HeldSession.model_validate_json(s.model_dump_json()) for s in SESSIONS}
+    )
+    await store.confirmations.insert_many({f"{c.department}|{c.month}": c for c in CONFIRMATIONS})
+
+
+@pytest.fixture
+async def reports() -> Reports:
+    store = ReportStore(MemoryDocuments())
+    await _stored(store)
+    return Reports(store, catalogue=CATALOGUE, targets=TARGETS, study=STUDY, clock=lambda: LATER)
+
+
+@pytest.mark.parametrize("month", ["2026-10", MONTH, "2026-12"])
+@pytest.mark.parametrize("department", [None, DEPT, OTHER, "nursing"])
+async def test_a_monthly_report_read_from_the_store_is_the_report_of_everything_it_holds(
+    reports: Reports, month: str, department: str | None
+) -> None:
+    """The store is read by month, department, open or overdue, kind: what a report shows."""
+    assert await reports.monthly(month, department) == _report(department, month=month)
+
+
+@pytest.mark.parametrize("department", [None, DEPT, OTHER])
+async def test_the_dashboard_read_from_the_store_counts_every_case_it_shows(
+    reports: Reports, department: str | None
+) -> None:
+    reports = Reports(
+        reports.store, catalogue=CATALOGUE, targets=TARGETS, study=STUDY, clock=lambda: NOV_END
+    )
+    shown = await reports.dashboard(department)
+    mine = [c for c in CASES if department in (None, c.department)]
+    assert shown.report == _report(department, now=NOV_END, month="2026-12")
+    assert shown.open_cases == sum(case.closed_at is None for case in mine)
+    assert shown.overdue_cases == sum(case.overdue(NOV_END) for case in mine)
+    assert shown.trend == [
+        (month[2:], sum(case.month == month for case in mine))
+        for month in last_months(NOV_END.date(), 12)
+    ]
+
+
+async def test_registers_read_from_the_store_are_those_of_every_decision(
+    reports: Reports,
+) -> None:
+    today = LATER.date()
+    assert await reports.promotion_bars() == promotion_bars(DECISIONS, today=today)
+    assert await reports.vendor_cutoffs() == vendor_cutoffs(DECISIONS)
+    assert await reports.notices(None) == notices(DECISIONS, CATALOGUE)
+    everyone = escalations(DECISIONS)
+    assert await reports.escalations(None) == everyone
+    entries = [e for e in everyone[0] if e.case_id == OTHER_OVERDUE.case_id]
+    assert await reports.escalations(OTHER) == (entries, rule_counts(entries))
