@@ -183,13 +183,20 @@ def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
 
 
 def make_broker(
-    settings: ServiceSettings, *, service: str, registry: CollectorRegistry
+    settings: ServiceSettings,
+    *,
+    service: str,
+    registry: CollectorRegistry,
+    retry_middleware: bool = True,
 ) -> KafkaBroker:
+    """The service's broker. ``retry_middleware=False`` for a service whose subscribers all
+    consume in batches (``consuming.consume``), whose ``Delivery`` retries and dead-letters
+    in its stead (and declares the same metrics)."""
     backoff = RetryBackoff(
         service=service,
         max_seconds=settings.retry_backoff_max_seconds,
         max_attempts=settings.max_handler_attempts,
-        registry=registry,
+        registry=CollectorRegistry() if not retry_middleware else registry,
     )
     broker = KafkaBroker(
         settings.kafka_bootstrap,
@@ -200,7 +207,7 @@ def make_broker(
         middlewares=[
             CorrelationMiddleware,
             KafkaPrometheusMiddleware(registry=registry, app_name=service),
-            backoff,
+            *([backoff] if retry_middleware else []),
         ],
         logger=logging.getLogger(f"qinglian.{service}.kafka"),
         graceful_timeout=30.0,

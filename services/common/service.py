@@ -84,7 +84,9 @@ class Service:
         self.registry = CollectorRegistry()
         self.mongo = connect(settings)
         self.documents = documents or MongoDocuments(database(self.mongo, settings))
-        self.broker = make_broker(settings, service=name, registry=self.registry)
+        self.broker = make_broker(
+            settings, service=name, registry=self.registry, retry_middleware=False
+        )
         self.delivery = Delivery(
             service=name,
             broker=self.broker,

@@ -1,0 +1,101 @@
+"""The desk's read model, built from the topics: each case at its highest revision, the
+complaints (their text), findings, escalation's decisions, reporters' additions and the
+replies sent. And the case list's rows in memory (``CaseIndex``), loaded from the store at
+start and kept current as cases arrive, here or through another desk instance.
+"""
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from schemas.case import CaseUpdated
+from schemas.complaint import ComplaintReceived
+from schemas.decision import Decision
+from schemas.finding import InvestigationFindingReceived
+from schemas.follow_up import ReporterAddition, ReporterReply
+from services.common.departments import DepartmentCatalogue
+from services.common.documents import Versioned
+from services.desk.access import CaseRow, row_of
+from services.desk.store import DeskStore, StoredCase
+
+
+def minute_of(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+class CaseIndex:
+    """Every case's row, by case id; a row is replaced only by a higher revision."""
+
+    def __init__(self, catalogue: DepartmentCatalogue) -> None:
+        self.catalogue = catalogue
+        self.rows: dict[str, CaseRow] = {}
+
+    def take(self, cases: Iterable[CaseUpdated]) -> None:
+        for case in cases:
+            known = self.rows.get(case.case_id)
+            if known is None or known.revision < case.revision:
+                self.rows[case.case_id] = row_of(case, self.catalogue)
+
+
+class ReadModel:
+    def __init__(
+        self, store: DeskStore, index: CaseIndex, *, clock: Callable[[], datetime]
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.clock = clock
+
+    async def load_index(self) -> None:
+        """Every stored case into the list (at start)."""
+        stored = await self.store.cases.find()
+        self.index.take(v.value.case for v in stored.values() if v.value is not None)
+
+    async def refresh_index(self) -> None:
+        """Take in the cases stored in this minute and the one before (by any instance)."""
+        now = self.clock()
+        for minute in (now - timedelta(minutes=1), now):
+            stored = await self.store.cases.find(stored_minute=minute_of(minute))
+            self.index.take(v.value.case for v in stored.values() if v.value is not None)
+
+    async def cases(self, cases: Iterable[CaseUpdated]) -> None:
+        """Keep each case's highest revision: replays and redeliveries change nothing."""
+        newest: dict[str, CaseUpdated] = {}
+        for case in cases:
+            if case.case_id not in newest or newest[case.case_id].revision < case.revision:
+                newest[case.case_id] = case
+        loaded = await self.store.cases.load_many(newest)
+        kept = await asyncio.gather(
+            *(self._keep(loaded[case_id], case) for case_id, case in newest.items())
+        )
+        self.index.take(kept)
+
+    async def _keep(self, current: Versioned[StoredCase], case: CaseUpdated) -> CaseUpdated:
+        if current.value is not None and current.value.case.revision >= case.revision:
+            return current.value.case
+        stored = StoredCase(case=case, stored_minute=minute_of(self.clock()))
+        if await self.store.cases.save(case.case_id, stored, over=current.revision):
+            return case
+
+        async def newer(now: Versioned[StoredCase]) -> StoredCase | None:
+            if now.value is not None and now.value.case.revision >= case.revision:
+                return None
+            return stored
+
+        latest = await self.store.cases.update(case.case_id, newer)
+        assert latest.value is not None  # noqa: S101 (update stored or found a case)
+        return latest.value.case
+
+    async def complaints(self, complaints: Iterable[ComplaintReceived]) -> None:
+        await self.store.complaints.insert_many({str(c.event_id): c for c in complaints})
+
+    async def findings(self, findings: Iterable[InvestigationFindingReceived]) -> None:
+        await self.store.findings.insert_many({str(f.event_id): f for f in findings})
+
+    async def decisions(self, decisions: Iterable[Decision]) -> None:
+        await self.store.decisions.insert_many({str(d.event_id): d for d in decisions})
+
+    async def additions(self, additions: Iterable[ReporterAddition]) -> None:
+        await self.store.additions.insert_many({str(a.event_id): a for a in additions})
+
+    async def replies(self, replies: Iterable[ReporterReply]) -> None:
+        await self.store.replies.insert_many({str(r.event_id): r for r in replies})
