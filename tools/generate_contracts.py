@@ -25,6 +25,8 @@ from pydantic_core import core_schema
 import schemas
 from schemas.catalogue import CATALOGUE, AnySubmission
 from schemas.labels import LabelledEnum
+from services.desk.main import create_app as desk_app
+from services.desk.settings import DeskSettings
 from services.escalation.main import create_app as escalation_app
 from services.escalation.settings import EscalationSettings
 from services.intake.crypto import new_key
@@ -82,7 +84,7 @@ def render() -> dict[Path, str]:
 
 
 def _asyncapi() -> str:
-    """The AsyncAPI document of every topic, from the four services' brokers."""
+    """The AsyncAPI document of every topic, from the services' brokers."""
     # The production addresses, whatever this machine's environment says.
     common: dict[str, Any] = {
         "kafka_bootstrap": PRODUCTION_BOOTSTRAP,
@@ -93,6 +95,7 @@ def _asyncapi() -> str:
         "router": router_app(RouterSettings(**common)),
         "escalation": escalation_app(EscalationSettings(**common)),
         "reporting": reporting_app(ReportingSettings(**common)),
+        "desk": desk_app(DeskSettings(**common)),
     }
     specification = asyncapi.document(
         {service: app.state.broker for service, app in apps.items()},
