@@ -1,6 +1,7 @@
 """Who sees which case on the desk, and the case list's filters, counts, search and pages:
 pure functions over cases as the router makes them."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -91,12 +92,8 @@ def test_conflict_cases_go_to_discipline_inspection_and_the_office_not_its_own()
 
 
 def test_a_closed_case_takes_only_a_reply() -> None:
-    closed = _row("CLOSED-1").__class__(**{**_fields(_row("CLOSED-1")), "state": CaseState.CLOSED})
+    closed = dataclasses.replace(_row("CLOSED-1"), state=CaseState.CLOSED)
     assert RULES.actions(OFFICE, closed) == (ActionKind.REPLY,)
-
-
-def _fields(row: CaseRow) -> dict[str, object]:
-    return {name: getattr(row, name) for name in row.__slots__}
 
 
 def test_a_department_heads_account_is_bound_to_the_head_the_directory_names() -> None:
