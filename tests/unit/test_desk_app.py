@@ -6,114 +6,39 @@ tests/integration/test_desk_browser.py."""
 
 import csv
 import io
-import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from schemas.base import derive_event_id
 from schemas.case import CaseUpdated
 from schemas.case_action import CaseActionKind, CaseActionReceived, CaseActionSubmission
 from schemas.complaint import ComplaintReceived
-from schemas.decision import Decision
-from services.common.documents import MemoryDocuments
 from services.desk import signin
-from services.desk.main import create_app
-from services.desk.readmodel import ReadModel
-from services.desk.settings import DeskSettings
-from services.desk.web import COOKIE, Desk
+from services.desk.web import COOKIE
 from services.router.domain import take_action
-from tests.desk import complaint_and_case, form_token, hidden, sign_in, sign_in_anew
+from tests.desk import (
+    PASSWORD,
+    READER_KEY,
+    Running,
+    client,
+    complaint_and_case,
+    form_token,
+    hidden,
+    running_desk,
+    sign_in,
+    sign_in_anew,
+)
 from tests.factories import ROUTING
 
 NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 RECEIVED = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
-PASSWORD = "correct horse battery"  # noqa: S105 (a test account's)
-READER_KEY = "reader-key-for-reporting"
 RARE_TEXT = "收到红包 𠀀 㐀 🧧👩‍⚕️ 第二行\n\t缩进：「引号」"
 """CJK Extension B and A, emoji with a joiner, a newline and a tab: kept byte for byte."""
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Intake:
-    """Records what the desk sends; answers as intake does."""
-
-    sent: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
-    down: bool = False
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            return httpx.Response(503, json={"detail": "unavailable"})
-        body = json.loads(request.content)
-        key = request.headers.get("x-api-key")
-        earlier = [
-            sent for sent in self.sent if sent[1].get("source_ref") == body.get("source_ref")
-        ]
-        self.sent.append((request.url.path, body, key))
-        if "source_ref" not in body:
-            return httpx.Response(202, json={"status": "sent"})
-        event_id = derive_event_id(body["source_system"], body["source_ref"])
-        status = 200 if earlier and "source_ref" in body else 202
-        return httpx.Response(status, json={"event_id": str(event_id), "status": "accepted"})
-
-
-@dataclass
-class Running:
-    http: httpx.AsyncClient
-    desk: Desk
-    read_model: ReadModel
-    intake: Intake
-    clock: Clock
-
-    async def account(self, username: str, role: str, **options: Any) -> str:
-        """A person with an account, signed in with the password they chose."""
-        from services.desk.access import Role
-
-        return await self.desk.accounts.create(
-            username,
-            role=Role(role),
-            display_name=options.pop("name", username),
-            department=options.get("department"),
-            staff_id=options.get("staff_id"),
-            now=self.clock(),
-        )
-
-    async def signed_in(self, username: str, role: str, **options: Any) -> httpx.AsyncClient:
-        one_time = await self.account(username, role, **options)
-        http = client(self.http._transport)
-        page = await sign_in_anew(http, username, one_time, PASSWORD)
-        assert page.status_code == 200, page.text
-        return http
-
-    async def publish(
-        self,
-        *,
-        cases: list[CaseUpdated] = (),  # type: ignore[assignment]
-        complaints: list[ComplaintReceived] = (),  # type: ignore[assignment]
-        decisions: list[Decision] = (),  # type: ignore[assignment]
-    ) -> None:
-        await self.read_model.complaints(complaints)
-        await self.read_model.cases(cases)
-        await self.read_model.decisions(decisions)
-
-
-def client(transport: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=transport, base_url="http://desk.test", timeout=10)
 
 
 @pytest.fixture(autouse=True)
@@ -124,25 +49,8 @@ def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    (tmp_path / "intake_key").write_text("qlk_desk_key\n")
-    (tmp_path / "reader_key").write_text(READER_KEY)
-    settings = DeskSettings(
-        intake_api_key_file=tmp_path / "intake_key",
-        session_reader_key_file=tmp_path / "reader_key",
-        kafka_bootstrap="127.0.0.1:9",
-        mongo_url="mongodb://127.0.0.1:9/",
-    )
-    clock, intake = Clock(NOW), Intake()
-    app = create_app(
-        settings,
-        clock=clock,
-        documents=MemoryDocuments(),
-        intake_transport=httpx.MockTransport(intake.handle),
-    )
-    desk: Desk = app.state.desk
-    read_model = ReadModel(desk.casework.store, desk.casework.index, clock=clock)
-    async with client(httpx.ASGITransport(app=app)) as http:
-        yield Running(http, desk, read_model, intake, clock)
+    async with running_desk(tmp_path, NOW) as desk:
+        yield desk
 
 
 def _case(ref: str, **complaint: Any) -> tuple[ComplaintReceived, CaseUpdated]:
