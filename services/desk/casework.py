@@ -19,7 +19,7 @@ from services.desk.access import ActionKind, CaseRow, Rules, Viewer
 from services.desk.forms import Form, FormError, outgoing
 from services.desk.intake import IntakeClient
 from services.desk.listing import Listing, ListQuery, page_of, select, visible
-from services.desk.readmodel import CaseIndex
+from services.desk.readmodel import CaseIndex, minute_of
 from services.desk.signin import digest
 from services.desk.store import CaseView, DeskStore, SentAction
 
@@ -31,6 +31,12 @@ class Outcome:
     action: SentAction
     state: Literal["sending", "pending", "applied", "refused", "failed"]
     note: str | None = None
+    event_id: uuid.UUID | None = None
+    """The event that carried it, once known (a reply's comes back on the replies topic)."""
+
+    @property
+    def actor(self) -> str:
+        return f"{self.action.actor_name}（{self.action.actor_staff_id}）"
 
 
 @dataclass
@@ -47,8 +53,12 @@ class CasePage:
     related: list[CaseRow]
     actions: tuple[ActionKind, ...]
     views: list[CaseView] = field(default_factory=list)
-    actors: dict[str, str] = field(default_factory=dict)
-    """A history entry's event id → the person who sent it through the desk."""
+
+    @property
+    def actors(self) -> dict[str, str]:
+        """An event's id → the person who sent it through the desk (the history and the
+        replies name the desk's source system; the desk knows who)."""
+        return {str(o.event_id): o.actor for o in self.outcomes if o.event_id is not None}
 
     @property
     def pending(self) -> bool:
@@ -61,16 +71,15 @@ def outcome_of(action: SentAction, case: CaseUpdated, replies: Iterable[Reporter
     if action.status == "sending":
         return Outcome(action, "sending")
     if action.kind is ActionKind.REPLY:
-        sent = any(
-            digest(reply.text) == action.text_digest and reply.sent_at >= action.submitted_at
-            for reply in replies
-        )
-        return Outcome(action, "applied" if sent else "pending")
+        for reply in replies:
+            if digest(reply.text) == action.text_digest and reply.sent_at >= action.submitted_at:
+                return Outcome(action, "applied", event_id=reply.event_id)
+        return Outcome(action, "pending")
     for entry in case.history:
         if entry.source_event_id == action.event_id:
             if entry.change is CaseChange.REFUSED:
-                return Outcome(action, "refused", entry.note)
-            return Outcome(action, "applied", entry.note)
+                return Outcome(action, "refused", entry.note, action.event_id)
+            return Outcome(action, "applied", entry.note, action.event_id)
     return Outcome(action, "pending")
 
 
@@ -128,7 +137,8 @@ class Casework:
             role=viewer.role,
             at=now,
         )
-        await self.store.views.insert(str(uuid.uuid4()), view)
+        # One entry per person, case and minute: the page refreshing itself is not news.
+        await self.store.views.insert(f"{case_id}|{viewer.username}|{minute_of(now)}", view)
         store, ids = self.store, [str(event_id) for event_id in case.source_event_ids]
         complaints, additions, replies, findings, decisions, actions = await asyncio.gather(
             store.complaints.get_many(ids),
@@ -153,9 +163,6 @@ class Casework:
             related=self._related(viewer, case),
             actions=self.rules.actions(viewer, self.index.rows[case_id]),
             views=await self._views(viewer, case_id),
-            actors={
-                str(a.event_id): f"{a.actor_name}（{a.actor_staff_id}）" for a in actions.values()
-            },
         )
 
     def _outcomes(

@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from schemas.case import CaseUpdated
 from schemas.case_action import CaseActionKind, CaseActionReceived, CaseActionSubmission
 from schemas.complaint import ComplaintReceived
+from schemas.follow_up import ReporterReply
 from services.desk import signin
 from services.desk.web import COOKIE
 from services.router.domain import take_action
@@ -427,3 +428,35 @@ async def test_the_session_endpoint_tells_reporting_who_is_signed_in(running: Ru
     assert (await running.http.get("/v1/session", headers=bearer)).status_code == 404
     forged = {"Cookie": f"{COOKIE}={uuid.uuid4().hex}"}
     assert (await running.http.get("/v1/session", headers=forged | bearer)).status_code == 404
+
+
+async def test_a_reply_shows_who_sent_it_once_it_comes_back_on_its_topic(
+    running: Running,
+) -> None:
+    complaint, case = _case("REPLY-1")
+    await running.publish(cases=[case], complaints=[complaint])
+    http = await running.signed_in("lu", "conduct_office", staff_id="S0113", name="陆行风")
+    page = await http.get(f"/cases/{case.case_id}")
+    text = "您反映的情况已受理，正在调查。"
+    await http.post(
+        f"/cases/{case.case_id}/reply",
+        data={
+            "csrf_token": hidden(page.text),
+            "form_token": form_token(page.text, "reply"),
+            "text": text,
+        },
+    )
+    assert "答复举报人：处理中 pending" in (await http.get(f"/cases/{case.case_id}")).text
+
+    # Intake publishes the reply in the desk's name; the desk knows which person sent it.
+    ((_, body, _),) = running.intake.sent
+    assert body == {"case_id": case.case_id, "text": text}
+    reply = ReporterReply(
+        event_id=uuid.uuid4(), case_id=case.case_id, text=text, sent_by="desk", sent_at=NOW
+    )
+    await running.read_model.replies([reply])
+    shown = (await http.get(f"/cases/{case.case_id}")).text
+    assert "答复举报人：已生效 applied" in shown
+    assert "2026-11-25 12:00 · 陆行风（S0113）</p>" in shown, "replies sent: by whom"
+    views = await running.desk.casework.store.views.find(case_id=case.case_id)
+    assert len(views) == 1, "one entry per person and minute"
