@@ -18,6 +18,11 @@ from services.common.documents import Versioned
 from services.desk.access import CaseRow, row_of
 from services.desk.store import DeskStore, StoredCase
 
+SAVES_AT_ONCE = 8
+"""Case saves side by side: FerretDB on PostgreSQL holds two of its pooled connections for each
+update and waits forever for one it cannot get, so a batch of 500 saved all at once would stall
+it (services/common/store.py, BULK_CHUNK)."""
+
 
 def minute_of(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M")
@@ -44,6 +49,7 @@ class ReadModel:
         self.store = store
         self.index = index
         self.clock = clock
+        self.saving = asyncio.Semaphore(SAVES_AT_ONCE)
 
     async def load_index(self) -> None:
         """Every stored case into the list (at start)."""
@@ -73,6 +79,11 @@ class ReadModel:
         if current.value is not None and current.value.case.revision >= case.revision:
             return current.value.case
         stored = StoredCase(case=case, stored_minute=minute_of(self.clock()))
+        async with self.saving:
+            return await self._save(current, stored)
+
+    async def _save(self, current: Versioned[StoredCase], stored: StoredCase) -> CaseUpdated:
+        case = stored.case
         if await self.store.cases.save(case.case_id, stored, over=current.revision):
             return case
 
