@@ -112,20 +112,19 @@ class CaseRow:
     """The accused heads a department (利益冲突)."""
     accused_heads: tuple[str, ...]
     """The departments the accused heads."""
+    awaiting_finding: bool
+    """Opened, assigned or under investigation: the deadline still runs."""
 
     @property
     def open(self) -> bool:
         return self.state is not CaseState.CLOSED
 
-    def awaiting_finding(self) -> bool:
-        return self.state in (CaseState.OPENED, CaseState.ASSIGNED, CaseState.INVESTIGATING)
-
     def overdue(self, now: datetime) -> bool:
         """Past its deadline without a finding (R-EVERY-COMPLAINT)."""
-        return self.awaiting_finding() and now > self.deadline
+        return self.awaiting_finding and now > self.deadline
 
     def due_within(self, now: datetime, days: int) -> bool:
-        return self.awaiting_finding() and now <= self.deadline <= now + timedelta(days=days)
+        return self.awaiting_finding and now <= self.deadline <= now + timedelta(days=days)
 
 
 def row_of(case: CaseUpdated, catalogue: DepartmentCatalogue) -> CaseRow:
@@ -147,6 +146,8 @@ def row_of(case: CaseUpdated, catalogue: DepartmentCatalogue) -> CaseRow:
         accused_staff_id=case.accused_staff_id,
         conflict=bool(heads),
         accused_heads=heads,
+        awaiting_finding=case.state
+        in (CaseState.OPENED, CaseState.ASSIGNED, CaseState.INVESTIGATING),
     )
 
 

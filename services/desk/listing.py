@@ -11,7 +11,7 @@ and kept current by the desk's consumer (``index.CaseIndex``).
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from schemas.case import CaseState
 from services.desk.access import CaseRow, Rules, Viewer
@@ -62,34 +62,29 @@ class Listing:
     other filters as they are."""
 
 
-def facet_values(row: CaseRow, now: datetime) -> tuple[str, ...]:
+def facet_values(row: CaseRow, now: datetime, soon: datetime) -> tuple[str, ...]:
+    """The row's value of each filter, in FACETS' order (``soon``: the end of DUE_SOON_DAYS)."""
+    running = row.awaiting_finding
     return (
-        str(row.state),
+        row.state,
         row.responsible,
         row.category,
         row.channel,
-        YES if row.overdue(now) else "",
-        YES if row.due_within(now, DUE_SOON_DAYS) else "",
+        YES if running and now > row.deadline else "",
+        YES if running and now <= row.deadline <= soon else "",
         YES if row.conflict else "",
     )
 
 
 def _fits(chosen: str, value: str, facet: str) -> bool:
-    if not chosen:
-        return True
     if facet == "state" and chosen == OPEN:
         return value != CaseState.CLOSED
     return chosen == value
 
 
-def found_by(row: CaseRow, search: str) -> bool:
-    """A case id (whole or its start) or the accused's staff number, in any letter case."""
-    wanted = search.strip().upper()
-    return (
-        not wanted
-        or row.case_id.startswith(wanted)
-        or (row.accused_staff_id or "").upper() == wanted
-    )
+def found_by(row: CaseRow, wanted: str) -> bool:
+    """A case id (whole or its start) or the accused's staff number (``wanted`` in capitals)."""
+    return row.case_id.startswith(wanted) or (row.accused_staff_id or "").upper() == wanted
 
 
 def visible(rows: Iterable[CaseRow], viewer: Viewer, rules: Rules) -> Iterable[CaseRow]:
@@ -99,30 +94,32 @@ def visible(rows: Iterable[CaseRow], viewer: Viewer, rules: Rules) -> Iterable[C
 def select(
     rows: Iterable[CaseRow], query: ListQuery, now: datetime
 ) -> tuple[list[CaseRow], dict[str, Counter[str]]]:
-    """The rows the query selects, sorted by deadline, and the counts of every filter."""
-    chosen = query.chosen()
-    counts: dict[str, Counter[str]] = {facet: Counter() for facet in FACETS}
-    selected = []
-    for row in rows:
-        if not found_by(row, query.search):
-            continue
-        values = facet_values(row, now)
-        misses = [
-            index
-            for index, facet in enumerate(FACETS)
-            if not _fits(chosen[index], values[index], facet)
-        ]
+    """The rows the query selects, sorted by deadline, and the counts of every filter: for
+    each value, the rows that pass every other filter and have that value. (The loop does only
+    what the filters chosen need, and the counting is done by Counter in C: this runs over
+    10,000 rows on every list request.)"""
+    soon, search = now + timedelta(days=DUE_SOON_DAYS), query.search.strip().upper()
+    table = [
+        (row, facet_values(row, now, soon)) for row in rows if not search or found_by(row, search)
+    ]
+    chosen = [(index, value, FACETS[index]) for index, value in enumerate(query.chosen()) if value]
+    selected = table if not chosen else []
+    missing_one: dict[int, list[str]] = {index: [] for index, _, _ in chosen}
+    for row, values in table if chosen else ():
+        misses = [index for index, value, facet in chosen if not _fits(value, values[index], facet)]
         if not misses:
-            selected.append(row)
-            for index, facet in enumerate(FACETS):
-                counts[facet][values[index]] += 1
+            selected.append((row, values))
         elif len(misses) == 1:
-            counts[FACETS[misses[0]]][values[misses[0]]] += 1
+            missing_one[misses[0]].append(values[misses[0]])
+    columns = list(zip(*(values for _, values in selected), strict=True)) or [()] * len(FACETS)
+    counts = {facet: Counter(columns[index]) for index, facet in enumerate(FACETS)}
+    for index, missed in missing_one.items():
+        counts[FACETS[index]].update(missed)
     counts["state"][OPEN] = sum(
         n for state, n in counts["state"].items() if state != CaseState.CLOSED
     )
-    selected.sort(key=lambda row: (row.deadline, row.case_id), reverse=query.descending)
-    return selected, counts
+    ordered = sorted((row for row, _ in selected), key=lambda row: (row.deadline, row.case_id))
+    return (ordered[::-1] if query.descending else ordered), counts
 
 
 def page_of(
