@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.case import CaseState, CaseUpdated
 from schemas.labels import LabelledEnum
@@ -94,9 +94,11 @@ def account_problem(
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class CaseRow:
-    """What the list, its filters and the access rules need of a case."""
+class CaseRow(BaseModel):
+    """What the list, its filters and the access rules need of a case (kept in the store too,
+    so the list is loaded at start with one query)."""
+
+    model_config = ConfigDict(frozen=True)
 
     case_id: str
     revision: int
@@ -114,6 +116,9 @@ class CaseRow:
     """The departments the accused heads."""
     awaiting_finding: bool
     """Opened, assigned or under investigation: the deadline still runs."""
+    stored_minute: str = ""
+    """The minute (UTC, "2026-12-03T11:20") this row was stored: other desk instances ask for
+    the rows stored in the last minutes by equality, the one query FerretDB serves."""
 
     @property
     def open(self) -> bool:
@@ -127,7 +132,9 @@ class CaseRow:
         return self.awaiting_finding and now <= self.deadline <= now + timedelta(days=days)
 
 
-def row_of(case: CaseUpdated, catalogue: DepartmentCatalogue) -> CaseRow:
+def row_of(
+    case: CaseUpdated, catalogue: DepartmentCatalogue, *, stored_minute: str = ""
+) -> CaseRow:
     heads = tuple(
         code
         for code, entry in catalogue.departments.items()
@@ -148,6 +155,7 @@ def row_of(case: CaseUpdated, catalogue: DepartmentCatalogue) -> CaseRow:
         accused_heads=heads,
         awaiting_finding=case.state
         in (CaseState.OPENED, CaseState.ASSIGNED, CaseState.INVESTIGATING),
+        stored_minute=stored_minute,
     )
 
 

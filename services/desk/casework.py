@@ -4,8 +4,9 @@ them."""
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -22,6 +23,9 @@ from services.desk.listing import Listing, ListQuery, page_of, select, visible
 from services.desk.readmodel import CaseIndex, minute_of
 from services.desk.signin import digest
 from services.desk.store import CaseView, DeskStore, SentAction
+
+LISTS_KEPT = 200
+"""Lists computed and kept at most (people × filters asked for) between two case changes."""
 
 
 @dataclass(frozen=True)
@@ -108,19 +112,31 @@ class Casework:
         self.intake = intake
         self.clock = clock
         self.page_size = page_size
+        self._lists: dict[Hashable, tuple[list[CaseRow], dict[str, Counter[str]]]] = {}
+        self._moment: tuple[int, str] = (-1, "")
 
     def selected(self, viewer: Viewer, query: ListQuery) -> tuple[list[CaseRow], Listing]:
-        rows = visible(self.index.rows.values(), viewer, self.rules)
-        selected, counts = select(rows, query, self.clock())
+        """The cases ``viewer`` may see that the query selects, and the page asked for. What
+        a list computes is kept until a case changes or the minute turns (overdue and due
+        soon move with the clock), so turning pages and coming back cost little."""
+        now = self.clock()
+        key = (viewer.role, viewer.department, viewer.staff_id, replace(query, page=1))
+        moment = (self.index.generation, minute_of(now))
+        if self._moment != moment or len(self._lists) > LISTS_KEPT:
+            self._lists.clear()
+            self._moment = moment
+        if key not in self._lists:
+            rows = visible(self.index.rows.values(), viewer, self.rules)
+            self._lists[key] = select(rows, query, now)
+        selected, counts = self._lists[key]
         return selected, page_of(selected, counts, page=query.page, size=self.page_size)
 
     async def visible_case(self, viewer: Viewer, case_id: str) -> CaseUpdated | None:
         """The case, if it exists and ``viewer`` may see it (else None: the same answer)."""
-        loaded = await self.store.cases.load(case_id)
-        if loaded.value is None:
+        case = (await self.store.cases.load(case_id)).value
+        if case is None:
             return None
-        case = loaded.value.case
-        self.index.take([case])
+        self.index.take_cases([case])  # the list catches up with what the page shows
         row = self.index.rows[case_id]
         return case if viewer.uses_desk and self.rules.may_see(viewer, row) else None
 
@@ -137,9 +153,11 @@ class Casework:
             role=viewer.role,
             at=now,
         )
-        # One entry per person, case and minute: the page refreshing itself is not news.
-        await self.store.views.insert(f"{case_id}|{viewer.username}|{minute_of(now)}", view)
         store, ids = self.store, [str(event_id) for event_id in case.source_event_ids]
+        # One entry per person, case and minute: the page refreshing itself is not news.
+        logged = asyncio.create_task(
+            store.views.insert(f"{case_id}|{viewer.username}|{minute_of(now)}", view)
+        )
         complaints, additions, replies, findings, decisions, actions = await asyncio.gather(
             store.complaints.get_many(ids),
             asyncio.gather(*(store.additions.find(complaint_event_id=i) for i in ids)),
@@ -148,6 +166,7 @@ class Casework:
             store.decisions.find(case_id=case_id),
             store.actions.find(case_id=case_id),
         )
+        await logged
         return CasePage(
             case=case,
             row=self.index.rows[case_id],

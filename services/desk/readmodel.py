@@ -16,7 +16,7 @@ from schemas.follow_up import ReporterAddition, ReporterReply
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Versioned
 from services.desk.access import CaseRow, row_of
-from services.desk.store import DeskStore, StoredCase
+from services.desk.store import DeskStore
 
 SAVES_AT_ONCE = 8
 """Case saves side by side: FerretDB on PostgreSQL holds two of its pooled connections for each
@@ -29,17 +29,28 @@ def minute_of(moment: datetime) -> str:
 
 
 class CaseIndex:
-    """Every case's row, by case id; a row is replaced only by a higher revision."""
+    """Every case's row, by case id; a row is replaced only by a higher revision.
+    ``generation`` grows with every change, so what was computed from the rows can be kept
+    until it does."""
 
     def __init__(self, catalogue: DepartmentCatalogue) -> None:
         self.catalogue = catalogue
         self.rows: dict[str, CaseRow] = {}
+        self.generation = 0
 
-    def take(self, cases: Iterable[CaseUpdated]) -> None:
-        for case in cases:
-            known = self.rows.get(case.case_id)
-            if known is None or known.revision < case.revision:
-                self.rows[case.case_id] = row_of(case, self.catalogue)
+    def take(self, rows: Iterable[CaseRow]) -> list[CaseRow]:
+        """Keep the rows newer than those known; the ones kept."""
+        kept = []
+        for row in rows:
+            known = self.rows.get(row.case_id)
+            if known is None or known.revision < row.revision:
+                self.rows[row.case_id] = row
+                kept.append(row)
+        self.generation += bool(kept)
+        return kept
+
+    def take_cases(self, cases: Iterable[CaseUpdated]) -> list[CaseRow]:
+        return self.take(row_of(case, self.catalogue) for case in cases)
 
 
 class ReadModel:
@@ -52,19 +63,19 @@ class ReadModel:
         self.saving = asyncio.Semaphore(SAVES_AT_ONCE)
 
     async def load_index(self) -> None:
-        """Every stored case into the list (at start)."""
-        stored = await self.store.cases.find()
-        self.index.take(v.value.case for v in stored.values() if v.value is not None)
+        """Every case's row into the list (at start): one query of small documents."""
+        self.index.take((await self.store.rows.find()).values())
 
     async def refresh_index(self) -> None:
-        """Take in the cases stored in this minute and the one before (by any instance)."""
+        """Take in the rows stored in this minute and the one before (by any instance)."""
         now = self.clock()
         for minute in (now - timedelta(minutes=1), now):
-            stored = await self.store.cases.find(stored_minute=minute_of(minute))
-            self.index.take(v.value.case for v in stored.values() if v.value is not None)
+            stored = await self.store.rows.find(stored_minute=minute_of(minute))
+            self.index.take(stored.values())
 
     async def cases(self, cases: Iterable[CaseUpdated]) -> None:
-        """Keep each case's highest revision: replays and redeliveries change nothing."""
+        """Keep each case's highest revision, and its row: replays and redeliveries change
+        nothing."""
         newest: dict[str, CaseUpdated] = {}
         for case in cases:
             if case.case_id not in newest or newest[case.case_id].revision < case.revision:
@@ -73,28 +84,25 @@ class ReadModel:
         kept = await asyncio.gather(
             *(self._keep(loaded[case_id], case) for case_id, case in newest.items())
         )
-        self.index.take(kept)
+        minute = minute_of(self.clock())
+        rows = [row_of(case, self.index.catalogue, stored_minute=minute) for case in kept]
+        await self.store.rows.put_many({row.case_id: row for row in self.index.take(rows)})
 
-    async def _keep(self, current: Versioned[StoredCase], case: CaseUpdated) -> CaseUpdated:
-        if current.value is not None and current.value.case.revision >= case.revision:
-            return current.value.case
-        stored = StoredCase(case=case, stored_minute=minute_of(self.clock()))
+    async def _keep(self, current: Versioned[CaseUpdated], case: CaseUpdated) -> CaseUpdated:
+        if current.value is not None and current.value.revision >= case.revision:
+            return current.value
         async with self.saving:
-            return await self._save(current, stored)
+            if await self.store.cases.save(case.case_id, case, over=current.revision):
+                return case
 
-    async def _save(self, current: Versioned[StoredCase], stored: StoredCase) -> CaseUpdated:
-        case = stored.case
-        if await self.store.cases.save(case.case_id, stored, over=current.revision):
-            return case
+            async def newer(now: Versioned[CaseUpdated]) -> CaseUpdated | None:
+                if now.value is not None and now.value.revision >= case.revision:
+                    return None
+                return case
 
-        async def newer(now: Versioned[StoredCase]) -> StoredCase | None:
-            if now.value is not None and now.value.case.revision >= case.revision:
-                return None
-            return stored
-
-        latest = await self.store.cases.update(case.case_id, newer)
+            latest = await self.store.cases.update(case.case_id, newer)
         assert latest.value is not None  # noqa: S101 (update stored or found a case)
-        return latest.value.case
+        return latest.value
 
     async def complaints(self, complaints: Iterable[ComplaintReceived]) -> None:
         await self.store.complaints.insert_many({str(c.event_id): c for c in complaints})

@@ -18,14 +18,7 @@ from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
 from services.common.documents import Documents
-from services.desk.access import Account, ActionKind, Role
-
-
-class StoredCase(BaseModel):
-    case: CaseUpdated
-    stored_minute: str
-    """The minute (UTC, "2026-12-03T11:20") this revision was stored: other desk instances ask
-    for the cases stored in the last minutes by equality, the one query FerretDB serves."""
+from services.desk.access import Account, ActionKind, CaseRow, Role
 
 
 class Session(BaseModel):
@@ -83,7 +76,8 @@ class CaseView(BaseModel):
 
 class DeskStore:
     def __init__(self, documents: Documents) -> None:
-        self.cases = documents.versioned("desk_cases", StoredCase, fields=("stored_minute",))
+        self.cases = documents.versioned("desk_cases", CaseUpdated)
+        self.rows = documents.records("desk_case_rows", CaseRow, fields=("stored_minute",))
         self.complaints = documents.records("desk_complaints", ComplaintReceived)
         self.findings = documents.records(
             "desk_findings", InvestigationFindingReceived, fields=("case_id",)

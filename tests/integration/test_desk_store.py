@@ -83,7 +83,7 @@ async def test_a_replayed_older_revision_never_replaces_a_newer_one(
     await desk.read_model.cases([case, case])  # a replay, redelivered
     loaded = await desk.store.cases.load(case.case_id)
     assert loaded.value is not None
-    assert loaded.value.case.revision == started.revision
+    assert loaded.value.revision == started.revision
     assert desk.index.rows[case.case_id].revision == started.revision
 
     fresh = Instance(store, Clock())

@@ -460,3 +460,19 @@ async def test_a_reply_shows_who_sent_it_once_it_comes_back_on_its_topic(
     assert "2026-11-25 12:00 · 陆行风（S0113）</p>" in shown, "replies sent: by whom"
     views = await running.desk.casework.store.views.find(case_id=case.case_id)
     assert len(views) == 1, "one entry per person and minute"
+
+
+async def test_the_list_follows_new_cases_and_the_clock(running: Running) -> None:
+    first, first_case = _case("FOLLOW-1")
+    await running.publish(cases=[first_case], complaints=[first])
+    http = await running.signed_in("kong", "conduct_office", staff_id="S0114")
+    assert "（1 件 cases）" in (await http.get("/cases")).text
+    assert "已逾期 Overdue (0)" in (await http.get("/cases")).text
+
+    second, second_case = _case("FOLLOW-2")
+    await running.publish(cases=[second_case], complaints=[second])
+    assert "（2 件 cases）" in (await http.get("/cases")).text
+    running.clock.now = first_case.deadline + timedelta(minutes=1)
+    later = client(running.http._transport)  # the session went idle meanwhile
+    await sign_in(later, "kong", PASSWORD)
+    assert "已逾期 Overdue (2)" in (await later.get("/cases")).text

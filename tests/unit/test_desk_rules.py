@@ -1,7 +1,6 @@
 """Who sees which case on the desk, and the case list's filters, counts, search and pages:
 pure functions over cases as the router makes them."""
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -92,7 +91,7 @@ def test_conflict_cases_go_to_discipline_inspection_and_the_office_not_its_own()
 
 
 def test_a_closed_case_takes_only_a_reply() -> None:
-    closed = dataclasses.replace(_row("CLOSED-1"), state=CaseState.CLOSED)
+    closed = _row("CLOSED-1").model_copy(update={"state": CaseState.CLOSED})
     assert RULES.actions(OFFICE, closed) == (ActionKind.REPLY,)
 
 
