@@ -103,6 +103,14 @@ KNOWN = (
         runtime_dir="bench-store/postgresql",
     ),
     Script(
+        "desk_pages",
+        ("--cases", "10000", "--runs", "40"),
+        ("--cases", "2000", "--runs", "10"),
+        limit=1800,
+        quick_limit=600,
+        runtime_dir="bench-desk",
+    ),
+    Script(
         "system_load",
         ("--rate", "1,2", "--seconds", "60", "--replay-events", "1000000", "--replay-limit", "600"),
         (

@@ -25,6 +25,8 @@ from pydantic_core import core_schema
 import schemas
 from schemas.catalogue import CATALOGUE, AnySubmission
 from schemas.labels import LabelledEnum
+from services.desk.main import create_app as desk_app
+from services.desk.settings import DeskSettings
 from services.escalation.main import create_app as escalation_app
 from services.escalation.settings import EscalationSettings
 from services.intake.crypto import new_key
@@ -96,6 +98,7 @@ def _asyncapi() -> str:
         "escalation": escalation_app(EscalationSettings(**common)),
         "reporting": reporting_app(ReportingSettings(**common)),
         "portal": portal_app(PortalSettings(**common, portal_key="-" * 32)),  # no key file
+        "desk": desk_app(DeskSettings(**common)),
     }
     specification = asyncapi.document(
         {service: app.state.broker for service, app in apps.items()},

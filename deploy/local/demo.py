@@ -35,17 +35,33 @@ DEFAULT_PORTS = {
     "escalation": 8103,
     "reporting": 8104,
     "portal": 8106,
+    "desk": 8105,
 }
 URLS = {
     name: f"http://127.0.0.1:{os.environ.get(f'QINGLIAN_{name.upper()}_PORT', port)}"
     for name, port in DEFAULT_PORTS.items()
 }
-INTAKE, REPORTING, PORTAL = URLS["intake"], URLS["reporting"], URLS["portal"]
+INTAKE, REPORTING, DESK, PORTAL = URLS["intake"], URLS["reporting"], URLS["desk"], URLS["portal"]
 WAIT_SECONDS = 60
 KEYS_FILE = Path(".local/demo-keys.json")
 SCOPES = {"investigation": "investigation_finding", "hr": "promotion_application"}
 """What each demo source system other than the complaint channels sends."""
 
+
+DESK_ACCOUNTS = (
+    ("xingfeng", "conduct_office", "行风办 王敏", ["--staff-id", "S0102"]),
+    ("jijian", "discipline_inspection", "纪检监察室 李强", ["--staff-id", "S0302"]),
+    (
+        "caiwu",
+        "department_head",
+        "财务部 负责人",
+        ["--department", "finance", "--staff-id", "S0201"],
+    ),
+    ("lingdao", "leadership", "院领导 张华", ["--staff-id", "S0001"]),
+    ("shenji", "auditor", "审计 赵云", []),
+    ("admin", "admin", "系统管理员", []),
+)
+"""One demo account of the desk per role: (username, role, name, options)."""
 
 REPORT_TOKEN = "report:conduct_office"  # noqa: S105 (a name, not a secret)
 """Where the demo keeps its conduct office token for reporting, beside the API keys."""
@@ -142,8 +158,10 @@ def main() -> int:
         post(client, "/v1/promotion-applications", _application(first), sources)
     if not _explain_when_decided(first["accused_staff_id"]):
         return 1
+    _desk_accounts()
     print(
         "\nWhere to look:\n"
+        f"  case desk       {DESK}/login  (accounts above)\n"
         f"  dashboard       {REPORTING}/login  (token in {KEYS_FILE}, key {REPORT_TOKEN!r})\n"
         f"  monthly report  {REPORTING}/v1/reports/monthly/print?month={month}\n"
         f"  intake API      {INTAKE}/docs\n"
@@ -153,6 +171,34 @@ def main() -> int:
         + "  stop it all     make down"
     )
     return 0
+
+
+USERS_COMMAND = (sys.executable, "-m", "services.desk.users")
+
+
+def _desk_accounts() -> None:
+    """One account per role on the desk; a new one's one-time password is printed, once."""
+    print(f"\n案件台 Case desk: {DESK}/login — demo accounts (one-time passwords, shown once):")
+    for username, role, name, options in DESK_ACCOUNTS:
+        made = subprocess.run(  # noqa: S603 (our own interpreter and module)
+            [*USERS_COMMAND, "create", username, "--role", role, "--name", name, *options],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if made.returncode == 0:
+            password = made.stdout.strip().splitlines()[-1]
+            print(f"  {username:<10} {role:<22} {name:<16} {password}")
+        elif "exists" in made.stderr:
+            print(
+                f"  {username:<10} {role:<22} {name:<16} (exists: reset-password to get a new one)"
+            )
+        else:
+            print(f"  {username}: {made.stderr.strip()}")
+    print(
+        "  a new password is chosen at the first sign-in; "
+        ".venv/bin/python -m services.desk.users reset-password USERNAME gives a new one"
+    )
 
 
 def _finding(case_id: str, complaint: dict[str, Any]) -> dict[str, Any]:

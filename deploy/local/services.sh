@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The five Qinglian services as local background processes, against the local runtime.
 #
-#   services.sh start     start intake, router, escalation, reporting, portal; wait until healthy
+#   services.sh start     start intake, router, escalation, reporting, desk, portal; wait until
+#                         healthy
 #   services.sh stop      SIGTERM (graceful: in-flight messages finish and commit)
 #   services.sh status    one line per service
 #
-# Logs: $QINGLIAN_LOCAL_DIR/logs/<service>.log. Ports: 8101–8104 and 8106
-# (QINGLIAN_<SERVICE>_PORT).
+# Logs: $QINGLIAN_LOCAL_DIR/logs/<service>.log. Ports: 8101–8106 (QINGLIAN_<SERVICE>_PORT).
+# The desk sends its people's actions to intake with an API key of its own (source system desk),
+# made with intake's keys command at the first start (again once the store no longer knows it)
+# and kept in $QINGLIAN_LOCAL_DIR/secrets/desk_intake_api_key.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,19 +17,46 @@ HERE="$ROOT/deploy/local"
 # shellcheck source=deploy/local/lib.sh
 source "$HERE/lib.sh"
 
-SERVICES=(intake router escalation reporting portal)
-declare -A DEFAULT_PORT=([intake]=8101 [router]=8102 [escalation]=8103 [reporting]=8104 [portal]=8106)
+SERVICES=(intake router escalation reporting desk portal)
+declare -A DEFAULT_PORT=([intake]=8101 [router]=8102 [escalation]=8103 [reporting]=8104 [desk]=8105 [portal]=8106)
 PYTHON="$ROOT/.venv/bin/python"
+DESK_KEY="$LOCAL_DIR/secrets/desk_intake_api_key"
 
 port_of() {
     local var="QINGLIAN_${1^^}_PORT"
     echo "${!var:-${DEFAULT_PORT[$1]}}"
 }
 
+store_env() {
+    echo "QINGLIAN_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT" \
+        "QINGLIAN_MONGO_URL=mongodb://127.0.0.1:$FERRETDB_PORT/"
+}
+
+desk_key() {  # the desk's intake API key: kept while intake's store knows it, else made anew
+    local key_id
+    if [[ -s "$DESK_KEY" ]]; then
+        key_id="$(cut -d_ -f2 "$DESK_KEY")"
+        env $(store_env) "$PYTHON" -m services.intake.keys list 2>/dev/null |
+            grep -Eq "^$key_id .* active( |$)" && return 0
+    fi
+    mkdir -p "$(dirname "$DESK_KEY")"
+    (umask 077 && env $(store_env) "$PYTHON" -m services.intake.keys create --source desk \
+        --scopes case_action,investigation_finding,follow_up_reply --label "desk (local)" \
+        >"$DESK_KEY" 2>/dev/null) || die "could not make the desk's API key for intake"
+}
+
+extra_env() {  # settings one service needs beyond the store and broker
+    [[ "$1" == desk ]] || return 0
+    echo "QINGLIAN_INTAKE_API_KEY_FILE=$DESK_KEY" \
+        "QINGLIAN_INTAKE_URL=http://127.0.0.1:$(port_of intake)" \
+        "QINGLIAN_REPORTING_URL=http://127.0.0.1:$(port_of reporting)"
+}
+
 start() {
     [[ -x "$PYTHON" ]] || die "no virtual environment: run deploy/local/setup.sh first"
     cd "$ROOT"
     mkdir -p "$LOG_DIR" "$RUN_DIR"
+    desk_key
     local name port
     declare -A log_offset
     for name in "${SERVICES[@]}"; do
@@ -35,8 +65,8 @@ start() {
         port="$(port_of "$name")"
         port_in_use "$port" && die "port 127.0.0.1:$port is already in use; set QINGLIAN_${name^^}_PORT"
         # A simple command in the background, so $! is the service's own pid.
-        QINGLIAN_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT" \
-            QINGLIAN_MONGO_URL="mongodb://127.0.0.1:$FERRETDB_PORT/" QINGLIAN_HTTP_PORT="$port" \
+        # shellcheck disable=SC2046 # each word of store_env and extra_env is one setting
+        env $(store_env) $(extra_env "$name") QINGLIAN_HTTP_PORT="$port" \
             setsid "$PYTHON" -m "services.$name" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
         echo $! >"$RUN_DIR/$name.pid"
     done

@@ -41,6 +41,8 @@ fi
 # dashboard's browser test drives headless; promtool and prometheus, which check the alert
 # rules and scrape the services in a test; a CJK font, so pages render Chinese; docker-compose 1.29,
 # whose loader a test runs on deploy/docker-compose.yml.
+# OpenLDAP's slapd, which a test starts on loopback (a throwaway directory) to sign in to the
+# desk against.
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null 2>&1 ||
     missing+=(postgresql)
@@ -50,13 +52,17 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [[ -n "$(fc-list :lang=zh 2>/dev/null)" ]] || missing+=(fonts-wqy-microhei)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[[ -x /usr/sbin/slapd ]] || missing+=(slapd)
 if ((${#missing[@]})); then
     if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         say "installing ${missing[*]} (Debian packages)"
         # Debian's prometheus package would also start a server: policy-rc.d stops that where
         # present; --no-install-recommends keeps out prometheus-node-exporter and the like.
+        # slapd's package would ask for an administrator password: noninteractive skips it
+        # (the tests configure their own server), and policy-rc.d keeps it from starting one.
         apt-get update -qq >/dev/null &&
-            apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+            DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
         die "${missing[*]} not installed and apt-get unavailable (or not root): install them (Debian: apt-get install ${missing[*]})"
     fi

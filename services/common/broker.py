@@ -129,7 +129,10 @@ def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
 
 
 def make_broker(
-    settings: ServiceSettings, *, service: str, registry: CollectorRegistry
+    settings: ServiceSettings,
+    *,
+    service: str,
+    registry: CollectorRegistry,
 ) -> KafkaBroker:
     """The service's broker, with its delivery policy (``Delivery``, in the broker's context
     as ``DELIVERY``) for batches and single records alike."""

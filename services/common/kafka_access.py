@@ -78,6 +78,18 @@ SERVICES: dict[str, TopicAccess] = {
         reads=(*topics.FACTS, topics.CASES, topics.DECISIONS, topics.DEAD_LETTERS),
         writes=(topics.DEAD_LETTERS,),
     ),
+    # The desk's actions go to intake over HTTP, as other systems' events do.
+    "desk": TopicAccess(
+        reads=(
+            topics.COMPLAINTS,
+            topics.INVESTIGATION_FINDINGS,
+            topics.CASES,
+            topics.DECISIONS,
+            topics.REPORTER_ADDITIONS,
+            topics.REPORTER_REPLIES,
+        ),
+        writes=(topics.DEAD_LETTERS,),
+    ),
     "portal": TopicAccess(
         # What a reporter may see, and no complaint's text: the codes' digests, not the
         # complaints (services/portal/domain.py).

@@ -15,6 +15,8 @@ from schemas import topics
 from services.common.datafile import DataFileError
 from services.common.kafka_access import ADMIN, REDRIVE, SERVICES, Grant, access_plan
 from services.common.raw_senders import RAW_SENDERS_FILE, RESERVED_USERS, RawSenders
+from services.desk.main import create_app as desk_app
+from services.desk.settings import DeskSettings
 from services.escalation.main import create_app as escalation_app
 from services.escalation.settings import EscalationSettings
 from services.intake.crypto import new_key
@@ -44,6 +46,8 @@ def _app(service: str) -> FastAPI:
         return escalation_app(EscalationSettings(**common))
     if service == "portal":
         return portal_app(PortalSettings(**common, portal_key="k" * 32))
+    if service == "desk":
+        return desk_app(DeskSettings(**common))
     return reporting_app(ReportingSettings(**common))
 
 

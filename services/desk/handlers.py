@@ -1,0 +1,73 @@
+"""The desk's read model from the topics, a batch at a time: cases (highest revision),
+complaints with their text (never a contact: intake keeps it), findings, escalation's decisions,
+reporters' additions and the replies sent."""
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream.kafka import KafkaRouter
+
+from schemas import topics
+from schemas.case import CaseUpdated
+from schemas.complaint import ComplaintReceived
+from schemas.decision import Decision
+from schemas.finding import InvestigationFindingReceived
+from schemas.follow_up import ReporterAddition, ReporterReply
+from services.common.consuming import Received, consume, parse_model
+from services.desk.readmodel import ReadModel
+
+
+async def keep_cases(batch: list[Received[CaseUpdated]], *, read_model: ReadModel) -> None:
+    """Keep each case at its highest revision, and its row in the list."""
+    await read_model.cases(record.value for record in batch)
+
+
+async def keep_complaints(
+    batch: list[Received[ComplaintReceived]], *, read_model: ReadModel
+) -> None:
+    """Keep each complaint as received: its description is what the case page shows."""
+    await read_model.complaints(record.value for record in batch)
+
+
+async def keep_findings(
+    batch: list[Received[InvestigationFindingReceived]], *, read_model: ReadModel
+) -> None:
+    """Keep each finding whole (the case's history has only its gist)."""
+    await read_model.findings(record.value for record in batch)
+
+
+async def keep_decisions(batch: list[Received[Decision]], *, read_model: ReadModel) -> None:
+    """Keep escalation's decisions, for the pages of the cases they name."""
+    await read_model.decisions(record.value for record in batch)
+
+
+async def keep_additions(batch: list[Received[ReporterAddition]], *, read_model: ReadModel) -> None:
+    """Keep what reporters added to their complaints."""
+    await read_model.additions(record.value for record in batch)
+
+
+async def keep_replies(batch: list[Received[ReporterReply]], *, read_model: ReadModel) -> None:
+    """Keep the replies sent to reporters."""
+    await read_model.replies(record.value for record in batch)
+
+
+def _bound(handler: Callable[..., Awaitable[None]], **dependencies: Any) -> Any:
+    """``handler`` with its dependencies given, under its own name and description."""
+    return functools.update_wrapper(functools.partial(handler, **dependencies), handler)
+
+
+def routes(group_id: str, *, read_model: ReadModel) -> KafkaRouter:
+    router = KafkaRouter()
+    for topic, model, handler in (
+        (topics.CASES, CaseUpdated, keep_cases),
+        (topics.COMPLAINTS, ComplaintReceived, keep_complaints),
+        (topics.INVESTIGATION_FINDINGS, InvestigationFindingReceived, keep_findings),
+        (topics.DECISIONS, Decision, keep_decisions),
+        (topics.REPORTER_ADDITIONS, ReporterAddition, keep_additions),
+        (topics.REPORTER_REPLIES, ReporterReply, keep_replies),
+    ):
+        consume(router, topic, group_id=group_id, parse=parse_model(model))(
+            _bound(handler, read_model=read_model)
+        )
+    return router

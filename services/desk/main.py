@@ -1,0 +1,72 @@
+"""Wiring: departments, store, read model and its consumers, accounts and sessions, intake,
+the pages and the session endpoint."""
+
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+
+from services.common.departments import DepartmentCatalogue
+from services.common.documents import Documents
+from services.common.kafka_access import SERVICES
+from services.common.service import Clock, Service, system_clock
+from services.desk.access import Rules
+from services.desk.api import session_api
+from services.desk.casework import Casework
+from services.desk.directory import Directory
+from services.desk.handlers import routes
+from services.desk.intake import IntakeClient
+from services.desk.pages import pages
+from services.desk.readmodel import CaseIndex, ReadModel
+from services.desk.settings import DeskSettings
+from services.desk.signin import Accounts, Limits, Sessions, SignIn
+from services.desk.store import DeskStore
+from services.desk.web import Desk, install
+
+
+def create_app(
+    settings: DeskSettings,
+    *,
+    clock: Clock = system_clock,
+    documents: Documents | None = None,
+    intake_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    # A bad catalogue stops the service here, before it consumes anything.
+    catalogue = DepartmentCatalogue.from_file(settings.departments)
+    service = Service("desk", settings, clock=clock, documents=documents)
+    store = DeskStore(service.documents)
+    index = CaseIndex(catalogue)
+    read_model = ReadModel(store, index, clock=clock)
+    service.on_start.append(read_model.load_index)
+    service.every(
+        settings.index_refresh_seconds,
+        read_model.refresh_index,
+        what="taking in the cases other desk instances stored",
+    )
+    app = service.app(
+        title="Qinglian desk 案件台",
+        topics=SERVICES["desk"].topics,
+        routers=[routes(service.group_id, read_model=read_model)],
+        apis=[pages, session_api],
+    )
+    accounts = Accounts(store, catalogue)
+    limits = Limits(
+        per_account=settings.sign_in_failures_per_account,
+        per_address=settings.sign_in_failures_per_address,
+        window=timedelta(minutes=settings.sign_in_failure_window_minutes),
+    )
+    directory = Directory(settings) if settings.ldap_url else None
+    intake = IntakeClient(
+        settings.intake_url, settings.intake_api_key(), transport=intake_transport
+    )
+    rules = Rules(catalogue, settings.conduct_office_department)
+    casework = Casework(store, index, rules, intake, clock=clock, page_size=settings.page_size)
+    sessions = Sessions(
+        store,
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        lifetime=timedelta(hours=settings.session_hours),
+        clock=clock,
+    )
+    sign_in = SignIn(store, accounts, limits=limits, directory=directory, clock=clock)
+    install(app, Desk(settings, catalogue, casework, accounts, sign_in, sessions))
+    return app
