@@ -216,20 +216,32 @@ class MongoRecords(Generic[M]):
         return set()
 
     async def put(self, record_id: str, value: M) -> None:
-        document = self.document(record_id, value)
-        await retry_transient(
-            lambda: self.collection.replace_one({"_id": record_id}, document, upsert=True)
-        )
+        await self.replace(self.document(record_id, value))
+
+    async def replace(self, document: Document) -> None:
+        """Replace or insert ``document``, whoever else writes it meanwhile."""
+        replace = self.collection.replace_one
+        try:
+            await retry_transient(lambda: replace({"_id": document["_id"]}, document, upsert=True))
+        except DuplicateKeyError:
+            # Two writers upserting a new document at once: the store refuses one (FerretDB
+            # always, MongoDB at times). It exists now, so a plain replace does.
+            await retry_transient(lambda: replace({"_id": document["_id"]}, document))
 
     async def put_many(self, values: Mapping[str, M]) -> None:
-        writes = [
-            ReplaceOne({"_id": record_id}, self.document(record_id, value), upsert=True)
-            for record_id, value in values.items()
-        ]
-        for batch in _chunks(writes, BULK_CHUNK):  # see BULK_CHUNK: FerretDB's pool
-            await retry_transient(
-                functools.partial(self.collection.bulk_write, batch, ordered=False)
-            )
+        documents = [self.document(record_id, value) for record_id, value in values.items()]
+        for batch in _chunks(documents, BULK_CHUNK):  # see BULK_CHUNK: FerretDB's pool
+            writes = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in batch]
+            try:
+                await retry_transient(
+                    functools.partial(self.collection.bulk_write, writes, ordered=False)
+                )
+            except BulkWriteError as error:
+                problems: list[Document] = error.details["writeErrors"]
+                if any(problem["code"] != _DUPLICATE_KEY for problem in problems):
+                    raise
+                for problem in problems:  # upserts that met another writer's (see replace)
+                    await self.replace(batch[problem["index"]])
 
     async def delete(self, record_id: str) -> None:
         await retry_transient(lambda: self.collection.delete_one({"_id": record_id}))
@@ -299,10 +311,7 @@ class MongoVersionedRecords(Generic[M]):
             await retry_transient(lambda: self.revisions.insert_one(guard))
         except DuplicateKeyError:
             return False
-        head = {"_id": key, "revision": over + 1, **encoded}
-        await retry_transient(
-            lambda: self.heads.collection.replace_one({"_id": key}, head, upsert=True)
-        )
+        await self.heads.replace({"_id": key, "revision": over + 1, **encoded})
         if over > 0:
             await retry_transient(
                 lambda: self.revisions.update_one(
