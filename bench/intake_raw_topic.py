@@ -26,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench._runtime import free_port, machine, start_service, stop_service, tag
 from schemas import topics
-from services.common.broker import subscriber_group
+from services.common.consuming import subscriber_group
 
 SENDER = "his"
 LOG_DIR = Path(".local/bench")

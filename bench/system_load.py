@@ -107,7 +107,8 @@ from bench._runtime import (
 from schemas import topics
 from schemas.base import HOSPITAL_TIME_ZONE, Event
 from schemas.catalogue import BY_TYPE, AnyEvent
-from services.common.broker import ensure_topics, subscriber_group
+from services.common.broker import ensure_topics
+from services.common.consuming import subscriber_group
 from services.common.credentials import Grants
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments

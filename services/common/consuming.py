@@ -18,6 +18,7 @@ handled again without effect.
 """
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -249,10 +250,12 @@ def consume(
     parse: Parse[T],
     max_records: int = 200,
     description: str | None = None,
+    **options: Any,
 ) -> Callable[[Handler[T]], Handler[T]]:
     """Register ``handler`` for batches of ``topics`` in a consumer group of its own
     (``<group_id>.<first topic>``), so that a rebalance of one subscriber (a new instance, a
-    new topic) does not stop the service's others."""
+    new topic) does not stop the service's others. ``options`` go to the consumer (aiokafka's
+    names, e.g. ``max_poll_interval_ms``)."""
 
     def register(handler: Handler[T]) -> Handler[T]:
         async def deliver(
@@ -272,10 +275,17 @@ def consume(
             ack_policy=AckPolicy.NACK_ON_ERROR,
             title=f"{'+'.join(topics)}:{handler.__name__}",
             description=description or handler.__doc__,
+            **options,
         )(deliver)
         return handler
 
     return register
+
+
+def bound(handler: Callable[..., Awaitable[None]], *given: Any, **named: Any) -> Handler[Any]:
+    """``handler`` with its dependencies given, under its own name and docstring (the
+    subscriber's title and description in the AsyncAPI document)."""
+    return functools.update_wrapper(functools.partial(handler, *given, **named), handler)
 
 
 def subscriber_group(group_id: str, *topics: str) -> str:

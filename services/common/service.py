@@ -4,9 +4,11 @@ metrics, the clock, periodic work, and the HTTP app (/healthz, /metrics, offline
 A service's ``main.py`` wires with it and nothing else::
 
     service = Service("router", settings, clock=clock)
-    cases = CaseStore(service.documents)
-    service.context(cases=..., routing=...)   # what handlers get from the broker's context
-    return service.app(title="Qinglian router", topics=..., routers=[routes(service.group_id)])
+    cases = Cases(RouterStore(service.documents), ...)
+    routers = [routes(service.group_id, cases, ...)]
+    return service.app(title="Qinglian router", topics=..., routers=routers)
+
+and its ``__main__.py`` runs it: ``serve("router", RouterSettings, create_app)``.
 """
 
 import asyncio
@@ -16,8 +18,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaRouter
@@ -28,6 +31,7 @@ from services.common.consuming import DELIVERY, Delivery
 from services.common.docs import app_with_offline_docs
 from services.common.documents import Documents, MongoDocuments
 from services.common.lag import REFRESH_SECONDS, BrokerOffsets, ConsumerLag
+from services.common.logs import configure_logging
 from services.common.settings import ServiceSettings
 from services.common.store import connect, database
 
@@ -176,3 +180,28 @@ class Service:
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
         return operations
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def serve(
+    service: str, settings_type: type[SettingsT], create_app: Callable[[SettingsT], FastAPI]
+) -> None:
+    """Run a service until SIGTERM or SIGINT, then shut down gracefully. Logging is set up
+    first, so that even what reading the settings says is a JSON line."""
+    configure_logging(service, "INFO")
+    settings = settings_type()
+    logging.getLogger().setLevel(settings.log_level)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through the JSON handler too
+        timeout_graceful_shutdown=30,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 unless told otherwise.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
+    )

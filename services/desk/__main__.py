@@ -1,4 +1,4 @@
-from services.common.web import serve
+from services.common.service import serve
 from services.desk.main import create_app
 from services.desk.settings import DeskSettings
 

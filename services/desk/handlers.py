@@ -2,10 +2,6 @@
 complaints with their text (never a contact: intake keeps it), findings, escalation's decisions,
 reporters' additions and the replies sent."""
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from faststream.kafka import KafkaRouter
 
 from schemas import topics
@@ -14,7 +10,7 @@ from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
-from services.common.consuming import Received, consume, parse_model
+from services.common.consuming import Received, bound, consume, parse_model
 from services.desk.readmodel import ReadModel
 
 
@@ -52,11 +48,6 @@ async def keep_replies(batch: list[Received[ReporterReply]], *, read_model: Read
     await read_model.replies(record.value for record in batch)
 
 
-def _bound(handler: Callable[..., Awaitable[None]], **dependencies: Any) -> Any:
-    """``handler`` with its dependencies given, under its own name and description."""
-    return functools.update_wrapper(functools.partial(handler, **dependencies), handler)
-
-
 def routes(group_id: str, *, read_model: ReadModel) -> KafkaRouter:
     router = KafkaRouter()
     for topic, model, handler in (
@@ -68,6 +59,6 @@ def routes(group_id: str, *, read_model: ReadModel) -> KafkaRouter:
         (topics.REPORTER_REPLIES, ReporterReply, keep_replies),
     ):
         consume(router, topic, group_id=group_id, parse=parse_model(model))(
-            _bound(handler, read_model=read_model)
+            bound(handler, read_model=read_model)
         )
     return router

@@ -7,9 +7,7 @@ offsets are committed once its handler returned.
 """
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CollectorRegistry, Counter
@@ -27,7 +25,13 @@ from schemas.rectification import RectificationStatusReceived
 from schemas.satisfaction import SatisfactionReceived
 from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.visitor_log import VisitorLogReceived
-from services.common.consuming import Handler, Received, consume, parse_model, subscriber_group
+from services.common.consuming import (
+    Received,
+    bound,
+    consume,
+    parse_model,
+    subscriber_group,
+)
 from services.common.lag import BrokerOffsets, waiting
 from services.common.settings import ServiceSettings
 from services.escalation.conduct import FileEvent
@@ -136,12 +140,6 @@ def routes(group_id: str, escalation: Escalation) -> KafkaRouter:
     router = KafkaRouter()
     for topic, model, handler in INPUTS:
         consume(router, topic, group_id=group_id, parse=parse_model(model))(
-            _bound(handler, escalation)
+            bound(handler, escalation)
         )
     return router
-
-
-def _bound(handler: Callable[..., Awaitable[None]], escalation: Escalation) -> Handler[Any]:
-    """``handler`` given the application layer, keeping its name and docstring (the
-    subscriber's title and description)."""
-    return functools.wraps(handler)(functools.partial(handler, escalation))

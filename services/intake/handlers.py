@@ -11,7 +11,6 @@ the first time is a duplicate the second.
 """
 
 import asyncio
-import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from schemas import topics
 from schemas.base import SourceSystem, Submission
 from schemas.catalogue import ANY_SUBMISSION
 from schemas.dead_letter import DeadLetter, Problem, problems_of
-from services.common.consuming import Received, consume, parse_raw
+from services.common.consuming import Received, bound, consume, parse_raw
 from services.common.raw_senders import RawSender, RawSenders
 from services.common.service import Clock
 from services.intake.acceptance import Acceptance, Publish
@@ -153,8 +152,7 @@ def routes(group_id: str, intake: RawIntake, senders: RawSenders) -> KafkaRouter
     # One subscriber, and so one consumer group, per sender's topic: adding a sender starts
     # a reader of its topic and leaves the others where they are.
     for topic, user in senders.topics().items():
-        accept = functools.partial(accept_raw, intake, user, senders.senders[user])
         consume(router, topic, group_id=group_id, parse=parse_raw)(
-            functools.update_wrapper(accept, accept_raw)
+            bound(accept_raw, intake, user, senders.senders[user])
         )
     return router

@@ -68,7 +68,7 @@ router = APIRouter(prefix="/v1")
 
 async def _complaint_of(request: Request, code: str, portal: PortalApi) -> KnownCode:
     """The complaint of a code. The client is the connecting address (or what a trusted
-    proxy says it is: services.common.web.serve)."""
+    proxy says it is: services.common.service.serve)."""
     limit = portal.wrong_codes
     key = limit.key(request.client.host if request.client else "unknown", code)
     now = portal.clock()

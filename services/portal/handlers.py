@@ -1,7 +1,6 @@
 """Kafka: what the portal learns, a batch at a time — the follow-up codes intake gave (as
 their digests), the cases as they change, and the conduct office's replies."""
 
-import functools
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel
 from schemas import topics
 from schemas.case import CaseUpdated
 from schemas.follow_up import FollowUpCodeIssued, ReporterReply
-from services.common.consuming import Received, consume, parse_model
+from services.common.consuming import Received, bound, consume, parse_model
 from services.portal.follow_ups import FollowUps
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,8 +38,9 @@ def routes(group_id: str, follow_ups: FollowUps) -> KafkaRouter:
     router = KafkaRouter()
 
     def subscribe(topic: str, model: type[M], handler: HandlerOf[M]) -> None:
-        handle = functools.update_wrapper(functools.partial(handler, follow_ups), handler)
-        consume(router, topic, group_id=group_id, parse=parse_model(model))(handle)
+        consume(router, topic, group_id=group_id, parse=parse_model(model))(
+            bound(handler, follow_ups)
+        )
 
     subscribe(topics.FOLLOW_UP_CODES, FollowUpCodeIssued, learn_codes)
     subscribe(topics.CASES, CaseUpdated, follow_cases)

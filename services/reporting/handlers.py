@@ -1,10 +1,6 @@
 """Consume every topic the reports are built from, a batch at a time, into report facts
 (``ingest.Ingest``); the metrics of what was counted and kept."""
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from faststream.kafka import KafkaRouter
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import TypeAdapter
@@ -15,7 +11,7 @@ from schemas.case import CaseUpdated
 from schemas.catalogue import CATALOGUE, AnyEvent
 from schemas.dead_letter import DeadLetter
 from schemas.decision import Decision
-from services.common.consuming import Received, consume, parse_model
+from services.common.consuming import Received, bound, consume, parse_model
 from services.reporting.ingest import DEAD_LETTER, Ingest
 from services.reporting.reports import Reports
 
@@ -84,24 +80,19 @@ async def refresh_case_gauges(reports: Reports, metrics: Metrics) -> None:
     metrics.cases.labels("overdue").set(overdue)
 
 
-def _bound(handler: Callable[..., Awaitable[None]], **dependencies: Any) -> Any:
-    """``handler`` with its dependencies given, under its own name and description."""
-    return functools.update_wrapper(functools.partial(handler, **dependencies), handler)
-
-
 def routes(group_id: str, *, ingest: Ingest, metrics: Metrics) -> KafkaRouter:
     router = KafkaRouter()
     given = {"ingest": ingest, "metrics": metrics}
     consume(router, *topics.FACTS, group_id=group_id, parse=_ANY_EVENT.validate_json)(
-        _bound(count_facts, **given)
+        bound(count_facts, **given)
     )
     consume(router, topics.DEAD_LETTERS, group_id=group_id, parse=parse_model(DeadLetter))(
-        _bound(count_dead_letters, **given)
+        bound(count_dead_letters, **given)
     )
     consume(router, topics.CASES, group_id=group_id, parse=parse_model(CaseUpdated))(
-        _bound(record_cases, ingest=ingest)
+        bound(record_cases, ingest=ingest)
     )
     consume(router, topics.DECISIONS, group_id=group_id, parse=parse_model(Decision))(
-        _bound(record_decisions, **given)
+        bound(record_decisions, **given)
     )
     return router

@@ -1,4 +1,4 @@
-from services.common.web import serve
+from services.common.service import serve
 from services.router.main import create_app
 from services.router.settings import RouterSettings
 

@@ -3,7 +3,6 @@ concerns once its changes are saved (also when nothing changed: a crash after sa
 lose the case; readers keep the highest revision). Offsets are committed after the batch."""
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from schemas.complaint import ComplaintReceived
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.lead import Lead
-from services.common.consuming import Received, consume, parse_model
+from services.common.consuming import Received, bound, consume, parse_model
 from services.common.logs import correlated
 from services.common.service import Clock
 from services.router.cases import Applied, Cases
@@ -168,8 +167,9 @@ def routes(group_id: str, cases: Cases, metrics: RouterMetrics, clock: Clock) ->
     handling = Handling(cases, metrics, publisher, clock)
 
     def subscribe(topic: str, model: type[M], handler: HandlerOf[M]) -> None:
-        handle = functools.update_wrapper(functools.partial(handler, handling), handler)
-        consume(kafka_routes, topic, group_id=group_id, parse=parse_model(model))(handle)
+        consume(kafka_routes, topic, group_id=group_id, parse=parse_model(model))(
+            bound(handler, handling)
+        )
 
     subscribe(topics.COMPLAINTS, ComplaintReceived, route_complaints)
     subscribe(topics.LEADS, Lead, route_leads)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -176,3 +177,21 @@ async def test_an_outage_is_waited_out_and_nothing_is_dead_lettered_or_committed
         await eventually(lambda: handled == [1, 2, 3], what="the records after the outage")
     finally:
         await restarted.stop()
+
+
+async def test_topics_are_created_once_with_unlimited_retention(
+    infra: InfraSettings, unique: str
+) -> None:
+    topic = f"test.topics.{unique}"
+    await ensure_topics(infra, (topic,))
+    await ensure_topics(infra, (topic,))  # a second start finds it and leaves it alone
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    assert len(description["partitions"]) == infra.kafka_partitions
+    entries = {entry[0]: entry[1] for entry in configs[0].resources[0][4]}
+    assert entries["retention.ms"] == "-1"

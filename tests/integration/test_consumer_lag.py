@@ -1,4 +1,4 @@
-"""The consumer lag gauge of a service (services/common/lag.py, wired by services/common/web.py)
+"""The consumer lag gauge of a service (services/common/lag.py, wired by services/common/service.py)
 against the real Kafka broker: what operators read on /metrics must be the number of records
 truly waiting, through a burst, behind a stuck handler, and after the consumer has left its
 group.
@@ -15,14 +15,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from faststream.kafka import KafkaRouter
-from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.common.broker import make_broker, subscribe, subscriber_group
-from services.common.store import connect
-from services.common.web import service_app
+from services.common.consuming import Received, consume, parse_model, subscriber_group
+from services.common.service import Service
 from tests.conftest import InfraSettings
-from tests.integration.test_delivery import committed_total
+from tests.integration.test_batches import Item, committed
 from tests.waiting import eventually
 
 FIRST_WAVE = 300
@@ -68,31 +66,26 @@ class StuckService:
 async def stuck_service(
     settings: InfraSettings, topic: str, name: str
 ) -> AsyncIterator[StuckService]:
-    """A service whose one subscriber gets stuck on the first record it is given."""
+    """A service whose one subscriber gets stuck on the first batch it is given."""
     stuck, release = asyncio.Event(), asyncio.Event()
 
-    async def handle(_: dict[str, int]) -> None:
+    async def handle(_: list[Received[Item]]) -> None:
         stuck.set()
         await release.wait()
 
-    registry = CollectorRegistry()
-    broker = make_broker(settings, service=name, registry=registry)
+    service = Service(name, settings)
     routes = KafkaRouter()
-    subscribe(
-        routes, topic, group_id=f"qinglian-{name}", max_poll_interval_ms=MAX_POLL_SECONDS * 1000
+    consume(
+        routes,
+        topic,
+        group_id=service.group_id,
+        parse=parse_model(Item),
+        max_poll_interval_ms=MAX_POLL_SECONDS * 1000,
     )(handle)
-    broker.include_router(routes)
-    app = service_app(
-        title=name,
-        settings=settings,
-        broker=broker,
-        mongo=connect(settings),
-        registry=registry,
-        topics=(topic,),
-    )
+    app = service.app(title=name, topics=(topic,), routers=[routes])
     async with app.router.lifespan_context(app):
         try:
-            yield StuckService(app, subscriber_group(f"qinglian-{name}", topic), stuck, release)
+            yield StuckService(app, subscriber_group(service.group_id, topic), stuck, release)
         finally:
             release.set()  # so the broker stops without waiting out its graceful timeout
 
@@ -162,5 +155,7 @@ async def test_records_keep_showing_as_waiting_once_the_subscribers_consumer_has
     await subscriber.stop()  # the consumer is gone; the service still runs
 
     await publish(stuck.settings, stuck.topic, AFTER_LEAVING)
-    handled = await committed_total(stuck.settings, stuck.name, stuck.topic)
+    handled = await committed(
+        stuck.settings, stuck.settings.consumer_group(stuck.name), stuck.topic
+    )
     await stuck.service.shows(FIRST_WAVE + AFTER_LEAVING - handled)

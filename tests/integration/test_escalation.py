@@ -35,7 +35,8 @@ from schemas.decision import Decision, DecisionKind, EscalationTarget, SubjectKi
 from schemas.finding import InvestigationFindingReceived
 from schemas.lead import Lead
 from schemas.promotion import PromotionApplicationReceived
-from services.common.broker import ensure_topics, subscriber_group
+from services.common.broker import ensure_topics
+from services.common.consuming import subscriber_group
 from services.common.documents import MongoDocuments, Versioned
 from services.common.store import Document
 from services.escalation.conduct import ConductFile, same_decision, subject_key, subjects_of

@@ -33,7 +33,7 @@ from schemas import topics
 from schemas.base import derive_event_id
 from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
 from schemas.dead_letter import DeadLetter
-from services.common.broker import subscriber_group
+from services.common.consuming import subscriber_group
 from services.common.store import Document
 from services.intake.crypto import SealError, Vault
 from tests.conftest import InfraSettings

@@ -47,7 +47,8 @@ from schemas.complaint import ComplaintReceived
 from schemas.dead_letter import DeadLetter, Problem
 from schemas.decision import Decision, DecisionKind, EscalationTarget, Measure, SubjectKind
 from schemas.finding import InvestigationFindingReceived
-from services.common.broker import ensure_topics, subscriber_group
+from services.common.broker import ensure_topics
+from services.common.consuming import subscriber_group
 from services.common.departments import DEPARTMENTS_FILE, DepartmentCatalogue
 from services.common.documents import MongoDocuments
 from services.common.store import Document

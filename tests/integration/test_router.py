@@ -40,7 +40,8 @@ from schemas.catalogue import BY_TYPE
 from schemas.complaint import ComplaintReceived
 from schemas.finding import InvestigationFindingReceived, InvestigationFindingSubmission
 from schemas.follow_up import ReporterAddition, ReporterReply
-from services.common.broker import ensure_topics, subscriber_group
+from services.common.broker import ensure_topics
+from services.common.consuming import subscriber_group
 from services.common.documents import MongoDocuments
 from services.common.store import Document
 from services.router.cases import Cases

@@ -15,7 +15,7 @@ from faststream.kafka import KafkaBroker
 from schemas import topics
 from schemas.catalogue import CATALOGUE
 from schemas.labels import LabelledEnum
-from services.common.broker import subscriber_group
+from services.common.consuming import subscriber_group
 from tools import asyncapi, generate_contracts
 from tools.generate_contracts import JSON_DIR, REGENERATE, main, render
 

@@ -824,7 +824,7 @@ def test_every_container_restarts_unless_stopped_and_services_stop_gracefully() 
         assert service.get("restart") in ("unless-stopped", "always"), name
     for name in SERVICE_NAMES:
         grace = str(_compose_service(name)["stop_grace_period"])
-        # uvicorn and the broker each wait up to 30 s after SIGTERM (services/common/web.py).
+        # uvicorn and the broker each wait up to 30 s after SIGTERM (services/common/service.py).
         assert grace.endswith("s"), name
         assert int(grace.removesuffix("s")) > 30, name
 
