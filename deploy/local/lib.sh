@@ -20,11 +20,28 @@ port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+started_at() {  # a process's start time (clock ticks since boot), or nothing if it is gone
+    local stat fields
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+    stat="${stat##*) }"  # after the command name, which may hold spaces
+    read -ra fields <<<"$stat"
+    echo "${fields[19]}"  # field 22 of proc(5), counted from field 3
+}
+
+remember_pid() {  # remember_pid NAME PID: the pid with its start time, so a reused pid is not ours
+    echo "$2 $(started_at "$2")" >"$RUN_DIR/$1.pid"
+}
+
 pid_of() {  # prints the pid of a running process started by us, or nothing
-    local pid_file="$RUN_DIR/$1.pid" pid
+    local pid_file="$RUN_DIR/$1.pid" pid started
     [[ -f "$pid_file" ]] || return 0
-    pid="$(cat "$pid_file")"
-    if kill -0 "$pid" 2>/dev/null; then echo "$pid"; else rm -f "$pid_file"; fi
+    read -r pid started <"$pid_file"
+    # A pid file from before a reboot may name a process another program runs now.
+    if [[ -n "$started" && "$(started_at "$pid")" == "$started" ]]; then
+        echo "$pid"
+    else
+        rm -f "$pid_file"
+    fi
 }
 
 stop_process() {  # stop_process NAME SIGNAL: signal it, wait, SIGKILL after 60 s

@@ -112,7 +112,7 @@ launch_kafka() {
     setsid java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
         -cp "$classpath" kafka.Kafka "$conf" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
-    echo $! >"$RUN_DIR/$name.pid"
+    remember_pid "$name" $!
     wait_for "$name" "$port" 90 "$log_offset" "Kafka Server started"
 }
 
@@ -231,7 +231,7 @@ start_postgres() {
         -c listen_addresses=127.0.0.1 -c port="$POSTGRES_PORT" -c unix_socket_directories= \
         -c jit=off -c log_error_verbosity=terse -c log_min_error_statement=panic) \
         >>"$LOG_DIR/postgres.log" 2>&1 </dev/null &
-    echo $! >"$RUN_DIR/postgres.pid"
+    remember_pid postgres $!
     wait_for postgres "$POSTGRES_PORT" 120 "$log_offset" "database system is ready to accept connections"
     # Indexes FerretDB's equality filters can use (the file says why); at every start, so a
     # cluster made before it gets them too.
@@ -262,7 +262,7 @@ start_ferretdb() {
         --state-dir="$data" --listen-addr="127.0.0.1:$FERRETDB_PORT" \
         --debug-addr="127.0.0.1:$FERRETDB_DEBUG_PORT" --telemetry=disable \
         --log-level=warn >>"$LOG_DIR/ferretdb.log" 2>&1 </dev/null &
-    echo $! >"$RUN_DIR/ferretdb.pid"
+    remember_pid ferretdb $!
     wait_for ferretdb "$FERRETDB_PORT" 30 0
     say "ferretdb $FERRETDB_VERSION listening on 127.0.0.1:$FERRETDB_PORT"
 }

@@ -68,7 +68,7 @@ start() {
         # shellcheck disable=SC2046 # each word of store_env and extra_env is one setting
         env $(store_env) $(extra_env "$name") QINGLIAN_HTTP_PORT="$port" \
             setsid "$PYTHON" -m "services.$name" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
-        echo $! >"$RUN_DIR/$name.pid"
+        remember_pid "$name" $!
     done
     for name in "${SERVICES[@]}"; do
         wait_for "$name" "$(port_of "$name")" 60 "${log_offset[$name]}" "Application startup complete"

@@ -9,11 +9,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from services.common.kafka_access import SERVICES as SERVICES_ACCESS
 from tests.conftest import InfraSettings
 
 LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "local"
 RUNTIME = LOCAL / "runtime.sh"
 SERVICES = LOCAL / "services.sh"
+SERVICE_NAMES = tuple(SERVICES_ACCESS)
 
 
 def run(
@@ -83,6 +85,27 @@ def test_status_names_every_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="PostgreSQL runs as another user only for root")
+def test_a_pid_file_left_from_before_a_reboot_never_names_another_program(tmp_path: Path) -> None:
+    """After a reboot a pid file may name a process some other program now runs: the
+    scripts must not report it as theirs, nor stop it."""
+    stranger = subprocess.Popen(["sleep", "120"])  # noqa: S607
+    try:
+        (tmp_path / "run").mkdir()
+        for name in ("kafka", "postgres", "ferretdb"):
+            (tmp_path / "run" / f"{name}.pid").write_text(f"{stranger.pid}\n")
+        env = {**os.environ, "QINGLIAN_LOCAL_DIR": str(tmp_path)}
+
+        status = run("status", env=env)
+        stopped = run("stop", env=env)
+
+        assert "running" not in status.stdout.replace("not running", ""), status.stdout
+        assert stopped.returncode == 0, stopped.stderr
+        assert stranger.poll() is None, "the scripts stopped a process that is not theirs"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
 def test_a_data_folder_postgresql_cannot_reach_is_named(tmp_path: Path) -> None:
     hidden = tmp_path / "hidden"
     hidden.mkdir(mode=0o700)  # root's alone: PostgreSQL's user may not pass through it
@@ -107,7 +130,7 @@ def test_starting_the_services_again_while_they_run_says_so_and_succeeds(
     logs = tmp_path / "logs"
     logs.mkdir()
     earlier_run = "INFO:     Application startup complete.\n" + "x" * 199 + "\n"
-    for name in ("intake", "router", "escalation", "reporting"):
+    for name in SERVICE_NAMES:
         (logs / f"{name}.log").write_text(earlier_run * 2000)
     run_id = uuid.uuid4().hex[:8]
     env = {
@@ -117,10 +140,7 @@ def test_starting_the_services_again_while_they_run_says_so_and_succeeds(
         "QINGLIAN_FERRETDB_PORT": str(urlsplit(infra.mongo_url).port),
         "QINGLIAN_MONGO_DB": f"runtime_{run_id}",
         "QINGLIAN_KAFKA_GROUP_PREFIX": f"runtime-{run_id}-",
-        **{
-            f"QINGLIAN_{name}_PORT": str(free_port())
-            for name in ("INTAKE", "ROUTER", "ESCALATION", "REPORTING")
-        },
+        **{f"QINGLIAN_{name.upper()}_PORT": str(free_port()) for name in SERVICE_NAMES},
     }
     try:
         first = run("start", env=env, script=SERVICES, timeout=240)
@@ -130,6 +150,7 @@ def test_starting_the_services_again_while_they_run_says_so_and_succeeds(
     finally:
         run("stop", env=env, script=SERVICES)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already running") == 4, again.stdout
-    assert again.stdout.count("healthy on http://127.0.0.1:") == 4, again.stdout
-    assert status.stdout.count(": running (pid") == 4, status.stdout
+    count = len(SERVICE_NAMES)
+    assert again.stdout.count("already running") == count, again.stdout
+    assert again.stdout.count("healthy on http://127.0.0.1:") == count, again.stdout
+    assert status.stdout.count(": running (pid") == count, status.stdout
