@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
 )
 
 HOSPITAL_TIME_ZONE = ZoneInfo("Asia/Shanghai")
@@ -115,6 +116,25 @@ class Contract(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, str_strip_whitespace=True, hide_input_in_errors=True
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_character(cls, value: object) -> object:
+        # PostgreSQL's jsonb, where FerretDB keeps documents, cannot hold U+0000: a text with
+        # one could be accepted but never stored. Refused here, naming the field.
+        if _holds_nul(value):
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    return False  # a nested contract checks its own fields
 
 
 class Submission(Contract):

@@ -757,6 +757,8 @@ BAD_SUBMISSIONS: list[BadCase] = [
         lambda: sample("prescription_ranking", justified="false"),
         {"body.justified"},
     ),
+    # The store (PostgreSQL's jsonb under FerretDB) cannot keep U+0000: refused, not a 500.
+    ("complaint", lambda: complaint(description="红包\x00两千"), {"body.description"}),
 ]
 
 
@@ -786,6 +788,7 @@ BAD_SUBMISSIONS: list[BadCase] = [
         "visit-start-as-a-number",
         "study-day-as-a-number",
         "justified-as-text",
+        "nul-in-the-description",
     ],
 )
 async def test_bad_input_is_refused_naming_the_field_and_nothing_is_published(

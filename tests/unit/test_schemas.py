@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import schemas
-from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
+from schemas.base import HOSPITAL_TIME_ZONE, Submission, derive_event_id
+from schemas.catalogue import CATALOGUE
 from schemas.case import DepartmentKind
 from schemas.complaint import (
     ComplaintCategory,
@@ -177,6 +178,41 @@ def test_an_empty_description_is_refused(description: str) -> None:
     assert _refused_fields(description=description) == {"description"}
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("description", "红包\x00两千元"),
+        ("source_ref", "MB-\x00"),
+        ("accused_staff_id", "S2\x00"),
+    ],
+)
+def test_a_nul_character_is_refused_naming_the_field(field: str, value: str) -> None:
+    """PostgreSQL's jsonb (under FerretDB) cannot keep U+0000: refused at the boundary, 422
+    naming the field, never a 500 from the store."""
+    assert _refused_fields(**{field: value}) == {field}
+
+
+@given(
+    model=st.sampled_from(
+        sorted((entry.submission for entry in CATALOGUE), key=lambda model: model.__name__)
+    ),
+    data=st.data(),
+)
+def test_no_submission_of_any_event_type_keeps_a_nul_character(
+    model: type[Submission], data: st.DataObject
+) -> None:
+    text_fields = [
+        name
+        for name, field in model.model_fields.items()
+        if field.annotation is str or "str" in repr(field.annotation)
+    ]
+    assume(text_fields)
+    field = data.draw(st.sampled_from(text_fields))
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate({field: "a\x00b"})
+    assert any(error["loc"][:1] == (field,) for error in refused.value.errors())
+
+
 def test_an_invalid_category_is_refused() -> None:
     assert _refused_fields(category="bribery") == {"category"}
 
@@ -194,7 +230,7 @@ def test_a_chinese_category_label_is_not_a_category_code() -> None:
 submissions = st.builds(
     ComplaintSubmission,
     source_system=source_systems,
-    source_ref=st.text(min_size=1, max_size=40).filter(str.strip),
+    source_ref=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=40).filter(str.strip),
     occurred_at=st.datetimes(
         min_value=datetime(2020, 1, 1),
         max_value=datetime(2040, 1, 1),
@@ -204,7 +240,7 @@ submissions = st.builds(
     category=st.sampled_from(ComplaintCategory),
     accused_staff_id=st.none() | st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True),
     accused_department=st.none() | st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True),
-    description=st.text(min_size=1, max_size=200).filter(str.strip),
+    description=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=200).filter(str.strip),
     amount_cny=st.none()
     | st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False, allow_infinity=False),
     anonymous=st.booleans(),
