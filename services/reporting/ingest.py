@@ -157,19 +157,22 @@ class Ingest:
             if case.case_id not in latest or latest[case.case_id].revision < case.revision:
                 latest[case.case_id] = case
         loaded = await self.store.cases.load_many(latest)
-        newer = [case for case in latest.values() if _newer(case, loaded[case.case_id].value)]
-        if not newer:
+        # A revision already kept is shown again: the process may have stopped between
+        # keeping a case and showing it, and its batch comes again after the restart.
+        current = [c for c in latest.values() if not _older(c, loaded[c.case_id].value)]
+        if not current:
             return
+        newer = [case for case in current if _newer(case, loaded[case.case_id].value)]
         await self.store.case_events.insert_many(
             {
                 event_id: CaseOfEvent(case_id=case.case_id)
-                for case in newer
+                for case in current
                 for event_id in case.source_event_ids
             }
         )
         await in_waves(newer, lambda case: self._keep_case(case, loaded[case.case_id]))
         await self._show(
-            {case.case_id: case for case in newer},
+            {case.case_id: case for case in current},
             new={case.case_id for case in newer if loaded[case.case_id].revision == 0},
         )
 
@@ -211,3 +214,7 @@ class Ingest:
 
 def _newer(case: CaseRecord, kept: CaseRecord | None) -> bool:
     return kept is None or kept.revision < case.revision
+
+
+def _older(case: CaseRecord, kept: CaseRecord | None) -> bool:
+    return kept is not None and kept.revision > case.revision

@@ -2392,6 +2392,45 @@ async def test_an_instance_showing_an_older_revision_last_shows_the_latest_after
     assert shown.revision == 2
 
 
+class _Crashing:
+    """Case facts whose first writes fail: the process died after saving a case, before
+    showing its facts."""
+
+    def __init__(self, records: Records[CaseFact]) -> None:
+        self.records, self.crashed = records, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.records, name)
+
+    async def _crash_once(self) -> None:
+        if not self.crashed:
+            self.crashed = True
+            raise ConnectionError("killed")
+
+    async def insert_many(self, values: Mapping[str, CaseFact]) -> set[str]:
+        await self._crash_once()
+        return await self.records.insert_many(values)
+
+    async def put_many(self, values: Mapping[str, CaseFact]) -> None:
+        await self._crash_once()
+        await self.records.put_many(values)
+
+
+async def test_a_case_saved_before_a_crash_is_shown_when_its_batch_comes_again() -> None:
+    store = ReportStore(MemoryDocuments())
+    crashing = _Crashing(store.case_facts)
+    store.case_facts = cast(Records[CaseFact], crashing)
+    case = routed_case(complaint_event(source_ref="CRASH-1"), now=_h(2026, 11, 2))
+    batch = [_at(case, 0, topic="cases")]
+
+    with pytest.raises(ConnectionError):
+        await _ingest(store).cases(batch)
+    await _ingest(store).cases(batch)  # uncommitted: delivered again after the restart
+
+    (shown,) = await store.cases_opened(case_fact(case).month)
+    assert shown.case_id == case.case_id
+
+
 async def test_a_decision_and_a_session_are_kept_once() -> None:
     ingest = _ingest()
     decision = _decision(DecisionKind.NOTICE, key="k", as_of=_h(2026, 11, 2))
