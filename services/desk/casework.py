@@ -77,7 +77,9 @@ def outcome_of(action: SentAction, case: CaseUpdated, replies: Iterable[Reporter
     if action.kind is ActionKind.REPLY:
         for reply in replies:
             if digest(reply.text) == action.text_digest and reply.sent_at >= action.submitted_at:
-                return Outcome(action, "applied", event_id=reply.event_id)
+                # Applied once the case's history notes it too: until then the page refreshes.
+                noted = any(entry.source_event_id == reply.event_id for entry in case.history)
+                return Outcome(action, "applied" if noted else "pending", event_id=reply.event_id)
         return Outcome(action, "pending")
     for entry in case.history:
         if entry.source_event_id == action.event_id:

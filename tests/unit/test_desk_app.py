@@ -21,7 +21,7 @@ from schemas.complaint import ComplaintReceived
 from schemas.follow_up import ReporterReply
 from services.desk import signin
 from services.desk.web import COOKIE
-from services.router.domain import take_action
+from services.router.domain import note_reply, take_action
 from tests.desk import (
     PASSWORD,
     READER_KEY,
@@ -455,8 +455,12 @@ async def test_a_reply_shows_who_sent_it_once_it_comes_back_on_its_topic(
         event_id=uuid.uuid4(), case_id=case.case_id, text=text, sent_by="desk", sent_at=NOW
     )
     await running.read_model.replies([reply])
+    # Until the router notes the reply in the case's history, the page keeps refreshing.
+    assert "答复举报人：处理中 pending" in (await http.get(f"/cases/{case.case_id}")).text
+    await running.publish(cases=[note_reply(case, reply, now=NOW)])
     shown = (await http.get(f"/cases/{case.case_id}")).text
     assert "答复举报人：已生效 applied" in shown
+    assert "陆行风（S0113）" in shown.split('class="reporter_replied"')[1].split("</tr>")[0]
     assert "2026-11-25 12:00 · 陆行风（S0113）</p>" in shown, "replies sent: by whom"
     views = await running.desk.casework.store.views.find(case_id=case.case_id)
     assert len(views) == 1, "one entry per person and minute"
