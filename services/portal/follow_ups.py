@@ -14,11 +14,14 @@ from schemas.case import CaseUpdated
 from schemas.follow_up import FollowUpCodeIssued, ReporterAddition, ReporterReply
 from services.common.credentials import digest
 from services.portal.domain import (
+    Added,
     CaseLink,
     CaseProgress,
+    FollowUpPage,
     FollowUpView,
     KnownCode,
     Reply,
+    follow_up_page,
     follow_up_view,
     latest_progress,
     newer,
@@ -84,13 +87,25 @@ class FollowUps:
         return await self.store.codes.get(digest(code))
 
     async def view(self, known: KnownCode) -> FollowUpView:
+        progress, replies = await self._progress_and_replies(known)
+        return follow_up_view(known, progress, replies)
+
+    async def page(self, known: KnownCode) -> FollowUpPage:
+        """What the follow-up page shows: also what the reporter added, and the deadline."""
+        progress, replies = await self._progress_and_replies(known)
+        added = await self.store.additions.find(complaint_event_id=known.complaint_event_id)
+        return follow_up_page(known, progress, replies, added.values())
+
+    async def _progress_and_replies(
+        self, known: KnownCode
+    ) -> tuple[CaseProgress | None, list[Reply]]:
         link = await self.store.links.get(str(known.complaint_event_id))
         progress = None if link is None else await self.store.cases.get(link.case_id)
         if link is None or progress is None:
-            return follow_up_view(known, None, ())
-        replied = await self._replied_to(known.complaint_event_id, progress)
-        replies = (await self.store.replies.find(case_id=link.case_id)).values() if replied else ()
-        return follow_up_view(known, progress, replies)
+            return None, []
+        if not await self._replied_to(known.complaint_event_id, progress):
+            return progress, []
+        return progress, list((await self.store.replies.find(case_id=link.case_id)).values())
 
     async def _replied_to(self, complaint: uuid.UUID, progress: CaseProgress) -> bool:
         """Whether ``complaint`` is the case's first complaint: the office replies to its
@@ -104,7 +119,9 @@ class FollowUps:
         return True
 
     async def add_information(self, known: KnownCode, text: str, *, now: datetime) -> None:
-        """Publish what the reporter added; the router records it on the case."""
+        """Publish what the reporter added (the router records it on the case), and keep it
+        for the reporter's page: kept first, and taken back when it could not be published,
+        so the page never shows what the office will not get."""
         if not await self.kafka_reachable():
             raise KafkaUnreachableError("Kafka did not answer")
         addition = ReporterAddition(
@@ -113,4 +130,12 @@ class FollowUps:
             text=text,
             received_at=now,
         )
-        await self.publish(addition, topics.REPORTER_ADDITIONS, addition.complaint_event_id.bytes)
+        kept = Added(complaint_event_id=known.complaint_event_id, text=addition.text, at=now)
+        await self.store.additions.insert(str(addition.event_id), kept)
+        try:
+            await self.publish(
+                addition, topics.REPORTER_ADDITIONS, addition.complaint_event_id.bytes
+            )
+        except Exception:
+            await self.store.additions.delete(str(addition.event_id))
+            raise
