@@ -17,6 +17,7 @@ from schemas.case import CaseState, derive_case_id
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.satisfaction import Touchpoint
 from services.intake.crypto import new_follow_up_code
+from services.portal import qr
 from services.portal.touchpoints import Sheet
 from services.portal.wrong_codes import code_group
 from tests.factories import complaint_event, routed_case
@@ -393,3 +394,32 @@ async def test_one_device_rates_a_sheet_once_in_the_window(running: Running) -> 
     assert (first.status_code, again.status_code, other.status_code) == (200, 429, 200)
     assert later.status_code == 200
     assert [body["score"] for _, body, _ in running.intake.sent] == [5, 4, 3]
+
+
+async def test_the_qr_command_prints_sheets_whose_links_open_the_rating_page(
+    running: Running,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("QINGLIAN_PORTAL_QR_KEY_FILE", str(tmp_path / "qr_key"))
+    monkeypatch.setenv("QINGLIAN_PUBLIC_URL", "http://portal.test")
+    argv = ["--out", str(tmp_path / "sheets"), "--department", "finance"]
+
+    assert qr.main([*argv, "--touchpoint", "settlement", "--touchpoint", "registration"]) == 0
+
+    printed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [Path(svg).name for svg, _ in printed] == [
+        "finance-settlement.svg",
+        "finance-registration.svg",
+    ]
+    svg_path, link = printed[0]
+    sheet = Path(svg_path).read_text("utf-8")
+    assert "财务部 · 结算" in sheet
+    assert "<svg" in sheet
+    assert Path(svg_path).with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    async with running.browser() as browser:
+        opened = await browser.get(link.removeprefix("http://portal.test"))
+    assert opened.status_code == 200
+    assert "财务部" in opened.text
+    assert qr.main([*argv, "--department", "no_such_department"]) == 2
