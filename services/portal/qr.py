@@ -75,7 +75,9 @@ def write_sheets(
             stem = out / f"{code}-{touchpoint}"
             svg = stem.with_suffix(".svg")
             svg.write_text(sheet_svg(link, catalogue.departments[code], touchpoint), "utf-8")
-            segno.make(link, error="m").save(stem.with_suffix(".png"), scale=QR_SCALE, border=4)
+            segno.make(link, error="m").save(
+                str(stem.with_suffix(".png")), scale=QR_SCALE, border=4
+            )
             written.append((svg, link))
     return written
 

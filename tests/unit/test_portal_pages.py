@@ -396,6 +396,10 @@ async def test_one_device_rates_a_sheet_once_in_the_window(running: Running) -> 
     assert [body["score"] for _, body, _ in running.intake.sent] == [5, 4, 3]
 
 
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
 async def test_the_qr_command_prints_sheets_whose_links_open_the_rating_page(
     running: Running,
     tmp_path: Path,
@@ -414,10 +418,10 @@ async def test_the_qr_command_prints_sheets_whose_links_open_the_rating_page(
         "finance-registration.svg",
     ]
     svg_path, link = printed[0]
-    sheet = Path(svg_path).read_text("utf-8")
-    assert "财务部 · 结算" in sheet
-    assert "<svg" in sheet
-    assert Path(svg_path).with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    sheet, png = _read(Path(svg_path)), _read(Path(svg_path).with_suffix(".png"))
+    assert "财务部 · 结算".encode() in sheet
+    assert b"<svg" in sheet
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
     async with running.browser() as browser:
         opened = await browser.get(link.removeprefix("http://portal.test"))
     assert opened.status_code == 200
