@@ -3,6 +3,7 @@ cases, the office's replies), and what a reporter reads and adds with a code. Lo
 save → publish, on the store adapter; every write is idempotent, so a replay changes nothing.
 """
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -92,20 +93,27 @@ class FollowUps:
 
     async def page(self, known: KnownCode) -> FollowUpPage:
         """What the follow-up page shows: also what the reporter added, and the deadline."""
-        progress, replies = await self._progress_and_replies(known)
-        added = await self.store.additions.find(complaint_event_id=known.complaint_event_id)
+        (progress, replies), added = await asyncio.gather(
+            self._progress_and_replies(known),
+            self.store.additions.find(complaint_event_id=known.complaint_event_id),
+        )
         return follow_up_page(known, progress, replies, added.values())
 
     async def _progress_and_replies(
         self, known: KnownCode
     ) -> tuple[CaseProgress | None, list[Reply]]:
         link = await self.store.links.get(str(known.complaint_event_id))
-        progress = None if link is None else await self.store.cases.get(link.case_id)
-        if link is None or progress is None:
+        if link is None:
+            return None, []
+        # Read side by side: the replies are read before it is known whether they are shown.
+        progress, replies = await asyncio.gather(
+            self.store.cases.get(link.case_id), self.store.replies.find(case_id=link.case_id)
+        )
+        if progress is None:
             return None, []
         if not await self._replied_to(known.complaint_event_id, progress):
             return progress, []
-        return progress, list((await self.store.replies.find(case_id=link.case_id)).values())
+        return progress, list(replies.values())
 
     async def _replied_to(self, complaint: uuid.UUID, progress: CaseProgress) -> bool:
         """Whether ``complaint`` is the case's first complaint: the office replies to its

@@ -2,6 +2,7 @@
 cookie (CSRF and the device a rating is counted against), the page headers, the follow-up
 code's check, and the answers a reporter reads when something is refused."""
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,9 +83,11 @@ async def complaint_of(portal: Portal, address: str, code: str) -> KnownCode:
     limit = portal.wrong_codes
     key = limit.key(address, code)
     now = portal.clock()
-    if await limit.exhausted(key, now=now):
+    exhausted, known = await asyncio.gather(
+        limit.exhausted(key, now=now), portal.follow_ups.known(code)
+    )
+    if exhausted:
         raise TooManyWrongCodesError(int(limit.window.total_seconds()))
-    known = await portal.follow_ups.known(code)
     if known is not None:
         return known
     if not await limit.still_allowed_after(key, now=now):
