@@ -19,7 +19,7 @@ from services.portal.pages import pages
 from services.portal.ratings import RatingLimit
 from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
-from services.portal.web import Portal, install
+from services.portal.web import Portal, PortalMetrics, install
 from services.portal.wrong_codes import WrongCodeLimit
 
 
@@ -79,6 +79,7 @@ def create_app(
         qr_key=settings.qr_key(),
         secure_cookies=settings.env != "development",
         clock=service.clock,
+        metrics=PortalMetrics.on(service.registry),
     )
     install(app, portal)
     refuse_plainly(app, max_body_bytes=settings.max_body_bytes, by_path={})

@@ -170,8 +170,10 @@ async def rate(
         return page(request, "rate.html", context, status.HTTP_422_UNPROCESSABLE_CONTENT)
     rater = Rater(device=device, address=address_of(request))
     if not await portal.ratings.take(rater, sheet, now=now):
+        portal.metrics.ratings.labels("limited").inc()
         raise PageError(429, "您已评价过，感谢您的反馈 / already rated from this device: thank you")
     answer = await portal.intake.send(forms.RATING_PATH, body)
+    portal.metrics.ratings.labels("sent" if answer.accepted else "failed").inc()
     if not answer.accepted:
         raise PageError(503, answer.problem or "", back=request.url.path)
     return page(request, "rated.html", {"sheet": sheet})

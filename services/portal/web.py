@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CollectorRegistry, Counter
 from starlette.datastructures import FormData
 
 from schemas.base import HOSPITAL_TIME_ZONE
@@ -41,6 +42,31 @@ templates.env.filters["minute"] = hospital_minute
 
 
 @dataclass(frozen=True)
+class PortalMetrics:
+    follow_up_codes: Counter
+    ratings: Counter
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry) -> "PortalMetrics":
+        return cls(
+            Counter(
+                "qinglian_portal_follow_up_codes",
+                "Follow-up codes asked for, by answer: known, wrong (404), or refused (429) "
+                "after too many wrong codes from one client for that code group",
+                ["outcome"],
+                registry=registry,
+            ),
+            Counter(
+                "qinglian_portal_ratings",
+                "Ratings from QR links, by outcome: sent to intake, limited (one device or "
+                "address rated too often), or failed (intake unavailable)",
+                ["outcome"],
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class Portal:
     """The portal's parts (``app.state.portal``, set by main.py)."""
 
@@ -52,6 +78,7 @@ class Portal:
     qr_key: bytes
     secure_cookies: bool
     clock: Clock
+    metrics: PortalMetrics
 
 
 def portal_of(request: Request) -> Portal:
@@ -86,12 +113,17 @@ async def complaint_of(portal: Portal, address: str, code: str) -> KnownCode:
     exhausted, known = await asyncio.gather(
         limit.exhausted(key, now=now), portal.follow_ups.known(code)
     )
+    counted = portal.metrics.follow_up_codes
     if exhausted:
+        counted.labels("refused").inc()
         raise TooManyWrongCodesError(int(limit.window.total_seconds()))
     if known is not None:
+        counted.labels("known").inc()
         return known
     if not await limit.still_allowed_after(key, now=now):
+        counted.labels("refused").inc()
         raise TooManyWrongCodesError(int(limit.window.total_seconds()))
+    counted.labels("wrong").inc()
     raise UnknownCodeError
 
 

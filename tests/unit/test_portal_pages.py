@@ -427,3 +427,25 @@ async def test_the_qr_command_prints_sheets_whose_links_open_the_rating_page(
     assert opened.status_code == 200
     assert "财务部" in opened.text
     assert qr.main([*argv, "--department", "no_such_department"]) == 2
+
+
+async def test_a_thousand_wrong_codes_from_one_address_are_refused_and_counted_in_a_metric(
+    running: Running,
+) -> None:
+    allowed = running.portal.wrong_codes.allowed
+    async with running.browser() as guesser:
+        answers = [
+            (
+                await guesser.get(
+                    "/v1/follow-up", headers={"X-Follow-Up-Code": new_follow_up_code()}
+                )
+            ).status_code
+            for _ in range(1000)
+        ]
+        metrics = (await guesser.get("/metrics")).text
+
+    wrong, refused = answers.count(404), answers.count(429)
+    assert wrong + refused == 1000
+    assert wrong <= 16 * allowed, "at most the allowance of each of the 16 code groups"
+    assert f'qinglian_portal_follow_up_codes_total{{outcome="wrong"}} {wrong}.0' in metrics
+    assert f'qinglian_portal_follow_up_codes_total{{outcome="refused"}} {refused}.0' in metrics
