@@ -23,21 +23,10 @@ from services.portal.web import Portal, PortalMetrics, install
 from services.portal.wrong_codes import WrongCodeLimit
 
 
-def create_app(
-    settings: PortalSettings,
-    *,
-    clock: Clock = system_clock,
-    documents: Documents | None = None,
-    intake_transport: httpx.AsyncBaseTransport | None = None,
-) -> FastAPI:
-    # A bad catalogue stops the service here, before it consumes anything.
-    catalogue = DepartmentCatalogue.from_file(settings.departments)
-    service = Service("portal", settings, clock=clock, documents=documents)
-    store = PortalStore.on(service.documents)
-    publishing = Publishing(
-        service.broker, api.PUBLISHED, kafka_check_seconds=settings.kafka_check_seconds
-    )
-    follow_ups = FollowUps(store, publish=publishing, kafka_reachable=publishing.kafka_reachable)
+def _limits(
+    settings: PortalSettings, store: PortalStore, service: Service
+) -> tuple[WrongCodeLimit, RatingLimit]:
+    """The wrong-code and rating limits, each forgetting what its window left behind."""
     window = timedelta(seconds=settings.follow_up_failure_window_seconds)
     wrong_codes = WrongCodeLimit(
         store,
@@ -60,6 +49,25 @@ def create_app(
     service.every(
         3600, lambda: ratings.forget(now=service.clock()), what="forgetting old ratings' counts"
     )
+    return wrong_codes, ratings
+
+
+def create_app(
+    settings: PortalSettings,
+    *,
+    clock: Clock = system_clock,
+    documents: Documents | None = None,
+    intake_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    # A bad catalogue stops the service here, before it consumes anything.
+    catalogue = DepartmentCatalogue.from_file(settings.departments)
+    service = Service("portal", settings, clock=clock, documents=documents)
+    store = PortalStore.on(service.documents)
+    publishing = Publishing(
+        service.broker, api.PUBLISHED, kafka_check_seconds=settings.kafka_check_seconds
+    )
+    follow_ups = FollowUps(store, publish=publishing, kafka_reachable=publishing.kafka_reachable)
+    wrong_codes, ratings = _limits(settings, store, service)
     intake = IntakeClient(
         settings.intake_url, settings.intake_api_key(), transport=intake_transport
     )
