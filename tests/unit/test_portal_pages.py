@@ -449,3 +449,19 @@ async def test_a_thousand_wrong_codes_from_one_address_are_refused_and_counted_i
     assert wrong <= 16 * allowed, "at most the allowance of each of the 16 code groups"
     assert f'qinglian_portal_follow_up_codes_total{{outcome="wrong"}} {wrong}.0' in metrics
     assert f'qinglian_portal_follow_up_codes_total{{outcome="refused"}} {refused}.0' in metrics
+
+
+async def test_an_empty_addition_is_refused_naming_the_field_and_nothing_is_sent(
+    running: Running,
+) -> None:
+    code, _ = await _code_of(running)
+    async with running.browser() as browser:
+        shown = await post_form(browser, "/follow-up", {"code": code})
+        added = await browser.post(
+            "/follow-up/add",
+            data={"csrf_token": hidden(shown.text), "code": code, "text": "\u3000 \u3000"},
+        )
+
+    assert added.status_code == 422
+    assert "补充内容" in added.text
+    assert running.kafka.sent == []
