@@ -51,6 +51,8 @@ class Reply(BaseModel):
     case_id: str
     text: str
     sent_at: datetime
+    outcome: bool = False
+    """The office shared it as the case's outcome."""
 
 
 class Added(BaseModel):
@@ -150,6 +152,8 @@ class FollowUpPage(BaseModel):
     status_en: str
     updated_at: datetime
     deadline: datetime | None
+    outcome: str | None
+    """The latest text the office shared as the case's outcome."""
     messages: list[Message]
 
 
@@ -160,7 +164,9 @@ def follow_up_page(
     added: Iterable[Added],
 ) -> FollowUpPage:
     """``replies`` as for ``follow_up_view``; ``added``: what this complaint's reporter added."""
+    replies = list(replies)
     view = follow_up_view(known, progress, replies)
+    shared = sorted((r for r in replies if r.outcome), key=lambda reply: reply.sent_at)
     messages = [Message(at=r.at, from_reporter=False, text=r.text) for r in view.replies]
     messages += [Message(at=a.at, from_reporter=True, text=a.text) for a in added]
     status_zh = STATUS_ZH.get(view.status, "已受理")
@@ -173,5 +179,6 @@ def follow_up_page(
         status_en=STATUS_EN[status_zh],
         updated_at=max([view.updated_at, *(a.at for a in added)]),
         deadline=None if progress is None or closed else progress.deadline,
+        outcome=shared[-1].text if shared else None,
         messages=sorted(messages, key=lambda message: message.at),
     )

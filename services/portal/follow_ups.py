@@ -75,7 +75,10 @@ class FollowUps:
         await self.store.replies.insert_many(
             {
                 str(reply.event_id): Reply(
-                    case_id=reply.case_id, text=reply.text, sent_at=reply.sent_at
+                    case_id=reply.case_id,
+                    text=reply.text,
+                    sent_at=reply.sent_at,
+                    outcome=reply.shares_outcome,
                 )
                 for reply in replies
             }

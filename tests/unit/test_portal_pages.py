@@ -465,3 +465,29 @@ async def test_an_empty_addition_is_refused_naming_the_field_and_nothing_is_sent
     assert added.status_code == 422
     assert "补充内容" in added.text
     assert running.kafka.sent == []
+
+
+async def test_the_outcome_the_office_shares_is_shown_apart_from_the_messages(
+    running: Running,
+) -> None:
+    code, complaint_id = await _code_of(running)
+    case = _case(complaint_id, CaseState.FINDING_RECORDED, 4)
+    await running.portal.follow_ups.follow_cases([case])  # type: ignore[list-item]
+    shared = ReporterReply.model_validate(
+        {
+            "event_id": uuid.uuid4(),
+            "case_id": derive_case_id(complaint_id),
+            "text": "经调查，反映属实，已对当事人作出处理。",
+            "sent_by": "desk",
+            "sent_at": NOW + timedelta(days=3),
+            "shares_outcome": True,
+        }
+    )
+    await running.portal.follow_ups.keep_replies([shared])
+    async with running.browser() as browser:
+        page = await post_form(browser, "/follow-up", {"code": code})
+
+    outcome = re.search(r'id="outcome">([^<]*)<', page.text)
+    assert outcome is not None
+    assert outcome.group(1).strip() == shared.text
+    assert "已有调查结论" in page.text
