@@ -4,7 +4,7 @@
 setup:  ## install the Python environment and fetch/build Kafka and FerretDB (cached)
 	deploy/local/setup.sh
 
-up: setup  ## start Kafka, FerretDB and the five services, post the demo complaints, print the report and the desk's demo accounts
+up: setup  ## start Kafka, FerretDB and the services, post the demo complaints, print the report, the desk's demo accounts, the portal's URL and a sample QR sheet
 	deploy/local/runtime.sh start
 	deploy/local/services.sh start
 	.venv/bin/python deploy/local/demo.py

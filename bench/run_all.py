@@ -111,6 +111,14 @@ KNOWN = (
         runtime_dir="bench-desk",
     ),
     Script(
+        "portal_pages",
+        ("--complaints", "5000", "--rounds", "20"),
+        ("--complaints", "500", "--rounds", "5"),
+        limit=900,
+        quick_limit=300,
+        runtime_dir="bench-portal",
+    ),
+    Script(
         "system_load",
         ("--rate", "1,2", "--seconds", "60", "--replay-events", "1000000", "--replay-limit", "600"),
         (

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import StringConstraints
 
-from schemas.base import Contract, EventTime
+from schemas.base import Contract, EventTime, Flag
 
 CodeDigest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A follow-up code's SHA-256, in hex: what finds a code without keeping it."""
@@ -36,6 +36,9 @@ class ReporterReply(Contract):
     sent_by: str
     """The source system (API key holder) that sent it."""
     sent_at: EventTime
+    shares_outcome: Flag = False
+    """The office shares this text as the outcome of the case (调查结论) with the reporter: the
+    portal shows the latest one apart from the messages."""
 
 
 class FollowUpCodeIssued(Contract):

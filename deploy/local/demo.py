@@ -159,8 +159,11 @@ def main() -> int:
     if not _explain_when_decided(first["accused_staff_id"]):
         return 1
     _desk_accounts()
+    sheet = _sample_qr_sheet()
     print(
         "\nWhere to look:\n"
+        f"  portal          {PORTAL}/  (投诉举报 complaint form; {PORTAL}/follow-up 进度查询)\n"
+        f"  扫码评价 sheet   {sheet}  (more: .venv/bin/python -m services.portal.qr --out DIR)\n"
         f"  case desk       {DESK}/login  (accounts above)\n"
         f"  dashboard       {REPORTING}/login  (token in {KEYS_FILE}, key {REPORT_TOKEN!r})\n"
         f"  monthly report  {REPORTING}/v1/reports/monthly/print?month={month}\n"
@@ -174,6 +177,25 @@ def main() -> int:
 
 
 USERS_COMMAND = (sys.executable, "-m", "services.desk.users")
+QR_COMMAND = (sys.executable, "-m", "services.portal.qr")
+QR_SHEETS = Path(".local/qr-sheets")
+SAMPLE_SHEET = ("--department", "outpatient", "--touchpoint", "registration")
+
+
+def _sample_qr_sheet() -> str:
+    """One 扫码评价 sheet (outpatient registration), printed as an operator prints them, with
+    the portal's QR key: its path (the rest with the same command)."""
+    printed = subprocess.run(  # noqa: S603 (our own interpreter and module)
+        [*QR_COMMAND, "--out", str(QR_SHEETS), *SAMPLE_SHEET],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "QINGLIAN_PUBLIC_URL": PORTAL},
+    )
+    if printed.returncode != 0:
+        return f"(not printed: {printed.stderr.strip()})"
+    sheet, link = printed.stdout.strip().split("\t")
+    return f"{Path(sheet).resolve()}  → {link}"
 
 
 def _desk_accounts() -> None:

@@ -8,8 +8,9 @@
 #
 # Logs: $QINGLIAN_LOCAL_DIR/logs/<service>.log. Ports: 8101–8106 (QINGLIAN_<SERVICE>_PORT).
 # The desk sends its people's actions to intake with an API key of its own (source system desk),
-# made with intake's keys command at the first start (again once the store no longer knows it)
-# and kept in $QINGLIAN_LOCAL_DIR/secrets/desk_intake_api_key.
+# and the portal its complaints and ratings (source system portal), each made with intake's keys
+# command at the first start (again once the store no longer knows it) and kept in
+# $QINGLIAN_LOCAL_DIR/secrets/desk_intake_api_key and …/portal_intake_api_key.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -21,6 +22,7 @@ SERVICES=(intake router escalation reporting desk portal)
 declare -A DEFAULT_PORT=([intake]=8101 [router]=8102 [escalation]=8103 [reporting]=8104 [desk]=8105 [portal]=8106)
 PYTHON="$ROOT/.venv/bin/python"
 DESK_KEY="$LOCAL_DIR/secrets/desk_intake_api_key"
+PORTAL_KEY="$LOCAL_DIR/secrets/portal_intake_api_key"
 
 port_of() {
     local var="QINGLIAN_${1^^}_PORT"
@@ -32,31 +34,38 @@ store_env() {
         "QINGLIAN_MONGO_URL=mongodb://127.0.0.1:$FERRETDB_PORT/"
 }
 
-desk_key() {  # the desk's intake API key: kept while intake's store knows it, else made anew
-    local key_id
-    if [[ -s "$DESK_KEY" ]]; then
-        key_id="$(cut -d_ -f2 "$DESK_KEY")"
+api_key() {  # FILE SOURCE SCOPES: an intake API key, kept while intake's store knows it, else made anew
+    local file="$1" source="$2" scopes="$3" key_id
+    if [[ -s "$file" ]]; then
+        key_id="$(cut -d_ -f2 "$file")"
         env $(store_env) "$PYTHON" -m services.intake.keys list 2>/dev/null |
             grep -Eq "^$key_id .* active( |$)" && return 0
     fi
-    mkdir -p "$(dirname "$DESK_KEY")"
-    (umask 077 && env $(store_env) "$PYTHON" -m services.intake.keys create --source desk \
-        --scopes case_action,investigation_finding,follow_up_reply --label "desk (local)" \
-        >"$DESK_KEY" 2>/dev/null) || die "could not make the desk's API key for intake"
+    mkdir -p "$(dirname "$file")"
+    (umask 077 && env $(store_env) "$PYTHON" -m services.intake.keys create --source "$source" \
+        --scopes "$scopes" --label "$source (local)" >"$file" 2>/dev/null) ||
+        die "could not make the $source's API key for intake"
 }
 
 extra_env() {  # settings one service needs beyond the store and broker
-    [[ "$1" == desk ]] || return 0
-    echo "QINGLIAN_INTAKE_API_KEY_FILE=$DESK_KEY" \
-        "QINGLIAN_INTAKE_URL=http://127.0.0.1:$(port_of intake)" \
-        "QINGLIAN_REPORTING_URL=http://127.0.0.1:$(port_of reporting)"
+    case "$1" in
+        desk)
+            echo "QINGLIAN_INTAKE_API_KEY_FILE=$DESK_KEY" \
+                "QINGLIAN_INTAKE_URL=http://127.0.0.1:$(port_of intake)" \
+                "QINGLIAN_REPORTING_URL=http://127.0.0.1:$(port_of reporting)" ;;
+        portal)
+            echo "QINGLIAN_INTAKE_API_KEY_FILE=$PORTAL_KEY" \
+                "QINGLIAN_INTAKE_URL=http://127.0.0.1:$(port_of intake)" \
+                "QINGLIAN_PUBLIC_URL=http://127.0.0.1:$(port_of portal)" ;;
+    esac
 }
 
 start() {
     [[ -x "$PYTHON" ]] || die "no virtual environment: run deploy/local/setup.sh first"
     cd "$ROOT"
     mkdir -p "$LOG_DIR" "$RUN_DIR"
-    desk_key
+    api_key "$DESK_KEY" desk case_action,investigation_finding,follow_up_reply
+    api_key "$PORTAL_KEY" portal complaint,satisfaction
     local name port
     declare -A log_offset
     for name in "${SERVICES[@]}"; do

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from schemas import topics
-from schemas.base import Contract, Submission
+from schemas.base import Contract, Flag, Submission
 from schemas.case import CaseId
 from schemas.catalogue import ANY_SUBMISSION, CATALOGUE, EventKind
 from schemas.dead_letter import DeadLetter, Problem, problems_of
@@ -95,6 +95,9 @@ class BatchResult(BaseModel):
 class ReplyRequest(Contract):
     case_id: CaseId
     text: FollowUpText
+    shares_outcome: Flag = Field(
+        default=False, description="The text is the outcome of the case, shared as such."
+    )
 
 
 _RECEIPT_STATUS = {
@@ -251,6 +254,7 @@ async def reply(request: ReplyRequest, caller: CallerDep, intake: IntakeDep) -> 
         text=request.text,
         sent_by=caller.source_system,
         sent_at=intake.clock(),
+        shares_outcome=request.shares_outcome,
     )
     if not await intake.publish.kafka_reachable():
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, _UNAVAILABLE)

@@ -3,40 +3,29 @@
 they add. A wrong code and an unknown one get the same answer; past the wrong codes allowed,
 a client gets 429 for every code of that code's group, right or wrong."""
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import BaseModel
 
 from schemas import topics
 from schemas.base import Contract
 from schemas.dead_letter import Problem
 from schemas.follow_up import FollowUpText, ReporterAddition
-from services.common.service import Clock
 from services.portal.domain import FollowUpView, KnownCode
-from services.portal.follow_ups import FollowUps, KafkaUnreachableError
-from services.portal.wrong_codes import WrongCodeLimit
+from services.portal.follow_ups import KafkaUnreachableError
+from services.portal.web import (
+    Portal,
+    PortalDep,
+    TooManyWrongCodesError,
+    UnknownCodeError,
+    address_of,
+    complaint_of,
+)
 
 PUBLISHED: dict[str, type[BaseModel]] = {topics.REPORTER_ADDITIONS: ReporterAddition}
 """What the portal publishes: what reporters add to their complaints."""
 
-
-@dataclass(frozen=True)
-class PortalApi:
-    """What the routes work with (``app.state.portal``, set by main.py)."""
-
-    follow_ups: FollowUps
-    wrong_codes: WrongCodeLimit
-    clock: Clock
-
-
-def _portal(request: Request) -> PortalApi:
-    portal: PortalApi = request.app.state.portal
-    return portal
-
-
-PortalDep = Annotated[PortalApi, Depends(_portal)]
 FollowUpCode = Annotated[
     str, Header(alias="X-Follow-Up-Code", description="The code given with the complaint.")
 ]
@@ -66,28 +55,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/v1")
 
 
-async def _complaint_of(request: Request, code: str, portal: PortalApi) -> KnownCode:
-    """The complaint of a code. The client is the connecting address (or what a trusted
-    proxy says it is: services.common.service.serve)."""
-    limit = portal.wrong_codes
-    key = limit.key(request.client.host if request.client else "unknown", code)
-    now = portal.clock()
-    if await limit.exhausted(key, now=now):
-        raise _too_many(limit)
-    known = await portal.follow_ups.known(code)
-    if known is not None:
-        return known
-    if not await limit.still_allowed_after(key, now=now):
-        raise _too_many(limit)
-    raise HTTPException(status.HTTP_404_NOT_FOUND, "no complaint has this follow-up code")
-
-
-def _too_many(limit: WrongCodeLimit) -> HTTPException:
-    return HTTPException(
-        status.HTTP_429_TOO_MANY_REQUESTS,
-        "too many wrong follow-up codes; try again later",
-        headers={"Retry-After": str(int(limit.window.total_seconds()))},
-    )
+async def _complaint_of(request: Request, code: str, portal: Portal) -> KnownCode:
+    try:
+        return await complaint_of(portal, address_of(request), code)
+    except TooManyWrongCodesError as error:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many wrong follow-up codes; try again later",
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        ) from None
+    except UnknownCodeError:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "no complaint has this follow-up code"
+        ) from None
 
 
 @router.get(

@@ -40,6 +40,9 @@ class CaseProgress(BaseModel):
     updated_at: datetime
     source_event_ids: tuple[uuid.UUID, ...]
     """In the case's order: the first opened it, later ones were linked."""
+    deadline: datetime | None = None
+    """When the investigation is due (kept since the pages show it; None in what was stored
+    before)."""
 
 
 class Reply(BaseModel):
@@ -48,6 +51,16 @@ class Reply(BaseModel):
     case_id: str
     text: str
     sent_at: datetime
+    outcome: bool = False
+    """The office shared it as the case's outcome."""
+
+
+class Added(BaseModel):
+    """What a reporter added to their complaint (stored under its event id)."""
+
+    complaint_event_id: uuid.UUID
+    text: str
+    at: datetime
 
 
 class ReplyView(BaseModel):
@@ -77,6 +90,7 @@ def latest_progress(cases: Iterable[CaseUpdated]) -> dict[str, CaseProgress]:
                 state=case.state,
                 updated_at=case.updated_at,
                 source_event_ids=case.source_event_ids,
+                deadline=case.deadline,
             )
     return latest
 
@@ -104,4 +118,67 @@ def follow_up_view(
         status=RECEIVED if progress is None else str(progress.state),
         updated_at=max(moments),
         replies=[ReplyView(at=reply.sent_at, text=reply.text) for reply in shown],
+    )
+
+
+STATUS_ZH = {
+    RECEIVED: "已受理",
+    CaseState.OPENED: "已受理",
+    CaseState.ASSIGNED: "已受理",
+    CaseState.INVESTIGATING: "调查中",
+    CaseState.FINDING_RECORDED: "已有调查结论",
+    CaseState.CLOSED: "已结案",
+}
+"""The status as a reporter reads it: the office's inner steps (opened, assigned) are one."""
+STATUS_EN = {
+    "已受理": "received",
+    "调查中": "under investigation",
+    "已有调查结论": "investigated",
+    "已结案": "closed",
+}
+
+
+class Message(BaseModel):
+    at: datetime
+    from_reporter: bool
+    text: str
+
+
+class FollowUpPage(BaseModel):
+    """What the follow-up page shows: the status in plain Chinese, the deadline once the case
+    has one, and the messages both ways, oldest first."""
+
+    status_zh: str
+    status_en: str
+    updated_at: datetime
+    deadline: datetime | None
+    outcome: str | None
+    """The latest text the office shared as the case's outcome."""
+    messages: list[Message]
+
+
+def follow_up_page(
+    known: KnownCode,
+    progress: CaseProgress | None,
+    replies: Iterable[Reply],
+    added: Iterable[Added],
+) -> FollowUpPage:
+    """``replies`` as for ``follow_up_view``; ``added``: what this complaint's reporter added."""
+    replies = list(replies)
+    view = follow_up_view(known, progress, replies)
+    shared = sorted((r for r in replies if r.outcome), key=lambda reply: reply.sent_at)
+    messages = [Message(at=r.at, from_reporter=False, text=r.text) for r in view.replies]
+    messages += [Message(at=a.at, from_reporter=True, text=a.text) for a in added]
+    status_zh = STATUS_ZH.get(view.status, "已受理")
+    closed = progress is not None and progress.state in (
+        CaseState.FINDING_RECORDED,
+        CaseState.CLOSED,
+    )
+    return FollowUpPage(
+        status_zh=status_zh,
+        status_en=STATUS_EN[status_zh],
+        updated_at=max([view.updated_at, *(a.at for a in added)]),
+        deadline=None if progress is None or closed else progress.deadline,
+        outcome=shared[-1].text if shared else None,
+        messages=sorted(messages, key=lambda message: message.at),
     )

@@ -3,6 +3,7 @@ cases, the office's replies), and what a reporter reads and adds with a code. Lo
 save → publish, on the store adapter; every write is idempotent, so a replay changes nothing.
 """
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -14,11 +15,14 @@ from schemas.case import CaseUpdated
 from schemas.follow_up import FollowUpCodeIssued, ReporterAddition, ReporterReply
 from services.common.credentials import digest
 from services.portal.domain import (
+    Added,
     CaseLink,
     CaseProgress,
+    FollowUpPage,
     FollowUpView,
     KnownCode,
     Reply,
+    follow_up_page,
     follow_up_view,
     latest_progress,
     newer,
@@ -71,7 +75,10 @@ class FollowUps:
         await self.store.replies.insert_many(
             {
                 str(reply.event_id): Reply(
-                    case_id=reply.case_id, text=reply.text, sent_at=reply.sent_at
+                    case_id=reply.case_id,
+                    text=reply.text,
+                    sent_at=reply.sent_at,
+                    outcome=reply.shares_outcome,
                 )
                 for reply in replies
             }
@@ -84,13 +91,32 @@ class FollowUps:
         return await self.store.codes.get(digest(code))
 
     async def view(self, known: KnownCode) -> FollowUpView:
-        link = await self.store.links.get(str(known.complaint_event_id))
-        progress = None if link is None else await self.store.cases.get(link.case_id)
-        if link is None or progress is None:
-            return follow_up_view(known, None, ())
-        replied = await self._replied_to(known.complaint_event_id, progress)
-        replies = (await self.store.replies.find(case_id=link.case_id)).values() if replied else ()
+        progress, replies = await self._progress_and_replies(known)
         return follow_up_view(known, progress, replies)
+
+    async def page(self, known: KnownCode) -> FollowUpPage:
+        """What the follow-up page shows: also what the reporter added, and the deadline."""
+        (progress, replies), added = await asyncio.gather(
+            self._progress_and_replies(known),
+            self.store.additions.find(complaint_event_id=known.complaint_event_id),
+        )
+        return follow_up_page(known, progress, replies, added.values())
+
+    async def _progress_and_replies(
+        self, known: KnownCode
+    ) -> tuple[CaseProgress | None, list[Reply]]:
+        link = await self.store.links.get(str(known.complaint_event_id))
+        if link is None:
+            return None, []
+        # Read side by side: the replies are read before it is known whether they are shown.
+        progress, replies = await asyncio.gather(
+            self.store.cases.get(link.case_id), self.store.replies.find(case_id=link.case_id)
+        )
+        if progress is None:
+            return None, []
+        if not await self._replied_to(known.complaint_event_id, progress):
+            return progress, []
+        return progress, list(replies.values())
 
     async def _replied_to(self, complaint: uuid.UUID, progress: CaseProgress) -> bool:
         """Whether ``complaint`` is the case's first complaint: the office replies to its
@@ -104,7 +130,9 @@ class FollowUps:
         return True
 
     async def add_information(self, known: KnownCode, text: str, *, now: datetime) -> None:
-        """Publish what the reporter added; the router records it on the case."""
+        """Publish what the reporter added (the router records it on the case), and keep it
+        for the reporter's page: kept first, and taken back when it could not be published,
+        so the page never shows what the office will not get."""
         if not await self.kafka_reachable():
             raise KafkaUnreachableError("Kafka did not answer")
         addition = ReporterAddition(
@@ -113,4 +141,12 @@ class FollowUps:
             text=text,
             received_at=now,
         )
-        await self.publish(addition, topics.REPORTER_ADDITIONS, addition.complaint_event_id.bytes)
+        kept = Added(complaint_event_id=known.complaint_event_id, text=addition.text, at=now)
+        await self.store.additions.insert(str(addition.event_id), kept)
+        try:
+            await self.publish(
+                addition, topics.REPORTER_ADDITIONS, addition.complaint_event_id.bytes
+            )
+        except Exception:
+            await self.store.additions.delete(str(addition.event_id))
+            raise

@@ -5,8 +5,11 @@ Everything but the wrong codes comes from Kafka and could be read again from the
 - ``portal_case_links``: the case each complaint is part of, under the complaint's event id;
 - ``portal_cases``: each complaint case's state, at its highest revision seen;
 - ``portal_replies``: the conduct office's replies, under their event ids, found by case;
+- ``portal_additions``: what reporters added, under their event ids, found by complaint;
 - ``portal_wrong_codes``: one document per wrong code, found by its client's and group's
-  HMAC (services/portal/wrong_codes.py).
+  HMAC (services/portal/wrong_codes.py);
+- ``portal_rating_marks``: one document per rating sent, found by an HMAC of its device and
+  sheet or of its address (services/portal/ratings.py).
 """
 
 from dataclasses import dataclass
@@ -16,12 +19,14 @@ from typing import Self
 from pydantic import BaseModel
 
 from services.common.documents import Documents, Records
-from services.portal.domain import CaseLink, CaseProgress, KnownCode, Reply
+from services.portal.domain import Added, CaseLink, CaseProgress, KnownCode, Reply
 
 
-class WrongCode(BaseModel):
+class Attempt(BaseModel):
+    """Something counted against a client: a wrong code, a rating."""
+
     key: str
-    """An HMAC of the client and the code's group: neither the address nor the code."""
+    """An HMAC of who it is counted against (never an address, a code or a cookie)."""
     at: datetime
 
 
@@ -31,7 +36,9 @@ class PortalStore:
     links: Records[CaseLink]
     cases: Records[CaseProgress]
     replies: Records[Reply]
-    wrong_codes: Records[WrongCode]
+    additions: Records[Added]
+    wrong_codes: Records[Attempt]
+    rating_marks: Records[Attempt]
 
     @classmethod
     def on(cls, documents: Documents) -> Self:
@@ -40,5 +47,7 @@ class PortalStore:
             links=documents.records("portal_case_links", CaseLink),
             cases=documents.records("portal_cases", CaseProgress),
             replies=documents.records("portal_replies", Reply, fields=("case_id",)),
-            wrong_codes=documents.records("portal_wrong_codes", WrongCode, fields=("key",)),
+            additions=documents.records("portal_additions", Added, fields=("complaint_event_id",)),
+            wrong_codes=documents.records("portal_wrong_codes", Attempt, fields=("key",)),
+            rating_marks=documents.records("portal_rating_marks", Attempt, fields=("key",)),
         )

@@ -1,10 +1,7 @@
 """Wrong follow-up codes, counted so that guessing a code is slowed down.
 
-- Counted in the store, so every portal instance sees the same count and a restart forgets
-  nothing: one inserted document per wrong code (a fresh id is inserted atomically on FerretDB
-  and MongoDB alike; FerretDB 1.x makes neither ``$inc`` nor a conditional update atomic),
-  counted over the last window, found by equality on its key (a declared query field: FerretDB
-  serves no range from an index, so the window is applied to the key's few documents here).
+- Counted in the store (services/portal/tally.py), so every portal instance sees the same
+  count and a restart forgets nothing.
 - Counted per client address and code group (the first hex digit of the code's SHA-256, so
   16 groups). Many reporters can share one address (a proxy, the hospital's Wi-Fi): wrong codes
   from there lock out only the codes of their own group, not everyone behind it.
@@ -14,11 +11,11 @@
 
 import hmac
 import ipaddress
-import uuid
 from datetime import datetime, timedelta
 
 from services.common.credentials import digest
-from services.portal.store import PortalStore, WrongCode
+from services.portal.store import PortalStore
+from services.portal.tally import Tally
 
 
 def code_group(code: str) -> str:
@@ -46,7 +43,7 @@ class WrongCodeLimit:
     def __init__(
         self, store: PortalStore, *, address_key: bytes, allowed: int, window: timedelta
     ) -> None:
-        self.store = store
+        self.tally = Tally(store.wrong_codes, window=window)
         self._mac_key = hmac.digest(address_key, b"qinglian/wrong-follow-up-code/v1", "sha256")
         self.allowed = allowed
         self.window = window
@@ -57,22 +54,13 @@ class WrongCodeLimit:
 
     async def exhausted(self, key: str, *, now: datetime) -> bool:
         """No answer about any code of this group for this client until the window moves on."""
-        return await self._count(key, now=now) >= self.allowed
+        return await self.tally.count(key, now=now) >= self.allowed
 
     async def still_allowed_after(self, key: str, *, now: datetime) -> bool:
         """Count one more wrong code; whether it was still within the limit. Counted before
         it is judged, so guesses sent at once are counted one by one, not all let through."""
-        await self.store.wrong_codes.insert(uuid.uuid4().hex, WrongCode(key=key, at=now))
-        return await self._count(key, now=now) <= self.allowed
-
-    async def _count(self, key: str, *, now: datetime) -> int:
-        since = now - self.window
-        return sum(
-            1 for wrong in (await self.store.wrong_codes.find(key=key)).values() if wrong.at > since
-        )
+        await self.tally.add(key, now=now)
+        return await self.tally.count(key, now=now) <= self.allowed
 
     async def forget(self, *, now: datetime) -> None:
-        """Delete the wrong codes older than the window (the collection holds little more)."""
-        for wrong_id, wrong in (await self.store.wrong_codes.find()).items():
-            if wrong.at <= now - self.window:
-                await self.store.wrong_codes.delete(wrong_id)
+        await self.tally.forget(now=now)

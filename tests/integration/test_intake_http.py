@@ -641,6 +641,32 @@ async def test_the_offices_reply_is_published_for_the_reporters_portal(
     )
 
 
+async def test_a_reply_the_office_shares_as_the_outcome_is_published_as_such(
+    intake: RunningIntake, bootstrap: str
+) -> None:
+    office_key = await intake.key_for("conduct-office", {"follow_up_reply"})
+    case_id = f"CASE-{uuid.uuid4().hex[:20].upper()}"
+    before = await end_offsets(bootstrap, topics.REPORTER_REPLIES)
+
+    for text, outcome in (("已转科室调查。", None), ("经调查，反映属实，已严肃处理。", True)):
+        body = {"case_id": case_id, "text": text} | (
+            {} if outcome is None else {"shares_outcome": outcome}
+        )
+        response = await intake.client.post(
+            "/v1/follow-up/replies", json=body, headers={"X-API-Key": office_key}
+        )
+        assert response.status_code == 202, response.text
+
+    replies = [
+        ReporterReply.model_validate_json(record.value)
+        for record in await published_since(bootstrap, topics.REPORTER_REPLIES, before)
+    ]
+    assert [(r.text, r.shares_outcome) for r in replies if r.case_id == case_id] == [
+        ("已转科室调查。", False),
+        ("经调查，反映属实，已严肃处理。", True),
+    ]
+
+
 async def test_a_key_without_the_reply_scope_may_not_reply_to_reporters(
     intake: RunningIntake, bootstrap: str
 ) -> None:

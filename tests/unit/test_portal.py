@@ -3,11 +3,10 @@ as codes, cases and replies arrive (in any order, again after a replay), and wha
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import BaseModel
 
 from schemas import topics
 from schemas.case import CaseKind, CaseState, CaseUpdated, derive_case_id
@@ -19,20 +18,9 @@ from services.portal.follow_ups import FollowUps, KafkaUnreachableError
 from services.portal.store import PortalStore
 from services.portal.wrong_codes import WrongCodeLimit
 from tests.factories import complaint_event, routed_case
+from tests.portal import Kafka
 
 RECEIVED = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-
-
-@dataclass
-class Kafka:
-    sent: list[tuple[str, bytes, BaseModel]] = field(default_factory=list)
-    down: bool = False
-
-    async def publish(self, message: BaseModel, topic: str, key: bytes) -> None:
-        self.sent.append((topic, key, message))
-
-    async def reachable(self) -> bool:
-        return not self.down
 
 
 @dataclass
