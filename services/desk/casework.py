@@ -16,9 +16,10 @@ from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
+from services.common.intake_client import IntakeClient
 from services.desk.access import ActionKind, CaseRow, Rules, Viewer
 from services.desk.forms import Form, FormError, outgoing
-from services.desk.intake import IntakeClient
+from services.desk.intake import answer_of
 from services.desk.listing import Listing, ListQuery, page_of, select, visible
 from services.desk.readmodel import CaseIndex, minute_of
 from services.desk.signin import digest
@@ -239,7 +240,7 @@ class Casework:
                 raise FormError([("form", "表单已失效，请重新填写 / this form has expired")])
             if earlier.status != "failed":
                 return earlier  # sent twice: one event
-        answer = await self.intake.send(sending.path, sending.body)
+        answer = answer_of(await self.intake.send(sending.path, sending.body))
         sent = action.model_copy(
             update={
                 "status": "sent" if answer.accepted else "failed",

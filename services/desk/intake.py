@@ -1,12 +1,10 @@
-"""Intake, as the desk speaks to it: HTTP with the desk's own API key (source system ``desk``),
-through the same acceptance path, contract and idempotency as every other system's events."""
+"""Intake's answers to the desk (``services.common.intake_client``, with the desk's own API key,
+source system ``desk``), worded for the desk's people."""
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
-from pydantic import SecretStr
+from services.common.intake_client import Sent
 
 NO_KEY = "案件台未配置接入密钥（QINGLIAN_INTAKE_API_KEY_FILE），无法提交 / the desk has no API key"
 UNAVAILABLE = (
@@ -29,33 +27,14 @@ class Answer:
     problem: str | None = None
 
 
-class IntakeClient:
-    def __init__(
-        self,
-        base_url: str,
-        api_key: SecretStr | None,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self.api_key = api_key
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=10, transport=transport)
-
-    async def send(self, path: str, body: dict[str, Any]) -> Answer:
-        if self.api_key is None:
-            return Answer(False, problem=NO_KEY)
-        headers = {"X-API-Key": self.api_key.get_secret_value()}
-        try:
-            response = await self.http.post(path, json=body, headers=headers)
-        except httpx.TransportError:
-            return Answer(False, problem=UNAVAILABLE)
-        if response.status_code in (200, 202):
-            event_id = response.json().get("event_id")
-            return Answer(True, uuid.UUID(event_id) if event_id else None)
-        problem = _PROBLEMS.get(response.status_code, UNAVAILABLE)
-        if response.status_code == 422:
-            fields = [p.get("field", "") for p in response.json().get("detail", [])]
-            problem = f"{problem}: {', '.join(fields)}"
-        return Answer(False, problem=problem)
-
-    async def close(self) -> None:
-        await self.http.aclose()
+def answer_of(sent: Sent) -> Answer:
+    """Intake's answer, worded for the desk's people."""
+    if sent.accepted:
+        event_id = sent.body.get("event_id")
+        return Answer(True, uuid.UUID(event_id) if event_id else None)
+    if sent.no_key:
+        return Answer(False, problem=NO_KEY)
+    problem = _PROBLEMS.get(sent.status or 0, UNAVAILABLE)
+    if sent.refused_fields:
+        problem = f"{problem}: {', '.join(sent.refused_fields)}"
+    return Answer(False, problem=problem)

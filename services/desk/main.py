@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Documents
+from services.common.intake_client import IntakeClient
 from services.common.kafka_access import SERVICES
 from services.common.service import Clock, Service, system_clock
 from services.desk.access import Rules
@@ -15,7 +16,6 @@ from services.desk.api import session_api
 from services.desk.casework import Casework
 from services.desk.directory import Directory
 from services.desk.handlers import routes
-from services.desk.intake import IntakeClient
 from services.desk.pages import pages
 from services.desk.readmodel import CaseIndex, ReadModel
 from services.desk.settings import DeskSettings

@@ -8,13 +8,13 @@ from fastapi import FastAPI
 
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Documents
+from services.common.intake_client import IntakeClient
 from services.common.kafka_access import SERVICES
 from services.common.publishing import Publishing
 from services.common.refusals import refuse_plainly
 from services.common.service import Clock, Service, system_clock
 from services.portal import api, handlers
 from services.portal.follow_ups import FollowUps
-from services.portal.intake import IntakeClient
 from services.portal.pages import pages
 from services.portal.ratings import RatingLimit
 from services.portal.settings import PortalSettings

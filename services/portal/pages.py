@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, Response
 from services.portal import forms
 from services.portal.domain import KnownCode
 from services.portal.follow_ups import KafkaUnreachableError
+from services.portal.intake import answer_of
 from services.portal.ratings import Rater
 from services.portal.touchpoints import Sheet, verified
 from services.portal.web import (
@@ -72,7 +73,7 @@ async def file_complaint(request: Request, portal: PortalDep) -> Response:
     except forms.FormError as error:
         refused = {"values": values, "problems": _labelled(error.problems)}
         return page(request, "complaint.html", refused, status.HTTP_422_UNPROCESSABLE_CONTENT)
-    answer = await portal.intake.send(forms.COMPLAINT_PATH, body)
+    answer = answer_of(await portal.intake.send(forms.COMPLAINT_PATH, body))
     if not answer.accepted or answer.follow_up_code is None:
         why = answer.problem or ""
         problems = [(field.split(".")[-1], why) for field in answer.fields]
@@ -172,7 +173,7 @@ async def rate(
     if not await portal.ratings.take(rater, sheet, now=now):
         portal.metrics.ratings.labels("limited").inc()
         raise PageError(429, "您已评价过，感谢您的反馈 / already rated from this device: thank you")
-    answer = await portal.intake.send(forms.RATING_PATH, body)
+    answer = answer_of(await portal.intake.send(forms.RATING_PATH, body))
     portal.metrics.ratings.labels("sent" if answer.accepted else "failed").inc()
     if not answer.accepted:
         raise PageError(503, answer.problem or "", back=request.url.path)

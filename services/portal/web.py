@@ -18,11 +18,11 @@ from schemas.base import HOSPITAL_TIME_ZONE
 from schemas.complaint import ComplaintCategory
 from schemas.satisfaction import Touchpoint
 from services.common.departments import DepartmentCatalogue
+from services.common.intake_client import IntakeClient
 from services.common.pages import csrf_matches, page_headers
 from services.common.service import Clock
 from services.portal.domain import KnownCode
 from services.portal.follow_ups import FollowUps
-from services.portal.intake import IntakeClient
 from services.portal.ratings import RatingLimit
 from services.portal.wrong_codes import WrongCodeLimit
 
@@ -90,7 +90,7 @@ PortalDep = Annotated[Portal, Depends(portal_of)]
 
 
 def address_of(request: Request) -> str:
-    """The connecting address (or what a trusted proxy says it is: services.common.service.serve)."""
+    """The connecting address, or what a trusted proxy says it is (``service.serve``)."""
     return request.client.host if request.client else "unknown"
 
 
