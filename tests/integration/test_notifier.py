@@ -100,7 +100,7 @@ class RobotReceiver:
         posts = self.posts
 
         class Webhook(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 posts.append(
                     (time.time(), self.headers.get("X-Qinglian-Msgid", ""), json.loads(body))
@@ -343,5 +343,8 @@ async def test_a_rep_in_a_ward_is_a_removal_alert_on_the_security_desks_robot(
     [(_, msgid, body)] = receiver.posts[:1]
     assert body["msgtype"] == "text"
     text = body["text"]["content"]
-    assert "驱离提醒" in text and "立即到场劝离医药代表" in text and company in text
-    assert msgid and msgid in text
+    assert "驱离提醒" in text
+    assert "立即到场劝离医药代表" in text
+    assert company in text
+    assert msgid
+    assert msgid in text
