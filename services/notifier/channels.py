@@ -7,11 +7,13 @@ request header ``X-Qinglian-Msgid``. A channel that does not take the message ra
 outbox tries it again later.
 """
 
+import ssl
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 
 import aiosmtplib
 import httpx
@@ -64,6 +66,7 @@ class Smtp:
     starttls: bool
     credentials: tuple[SecretStr, SecretStr] | None
     timeout: float
+    ca_file: Path | None = None
 
     def message(
         self, notification: Notification, to: tuple[str, ...], text: str, now: datetime
@@ -79,11 +82,14 @@ class Smtp:
 
     async def send(self, message: EmailMessage) -> None:
         username, password = self.credentials or (None, None)
+        # The relay's certificate is always checked (against ca_file when given).
+        tls = ssl.create_default_context(cafile=self.ca_file) if self.starttls else None
         await aiosmtplib.send(
             message,
             hostname=self.host,
             port=self.port,
             start_tls=self.starttls,
+            tls_context=tls,
             username=username.get_secret_value() if username else None,
             password=password.get_secret_value() if password else None,
             timeout=self.timeout,

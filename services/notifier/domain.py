@@ -242,23 +242,11 @@ def hospital_minute(moment: datetime) -> str:
     return moment.astimezone(HOSPITAL_TIME_ZONE).strftime("%Y-%m-%d %H:%M")
 
 
-def decision_notifications(
-    decision: Decision,
-    known: Known,
-    directory: AddresseeDirectory,
-    catalogue: DepartmentCatalogue,
-    *,
-    desk_url: str,
-    now: datetime,
-) -> list[Notification]:
-    """The notifications a decision makes, one per addressee."""
-    key, chosen = addressees(decision, known, directory, catalogue)
-    if key is None or not chosen:
-        return []
-    sending = directory.send[key]
-    marker = marker_of(decision)
-    deadline = now + timedelta(hours=sending.within_hours)
-    action = sending.action_zh
+def content(
+    decision: Decision, marker: Marker, action: str, deadline: datetime, desk_url: str
+) -> list[str]:
+    """What a notification of ``decision`` says, line by line: what, about whom, which rule,
+    what to do by when, and where the case is on the desk. Nothing from the complaint."""
     if marker is Marker.WITHDRAWAL:
         action = "此前通知的决定已撤销，无需再办理"
     elif marker is Marker.CORRECTION:
@@ -277,6 +265,26 @@ def decision_notifications(
     ]
     if decision.case_id is not None:
         lines.append(f"案件页面：{desk_url.rstrip('/')}/cases/{decision.case_id}")
+    return lines
+
+
+def decision_notifications(
+    decision: Decision,
+    known: Known,
+    directory: AddresseeDirectory,
+    catalogue: DepartmentCatalogue,
+    *,
+    desk_url: str,
+    now: datetime,
+) -> list[Notification]:
+    """The notifications a decision makes, one per addressee."""
+    key, chosen = addressees(decision, known, directory, catalogue)
+    if key is None or not chosen:
+        return []
+    sending = directory.send[key]
+    marker = marker_of(decision)
+    deadline = now + timedelta(hours=sending.within_hours)
+    lines = content(decision, marker, sending.action_zh, deadline, desk_url)
     title = (
         f"【清廉】{_MARKS[marker]}{decision.rule_id} {about(decision)}：{subject_line(decision)}"
     )

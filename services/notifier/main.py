@@ -61,6 +61,7 @@ def smtp_of(settings: NotifierSettings) -> Smtp:
         starttls=settings.smtp_starttls,
         credentials=settings.smtp_credentials(),
         timeout=settings.smtp_timeout_seconds,
+        ca_file=settings.smtp_ca_file,
     )
 
 

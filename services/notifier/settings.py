@@ -21,6 +21,9 @@ class NotifierSettings(ServiceSettings):
     smtp_starttls: bool = False
     """Upgrade the connection with STARTTLS before anything is sent (required outside
     development unless the relay is on the same machine)."""
+    smtp_ca_file: Path | None = None
+    """CA certificates (PEM) the relay's certificate is checked against, e.g. the hospital's
+    own CA; unset: the system's."""
     smtp_username_file: Path | None = None
     smtp_password_file: Path | None = None
     smtp_timeout_seconds: float = 20.0
