@@ -111,6 +111,14 @@ KNOWN = (
         runtime_dir="bench-desk",
     ),
     Script(
+        "notifier_latency",
+        ("--visits", "20"),
+        ("--visits", "5"),
+        limit=600,
+        quick_limit=300,
+        runtime_dir="bench-notifier",
+    ),
+    Script(
         "system_load",
         ("--rate", "1,2", "--seconds", "60", "--replay-events", "1000000", "--replay-limit", "600"),
         (
