@@ -20,9 +20,9 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,18 +32,26 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 
 from schemas import topics
+from schemas.acknowledgement import NotificationAcknowledged
 from schemas.base import Event
 from schemas.catalogue import BY_TYPE
+from schemas.decision import Decision, DecisionKind, EscalationTarget, SubjectKind
+from services.common.acknowledge_links import DEVELOPMENT_KEY, verify
 from services.common.addressees import ADDRESSEES_FILE
 from services.common.consuming import subscriber_group
 from services.common.kafka_access import SERVICES
+from services.common.service import system_clock
 from services.common.store import Document
 from services.escalation.main import create_app as escalation_app
 from services.escalation.settings import EscalationSettings
+from services.notifier.main import create_app as notifier_app
+from services.notifier.settings import NotifierSettings
 from tests.conftest import InfraSettings
+from tests.factories import complaint_event, routed_case
 from tests.integration.in_process import start_from_now
 from tests.integration.kafka_reading import end_offsets
 from tests.services import launch, wait_healthy
@@ -53,6 +61,8 @@ pytestmark = pytest.mark.infra
 
 JUDICIAL = "yisong@hospital.example"
 SUPERIOR = "shangbao@hospital.example"
+DISCIPLINE = "jijian@hospital.example"
+LEADERSHIP = "leadership@hospital.example"
 
 
 def free_port() -> int:
@@ -69,6 +79,8 @@ class Mailbox:
 
     stall_first: float = 0.0
     received: list[tuple[str, str, str]] = field(default_factory=list)
+    messages: list[tuple[str, list[str], str]] = field(default_factory=list)
+    """(Message-ID, recipients, body) of each message."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's name)
@@ -81,6 +93,14 @@ class Mailbox:
                 self.received.append(
                     (str(message["Message-ID"]), recipient, str(message["Subject"]))
                 )
+            body = message.get_body(("plain",))
+            self.messages.append(
+                (
+                    str(message["Message-ID"]),
+                    list(envelope.rcpt_tos),
+                    body.get_content() if body is not None else "",
+                )
+            )
         if first and self.stall_first:
             await asyncio.sleep(self.stall_first)
         return "250 Message accepted for delivery"
@@ -176,7 +196,7 @@ async def run(infra: InfraSettings, tmp_path: Path) -> AsyncIterator[Run]:
     await client.close()
 
 
-async def escalation_running(run: Run) -> Any:
+async def escalation_running(run: Run, clock: Callable[[], datetime] | None = None) -> Any:
     settings = run.settings("escalation")
     await start_from_now(settings, "escalation", *SERVICES["escalation"].reads)
     return escalation_app(
@@ -187,7 +207,9 @@ async def escalation_running(run: Run) -> Any:
             mongo_db=settings.mongo_db,
             kafka_group_prefix=settings.kafka_group_prefix,
             retry_backoff_max_seconds=0.5,
-        )
+            clock_check_seconds=0.5,
+        ),
+        clock=clock or system_clock,
     )
 
 
@@ -348,3 +370,160 @@ async def test_a_rep_in_a_ward_is_a_removal_alert_on_the_security_desks_robot(
     assert company in text
     assert msgid
     assert msgid in text
+
+
+# --- The notifier in this process, on a clock the test sets ----------------------------------
+
+
+@dataclass
+class SettableClock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def notifier_settings(run: Run, port: int, **more: Any) -> NotifierSettings:
+    settings = run.settings("notifier")
+    return NotifierSettings(
+        kafka_bootstrap=settings.kafka_bootstrap,
+        mongo_url=settings.mongo_url,
+        mongo_db=settings.mongo_db,
+        kafka_group_prefix=settings.kafka_group_prefix,
+        smtp_port=port,
+        desk_url="https://desk.hospital.example",
+        send_every_seconds=0.2,
+        follow_up_every_seconds=0.2,
+        first_retry_seconds=0.5,
+        longest_retry_seconds=2.0,
+        retry_backoff_max_seconds=0.5,
+        **more,
+    )
+
+
+async def publish_record(infra: InfraSettings, topic: str, value: BaseModel, key: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value.model_dump_json().encode(), key=key.encode())
+    finally:
+        await producer.stop()
+
+
+def judicial_decision(at: datetime) -> Decision:
+    case_id = f"CASE-{uuid.uuid4().hex[:20].upper()}"
+    return Decision(
+        event_id=uuid.uuid4(),
+        key=f"case:{case_id}:judicial",
+        rule_id="R-KICKBACK",
+        rules_version="test",
+        kind=DecisionKind.ESCALATION,
+        subject_kind=SubjectKind.STAFF,
+        subject_id=f"S{uuid.uuid4().hex[:6].upper()}",
+        case_id=case_id,
+        escalate_to=EscalationTarget.JUDICIAL_ORGANS,
+        as_of=at,
+        source_event_ids=(uuid.uuid4(),),
+        facts={"amount_cny": "50000.00"},
+        explanation_zh="移送司法机关。",
+        explanation_en="Transferred to the judicial organs.",
+        decided_at=at,
+    )
+
+
+def acknowledge_link_in(body: str) -> uuid.UUID:
+    """The notification an email's acknowledge link acknowledges, as the desk reads it."""
+    token = body.split("/ack/", 1)[1].split()[0]
+    return verify(token, DEVELOPMENT_KEY, now=datetime.now(UTC))
+
+
+async def test_an_acknowledgement_stops_the_reminders_the_others_get_theirs(
+    run: Run, mailbox: Mailbox
+) -> None:
+    clock = SettableClock(datetime.now(UTC))
+    settings = notifier_settings(run, mailbox.port)  # type: ignore[attr-defined]
+    await start_from_now(settings, "notifier", *SERVICES["notifier"].reads)
+    app = notifier_app(settings, clock=clock)
+    decision = judicial_decision(clock.now)
+    async with app.router.lifespan_context(app):
+        await publish_record(run.infra, topics.DECISIONS, decision, decision.subject_id)
+        await eventually(
+            lambda: bool(mailbox.to(JUDICIAL)) and bool(mailbox.to(DISCIPLINE)),
+            within=60,
+            what="the judicial transfer's two notifications",
+        )
+        [(_, _, body)] = [m for m in mailbox.messages if JUDICIAL in m[1]]
+        ack = NotificationAcknowledged(
+            event_id=uuid.uuid4(),
+            notification_id=acknowledge_link_in(body),
+            acknowledged_by="yisong",
+            acknowledged_at=clock.now,
+        )
+        await publish_record(run.infra, topics.ACKNOWLEDGEMENTS, ack, str(ack.notification_id))
+        await asyncio.sleep(3)  # the acknowledgement is taken in
+        clock.now += timedelta(hours=25)  # past the 24 hours to acknowledge
+        await eventually(
+            lambda: any("【提醒】" in subject for _, subject in mailbox.to(DISCIPLINE)),
+            within=60,
+            what="the reminder to 纪检监察室",
+        )
+        await asyncio.sleep(2)
+    assert [subject for _, subject in mailbox.to(JUDICIAL) if "【提醒】" in subject] == []
+
+
+async def test_the_smtp_server_down_delays_but_loses_nothing(run: Run, mailbox: Mailbox) -> None:
+    settings = notifier_settings(run, free_port())  # nothing listens there yet
+    await start_from_now(settings, "notifier", *SERVICES["notifier"].reads)
+    app = notifier_app(settings)
+    decision = judicial_decision(datetime.now(UTC))
+    async with app.router.lifespan_context(app):
+        await publish_record(run.infra, topics.DECISIONS, decision, decision.subject_id)
+        await asyncio.sleep(5)  # attempts refused meanwhile
+        later = Controller(mailbox, hostname="127.0.0.1", port=settings.smtp_port)
+        later.start()
+        try:
+            await eventually(
+                lambda: bool(mailbox.to(JUDICIAL)) and bool(mailbox.to(DISCIPLINE)),
+                within=60,
+                what="the notifications once the server is back",
+            )
+        finally:
+            later.stop()
+    assert len({mid for mid, _ in mailbox.to(JUDICIAL)}) == 1
+
+
+async def test_an_overdue_complaint_notifies_the_head_then_leadership(
+    run: Run, mailbox: Mailbox
+) -> None:
+    opened = datetime.now(UTC) - timedelta(days=1)
+    clock = SettableClock(datetime.now(UTC))
+    complaint = complaint_event(
+        source_ref=uuid.uuid4().hex,
+        accused_staff_id=f"S{uuid.uuid4().hex[:6].upper()}",
+        accused_department="pharmacy",
+        received_at=opened,
+    )
+    case = routed_case(complaint)
+    head = f"head.{case.responsible_department.code}@hospital.example"
+    settings = notifier_settings(run, mailbox.port)  # type: ignore[attr-defined]
+    await start_from_now(settings, "notifier", *SERVICES["notifier"].reads)
+    notifier = notifier_app(settings, clock=clock)
+    escalation = await escalation_running(run, clock=clock)
+    async with (
+        escalation.router.lifespan_context(escalation),
+        notifier.router.lifespan_context(notifier),
+    ):
+        await publish_record(run.infra, topics.CASES, case, case.case_id)
+        await asyncio.sleep(3)  # filed; not overdue yet
+        assert mailbox.received == []
+        clock.now = case.deadline + timedelta(hours=1)
+        await eventually(lambda: bool(mailbox.to(head)), within=60, what="the head")
+        assert mailbox.to(LEADERSHIP) == []
+        clock.now = case.deadline + timedelta(days=7, hours=1)
+        await eventually(lambda: bool(mailbox.to(LEADERSHIP)), within=60, what="leadership")
+    [(_, to_head)] = mailbox.to(head)
+    assert "R-EVERY-COMPLAINT" in to_head
+    assert case.case_id in to_head
+    [body] = [body for _, to, body in mailbox.messages if head in to]
+    assert f"https://desk.hospital.example/cases/{case.case_id}" in body
+    assert complaint.description not in body
