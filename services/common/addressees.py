@@ -73,6 +73,14 @@ class Sending(DataFile):
     """Hours to acknowledge; a reminder after them, the superior after as many again."""
 
 
+class Digest(DataFile):
+    enabled: bool = True
+    hour: int = Field(default=8, ge=0, le=23)
+    """From this hour (hospital time) each day, each department head's digest is sent."""
+    monthly_report_reminder_day: int = Field(default=15, ge=1, le=19)
+    """The day of the month the reminder of the monthly report, due by the 20th, is sent."""
+
+
 @dataclass(frozen=True)
 class Addressee:
     """One recipient of notifications: a group or a department's head."""
@@ -91,6 +99,7 @@ class AddresseeDirectory(DataFile):
     version: str
     heads_instead: Code
     heads_superior: Code
+    digest: Digest = Digest()
     groups: dict[Code, Group]
     department_heads: dict[Code, Reachable]
     send: dict[SendKey, Sending]

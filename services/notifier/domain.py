@@ -40,6 +40,8 @@ class Purpose(StrEnum):
     DECISION = "decision"
     REMINDER = "reminder"
     SUPERIOR = "superior"
+    DIGEST = "digest"
+    MONTHLY_REPORT = "monthly_report"
 
 
 class Marker(StrEnum):
@@ -96,11 +98,13 @@ class Notification(BaseModel):
 
     @property
     def asks_for_ack(self) -> bool:
-        return self.marker is not Marker.WITHDRAWAL
+        informs = self.purpose in (Purpose.DIGEST, Purpose.MONTHLY_REPORT)
+        return self.marker is not Marker.WITHDRAWAL and not informs
 
 
 class CaseFacts(BaseModel):
-    """What the notifier needs of a case: whose it is and whom it accuses."""
+    """What the notifier needs of a case: whose it is, whom it accuses, whether its deadline
+    still runs (for the heads' digests)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -109,6 +113,8 @@ class CaseFacts(BaseModel):
     responsible_department: str
     concerned_department: str | None
     accused_staff_id: str | None
+    awaiting_finding: bool = False
+    deadline: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -367,3 +373,84 @@ def retry_at(attempts: int, now: datetime, *, first_pause: float, longest_pause:
 
 def overdue_unacknowledged(pending: Sequence[Notification], now: datetime) -> int:
     return sum(1 for n in pending if n.awaiting_ack and now >= n.deadline)
+
+
+def digest(
+    department: str,
+    head: Addressee,
+    cases: Sequence[CaseFacts],
+    unacknowledged: int,
+    *,
+    desk_url: str,
+    now: datetime,
+) -> Notification:
+    """A department head's digest of the day: their department's cases whose deadline runs,
+    the overdue and those due within 7 days, and how many notifications they have not
+    acknowledged. A case against the head is not in it (nor counted)."""
+    day = now.astimezone(HOSPITAL_TIME_ZONE).date()
+    mine = sorted(
+        (c for c in cases if c.awaiting_finding and c.accused_staff_id not in head.members),
+        key=lambda c: (c.deadline or now, c.case_id),
+    )
+    overdue = [c.case_id for c in mine if c.deadline is not None and c.deadline < now]
+    soon = [
+        c.case_id
+        for c in mine
+        if c.deadline is not None and now <= c.deadline <= now + timedelta(days=7)
+    ]
+    lines = [
+        f"收件：{head.name_zh}",
+        f"调查中的案件：{len(mine)} 件",
+        f"已逾期：{len(overdue)} 件{'：' + '、'.join(overdue) if overdue else ''}",
+        f"7日内到期：{len(soon)} 件{'：' + '、'.join(soon) if soon else ''}",
+        f"未确认的通知：{unacknowledged} 件",
+        f"案件台：{desk_url.rstrip('/')}/cases?department={department}",
+    ]
+    return _informing(
+        Purpose.DIGEST, department, head, f"【清廉】每日案件提示 {day.isoformat()}", lines, now
+    )
+
+
+def monthly_report_reminder(department: str, head: Addressee, *, now: datetime) -> Notification:
+    """The reminder that last month's report is due by the 20th (004 §七(三))."""
+    today = now.astimezone(HOSPITAL_TIME_ZONE).date()
+    last = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    lines = [
+        f"收件：{head.name_zh}",
+        f"需办理：报送并确认 {last} 月度工作开展情况",
+        f"办理期限：{today.strftime('%Y-%m')}-20（北京时间）",
+    ]
+    title = f"【清廉】月度工作开展情况 {last} 请于20日前报送"
+    return _informing(Purpose.MONTHLY_REPORT, department, head, title, lines, now, key=last)
+
+
+def _informing(
+    purpose: Purpose,
+    department: str,
+    head: Addressee,
+    title: str,
+    lines: list[str],
+    now: datetime,
+    *,
+    key: str | None = None,
+) -> Notification:
+    """A notification that informs and asks for no acknowledgement: one per head and day (a
+    digest) or month (the report's reminder), whoever records it first."""
+    period = key or now.astimezone(HOSPITAL_TIME_ZONE).date().isoformat()
+    return Notification(
+        notification_id=notification_id(purpose.value, head.key, period),
+        purpose=purpose,
+        marker=Marker.NEW,
+        send_key=purpose.value,
+        # No rule decides these; the seed passage they follow stands in its place.
+        rule_id="004 §七(三)" if purpose is Purpose.MONTHLY_REPORT else "004 §四(三)1",
+        case_id=None,
+        subject_id=department,
+        addressee=head.key,
+        title=title,
+        body="\n".join(lines),
+        deadline=now,
+        within_hours=24,
+        created_at=now,
+        next_attempt_at=now,
+    )

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.acknowledgement import NotificationAcknowledged
-from schemas.case import CaseUpdated
+from schemas.base import HOSPITAL_TIME_ZONE
+from schemas.case import CaseState, CaseUpdated
 from schemas.decision import Decision
 from services.common.addressees import Addressee, AddresseeDirectory
 from services.common.departments import DepartmentCatalogue
@@ -256,6 +257,35 @@ class Notifier:
             self.metrics.overdue.labels(str(urgent).lower()).set(
                 domain.overdue_unacknowledged([n for n in waiting if n.urgent is urgent], now)
             )
+        await self.inform(waiting, now)
+
+    async def inform(self, unacknowledged: Sequence[Notification], now: datetime) -> None:
+        """Each head's digest of the day once its hour has come, and on the configured day the
+        monthly report's reminder; each recorded once, whoever records it first."""
+        settings = self.directory.digest
+        local = now.astimezone(HOSPITAL_TIME_ZONE)
+        if not settings.enabled or local.hour < settings.hour:
+            return
+        made: list[Notification] = []
+        for department in self.catalogue.departments:
+            head = self.directory.head(department, self.catalogue)
+            open_cases = await self.store.cases.find(
+                responsible_department=department, awaiting_finding=True
+            )
+            waiting = sum(1 for n in unacknowledged if n.addressee == head.key)
+            made.append(
+                domain.digest(
+                    department,
+                    head,
+                    list(open_cases.values()),
+                    waiting,
+                    desk_url=self.desk_url,
+                    now=now,
+                )
+            )
+            if local.day == settings.monthly_report_reminder_day:
+                made.append(domain.monthly_report_reminder(department, head, now=now))
+        await self.record(made)
 
 
 def facts_of(case: CaseUpdated) -> CaseFacts:
@@ -265,7 +295,12 @@ def facts_of(case: CaseUpdated) -> CaseFacts:
         responsible_department=case.responsible_department.code,
         concerned_department=case.concerned_department,
         accused_staff_id=case.accused_staff_id,
+        awaiting_finding=case.state in AWAITING_FINDING,
+        deadline=case.deadline,
     )
+
+
+AWAITING_FINDING = (CaseState.OPENED, CaseState.ASSIGNED, CaseState.INVESTIGATING)
 
 
 def _acknowledged(

@@ -7,8 +7,10 @@
   documents do). Query fields: ``status`` (what is still to send) and ``awaiting_ack`` (what
   reminders look at), both small sets.
 - ``notifier_cases``: what a decision's addressees depend on of its case (the highest
-  revision seen); ``notifier_staff``: the department of each accused staff member, from the
-  cases; ``notifier_waiting``: decisions about a case the notifier has not seen yet, by case.
+  revision seen), and what the heads' digests list (query fields: the responsible department,
+  whether the deadline still runs); ``notifier_staff``: the department of each accused staff
+  member, from the cases; ``notifier_waiting``: decisions about a case the notifier has not
+  seen yet, by case.
 """
 
 from pydantic import BaseModel, ConfigDict
@@ -30,6 +32,8 @@ class NotifierStore:
         self.outbox = documents.versioned(
             "notifier_outbox", Notification, fields=("status", "awaiting_ack")
         )
-        self.cases = documents.records("notifier_cases", CaseFacts)
+        self.cases = documents.records(
+            "notifier_cases", CaseFacts, fields=("responsible_department", "awaiting_finding")
+        )
         self.staff = documents.records("notifier_staff", StaffDepartment)
         self.waiting = documents.records("notifier_waiting", Decision, fields=("case_id",))

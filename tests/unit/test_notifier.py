@@ -398,3 +398,65 @@ def test_an_acknowledge_link_is_signed_single_notification_and_expires() -> None
         verify(other + token[32:], key, now=START)
     with pytest.raises(LinkRefusedError, match="damaged"):
         verify(token + "x", key, now=START)
+
+
+def digests(notifications: list[Notification], purpose: Purpose) -> list[Notification]:
+    return [n for n in notifications if n.purpose is purpose]
+
+
+async def test_each_head_gets_one_digest_a_day_without_a_case_against_them(
+    notifier: Notifier, outside: Outside
+) -> None:
+    head_of_pharmacy = CATALOGUE.departments["pharmacy"].head_staff_id
+    against_the_head = routed_case(
+        complaint_event(
+            source_ref="R-HEAD", accused_staff_id=head_of_pharmacy, accused_department="pharmacy"
+        )
+    ).model_copy(update={"responsible_department": CATALOGUE.department("pharmacy")})
+    overdue = routed_case(
+        complaint_event(source_ref="R-1", accused_staff_id="S9", accused_department="pharmacy")
+    ).model_copy(
+        update={
+            "responsible_department": CATALOGUE.department("pharmacy"),
+            "deadline": START - timedelta(days=1),
+        }
+    )
+    await notifier.take_cases([against_the_head, overdue])
+    outside.now = datetime(2026, 12, 3, 23, 30, tzinfo=UTC)  # 07:30 on the 4th, hospital time
+    await notifier.follow_up()
+    assert digests(await outbox(notifier), Purpose.DIGEST) == [], "not before 08:00"
+    outside.now = datetime(2026, 12, 4, 0, 30, tzinfo=UTC)  # 08:30
+    await notifier.follow_up()
+    await notifier.follow_up()
+    made = digests(await outbox(notifier), Purpose.DIGEST)
+    assert len(made) == len(CATALOGUE.departments)
+    [pharmacy] = [n for n in made if n.addressee == "head:pharmacy"]
+    assert pharmacy.title == "【清廉】每日案件提示 2026-12-04"
+    assert "调查中的案件：1 件" in pharmacy.body
+    assert f"已逾期：1 件：{overdue.case_id}" in pharmacy.body
+    assert against_the_head.case_id not in pharmacy.body
+    await notifier.send_due()
+    sent = digests(await outbox(notifier, status=Status.SENT), Purpose.DIGEST)
+    assert len(sent) == len(CATALOGUE.departments)
+    assert not any(n.awaiting_ack for n in sent), "a digest asks for no acknowledgement"
+    outside.now += timedelta(days=1)
+    await notifier.follow_up()
+    assert len(digests(await outbox(notifier), Purpose.DIGEST)) == 2 * len(CATALOGUE.departments)
+
+
+async def test_the_monthly_report_reminder_goes_once_on_its_day(
+    notifier: Notifier, outside: Outside
+) -> None:
+    outside.now = datetime(2026, 12, 15, 1, 0, tzinfo=UTC)  # the 15th, 09:00 hospital time
+    await notifier.follow_up()
+    outside.now += timedelta(hours=5)
+    await notifier.follow_up()
+    made = digests(await outbox(notifier), Purpose.MONTHLY_REPORT)
+    assert len(made) == len(CATALOGUE.departments)
+    assert made[0].title == "【清廉】月度工作开展情况 2026-11 请于20日前报送"
+    assert "办理期限：2026-12-20" in made[0].body
+    outside.now = datetime(2026, 12, 16, 1, 0, tzinfo=UTC)
+    await notifier.follow_up()
+    assert len(digests(await outbox(notifier), Purpose.MONTHLY_REPORT)) == len(
+        CATALOGUE.departments
+    )
