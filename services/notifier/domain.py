@@ -78,6 +78,8 @@ class Notification(BaseModel):
     status: Status = Status.PENDING
     attempts: int = 0
     next_attempt_at: datetime
+    claimed_until: datetime | None = None
+    """A sender is sending it until then (another leaves it alone)."""
     delivered: tuple[str, ...] = ()
     """The channels (``email:<address>``, ``robot:<url>``) that took it already."""
     sent_at: datetime | None = None
@@ -357,6 +359,7 @@ def _follow_up(
             "status": Status.PENDING,
             "attempts": 0,
             "next_attempt_at": now,
+            "claimed_until": None,
             "delivered": (),
             "sent_at": None,
             "awaiting_ack": False,

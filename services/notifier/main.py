@@ -38,6 +38,7 @@ def create_app(settings: NotifierSettings, *, clock: Clock = system_clock) -> Fa
             max_attempts=settings.max_attempts,
             first_pause=settings.first_retry_seconds,
             longest_pause=settings.longest_retry_seconds,
+            claim_seconds=settings.send_claim_seconds,
         ),
         metrics=NotifierMetrics.on(service.registry),
     )

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from schemas.acknowledgement import NotificationAcknowledged
 from schemas.base import HOSPITAL_TIME_ZONE
@@ -39,6 +39,8 @@ class Sending:
     max_attempts: int
     first_pause: float
     longest_pause: float
+    claim_seconds: float = 60.0
+    """How long a sender holds a notification it is sending (longer than a send may take)."""
     at_once: int = 8
     """Notifications sent side by side."""
 
@@ -138,24 +140,32 @@ class Notifier:
     # --- sending ------------------------------------------------------------------------------
 
     async def send_due(self) -> None:
-        """Send every pending notification whose time has come (a round of the sender)."""
+        """Send every pending notification whose time has come (a round of the sender).
+
+        Each is claimed first, saved over the revision read with ``claimed_until`` set: of two
+        instances (or two rounds) only one sends it; a claim of a sender killed mid-send runs
+        out after ``claim_seconds``, and the notification is sent again, with the same id."""
         now = self.clock()
         pending = await self.store.outbox.find(status=Status.PENDING)
         due = [
-            found.value
+            (found.key, found.revision, found.value)
             for found in pending.values()
-            if found.value is not None and found.value.next_attempt_at <= now
+            if found.value is not None
+            and found.value.next_attempt_at <= now
+            and (found.value.claimed_until is None or found.value.claimed_until <= now)
         ]
         gate = asyncio.Semaphore(self.sending.at_once)
+        claim = timedelta(seconds=self.sending.claim_seconds)
 
-        async def one(found: Notification) -> None:
+        async def one(key: str, revision: int, notification: Notification) -> None:
+            claimed = notification.model_copy(update={"claimed_until": now + claim})
+            if not await self.store.outbox.save(key, claimed, over=revision):
+                return  # another sender, or an acknowledgement, came first: next round
             async with gate:
-                delivered = await self._attempt(found)
-            await self.store.outbox.update(
-                str(found.notification_id), self._after_attempt(delivered)
-            )
+                delivered = await self._attempt(claimed)
+            await self.store.outbox.update(key, self._after_attempt(delivered))
 
-        await asyncio.gather(*(one(n) for n in due))
+        await asyncio.gather(*(one(*found) for found in due))
 
     async def _attempt(self, notification: Notification) -> tuple[str, ...]:
         """Send ``notification`` by each of its channels that has not taken it yet; the
@@ -197,6 +207,7 @@ class Notifier:
 
     def _attempted(self, notification: Notification, delivered: tuple[str, ...]) -> Notification:
         now = self.clock()
+        notification = notification.model_copy(update={"claimed_until": None})
         attempts = notification.attempts + 1
         addressee = self.directory.by_key(notification.addressee, self.catalogue)
         delivered = tuple(dict.fromkeys((*notification.delivered, *delivered)))

@@ -33,6 +33,9 @@ class NotifierSettings(ServiceSettings):
 
     send_every_seconds: float = 1.0
     """How often the outbox is looked at for what is due (a removal alert waits at most this)."""
+    send_claim_seconds: float = 60.0
+    """How long a sender holds a notification it sends; a notifier killed mid-send leaves it
+    to be sent again (same id) once this has passed. Longer than an SMTP or robot timeout."""
     max_attempts: int = 10
     first_retry_seconds: float = 5.0
     longest_retry_seconds: float = 900.0

@@ -226,6 +226,7 @@ def notifier_env(run: Run, mailbox: Mailbox, addressees: Path) -> dict[str, str]
         "QINGLIAN_DESK_URL": "https://desk.hospital.example",
         "QINGLIAN_SEND_EVERY_SECONDS": "0.2",
         "QINGLIAN_FIRST_RETRY_SECONDS": "0.5",
+        "QINGLIAN_SEND_CLAIM_SECONDS": "10",
     }
 
 

@@ -1,6 +1,7 @@
 """The notifier's application layer on the in-memory store: who is told of a decision, once;
 what they are told; retries, failure, acknowledgement, reminders and the superior."""
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -460,3 +461,41 @@ async def test_the_monthly_report_reminder_goes_once_on_its_day(
     assert len(digests(await outbox(notifier), Purpose.MONTHLY_REPORT)) == len(
         CATALOGUE.departments
     )
+
+
+async def test_two_senders_at_once_send_each_notification_once(
+    notifier: Notifier, outside: Outside, registry: CollectorRegistry
+) -> None:
+    other = Notifier(
+        notifier.store,
+        DIRECTORY,
+        CATALOGUE,
+        desk_url="https://desk.hospital.example/",
+        clock=outside.clock,
+        deliver=outside.deliver,
+        channels_of=notifier.channels_of,
+        sending=notifier.sending,
+        metrics=NotifierMetrics.on(CollectorRegistry()),
+    )
+    await notifier.take_decisions([decision()])
+    await asyncio.gather(notifier.send_due(), other.send_due(), notifier.send_due())
+    assert sorted(key for key, _, _ in outside.taken) == [
+        "group:discipline_inspection",
+        "group:judicial_liaison",
+    ]
+
+
+async def test_a_claim_left_by_a_killed_sender_runs_out_and_the_same_id_is_sent(
+    notifier: Notifier, outside: Outside
+) -> None:
+    await notifier.take_decisions([decision()])
+    pending = await notifier.store.outbox.find(status=Status.PENDING)
+    for found in pending.values():  # claimed by a sender that died before it sent
+        assert found.value is not None
+        held = found.value.model_copy(update={"claimed_until": START + timedelta(seconds=60)})
+        assert await notifier.store.outbox.save(found.key, held, over=found.revision)
+    await notifier.send_due()
+    assert outside.taken == []
+    outside.now = START + timedelta(seconds=60)
+    await notifier.send_due()
+    assert sorted(str(nid) for _, _, nid in outside.taken) == sorted(pending)
