@@ -112,8 +112,8 @@ KNOWN = (
     ),
     Script(
         "notifier_latency",
-        ("--visits", "20"),
-        ("--visits", "5"),
+        ("--visits", "20", "--decisions", "200"),
+        ("--visits", "5", "--decisions", "50"),
         limit=600,
         quick_limit=300,
         runtime_dir="bench-notifier",
