@@ -427,6 +427,15 @@ def monthly_report_reminder(department: str, head: Addressee, *, now: datetime) 
     return _informing(Purpose.MONTHLY_REPORT, department, head, title, lines, now, key=last)
 
 
+def hospital_day_key(now: datetime) -> str:
+    return now.astimezone(HOSPITAL_TIME_ZONE).date().isoformat()
+
+
+def informing_id(purpose: Purpose, head: Addressee, period: str) -> uuid.UUID:
+    """A digest's (period: the day) or a report reminder's (the month reported) id."""
+    return notification_id(purpose.value, head.key, period)
+
+
 def _informing(
     purpose: Purpose,
     department: str,
@@ -439,9 +448,8 @@ def _informing(
 ) -> Notification:
     """A notification that informs and asks for no acknowledgement: one per head and day (a
     digest) or month (the report's reminder), whoever records it first."""
-    period = key or now.astimezone(HOSPITAL_TIME_ZONE).date().isoformat()
     return Notification(
-        notification_id=notification_id(purpose.value, head.key, period),
+        notification_id=informing_id(purpose, head, key or hospital_day_key(now)),
         purpose=purpose,
         marker=Marker.NEW,
         send_key=purpose.value,

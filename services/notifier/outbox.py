@@ -11,7 +11,7 @@ is marked failed after the configured attempts.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -98,7 +98,7 @@ class Notifier:
             await self.store.waiting.insert_many(waiting)
         await self.record(made)
 
-    async def record(self, notifications: Iterable[Notification]) -> None:
+    async def record(self, notifications: Sequence[Notification]) -> None:
         """First writer wins: a notification recorded before is left as it is."""
         saved = await asyncio.gather(
             *(self.store.outbox.save(str(n.notification_id), n, over=0) for n in notifications)
@@ -272,14 +272,24 @@ class Notifier:
 
     async def inform(self, unacknowledged: Sequence[Notification], now: datetime) -> None:
         """Each head's digest of the day once its hour has come, and on the configured day the
-        monthly report's reminder; each recorded once, whoever records it first."""
+        monthly report's reminder; each recorded once, whoever records it first (what is
+        recorded already is looked up by id: a round after that costs one read)."""
         settings = self.directory.digest
         local = now.astimezone(HOSPITAL_TIME_ZONE)
         if not settings.enabled or local.hour < settings.hour:
             return
+        heads = {
+            code: self.directory.head(code, self.catalogue) for code in self.catalogue.departments
+        }
+        today = domain.hospital_day_key(now)
+        ids = {
+            code: str(domain.informing_id(Purpose.DIGEST, h, today)) for code, h in heads.items()
+        }
+        recorded = await self.store.outbox.load_many(ids.values())
         made: list[Notification] = []
-        for department in self.catalogue.departments:
-            head = self.directory.head(department, self.catalogue)
+        for department, head in heads.items():
+            if recorded[ids[department]].value is not None:
+                continue
             open_cases = await self.store.cases.find(
                 responsible_department=department, awaiting_finding=True
             )
