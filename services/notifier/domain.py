@@ -92,6 +92,8 @@ class Notification(BaseModel):
     urgent: bool = False
     """An escalation to the judicial organs or the superior health authority."""
     acknowledges: uuid.UUID | None = None
+    accused: tuple[str, ...] = ()
+    """Whom the decision and its case accuse: never told, nor by a follow-up."""
     """The notification its acknowledge link acknowledges (a reminder's: the one it recalls)."""
 
     @property
@@ -313,6 +315,7 @@ def decision_notifications(
             created_at=now,
             next_attempt_at=now,
             urgent=key.removeprefix("escalation_") in URGENT_TARGETS,
+            accused=tuple(sorted(accused(decision, known))),
         )
         for addressee in chosen
     ]
@@ -332,9 +335,14 @@ def follow_up(
     period = timedelta(hours=sent.within_hours)
     if now >= sent.sent_at + 2 * period and Purpose.SUPERIOR not in sent.followed_up:
         superior = directory.by_key(sent.addressee, catalogue).superior
-        if superior is None:
-            return None
-        return _follow_up(sent, Purpose.SUPERIOR, directory.group(superior), now)
+        told = (
+            None
+            if superior is None
+            else not_accused(directory.group(superior), frozenset(sent.accused), directory)
+        )
+        if told is None or told.key == sent.addressee:
+            return None  # nobody above who may be told
+        return _follow_up(sent, Purpose.SUPERIOR, told, now)
     if now >= sent.sent_at + period and Purpose.REMINDER not in sent.followed_up:
         return _follow_up(sent, Purpose.REMINDER, directory.by_key(sent.addressee, catalogue), now)
     return None

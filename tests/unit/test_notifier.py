@@ -499,3 +499,16 @@ async def test_a_claim_left_by_a_killed_sender_runs_out_and_the_same_id_is_sent(
     outside.now = START + timedelta(seconds=60)
     await notifier.send_due()
     assert sorted(str(nid) for _, _, nid in outside.taken) == sorted(pending)
+
+
+async def test_the_superior_told_of_an_unacknowledged_notification_is_never_the_accused(
+    notifier: Notifier, outside: Outside
+) -> None:
+    leader = DIRECTORY.groups["leadership"].members[0]
+    await notifier.take_decisions([decision(subject_id=leader)])
+    await notifier.send_due()
+    outside.now = START + timedelta(hours=48)
+    await notifier.follow_up()
+    superiors = [n for n in await outbox(notifier) if n.purpose is Purpose.SUPERIOR]
+    assert superiors
+    assert {n.addressee for n in superiors} == {"group:discipline_inspection"}
