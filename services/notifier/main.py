@@ -41,6 +41,7 @@ def create_app(settings: NotifierSettings, *, clock: Clock = system_clock) -> Fa
             claim_seconds=settings.send_claim_seconds,
         ),
         metrics=NotifierMetrics.on(service.registry),
+        decided_from=settings.notify_decided_from,
     )
     service.every(settings.send_every_seconds, notifier.send_due, what="sending the outbox")
     service.every(

@@ -58,6 +58,7 @@ class Notifier:
         channels_of: ChannelsOf,
         sending: Sending,
         metrics: NotifierMetrics,
+        decided_from: datetime | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -68,11 +69,16 @@ class Notifier:
         self.channels_of = channels_of
         self.sending = sending
         self.metrics = metrics
+        self.decided_from = decided_from
+        """Decisions made before this are not notified (a notifier added to a running system
+        reads the decisions topic from its start)."""
 
     # --- recording ----------------------------------------------------------------------------
 
     async def take_decisions(self, decisions: Sequence[Decision]) -> None:
         """Record the notifications of each decision; one about a case not seen yet waits."""
+        if self.decided_from is not None:
+            decisions = [d for d in decisions if d.decided_at >= self.decided_from]
         case_ids = {d.case_id for d in decisions if d.case_id is not None}
         staff_ids = {d.subject_id for d in decisions}
         cases = await self.store.cases.get_many(case_ids)

@@ -1,7 +1,7 @@
 from pathlib import Path
 from typing import Self
 
-from pydantic import PrivateAttr, SecretStr, model_validator
+from pydantic import AwareDatetime, PrivateAttr, SecretStr, model_validator
 
 from services.common.acknowledge_links import DEVELOPMENT_KEY
 from services.common.addressees import ADDRESSEES_FILE
@@ -41,6 +41,10 @@ class NotifierSettings(ServiceSettings):
     longest_retry_seconds: float = 900.0
     follow_up_every_seconds: float = 60.0
     """How often unacknowledged notifications are looked at for reminders and escalation."""
+    notify_decided_from: AwareDatetime | None = None
+    """Decisions escalation made before this moment (RFC 3339) are not notified: set it to the
+    time the notifier is added to a system that already holds decisions, which it would
+    otherwise send all at once (it reads the decisions topic from its start)."""
     ack_link_key_file: Path | None = None
     """The key acknowledge links are signed with; the desk is given the same file."""
     ack_link_days: float = 14.0

@@ -512,3 +512,14 @@ async def test_the_superior_told_of_an_unacknowledged_notification_is_never_the_
     superiors = [n for n in await outbox(notifier) if n.purpose is Purpose.SUPERIOR]
     assert superiors
     assert {n.addressee for n in superiors} == {"group:discipline_inspection"}
+
+
+async def test_decisions_made_before_the_notifier_was_added_are_not_sent(
+    notifier: Notifier, outside: Outside
+) -> None:
+    notifier.decided_from = START
+    await notifier.take_decisions(
+        [decision(decided_at=START - timedelta(days=30)), decision(key="now", decided_at=START)]
+    )
+    await notifier.send_due()
+    assert len(outside.taken) == 2  # the recent decision's two addressees only
