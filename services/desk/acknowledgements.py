@@ -21,7 +21,7 @@ from schemas.base import derive_event_id
 from services.common.acknowledge_links import LinkRefusedError, verify
 from services.common.documents import Documents, Records
 from services.common.service import Clock
-from services.desk.web import DeskDep, PageError, SignedDep, check_csrf, page
+from services.desk.web import PageError, SignedDep, check_csrf, page
 
 
 @dataclass
@@ -86,9 +86,8 @@ async def acknowledge_page(
 
 @ack_pages.post("/ack/{token}")
 async def acknowledge(
-    request: Request, desk: DeskDep, signed: SignedDep, acks: AcknowledgingDep, token: str
+    request: Request, signed: SignedDep, acks: AcknowledgingDep, token: str
 ) -> Response:
-    del desk
     check_csrf(await request.form(), signed.session.csrf_token)
     before = await acks.acknowledge(acks.notification(token), signed)
     done = "已确认收到 / acknowledged" if before is None else "此前已确认 / acknowledged before"
