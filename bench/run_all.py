@@ -119,6 +119,14 @@ KNOWN = (
         runtime_dir="bench-portal",
     ),
     Script(
+        "notifier_latency",
+        ("--visits", "20", "--decisions", "200"),
+        ("--visits", "5", "--decisions", "50"),
+        limit=600,
+        quick_limit=300,
+        runtime_dir="bench-notifier",
+    ),
+    Script(
         "system_load",
         ("--rate", "1,2", "--seconds", "60", "--replay-events", "1000000", "--replay-limit", "600"),
         (

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from schemas import topics
+from schemas.acknowledgement import NotificationAcknowledged
 from schemas.base import Event, Submission
 from schemas.case import CaseUpdated
 from schemas.case_action import CaseActionReceived, CaseActionSubmission
@@ -203,6 +204,7 @@ OUTPUTS: tuple[TopicMessage, ...] = (
     TopicMessage(topics.LEADS, Lead, "source_event_id"),
     TopicMessage(topics.DECISIONS, Decision, "subject_id"),
     TopicMessage(topics.CASES, CaseUpdated, "case_id"),
+    TopicMessage(topics.ACKNOWLEDGEMENTS, NotificationAcknowledged, "notification_id"),
     TopicMessage(topics.DEAD_LETTERS, DeadLetter, "dead_letter_id"),
 )
 """The services' own topics besides the facts, with their messages and keys (the AsyncAPI

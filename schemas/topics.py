@@ -77,6 +77,10 @@ FOLLOW_UP_CODES = "qinglian.follow-up-codes.v1"
 travels nowhere but in intake's answer): how the reporters' portal recognises a code. Read by
 the portal alone; key: the complaint's event_id."""
 
+ACKNOWLEDGEMENTS = "qinglian.acknowledgements.v1"
+"""Acknowledgements of the notifier's notifications, made on the desk through each
+notification's signed link; key: the notification's id."""
+
 FACTS = (
     COMPLAINTS,
     VISITOR_LOGS,
@@ -100,6 +104,7 @@ ALL = (
     LEADS,
     DECISIONS,
     CASES,
+    ACKNOWLEDGEMENTS,
     DEAD_LETTERS,
 )
 """Every topic Qinglian uses, but the raw senders' (one per sender, ``raw_topic``)."""

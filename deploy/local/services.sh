@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The five Qinglian services as local background processes, against the local runtime.
+# The Qinglian services as local background processes, against the local runtime.
 #
-#   services.sh start     start intake, router, escalation, reporting, desk, portal; wait until
-#                         healthy
+#   services.sh start     start intake, router, escalation, reporting, desk, portal, notifier;
+#                         wait until healthy
 #   services.sh stop      SIGTERM (graceful: in-flight messages finish and commit)
 #   services.sh status    one line per service
 #
-# Logs: $QINGLIAN_LOCAL_DIR/logs/<service>.log. Ports: 8101–8106 (QINGLIAN_<SERVICE>_PORT).
+# Logs: $QINGLIAN_LOCAL_DIR/logs/<service>.log. Ports: 8101–8107 (QINGLIAN_<SERVICE>_PORT).
+# The notifier sends to an SMTP server on 127.0.0.1:${QINGLIAN_SMTP_PORT:-25} (none runs by default:
+# its notifications wait in the outbox, retried, then marked failed) and links to the local desk.
 # The desk sends its people's actions to intake with an API key of its own (source system desk),
 # and the portal its complaints and ratings (source system portal), each made with intake's keys
 # command at the first start (again once the store no longer knows it) and kept in
@@ -18,8 +20,8 @@ HERE="$ROOT/deploy/local"
 # shellcheck source=deploy/local/lib.sh
 source "$HERE/lib.sh"
 
-SERVICES=(intake router escalation reporting desk portal)
-declare -A DEFAULT_PORT=([intake]=8101 [router]=8102 [escalation]=8103 [reporting]=8104 [desk]=8105 [portal]=8106)
+SERVICES=(intake router escalation reporting desk portal notifier)
+declare -A DEFAULT_PORT=([intake]=8101 [router]=8102 [escalation]=8103 [reporting]=8104 [desk]=8105 [portal]=8106 [notifier]=8107)
 PYTHON="$ROOT/.venv/bin/python"
 DESK_KEY="$LOCAL_DIR/secrets/desk_intake_api_key"
 PORTAL_KEY="$LOCAL_DIR/secrets/portal_intake_api_key"
@@ -57,6 +59,8 @@ extra_env() {  # settings one service needs beyond the store and broker
             echo "QINGLIAN_INTAKE_API_KEY_FILE=$PORTAL_KEY" \
                 "QINGLIAN_INTAKE_URL=http://127.0.0.1:$(port_of intake)" \
                 "QINGLIAN_PUBLIC_URL=http://127.0.0.1:$(port_of portal)" ;;
+        notifier)
+            echo "QINGLIAN_DESK_URL=http://127.0.0.1:$(port_of desk)" ;;
     esac
 }
 

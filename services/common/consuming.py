@@ -21,7 +21,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -286,6 +286,16 @@ def bound(handler: Callable[..., Awaitable[None]], *given: Any, **named: Any) ->
     """``handler`` with its dependencies given, under its own name and docstring (the
     subscriber's title and description in the AsyncAPI document)."""
     return functools.update_wrapper(functools.partial(handler, *given, **named), handler)
+
+
+Input = tuple[str, type[BaseModel], Callable[..., Awaitable[None]]]
+"""A topic, the model its records are read as, and the handler of their batches."""
+
+
+def consume_each(router: KafkaRouter, inputs: Iterable[Input], *given: Any, group_id: str) -> None:
+    """``consume`` each input's topic with its handler, given ``given`` before the batch."""
+    for topic, model, handler in inputs:
+        consume(router, topic, group_id=group_id, parse=parse_model(model))(bound(handler, *given))
 
 
 def subscriber_group(group_id: str, *topics: str) -> str:

@@ -88,13 +88,19 @@ SERVICES: dict[str, TopicAccess] = {
             topics.REPORTER_ADDITIONS,
             topics.REPORTER_REPLIES,
         ),
-        writes=(topics.DEAD_LETTERS,),
+        # Acknowledgements of notifications, made through their signed links.
+        writes=(topics.ACKNOWLEDGEMENTS, topics.DEAD_LETTERS),
     ),
     "portal": TopicAccess(
         # What a reporter may see, and no complaint's text: the codes' digests, not the
         # complaints (services/portal/domain.py).
         reads=(topics.FOLLOW_UP_CODES, topics.CASES, topics.REPORTER_REPLIES),
         writes=(topics.REPORTER_ADDITIONS, topics.DEAD_LETTERS),
+    ),
+    # Decisions and overdue cases to the people responsible; their acknowledgements back.
+    "notifier": TopicAccess(
+        reads=(topics.DECISIONS, topics.CASES, topics.ACKNOWLEDGEMENTS),
+        writes=(topics.DEAD_LETTERS,),
     ),
 }
 """What each service consumes and publishes (tests/unit/test_kafka_access.py holds this to

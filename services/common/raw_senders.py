@@ -21,7 +21,17 @@ from services.common.datafile import DataFile, Location
 RAW_SENDERS_FILE = Path(__file__).with_name("raw_senders.toml")
 
 RESERVED_USERS = frozenset(
-    {"admin", "intake", "router", "escalation", "reporting", "desk", "portal", "redrive"}
+    {
+        "admin",
+        "intake",
+        "router",
+        "escalation",
+        "reporting",
+        "desk",
+        "portal",
+        "notifier",
+        "redrive",
+    }
 )
 """Kafka users that are not senders: the broker's administrator, the services, the redrive
 command."""

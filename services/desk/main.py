@@ -6,12 +6,15 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 
+from schemas import topics
+from schemas.acknowledgement import NotificationAcknowledged
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Documents
 from services.common.intake_client import IntakeClient
 from services.common.kafka_access import SERVICES
 from services.common.service import Clock, Service, system_clock
 from services.desk.access import Rules
+from services.desk.acknowledgements import Acknowledging, ack_pages
 from services.desk.api import session_api
 from services.desk.casework import Casework
 from services.desk.directory import Directory
@@ -47,7 +50,13 @@ def create_app(
         title="Qinglian desk 案件台",
         topics=SERVICES["desk"].topics,
         routers=[routes(service.group_id, read_model=read_model)],
-        apis=[pages, session_api],
+        apis=[pages, session_api, ack_pages],
+    )
+    app.state.acknowledging = Acknowledging.on(
+        service.documents,
+        service.broker.publisher(topics.ACKNOWLEDGEMENTS, schema=NotificationAcknowledged),
+        settings.ack_link_key().get_secret_value().encode(),
+        clock,
     )
     accounts = Accounts(store, catalogue)
     limits = Limits(

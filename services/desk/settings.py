@@ -5,6 +5,7 @@ from typing import Annotated, Self
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from services.common.acknowledge_links import DEVELOPMENT_KEY
 from services.common.departments import DEPARTMENTS_FILE
 from services.common.settings import ServiceSettings, read_secret
 from services.desk.access import Role
@@ -27,6 +28,10 @@ class DeskSettings(ServiceSettings):
     session_reader_key_file: Path | None = None
     """A key that lets another service (reporting) ask ``GET /v1/session`` who a browser is.
     Unset: nobody may ask."""
+
+    ack_link_key_file: Path | None = None
+    """The key the notifier signs acknowledge links with (the same file as the notifier's);
+    required outside development."""
 
     session_idle_minutes: float = 30.0
     session_hours: float = 12.0
@@ -54,6 +59,7 @@ class DeskSettings(ServiceSettings):
     _intake_api_key: SecretStr | None = PrivateAttr(default=None)
     _session_reader_key: SecretStr | None = PrivateAttr(default=None)
     _ldap_bind_password: SecretStr | None = PrivateAttr(default=None)
+    _ack_link_key: SecretStr = PrivateAttr(default=SecretStr(DEVELOPMENT_KEY.decode()))
 
     @field_validator("ldap_group_roles", mode="before")
     @classmethod
@@ -79,6 +85,10 @@ class DeskSettings(ServiceSettings):
             self._ldap_bind_password = read_secret(
                 self.ldap_bind_password_file, "ldap_bind_password_file"
             )
+        if self.ack_link_key_file is not None:
+            self._ack_link_key = read_secret(self.ack_link_key_file, "ack_link_key_file")
+        elif self.env != "development":
+            raise ValueError("QINGLIAN_ACK_LINK_KEY_FILE is required outside development")
         return self
 
     def intake_api_key(self) -> SecretStr | None:
@@ -86,6 +96,9 @@ class DeskSettings(ServiceSettings):
 
     def session_reader_key(self) -> SecretStr | None:
         return self._session_reader_key
+
+    def ack_link_key(self) -> SecretStr:
+        return self._ack_link_key
 
     def ldap_bind_password(self) -> SecretStr | None:
         return self._ldap_bind_password

@@ -7,13 +7,12 @@ offsets are committed once its handler returned.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CollectorRegistry, Counter
 
 from schemas import topics
-from schemas.base import Event
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision
@@ -25,13 +24,7 @@ from schemas.rectification import RectificationStatusReceived
 from schemas.satisfaction import SatisfactionReceived
 from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.visitor_log import VisitorLogReceived
-from services.common.consuming import (
-    Received,
-    bound,
-    consume,
-    parse_model,
-    subscriber_group,
-)
+from services.common.consuming import Input, Received, consume_each, subscriber_group
 from services.common.lag import BrokerOffsets, waiting
 from services.common.settings import ServiceSettings
 from services.escalation.conduct import FileEvent
@@ -122,7 +115,7 @@ async def file_cases(escalation: Escalation, batch: list[Received[CaseUpdated]])
     await escalation.file_cases([received.value for received in batch])
 
 
-INPUTS: tuple[tuple[str, type[Event] | type[CaseUpdated], Callable[..., Awaitable[None]]], ...] = (
+INPUTS: tuple[Input, ...] = (
     (topics.COMPLAINTS, ComplaintReceived, file_events),
     (topics.INVESTIGATION_FINDINGS, InvestigationFindingReceived, file_events),
     (topics.PROMOTION_APPLICATIONS, PromotionApplicationReceived, file_events),
@@ -138,8 +131,5 @@ INPUTS: tuple[tuple[str, type[Event] | type[CaseUpdated], Callable[..., Awaitabl
 
 def routes(group_id: str, escalation: Escalation) -> KafkaRouter:
     router = KafkaRouter()
-    for topic, model, handler in INPUTS:
-        consume(router, topic, group_id=group_id, parse=parse_model(model))(
-            bound(handler, escalation)
-        )
+    consume_each(router, INPUTS, escalation, group_id=group_id)
     return router

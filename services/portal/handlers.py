@@ -1,19 +1,13 @@
 """Kafka: what the portal learns, a batch at a time — the follow-up codes intake gave (as
 their digests), the cases as they change, and the conduct office's replies."""
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 from faststream.kafka import KafkaRouter
-from pydantic import BaseModel
 
 from schemas import topics
 from schemas.case import CaseUpdated
 from schemas.follow_up import FollowUpCodeIssued, ReporterReply
-from services.common.consuming import Received, bound, consume, parse_model
+from services.common.consuming import Input, Received, consume_each
 from services.portal.follow_ups import FollowUps
-
-M = TypeVar("M", bound=BaseModel)
 
 
 async def learn_codes(follow_ups: FollowUps, batch: list[Received[FollowUpCodeIssued]]) -> None:
@@ -31,18 +25,13 @@ async def keep_replies(follow_ups: FollowUps, batch: list[Received[ReporterReply
     await follow_ups.keep_replies([record.value for record in batch])
 
 
-HandlerOf = Callable[[FollowUps, list[Received[M]]], Awaitable[None]]
-
-
 def routes(group_id: str, follow_ups: FollowUps) -> KafkaRouter:
     router = KafkaRouter()
 
-    def subscribe(topic: str, model: type[M], handler: HandlerOf[M]) -> None:
-        consume(router, topic, group_id=group_id, parse=parse_model(model))(
-            bound(handler, follow_ups)
-        )
-
-    subscribe(topics.FOLLOW_UP_CODES, FollowUpCodeIssued, learn_codes)
-    subscribe(topics.CASES, CaseUpdated, follow_cases)
-    subscribe(topics.REPORTER_REPLIES, ReporterReply, keep_replies)
+    inputs: list[Input] = [
+        (topics.FOLLOW_UP_CODES, FollowUpCodeIssued, learn_codes),
+        (topics.CASES, CaseUpdated, follow_cases),
+        (topics.REPORTER_REPLIES, ReporterReply, keep_replies),
+    ]
+    consume_each(router, inputs, follow_ups, group_id=group_id)
     return router

@@ -4,15 +4,14 @@ lose the case; readers keep the highest revision). Offsets are committed after t
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Self, TypeVar
+from typing import Self
 
 from faststream.kafka import KafkaRouter
 from faststream.kafka.publisher import DefaultPublisher
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import BaseModel
 
 from schemas import topics
 from schemas.case import CaseUpdated
@@ -21,14 +20,13 @@ from schemas.complaint import ComplaintReceived
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.lead import Lead
-from services.common.consuming import Received, bound, consume, parse_model
+from services.common.consuming import Input, Received, consume_each
 from services.common.logs import correlated
 from services.common.service import Clock
 from services.router.cases import Applied, Cases
 from services.router.domain import Opening, Update
 from services.router.routing import Routing
 
-M = TypeVar("M", bound=BaseModel)
 logger = logging.getLogger(__name__)
 
 
@@ -92,11 +90,6 @@ class Handling:
     metrics: RouterMetrics
     publisher: DefaultPublisher
     clock: Clock
-
-
-HandlerOf = Callable[[Handling, list[Received[M]]], Awaitable[None]]
-"""A handler of a batch of ``M``s; ``routes`` gives it the ``Handling`` (consume's handlers
-take the batch alone; the name and docstring title and describe the subscriber)."""
 
 
 async def route_complaints(handling: Handling, batch: list[Received[ComplaintReceived]]) -> None:
@@ -166,15 +159,13 @@ def routes(group_id: str, cases: Cases, metrics: RouterMetrics, clock: Clock) ->
     publisher = kafka_routes.publisher(topics.CASES, schema=CaseUpdated)
     handling = Handling(cases, metrics, publisher, clock)
 
-    def subscribe(topic: str, model: type[M], handler: HandlerOf[M]) -> None:
-        consume(kafka_routes, topic, group_id=group_id, parse=parse_model(model))(
-            bound(handler, handling)
-        )
-
-    subscribe(topics.COMPLAINTS, ComplaintReceived, route_complaints)
-    subscribe(topics.LEADS, Lead, route_leads)
-    subscribe(topics.INVESTIGATION_FINDINGS, InvestigationFindingReceived, record_findings)
-    subscribe(topics.CASE_ACTIONS, CaseActionReceived, take_actions)
-    subscribe(topics.REPORTER_ADDITIONS, ReporterAddition, add_reporter_information)
-    subscribe(topics.REPORTER_REPLIES, ReporterReply, note_replies)
+    inputs: list[Input] = [
+        (topics.COMPLAINTS, ComplaintReceived, route_complaints),
+        (topics.LEADS, Lead, route_leads),
+        (topics.INVESTIGATION_FINDINGS, InvestigationFindingReceived, record_findings),
+        (topics.CASE_ACTIONS, CaseActionReceived, take_actions),
+        (topics.REPORTER_ADDITIONS, ReporterAddition, add_reporter_information),
+        (topics.REPORTER_REPLIES, ReporterReply, note_replies),
+    ]
+    consume_each(kafka_routes, inputs, handling, group_id=group_id)
     return kafka_routes

@@ -22,6 +22,8 @@ from services.escalation.settings import EscalationSettings
 from services.intake.crypto import new_key
 from services.intake.main import create_app as intake_app
 from services.intake.settings import IntakeSettings
+from services.notifier.main import create_app as notifier_app
+from services.notifier.settings import NotifierSettings
 from services.portal.main import create_app as portal_app
 from services.portal.settings import PortalSettings
 from services.reporting.main import create_app as reporting_app
@@ -48,6 +50,8 @@ def _app(service: str) -> FastAPI:
         return portal_app(PortalSettings(**common, portal_key="k" * 32))
     if service == "desk":
         return desk_app(DeskSettings(**common))
+    if service == "notifier":
+        return notifier_app(NotifierSettings(**common))
     return reporting_app(ReportingSettings(**common))
 
 

@@ -1,0 +1,1 @@
+"""The notifier: every decision and overdue case to the people responsible."""
