@@ -18,7 +18,7 @@ of the two came last on the topic is unknown).
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -154,23 +154,15 @@ def unchanged(file: ConductFile) -> ConductFile:
     return file
 
 
+@dataclass
 class Escalation:
-    def __init__(
-        self,
-        store: EscalationStore,
-        book: RuleBook,
-        *,
-        clock: Clock,
-        publish_decisions: PublishDecisions,
-        publish_leads: PublishLeads,
-        cases_all_read: CasesAllRead,
-    ) -> None:
-        self.store = store
-        self.book = book
-        self.clock = clock
-        self.publish_decisions = publish_decisions
-        self.publish_leads = publish_leads
-        self.cases_all_read = cases_all_read
+    store: EscalationStore
+    book: RuleBook
+    _: KW_ONLY
+    clock: Clock
+    publish_decisions: PublishDecisions
+    publish_leads: PublishLeads
+    cases_all_read: CasesAllRead
 
     async def file_events(self, events: Iterable[FileEvent]) -> list[Decision]:
         """Each event into the files of the subjects it concerns; one update per file."""

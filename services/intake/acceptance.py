@@ -72,21 +72,13 @@ class _Repeat:
     fingerprint: str
 
 
+@dataclass(kw_only=True)
 class Acceptance:
-    def __init__(
-        self,
-        *,
-        store: IntakeStore,
-        vault: Vault,
-        publish: Publish,
-        kafka_reachable: Reachable,
-        future_tolerance: timedelta,
-    ) -> None:
-        self.store = store
-        self.vault = vault
-        self.publish = publish
-        self.kafka_reachable = kafka_reachable
-        self.future_tolerance = future_tolerance
+    store: IntakeStore
+    vault: Vault
+    publish: Publish
+    kafka_reachable: Reachable
+    future_tolerance: timedelta
 
     async def submit(self, submissions: Sequence[Submission], *, now: datetime) -> list[Result]:
         """One result per submission, in order."""

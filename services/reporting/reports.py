@@ -5,7 +5,7 @@
 import asyncio
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import date, timedelta
 
 from schemas.base import HOSPITAL_TIME_ZONE
@@ -44,21 +44,14 @@ class Dashboard:
     """The departments handling this month's cases, most first."""
 
 
+@dataclass
 class Reports:
-    def __init__(
-        self,
-        store: ReportStore,
-        *,
-        catalogue: DepartmentCatalogue,
-        targets: KpiTargets,
-        study: StudyRule,
-        clock: Clock,
-    ) -> None:
-        self.store = store
-        self.catalogue = catalogue
-        self.targets = targets
-        self.study = study
-        self.clock = clock
+    store: ReportStore
+    _: KW_ONLY
+    catalogue: DepartmentCatalogue
+    targets: KpiTargets
+    study: StudyRule
+    clock: Clock
 
     def knows(self, department: str | None) -> bool:
         return department is None or department in self.catalogue.departments
