@@ -3,7 +3,6 @@ CSRF, the page headers, and the answers a person reads when something is refused
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,27 +17,17 @@ from schemas.base import HOSPITAL_TIME_ZONE, hospital_day
 from schemas.case import CaseState
 from schemas.complaint import ComplaintCategory, ComplaintChannel
 from services.common.departments import DepartmentCatalogue
+from services.common.desk_sessions import DESK_SESSION_COOKIE
+from services.common.pages import page_headers
 from services.desk.access import Account, ActionKind, Role, Viewer
 from services.desk.casework import Casework
 from services.desk.settings import DeskSettings
 from services.desk.signin import Accounts, Sessions, SignIn, viewer_of
 from services.desk.store import Session
 
-COOKIE = "qinglian_desk_session"
+COOKIE = DESK_SESSION_COOKIE
 LOGIN_COOKIE = "qinglian_desk_sign_in"
 """Holds the sign-in form's CSRF token until the form comes back (double submit)."""
-
-PAGE_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ]
-)
-"""Pages load nothing from another host, and run no script at all."""
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 
@@ -183,20 +172,6 @@ async def refused_page(request: Request, error: Exception) -> Response:
     if error.redirect is not None:
         return RedirectResponse(error.redirect, status_code=status.HTTP_303_SEE_OTHER)
     return page(request, "message.html", {"message": error.message}, error.status_code)
-
-
-async def page_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Every answer of the desk: no asset from elsewhere, no framing, nothing cached (pages
-    hold complaints' words). The API docs bring their own policy."""
-    response = await call_next(request)
-    response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
 
 
 def install(app: FastAPI, desk: Desk) -> None:
