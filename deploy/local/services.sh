@@ -9,7 +9,9 @@
 # Logs: $QINGLIAN_LOCAL_DIR/logs/<service>.log. Ports: 8101–8106 (QINGLIAN_<SERVICE>_PORT).
 # The desk sends its people's actions to intake with an API key of its own (source system desk),
 # made with intake's keys command at the first start (again once the store no longer knows it)
-# and kept in $QINGLIAN_LOCAL_DIR/secrets/desk_intake_api_key.
+# and kept in $QINGLIAN_LOCAL_DIR/secrets/desk_intake_api_key. One sign-in serves the desk and
+# the reports: reporting asks the desk who a browser is with a key both are given, made at the
+# first start and kept in $QINGLIAN_LOCAL_DIR/secrets/session_reader_key.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -21,6 +23,7 @@ SERVICES=(intake router escalation reporting desk portal)
 declare -A DEFAULT_PORT=([intake]=8101 [router]=8102 [escalation]=8103 [reporting]=8104 [desk]=8105 [portal]=8106)
 PYTHON="$ROOT/.venv/bin/python"
 DESK_KEY="$LOCAL_DIR/secrets/desk_intake_api_key"
+READER_KEY="$LOCAL_DIR/secrets/session_reader_key"
 
 port_of() {
     local var="QINGLIAN_${1^^}_PORT"
@@ -45,11 +48,25 @@ desk_key() {  # the desk's intake API key: kept while intake's store knows it, e
         >"$DESK_KEY" 2>/dev/null) || die "could not make the desk's API key for intake"
 }
 
+reader_key() {  # the key reporting asks the desk with (GET /v1/session): made once
+    [[ -s "$READER_KEY" ]] && return 0
+    mkdir -p "$(dirname "$READER_KEY")"
+    (umask 077 && "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$READER_KEY") ||
+        die "could not make the session reader key"
+}
+
 extra_env() {  # settings one service needs beyond the store and broker
-    [[ "$1" == desk ]] || return 0
-    echo "QINGLIAN_INTAKE_API_KEY_FILE=$DESK_KEY" \
-        "QINGLIAN_INTAKE_URL=http://127.0.0.1:$(port_of intake)" \
-        "QINGLIAN_REPORTING_URL=http://127.0.0.1:$(port_of reporting)"
+    case "$1" in
+        desk)
+            echo "QINGLIAN_INTAKE_API_KEY_FILE=$DESK_KEY" \
+                "QINGLIAN_INTAKE_URL=http://127.0.0.1:$(port_of intake)" \
+                "QINGLIAN_REPORTING_URL=http://127.0.0.1:$(port_of reporting)" \
+                "QINGLIAN_SESSION_READER_KEY_FILE=$READER_KEY" ;;
+        reporting)
+            echo "QINGLIAN_DESK_URL=http://127.0.0.1:$(port_of desk)" \
+                "QINGLIAN_DESK_PUBLIC_URL=http://127.0.0.1:$(port_of desk)" \
+                "QINGLIAN_SESSION_READER_KEY_FILE=$READER_KEY" ;;
+    esac
 }
 
 start() {
@@ -57,6 +74,7 @@ start() {
     cd "$ROOT"
     mkdir -p "$LOG_DIR" "$RUN_DIR"
     desk_key
+    reader_key
     local name port
     declare -A log_offset
     for name in "${SERVICES[@]}"; do
