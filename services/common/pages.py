@@ -3,31 +3,43 @@ another host, no script, no framing, nothing cached (pages hold complaints' word
 names)."""
 
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
-PAGE_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ]
-)
-"""Pages load nothing from another host, and run no script at all."""
+Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 
 
-async def page_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Every answer of a service with pages: no asset from elsewhere, no framing, nothing
+def page_policy(*form_targets: str) -> str:
+    """The Content-Security-Policy of the pages: nothing from another host, no script at all;
+    forms go to this server, and to the origins of ``form_targets`` (a form's answer may
+    lead there: the desk's sign-in back to the reports)."""
+    origins = sorted({f"{urlsplit(url).scheme}://{urlsplit(url).netloc}" for url in form_targets})
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "style-src 'self'",
+            "img-src 'self'",
+            " ".join(["form-action 'self'", *origins]),
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ]
+    )
+
+
+def page_headers(policy: str) -> Middleware:
+    """A middleware for every answer of a service with pages: ``policy``, no framing, nothing
     cached. The API docs bring their own policy."""
-    response = await call_next(request)
-    response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
+
+    async def headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", policy)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        return response
+
+    return headers

@@ -4,6 +4,7 @@ page with its action forms. Server-rendered, no script; every form carries a CSR
 import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -99,7 +100,7 @@ async def login(request: Request, desk: DeskDep) -> Response:
         return _sign_in_page(request, desk, message, code, back)
     session_id, _ = await desk.sessions.start(outcome.account, address)
     if outcome.account.password_expired:
-        target = "/password"
+        target = "/password" + (f"?{urlencode({'next': back})}" if back else "")
     else:
         target = back or _home(desk, outcome.account)
     response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
@@ -120,8 +121,9 @@ async def logout(request: Request, desk: DeskDep, signed: SignedDep) -> Response
 
 
 @pages.get("/password")
-async def password_page(request: Request, signed: SignedDep) -> Response:
-    return page(request, "password.html", {"signed": signed, "error": None})
+async def password_page(request: Request, desk: DeskDep, signed: SignedDep) -> Response:
+    back = return_path(desk, request.query_params.get("next"))
+    return page(request, "password.html", {"signed": signed, "error": None, "back": back})
 
 
 @pages.post("/password")
@@ -133,14 +135,16 @@ async def choose_password(request: Request, desk: DeskDep, signed: SignedDep) ->
             status.HTTP_403_FORBIDDEN, "密码由统一身份目录管理 / the directory keeps it"
         )
     new, repeated = str(form.get("password") or ""), str(form.get("repeated") or "")
+    back = return_path(desk, form.get("next"))
     problem = password_problem(signed.account, new, repeated)
     if problem:
-        context = {"signed": signed, "error": problem}
+        context = {"signed": signed, "error": problem, "back": back}
         return page(request, "password.html", context, status.HTTP_422_UNPROCESSABLE_CONTENT)
     await desk.accounts.choose_password(signed.account, new)
     address = request.client.host if request.client else "unknown"
     await desk.sign_in.record("password_changed", signed.account.username, address)
-    return RedirectResponse(_home(desk, signed.account), status_code=status.HTTP_303_SEE_OTHER)
+    target = back or _home(desk, signed.account)
+    return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
 
 
 def list_query(

@@ -18,7 +18,7 @@ from schemas.case import CaseState
 from schemas.complaint import ComplaintCategory, ComplaintChannel
 from services.common.departments import DepartmentCatalogue
 from services.common.desk_sessions import DESK_SESSION_COOKIE
-from services.common.pages import page_headers
+from services.common.pages import page_headers, page_policy
 from services.desk.access import Account, ActionKind, Role, Viewer
 from services.desk.casework import Casework
 from services.desk.settings import DeskSettings
@@ -177,4 +177,5 @@ async def refused_page(request: Request, error: Exception) -> Response:
 def install(app: FastAPI, desk: Desk) -> None:
     app.state.desk = desk
     app.add_exception_handler(PageError, refused_page)
-    app.middleware("http")(page_headers)
+    # The sign-in form's answer may lead to the reports (where the person came from).
+    app.middleware("http")(page_headers(page_policy(desk.settings.reporting_url)))

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from services.common.departments import DepartmentCatalogue
 from services.common.desk_sessions import DeskSessions
 from services.common.kafka_access import SERVICES
-from services.common.pages import page_headers
+from services.common.pages import page_headers, page_policy
 from services.common.service import Clock, Service, system_clock
 from services.reporting.access import Access, report_tokens
 from services.reporting.api import api
@@ -64,5 +64,5 @@ def create_app(
         desk,
         desk_page_url=settings.desk_public_url.rstrip("/"),
     )
-    app.middleware("http")(page_headers)
+    app.middleware("http")(page_headers(page_policy()))
     return app
