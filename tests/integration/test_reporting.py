@@ -15,6 +15,7 @@ import io
 import json
 import os
 import random
+import re
 import sys
 import uuid
 import zipfile
@@ -2036,6 +2037,49 @@ async def test_people_sign_in_at_the_desk_and_a_signed_out_browser_is_sent_there
                 assert (await cut_off.get("/dashboard")).status_code == 503
         finally:
             await unreachable.state.service.mongo.close()
+
+
+def _tile(page: str, tile: str) -> int:
+    found = re.search(rf'id="{tile}">(?:<a [^>]*>)?<b>(\d+)</b>', page)
+    assert found, tile
+    return int(found.group(1))
+
+
+def _bar(page: str, label: str) -> int:
+    found = re.search(rf'data-label="{label}" data-value="(\d+)"', page)
+    assert found, label
+    return int(found.group(1))
+
+
+async def test_a_case_against_the_reader_is_in_no_figure_shown_to_them_whatever_their_role(
+    reporting: Reporting, inputs: Inputs
+) -> None:
+    month = f"{random.randrange(3001, 9999)}-06"  # after every month the other tests draw
+    leader = fresh("L")
+    against = complaint(
+        received=at(month, 3), accused_staff_id=leader, accused_department="imaging"
+    )
+    other = complaint(received=at(month, 4), accused_department="imaging")
+    await inputs.publish(against, routed_case(against), other, routed_case(other))
+    await reporting.caught_up()
+    reporting.clock.now = at(shift(month, 1), 25)  # both overdue by then
+
+    async with (
+        await _person(reporting, "leadership", staff_id=leader) as theirs,
+        await _person(reporting, "conduct_office", staff_id=fresh("S")) as office,
+    ):
+        for_them, for_office = await theirs.get("/dashboard"), await office.get("/dashboard")
+        assert _bar(for_office.text, month[2:]) == 2
+        assert _bar(for_them.text, month[2:]) == 1
+        assert _tile(for_office.text, "open-cases") - _tile(for_them.text, "open-cases") == 1
+        assert _tile(for_office.text, "overdue-cases") - _tile(for_them.text, "overdue-cases") == 1
+        case_id = routed_case(against).case_id
+        printed = {"month": month}
+        assert case_id in (await office.get("/v1/reports/monthly/print", params=printed)).text
+        mine = await theirs.get("/v1/reports/monthly/print", params=printed)
+        assert mine.status_code == 200
+        assert case_id not in mine.text
+        assert routed_case(other).case_id in mine.text
 
 
 # --- One counting basis: 受理 ------------------------------------------------------------------
