@@ -38,6 +38,9 @@ class SignedInPerson(BaseModel):
     """The department of a department head."""
     staff_id: str | None
     signed_in_at: datetime
+    csrf_token: str
+    """The session's CSRF token: a page of the reports carries it in the desk's sign-out form,
+    so a person signs out from there too."""
 
 
 class DeskUnavailableError(RuntimeError):

@@ -58,4 +58,5 @@ async def who_is_signed_in(
         department=account.department,
         staff_id=account.staff_id,
         signed_in_at=session.created_at,
+        csrf_token=session.csrf_token,
     )

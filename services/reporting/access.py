@@ -70,6 +70,8 @@ class Viewer:
     """A person's name, as the desk knows it."""
     staff_id: str | None = None
     """A person's staff number: no figure shown to them counts a case against them."""
+    sign_out_token: str | None = None
+    """A person's desk session's CSRF token, for the desk's sign-out form on the pages."""
 
     @classmethod
     def of(cls, token_id: str, credential: Credential) -> "Viewer":
@@ -89,6 +91,7 @@ class Viewer:
             person.department if role is Role.DEPARTMENT_HEAD else None,
             name=person.display_name,
             staff_id=person.staff_id,
+            sign_out_token=person.csrf_token,
         )
 
     def department_scope(self, asked: str | None) -> str | None:

@@ -64,5 +64,6 @@ def create_app(
         desk,
         desk_page_url=settings.desk_public_url.rstrip("/"),
     )
-    app.middleware("http")(page_headers(page_policy()))
+    # The sign-out form on the pages goes to the desk.
+    app.middleware("http")(page_headers(page_policy(settings.desk_public_url)))
     return app

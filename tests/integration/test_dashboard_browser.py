@@ -687,8 +687,8 @@ async def test_a_browser_not_signed_in_is_sent_to_the_desk_and_back_to_the_dashb
     assert cookies[0]["httpOnly"]
     assert cookies[0]["sameSite"] == "Strict"
 
-    # Signed out at the desk: the dashboard sends the browser to sign in again.
-    await page.goto(f"{DESK}/cases")
+    # Signing out on the dashboard signs out of both: the desk's sign-in page, and the
+    # dashboard sends the browser there again.
     await page.get_by_role("button", name="退出 Sign out").click()
     await page.wait_for_url(f"{DESK}/login")
     await asyncio.sleep(DESK_ANSWER_KEPT)

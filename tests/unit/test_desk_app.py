@@ -414,7 +414,7 @@ async def test_the_session_endpoint_tells_reporting_who_is_signed_in(running: Ru
 
     answer = await running.http.get("/v1/session", headers=cookie | bearer)
     assert answer.status_code == 200
-    assert answer.json() | {"signed_in_at": None} == {
+    assert answer.json() | {"signed_in_at": None, "csrf_token": None} == {
         "username": "pharmacy-head",
         "display_name": "药剂主任",
         "role": "department_head",
@@ -422,7 +422,9 @@ async def test_the_session_endpoint_tells_reporting_who_is_signed_in(running: Ru
         "department": "pharmacy",
         "staff_id": "S2101",
         "signed_in_at": None,
+        "csrf_token": None,
     }
+    assert answer.json()["csrf_token"] == hidden((await head.get("/cases")).text)
     wrong_key = {"Authorization": "Bearer nope"}
     assert (await running.http.get("/v1/session", headers=cookie | wrong_key)).status_code == 401
     assert (await running.http.get("/v1/session", headers=bearer)).status_code == 404
