@@ -536,7 +536,7 @@ async def test_conduct_office_signed_in_at_the_desk_sees_the_whole_hospital(
     await _to_the_dashboard(page)
 
     assert MONTH in await page.locator("h1").inner_text()
-    assert "王敏（行风办 conduct_office）" in await page.locator("p.no-print").inner_text()
+    assert "王敏（行风办 conduct_office）" in await page.locator("#who").inner_text()
     assert await _tile(page, "open-cases") == 8  # A B C D E G H J
     assert await _tile(page, "overdue-cases") == 3  # A C G
     # H happened in October and was received in November: it counts in November (受理).
@@ -680,7 +680,7 @@ async def test_a_browser_not_signed_in_is_sent_to_the_desk_and_back_to_the_dashb
     await page.get_by_label("再次输入 Repeat it").fill(CHOSEN)
     await page.get_by_role("button", name="保存 Save").click()
     await page.wait_for_url(f"{BASE}/dashboard")
-    assert "张华（院领导 leadership）" in await page.locator("p.no-print").inner_text()
+    assert "张华（院领导 leadership）" in await page.locator("#who").inner_text()
     assert await _tile(page, "open-cases") == 8
     cookies = await session.context.cookies()
     assert [c["name"] for c in cookies] == [DESK_SESSION_COOKIE], "the reports set none"
