@@ -64,7 +64,8 @@ DESK_ACCOUNTS = (
 """One demo account of the desk per role: (username, role, name, options)."""
 
 REPORT_TOKEN = "report:conduct_office"  # noqa: S105 (a name, not a secret)
-"""Where the demo keeps its conduct office token for reporting, beside the API keys."""
+"""Where the demo keeps its conduct office token for reporting, beside the API keys: the demo
+reads the reports as a machine (people sign in at the desk)."""
 
 
 async def _create_keys(names: set[str]) -> dict[str, str]:
@@ -165,8 +166,9 @@ def main() -> int:
         f"  portal          {PORTAL}/  (投诉举报 complaint form; {PORTAL}/follow-up 进度查询)\n"
         f"  扫码评价 sheet   {sheet}  (more: .venv/bin/python -m services.portal.qr --out DIR)\n"
         f"  case desk       {DESK}/login  (accounts above)\n"
-        f"  dashboard       {REPORTING}/login  (token in {KEYS_FILE}, key {REPORT_TOKEN!r})\n"
+        f"  dashboard       {REPORTING}/dashboard  (one sign-in: the desk's, accounts above)\n"
         f"  monthly report  {REPORTING}/v1/reports/monthly/print?month={month}\n"
+        f"  reports API     {REPORTING}/docs  (machines: token in {KEYS_FILE}, {REPORT_TOKEN!r})\n"
         f"  intake API      {INTAKE}/docs\n"
         f"  portal API      {PORTAL}/docs  (a complaint's follow-up, by its code)\n"
         "  explain a file  .venv/bin/python -m services.escalation.explain staff STAFF_ID\n"

@@ -13,6 +13,8 @@
 # and the portal its complaints and ratings (source system portal), each made with intake's keys
 # command at the first start (again once the store no longer knows it) and kept in
 # $QINGLIAN_LOCAL_DIR/secrets/desk_intake_api_key and …/portal_intake_api_key.
+# One sign-in serves the desk and the reports: reporting asks the desk who a browser is with a
+# key both are given, made at the first start and kept in $QINGLIAN_LOCAL_DIR/secrets/session_reader_key.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -25,6 +27,7 @@ declare -A DEFAULT_PORT=([intake]=8101 [router]=8102 [escalation]=8103 [reportin
 PYTHON="$ROOT/.venv/bin/python"
 DESK_KEY="$LOCAL_DIR/secrets/desk_intake_api_key"
 PORTAL_KEY="$LOCAL_DIR/secrets/portal_intake_api_key"
+READER_KEY="$LOCAL_DIR/secrets/session_reader_key"
 
 port_of() {
     local var="QINGLIAN_${1^^}_PORT"
@@ -49,18 +52,30 @@ api_key() {  # FILE SOURCE SCOPES: an intake API key, kept while intake's store 
         die "could not make the $source's API key for intake"
 }
 
+reader_key() {  # the key reporting asks the desk with (GET /v1/session): made once
+    [[ -s "$READER_KEY" ]] && return 0
+    mkdir -p "$(dirname "$READER_KEY")"
+    (umask 077 && "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$READER_KEY") ||
+        die "could not make the session reader key"
+}
+
 extra_env() {  # settings one service needs beyond the store and broker
     case "$1" in
         desk)
             echo "QINGLIAN_INTAKE_API_KEY_FILE=$DESK_KEY" \
                 "QINGLIAN_INTAKE_URL=http://127.0.0.1:$(port_of intake)" \
-                "QINGLIAN_REPORTING_URL=http://127.0.0.1:$(port_of reporting)" ;;
+                "QINGLIAN_REPORTING_URL=http://127.0.0.1:$(port_of reporting)" \
+                "QINGLIAN_SESSION_READER_KEY_FILE=$READER_KEY" ;;
         portal)
             echo "QINGLIAN_INTAKE_API_KEY_FILE=$PORTAL_KEY" \
                 "QINGLIAN_INTAKE_URL=http://127.0.0.1:$(port_of intake)" \
                 "QINGLIAN_PUBLIC_URL=http://127.0.0.1:$(port_of portal)" ;;
         notifier)
             echo "QINGLIAN_DESK_URL=http://127.0.0.1:$(port_of desk)" ;;
+        reporting)
+            echo "QINGLIAN_DESK_URL=http://127.0.0.1:$(port_of desk)" \
+                "QINGLIAN_DESK_PUBLIC_URL=http://127.0.0.1:$(port_of desk)" \
+                "QINGLIAN_SESSION_READER_KEY_FILE=$READER_KEY" ;;
     esac
 }
 
@@ -70,6 +85,7 @@ start() {
     mkdir -p "$LOG_DIR" "$RUN_DIR"
     api_key "$DESK_KEY" desk case_action,investigation_finding,follow_up_reply
     api_key "$PORTAL_KEY" portal complaint,satisfaction
+    reader_key
     local name port
     declare -A log_offset
     for name in "${SERVICES[@]}"; do

@@ -10,25 +10,12 @@ using the session (it stays alive).
 """
 
 import hmac
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
-from pydantic import BaseModel
 
-from services.desk.access import Role
+from services.common.desk_sessions import SignedInPerson
 from services.desk.web import COOKIE, DeskDep
-
-
-class SignedInPerson(BaseModel):
-    username: str
-    display_name: str
-    role: Role
-    role_zh: str
-    department: str | None
-    staff_id: str | None
-    signed_in_at: datetime
-
 
 session_api = APIRouter(prefix="/v1", tags=["sessions"])
 
@@ -66,9 +53,10 @@ async def who_is_signed_in(
     return SignedInPerson(
         username=account.username,
         display_name=account.display_name,
-        role=account.role,
+        role=str(account.role),
         role_zh=account.role.label_zh,
         department=account.department,
         staff_id=account.staff_id,
         signed_in_at=session.created_at,
+        csrf_token=session.csrf_token,
     )

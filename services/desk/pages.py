@@ -4,16 +4,18 @@ page with its action forms. Server-rendered, no script; every form carries a CSR
 import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from services.desk.access import ActionKind
+from services.common.pages import new_token
+from services.desk.access import Account, ActionKind
 from services.desk.casework import CasePage
 from services.desk.exports import export
 from services.desk.forms import FIELD_LABELS, FormError
 from services.desk.listing import ListQuery
-from services.desk.signin import password_problem
+from services.desk.signin import password_problem, viewer_of
 from services.desk.web import (
     COOKIE,
     LOGIN_COOKIE,
@@ -22,7 +24,6 @@ from services.desk.web import (
     PageError,
     SignedDep,
     check_csrf,
-    new_token,
     page,
 )
 
@@ -54,16 +55,36 @@ async def home(signed: SignedDep) -> Response:
     return RedirectResponse("/cases", status_code=status.HTTP_303_SEE_OTHER)
 
 
-def _sign_in_page(request: Request, desk: DeskDep, error: str | None, code: int) -> Response:
+def _sign_in_page(
+    request: Request, desk: DeskDep, error: str | None, code: int, back: str | None = None
+) -> Response:
     token = new_token()
-    response = page(request, "login.html", {"error": error, "csrf_token": token}, code)
+    context = {"error": error, "csrf_token": token, "back": back}
+    response = page(request, "login.html", context, code)
     desk.set_cookie(response, LOGIN_COOKIE, token)
     return response
 
 
+def _home(desk: DeskDep, account: Account) -> str:
+    """Where a person starts: the case list, or the reports for those without a desk (the
+    auditor)."""
+    return "/cases" if viewer_of(account).uses_desk else f"{desk.settings.reporting_url}/dashboard"
+
+
+def return_path(desk: DeskDep, asked: object) -> str | None:
+    """Where a sign-in may send the browser back to (``next``): a page of the desk, or one of
+    the reports under ``reporting_url``; None for anything else, never another host."""
+    if not isinstance(asked, str) or not asked.isprintable() or "\\" in asked or " " in asked:
+        return None
+    if asked.startswith("/") and not asked.startswith("//"):
+        return asked
+    return asked if asked.startswith(desk.settings.reporting_url.rstrip("/") + "/") else None
+
+
 @pages.get("/login")
 async def login_page(request: Request, desk: DeskDep) -> Response:
-    return _sign_in_page(request, desk, None, status.HTTP_200_OK)
+    back = return_path(desk, request.query_params.get("next"))
+    return _sign_in_page(request, desk, None, status.HTTP_200_OK, back)
 
 
 @pages.post("/login")
@@ -71,13 +92,17 @@ async def login(request: Request, desk: DeskDep) -> Response:
     form = await request.form()
     check_csrf(form, request.cookies.get(LOGIN_COOKIE))
     username, password = str(form.get("username") or ""), str(form.get("password") or "")
+    back = return_path(desk, form.get("next"))
     address = request.client.host if request.client else "unknown"
     outcome = await desk.sign_in.attempt(username, password, address)
     if outcome.account is None:
         code, message = _SIGN_IN_REFUSALS[outcome.refusal or "wrong"]
-        return _sign_in_page(request, desk, message, code)
+        return _sign_in_page(request, desk, message, code, back)
     session_id, _ = await desk.sessions.start(outcome.account, address)
-    target = "/password" if outcome.account.password_expired else "/cases"
+    if outcome.account.password_expired:
+        target = "/password" + (f"?{urlencode({'next': back})}" if back else "")
+    else:
+        target = back or _home(desk, outcome.account)
     response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
     desk.set_cookie(response, COOKIE, session_id)
     desk.forget_cookie(response, LOGIN_COOKIE)
@@ -96,8 +121,9 @@ async def logout(request: Request, desk: DeskDep, signed: SignedDep) -> Response
 
 
 @pages.get("/password")
-async def password_page(request: Request, signed: SignedDep) -> Response:
-    return page(request, "password.html", {"signed": signed, "error": None})
+async def password_page(request: Request, desk: DeskDep, signed: SignedDep) -> Response:
+    back = return_path(desk, request.query_params.get("next"))
+    return page(request, "password.html", {"signed": signed, "error": None, "back": back})
 
 
 @pages.post("/password")
@@ -109,14 +135,16 @@ async def choose_password(request: Request, desk: DeskDep, signed: SignedDep) ->
             status.HTTP_403_FORBIDDEN, "密码由统一身份目录管理 / the directory keeps it"
         )
     new, repeated = str(form.get("password") or ""), str(form.get("repeated") or "")
+    back = return_path(desk, form.get("next"))
     problem = password_problem(signed.account, new, repeated)
     if problem:
-        context = {"signed": signed, "error": problem}
+        context = {"signed": signed, "error": problem, "back": back}
         return page(request, "password.html", context, status.HTTP_422_UNPROCESSABLE_CONTENT)
     await desk.accounts.choose_password(signed.account, new)
     address = request.client.host if request.client else "unknown"
     await desk.sign_in.record("password_changed", signed.account.username, address)
-    return RedirectResponse("/cases", status_code=status.HTTP_303_SEE_OTHER)
+    target = back or _home(desk, signed.account)
+    return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
 
 
 def list_query(

@@ -1,9 +1,6 @@
 """What every desk page and endpoint shares: the desk's parts on the app, who is signed in,
 CSRF, the page headers, and the answers a person reads when something is refused."""
 
-import hmac
-import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,27 +15,17 @@ from schemas.base import HOSPITAL_TIME_ZONE, hospital_day
 from schemas.case import CaseState
 from schemas.complaint import ComplaintCategory, ComplaintChannel
 from services.common.departments import DepartmentCatalogue
+from services.common.desk_sessions import DESK_SESSION_COOKIE
+from services.common.pages import csrf_matches, page_headers, page_policy
 from services.desk.access import Account, ActionKind, Role, Viewer
 from services.desk.casework import Casework
 from services.desk.settings import DeskSettings
 from services.desk.signin import Accounts, Sessions, SignIn, viewer_of
 from services.desk.store import Session
 
-COOKIE = "qinglian_desk_session"
+COOKIE = DESK_SESSION_COOKIE
 LOGIN_COOKIE = "qinglian_desk_sign_in"
 """Holds the sign-in form's CSRF token until the form comes back (double submit)."""
-
-PAGE_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ]
-)
-"""Pages load nothing from another host, and run no script at all."""
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 
@@ -139,16 +126,11 @@ DeskUserDep = Annotated[Signed, Depends(desk_user)]
 
 
 def check_csrf(form: FormData, expected: str | None) -> None:
-    given = form.get("csrf_token")
-    if not isinstance(given, str) or not expected or not hmac.compare_digest(given, expected):
+    if not csrf_matches(form.get("csrf_token"), expected):
         raise PageError(
             status.HTTP_403_FORBIDDEN,
             "表单校验失败，请返回刷新后重试 / the form's CSRF token is missing or wrong",
         )
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)
 
 
 def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
@@ -185,21 +167,8 @@ async def refused_page(request: Request, error: Exception) -> Response:
     return page(request, "message.html", {"message": error.message}, error.status_code)
 
 
-async def page_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Every answer of the desk: no asset from elsewhere, no framing, nothing cached (pages
-    hold complaints' words). The API docs bring their own policy."""
-    response = await call_next(request)
-    response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
-
-
 def install(app: FastAPI, desk: Desk) -> None:
     app.state.desk = desk
     app.add_exception_handler(PageError, refused_page)
-    app.middleware("http")(page_headers)
+    # The sign-in form's answer may lead to the reports (where the person came from).
+    app.middleware("http")(page_headers(page_policy(desk.settings.reporting_url)))

@@ -19,7 +19,7 @@ from schemas.complaint import ComplaintCategory
 from schemas.satisfaction import Touchpoint
 from services.common.departments import DepartmentCatalogue
 from services.common.intake_client import IntakeClient
-from services.common.pages import csrf_matches, page_headers
+from services.common.pages import csrf_matches, new_token, page_headers, page_policy
 from services.common.service import Clock
 from services.portal.domain import KnownCode
 from services.portal.follow_ups import FollowUps
@@ -155,7 +155,7 @@ def check_csrf(request: Request, form: FormData) -> str:
 def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
     """A page with its form's CSRF token (the browser's cookie, set when it has none)."""
     portal = portal_of(request)
-    token = browser_id(request) or secrets.token_urlsafe(24)
+    token = browser_id(request) or new_token()
     common = {
         "csrf_token": token,
         "form_token": secrets.token_urlsafe(18),
@@ -186,4 +186,4 @@ async def refused_page(request: Request, error: Exception) -> Response:
 def install(app: FastAPI, portal: Portal) -> None:
     app.state.portal = portal
     app.add_exception_handler(PageError, refused_page)
-    app.middleware("http")(page_headers)
+    app.middleware("http")(page_headers(page_policy()))

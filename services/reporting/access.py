@@ -1,37 +1,49 @@
-"""Who may read what (roles with report tokens), and the dashboard's signed-in browsers.
+"""Who may read what: machines with report tokens, people signed in at the desk.
 
-- 行风办 conduct office: everything.
-- 科室负责人 department head: their own department only.
+- 行风办 conduct office, 纪检监察室 discipline inspection, 院领导 leadership: the hospital.
+- 科室负责人 department head: their own department only (never a case against themselves).
 - 审计 auditor: aggregates only; no personal data (no case details, no names of staff).
 
-A token is sent as ``Authorization: Bearer qlr_…``; tokens are machines' credentials
-(``services.common.credentials``) whose grants are a role and a head's department. A browser
-signs in at the login page with its token and gets a session instead: the cookie holds a random
-session id, never the token. Only SHA-256 digests of tokens and session ids are stored.
+A machine sends a token as ``Authorization: Bearer qlr_…``; tokens are machines' credentials
+(``services.common.credentials``) whose grants are a role and a head's department. A person
+signs in once, at the desk: the browser sends the desk's session cookie here too (cookies
+belong to the host, not the port) and reporting asks the desk who it is
+(``services.common.desk_sessions``). A desk session reads (GET); anything that changes what
+is kept (confirming a report) takes a token, so no page of another port on this host can make a
+signed-in browser change anything here.
 """
 
-import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from schemas.labels import LabelledEnum
-from services.common.credentials import Credential, Credentials, Grants, digest
-from services.common.documents import Documents, Records
-from services.common.service import Clock
-from services.reporting.store import TOKENS, DashboardSession
+from services.common.credentials import Credential, Credentials, Grants
+from services.common.desk_sessions import (
+    DESK_SESSION_COOKIE,
+    DeskSessions,
+    DeskUnavailableError,
+    SignedInPerson,
+)
+from services.common.documents import Documents
+from services.reporting.store import TOKENS
 
 TOKEN_PREFIX = "qlr"  # noqa: S105 (a public prefix, not a secret)
-COOKIE = "qinglian_report_session"
+READS = frozenset({"GET", "HEAD"})
 
 
 class Role(LabelledEnum):
     CONDUCT_OFFICE = "conduct_office", "行风办"
+    DISCIPLINE_INSPECTION = "discipline_inspection", "纪检监察室"
+    LEADERSHIP = "leadership", "院领导"
     DEPARTMENT_HEAD = "department_head", "科室负责人"
     AUDITOR = "auditor", "审计"
+
+
+TOKEN_ROLES = (Role.CONDUCT_OFFICE, Role.DEPARTMENT_HEAD, Role.AUDITOR)
+"""The roles a report token may have; the others are people's, from the desk."""
 
 
 def report_tokens(documents: Documents, *, cache_seconds: float) -> Credentials:
@@ -49,16 +61,38 @@ def grants(role: Role, department: str | None) -> Grants:
 
 @dataclass(frozen=True)
 class Viewer:
-    token_id: str
+    who: str
+    """The token's id, or ``desk:<username>`` for a person signed in at the desk."""
     role: Role
     department: str | None
     """The department of a department head."""
+    name: str | None = None
+    """A person's name, as the desk knows it."""
+    staff_id: str | None = None
+    """A person's staff number: no figure shown to them counts a case against them."""
+    sign_out_token: str | None = None
+    """A person's desk session's CSRF token, for the desk's sign-out form on the pages."""
 
     @classmethod
     def of(cls, token_id: str, credential: Credential) -> "Viewer":
         role, department = credential.grants["role"], credential.grants.get("department")
         assert isinstance(role, str), "a report token's grants name its role"  # noqa: S101
         return cls(token_id, Role(role), department if isinstance(department, str) else None)
+
+    @classmethod
+    def of_person(cls, person: SignedInPerson) -> "Viewer":
+        """A person signed in at the desk; 403 for a desk role without reports (admin)."""
+        if person.role not in {str(role) for role in Role}:
+            raise forbidden(f"a {person.role} account ({person.role_zh}) reads no reports")
+        role = Role(person.role)
+        return cls(
+            f"desk:{person.username}",
+            role,
+            person.department if role is Role.DEPARTMENT_HEAD else None,
+            name=person.display_name,
+            staff_id=person.staff_id,
+            sign_out_token=person.csrf_token,
+        )
 
     def department_scope(self, asked: str | None) -> str | None:
         """The department this viewer reads when asking for ``asked`` (None: the hospital);
@@ -79,58 +113,33 @@ def forbidden(reason: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, reason)
 
 
+@dataclass(frozen=True)
 class Access:
-    """Report tokens and the browsers signed in with them. The cookie holds a random session id
-    (HttpOnly, SameSite=Strict, Secure outside development); the store keeps its SHA-256, the
-    token it stands for and when it ends. A session ends at sign-out, after ``lifetime``, or
-    as soon as its token is revoked."""
+    """Report tokens, and the desk that says who a browser is."""
 
-    def __init__(
-        self,
-        tokens: Credentials,
-        sessions: Records[DashboardSession],
-        *,
-        lifetime: timedelta,
-        secure: bool,
-        clock: Clock,
-    ) -> None:
-        self.tokens = tokens
-        self.sessions = sessions
-        self.lifetime = lifetime
-        self.secure = secure
-        self.clock = clock
+    tokens: Credentials
+    desk: DeskSessions
+    desk_page_url: str
+    """The desk as browsers reach it (its sign-in page, its case lists)."""
 
     async def verify(self, token: str) -> Viewer | None:
         verified = await self.tokens.verify(token)
         return None if verified is None else Viewer.of(*verified)
 
-    async def sign_in(self, viewer: Viewer, response: Response) -> None:
-        session, now = secrets.token_urlsafe(32), self.clock()
-        record = DashboardSession(
-            token_id=viewer.token_id, created_at=now, expires_at=now + self.lifetime
-        )
-        await self.sessions.put(digest(session), record)
-        response.set_cookie(COOKIE, session, httponly=True, samesite="strict", secure=self.secure)
-
-    async def session_viewer(self, session: str) -> Viewer | None:
-        """Who the session is, or None once it has ended."""
-        record = await self.sessions.get(digest(session))
-        if record is None:
+    async def person(self, request: Request) -> Viewer | None:
+        """The person signed in at the desk whose browser sent ``request``, if any."""
+        session = request.cookies.get(DESK_SESSION_COOKIE)
+        if not session:
             return None
-        if record.expires_at <= self.clock():
-            await self.sessions.delete(digest(session))
-            return None
-        # Read afresh, not from the tokens' cache: a revoked token's sessions end at once.
-        credential = await self.tokens.records.get(record.token_id)
-        if credential is None or credential.revoked_at is not None:
-            return None
-        return Viewer.of(record.token_id, credential)
-
-    async def sign_out(self, request: Request, response: Response) -> None:
-        session = request.cookies.get(COOKIE)
-        if session:
-            await self.sessions.delete(digest(session))
-        response.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=self.secure)
+        try:
+            person = await self.desk.person(session)
+        except DeskUnavailableError:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "案件台暂时无法确认登录，请稍后再试 / the desk cannot say who is signed in: "
+                "try again later",
+            ) from None
+        return None if person is None else Viewer.of_person(person)
 
 
 def access(request: Request) -> Access:
@@ -145,12 +154,11 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 async def signed_in(request: Request, access: AccessDep, bearer: Bearer) -> Viewer | None:
-    """Who sends the request, by its bearer token or else its dashboard session; None if
-    neither is valid."""
+    """Who sends the request: by its bearer token, or else (reading only) the person its
+    desk session belongs to; None if neither."""
     if bearer:
         return await access.verify(bearer.credentials)
-    session = request.cookies.get(COOKIE)
-    return await access.session_viewer(session) if session else None
+    return await access.person(request) if request.method in READS else None
 
 
 async def viewer(
@@ -160,10 +168,12 @@ async def viewer(
         return found
     if bearer is not None:
         reason = "unknown or revoked token"
-    elif request.cookies.get(COOKIE):
-        reason = "the session has ended: sign in again at /login"
+    elif request.method not in READS:
+        reason = "changes take a report token: send Authorization: Bearer <token>"
+    elif request.cookies.get(DESK_SESSION_COOKIE):
+        reason = "the desk session has ended: sign in again at the desk"
     else:
-        reason = "missing token: send Authorization: Bearer <token>"
+        reason = "missing token: send Authorization: Bearer <token>, or sign in at the desk"
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"}
     )

@@ -1,5 +1,6 @@
 """HTTP: reports, KPI status and registers as JSON, CSV or XLSX; the monthly report also as a
-printable page. Every route needs a report token; what it shows depends on the role."""
+printable page. Every route needs a report token, or (reading) a person signed in at the desk;
+what it shows depends on the role."""
 
 import logging
 from datetime import datetime, timedelta
@@ -148,14 +149,14 @@ class CaseView(BaseModel):
     history: list[presentation.CaseStep]
     """Every change of the case, oldest first, and every refused action with its reason."""
     accessed_by: str
-    """The token id this access is logged under."""
+    """Who this access is logged under: the token's id, or desk:<username> for a person."""
 
     @classmethod
-    def of(cls, record: CaseRecord, catalogue: DepartmentCatalogue, token_id: str) -> "CaseView":
+    def of(cls, record: CaseRecord, catalogue: DepartmentCatalogue, who: str) -> "CaseView":
         return cls(
             case=CaseFact.model_validate(record.model_dump(exclude={"history"})),
             history=presentation.case_steps(record.history, catalogue),
-            accessed_by=token_id,
+            accessed_by=who,
         )
 
 
@@ -194,7 +195,9 @@ async def monthly(
     department: str | None = None,
     format: Format = ExportFormat.JSON,
 ) -> Any:
-    report = await reports.monthly(month, department_asked(viewer, reports, department))
+    report = await reports.monthly(
+        month, department_asked(viewer, reports, department), hidden_staff=viewer.staff_id
+    )
     if format is ExportFormat.JSON:
         return report
     return table(
@@ -214,7 +217,9 @@ async def monthly_print(
     month: Month,
     department: str | None = None,
 ) -> HTMLResponse:
-    report = await reports.monthly(month, department_asked(viewer, reports, department))
+    report = await reports.monthly(
+        month, department_asked(viewer, reports, department), hidden_staff=viewer.staff_id
+    )
     return templates.TemplateResponse(request, "monthly.html", {"report": report})
 
 
@@ -229,7 +234,7 @@ async def confirm(
     code = viewer.department_scope(department)
     if code is None or not reports.knows(code):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name the department")
-    return await reports.confirm(code, month, by=viewer.token_id)
+    return await reports.confirm(code, month, by=viewer.who)
 
 
 @api.get("/kpi", summary="KPI status against the targets of 004 §五")
@@ -243,7 +248,7 @@ async def kpi(
     asked = viewer.department_scope(scope if scope != HOSPITAL else None) or HOSPITAL
     if len(period) == len("YYYY-MM") and not reports.knows(None if asked == HOSPITAL else asked):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no department {asked!r}")
-    statuses = await reports.kpi(period, asked)
+    statuses = await reports.kpi(period, asked, hidden_staff=viewer.staff_id)
     if format is ExportFormat.JSON:
         return statuses
     return table(
@@ -352,9 +357,9 @@ async def case(viewer: ViewerDep, reports: ReportsDep, case_id: str) -> CaseView
     found = await reports.case(case_id, viewer.department_scope(None))
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "case not found")
-    await reports.log_access(case_id, token_id=viewer.token_id, role=str(viewer.role))
-    logger.info("case %s read with token %s (%s)", case_id, viewer.token_id, viewer.role)
-    return CaseView.of(found, reports.catalogue, viewer.token_id)
+    await reports.log_access(case_id, token_id=viewer.who, role=str(viewer.role))
+    logger.info("case %s read by %s (%s)", case_id, viewer.who, viewer.role)
+    return CaseView.of(found, reports.catalogue, viewer.who)
 
 
 @api.get("/cases/{case_id}/accesses", summary="Who read a case's details, and when")

@@ -1,15 +1,17 @@
 """The conduct office's dashboard: trends by month, categories, departments, open and overdue
 cases, KPI status against targets, with charts drawn as inline SVG (nothing is fetched from
-elsewhere). A browser signs in with its report token and is given a session
-(access.Access); a browser not signed in is sent to the sign-in page."""
+elsewhere). People sign in at the desk (``access``); a browser not signed in there is sent to
+the desk's sign-in page, which sends it back here. The open and overdue tiles open the desk's
+lists of those cases."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from services.reporting.access import AccessDep, SignedInDep
+from services.reporting.access import Access, AccessDep, Role, SignedInDep
 from services.reporting.api import ReportsDep, department_asked, templates
 
 CHART_WIDTH, CHART_HEIGHT, BAR_GAP = 560, 180, 6
@@ -45,45 +47,44 @@ def bars(items: list[tuple[str, int]]) -> list[Bar]:
 
 
 pages = APIRouter(tags=["dashboard"], include_in_schema=False)
+STYLESHEET = Path(__file__).with_name("static") / "reporting.css"
 
 
-@pages.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "login.html", {"error": None})
+@pages.get("/static/reporting.css")
+async def stylesheet() -> FileResponse:
+    return FileResponse(STYLESHEET, media_type="text/css")
 
 
-@pages.post("/login", response_class=HTMLResponse)
-async def login(request: Request, access: AccessDep, token: Annotated[str, Form()]) -> Response:
-    viewer = await access.verify(token)
-    if viewer is None:
-        return templates.TemplateResponse(
-            request,
-            "login.html",
-            {"error": "令牌无效或已撤销 / unknown or revoked token"},
-            status_code=status.HTTP_401_UNAUTHORIZED,
-        )
-    response = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
-    await access.sign_in(viewer, response)
-    return response
+def sign_in_at_the_desk(request: Request, access: Access) -> RedirectResponse:
+    """Off to the desk's sign-in page, which sends the browser back to the dashboard."""
+    back = urlencode({"next": str(request.url_for("dashboard"))})
+    return RedirectResponse(
+        f"{access.desk_page_url}/login?{back}", status_code=status.HTTP_303_SEE_OTHER
+    )
 
 
-@pages.post("/logout")
-async def logout(request: Request, access: AccessDep) -> Response:
-    response = RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
-    await access.sign_out(request, response)
-    return response
+@pages.get("/login")
+async def login(request: Request, access: AccessDep) -> Response:
+    """People sign in at the desk (one sign-in for the desk and the reports)."""
+    return sign_in_at_the_desk(request, access)
 
 
 @pages.get("/dashboard", response_class=HTMLResponse)
-async def dashboard(request: Request, viewer: SignedInDep, reports: ReportsDep) -> Response:
+async def dashboard(
+    request: Request, viewer: SignedInDep, access: AccessDep, reports: ReportsDep
+) -> Response:
     if viewer is None:
-        return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
-    shown = await reports.dashboard(department_asked(viewer, reports, None))
+        return sign_in_at_the_desk(request, access)
+    shown = await reports.dashboard(
+        department_asked(viewer, reports, None), hidden_staff=viewer.staff_id
+    )
     return templates.TemplateResponse(
         request,
         "dashboard.html",
         {
             "viewer": viewer,
+            "desk": access.desk_page_url,
+            "with_cases": viewer.role is not Role.AUDITOR,
             "report": shown.report,
             "open_cases": shown.open_cases,
             "overdue_cases": shown.overdue_cases,

@@ -150,31 +150,44 @@ class Ingest:
     # --- Cases and decisions ------------------------------------------------------------------
 
     async def cases(self, batch: Sequence[Received[CaseUpdated]]) -> None:
-        """Keep the highest revision of each case."""
+        """Keep the highest revision of each case, and show it to the reports. A case kept
+        before but not shown (the store went away in between: the batch comes again) is shown
+        now; one kept and shown before changes nothing."""
         latest: dict[str, CaseRecord] = {}
         for record in batch:
             case = case_fact(record.value)
             if case.case_id not in latest or latest[case.case_id].revision < case.revision:
                 latest[case.case_id] = case
         loaded = await self.store.cases.load_many(latest)
-        # A revision already kept is shown again: the process may have stopped between
-        # keeping a case and showing it, and its batch comes again after the restart.
-        current = [c for c in latest.values() if not _older(c, loaded[c.case_id].value)]
-        if not current:
+        newer = [case for case in latest.values() if _newer(case, loaded[case.case_id].value)]
+        unshown = await self._unshown(
+            [case for case in latest.values() if _same(case, loaded[case.case_id].value)]
+        )
+        if not newer and not unshown:
             return
-        newer = [case for case in current if _newer(case, loaded[case.case_id].value)]
         await self.store.case_events.insert_many(
             {
                 event_id: CaseOfEvent(case_id=case.case_id)
-                for case in current
+                for case in [*newer, *unshown]
                 for event_id in case.source_event_ids
             }
         )
         await in_waves(newer, lambda case: self._keep_case(case, loaded[case.case_id]))
         await self._show(
-            {case.case_id: case for case in current},
+            {case.case_id: case for case in [*newer, *unshown]},
             new={case.case_id for case in newer if loaded[case.case_id].revision == 0},
         )
+
+    async def _unshown(self, kept: Sequence[CaseRecord]) -> list[CaseRecord]:
+        """Of cases kept at their revision, those whose facts the reports do not have yet."""
+        if not kept:
+            return []
+        shown = await self.store.case_facts.get_many(case.case_id for case in kept)
+        return [
+            case
+            for case in kept
+            if case.case_id not in shown or shown[case.case_id].revision < case.revision
+        ]
 
     async def _keep_case(self, case: CaseRecord, current: Versioned[CaseRecord]) -> None:
         if await self.store.cases.save(case.case_id, case, over=current.revision):
@@ -216,5 +229,5 @@ def _newer(case: CaseRecord, kept: CaseRecord | None) -> bool:
     return kept is None or kept.revision < case.revision
 
 
-def _older(case: CaseRecord, kept: CaseRecord | None) -> bool:
-    return kept is not None and kept.revision > case.revision
+def _same(case: CaseRecord, kept: CaseRecord | None) -> bool:
+    return kept is not None and kept.revision == case.revision

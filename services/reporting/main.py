@@ -1,12 +1,15 @@
-"""Wiring: data files, store, broker, metrics, HTTP routes, the dashboard."""
+"""Wiring: data files, store, broker, metrics, HTTP routes, the dashboard, the desk that says
+who is signed in."""
 
 import functools
-from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI
 
 from services.common.departments import DepartmentCatalogue
+from services.common.desk_sessions import DeskSessions
 from services.common.kafka_access import SERVICES
+from services.common.pages import page_headers, page_policy
 from services.common.service import Clock, Service, system_clock
 from services.reporting.access import Access, report_tokens
 from services.reporting.api import api
@@ -20,7 +23,12 @@ from services.reporting.store import ReportStore
 from services.reporting.study import StudyRule
 
 
-def create_app(settings: ReportingSettings, *, clock: Clock = system_clock) -> FastAPI:
+def create_app(
+    settings: ReportingSettings,
+    *,
+    clock: Clock = system_clock,
+    desk_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
     # Bad data files stop the service here, before it consumes anything.
     departments = DepartmentCatalogue.from_file(settings.departments)
     targets, study = (
@@ -43,12 +51,19 @@ def create_app(settings: ReportingSettings, *, clock: Clock = system_clock) -> F
         routers=[routes(service.group_id, ingest=ingest, metrics=metrics)],
         apis=[api, pages],
     )
+    desk = DeskSessions(
+        settings.desk_url,
+        settings.session_reader_key(),
+        cache_seconds=settings.desk_session_cache_seconds,
+        transport=desk_transport,
+    )
+    service.on_stop.append(desk.close)
     app.state.reports = reports
     app.state.access = Access(
         report_tokens(service.documents, cache_seconds=settings.token_cache_seconds),
-        store.dashboard_sessions,
-        lifetime=timedelta(hours=settings.session_hours),
-        secure=settings.env != "development",  # development runs plain HTTP on loopback
-        clock=clock,
+        desk,
+        desk_page_url=settings.desk_public_url.rstrip("/"),
     )
+    # The sign-out form on the pages goes to the desk.
+    app.middleware("http")(page_headers(page_policy(settings.desk_public_url)))
     return app

@@ -5,7 +5,8 @@
 import asyncio
 import uuid
 from collections import Counter
-from dataclasses import KW_ONLY, dataclass
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import date, timedelta
 
 from schemas.base import HOSPITAL_TIME_ZONE
@@ -28,6 +29,11 @@ def last_months(today: date, count: int) -> list[str]:
         months.append(day.strftime("%Y-%m"))
         day = (day - timedelta(days=1)).replace(day=1)
     return months[::-1]
+
+
+def not_against(cases: Sequence[CaseFact], staff_id: str | None) -> list[CaseFact]:
+    """The cases that do not accuse ``staff_id`` (all of them for None)."""
+    return [case for case in cases if staff_id is None or case.accused_staff_id != staff_id]
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,17 @@ class Reports:
     def knows(self, department: str | None) -> bool:
         return department is None or department in self.catalogue.departments
 
-    async def monthly(self, month: str, department: str | None) -> MonthlyReport:
-        """The monthly report of a department the catalogue lists, or of the hospital."""
+    async def monthly(
+        self, month: str, department: str | None, *, hidden_staff: str | None = None
+    ) -> MonthlyReport:
+        """The monthly report of a department the catalogue lists, or of the hospital; its
+        cases without those against ``hidden_staff`` (the reader: a case against a person is
+        invisible to them)."""
+        data = await self.store.month_data(month, department)
+        if hidden_staff is not None:
+            data = replace(data, cases=not_against(data.cases, hidden_staff))
         return monthly_report(
-            await self.store.month_data(month, department),
+            data,
             month=month,
             department=department,
             catalogue=self.catalogue,
@@ -68,10 +81,13 @@ class Reports:
             now=self.clock(),
         )
 
-    async def kpi(self, period: str, scope: str) -> list[KpiStatus]:
+    async def kpi(
+        self, period: str, scope: str, *, hidden_staff: str | None = None
+    ) -> list[KpiStatus]:
         """KPI status of a month (observed or computed) or of a year (observed)."""
         if len(period) == 7:
-            return (await self.monthly(period, None if scope == HOSPITAL else scope)).kpi
+            department = None if scope == HOSPITAL else scope
+            return (await self.monthly(period, department, hidden_staff=hidden_staff)).kpi
         observations = await self.store.latest_observations(scope, period)
         return kpi_status(self.targets, observations, scope=scope, period=period, computed={})
 
@@ -140,20 +156,24 @@ class Reports:
 
     # --- The dashboard and the gauges ---------------------------------------------------------
 
-    async def dashboard(self, department: str | None) -> Dashboard:
+    async def dashboard(
+        self, department: str | None, *, hidden_staff: str | None = None
+    ) -> Dashboard:
+        """The dashboard of ``department`` (None: the hospital), as the person whose staff
+        number is ``hidden_staff`` may see it: no case against them in any figure."""
         now = self.clock()
         months = last_months(now.astimezone(HOSPITAL_TIME_ZONE).date(), 12)
         opened = await asyncio.gather(
             *(self.store.cases_opened(month, department) for month in months)
         )
         report, open_cases, ever_overdue = await asyncio.gather(
-            self.monthly(months[-1], department),
+            self.monthly(months[-1], department, hidden_staff=hidden_staff),
             self.store.open_cases(department),
             self.store.cases_ever_overdue(department),
         )
 
         def shown(cases: list[CaseFact]) -> list[CaseFact]:
-            return department_cases(cases, department, self.catalogue)
+            return not_against(department_cases(cases, department, self.catalogue), hidden_staff)
 
         # The categories and departments of the cases the tiles count (opened this month), not
         # the month's events: a complaint may be received months after what it reports.

@@ -13,8 +13,8 @@ no ranges, no sorts).
 - ``reporting_kpi``: every KPI observation, by event id, selected by scope and period.
 - ``reporting_training``: study sessions, by event id, selected by month held and department.
 - ``reporting_confirmations``: departments' confirmations of their monthly reports.
-- ``reporting_access_log``: who read which case; ``reporting_sessions``: the dashboard's
-  signed-in browsers; ``reporting_tokens``: report tokens (``services.common.credentials``).
+- ``reporting_access_log``: who read which case; ``reporting_tokens``: report tokens
+  (``services.common.credentials``). People sign in at the desk (``services.common.desk_sessions``).
 """
 
 import asyncio
@@ -60,12 +60,6 @@ class CaseAccess(BaseModel):
     role: str
     case_id: str
     at: datetime
-
-
-class DashboardSession(BaseModel):
-    token_id: str
-    created_at: datetime
-    expires_at: datetime
 
 
 WRITES_AT_ONCE = 8
@@ -140,9 +134,6 @@ class ReportStore:
         )
         self.accesses: Records[CaseAccess] = documents.records(
             ACCESS_LOG, CaseAccess, fields=("case_id",)
-        )
-        self.dashboard_sessions: Records[DashboardSession] = documents.records(
-            "reporting_sessions", DashboardSession
         )
 
     async def copy_into(self, target: "ReportStore") -> int:

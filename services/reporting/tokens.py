@@ -1,4 +1,4 @@
-"""Manage report tokens (roles: conduct_office, department_head, auditor).
+"""Manage report tokens, machines' credentials (roles: conduct_office, department_head, auditor).
 
     python -m services.reporting.tokens create --role conduct_office --label 行风办张三
     python -m services.reporting.tokens create --role department_head --department finance
@@ -19,12 +19,12 @@ from services.common.credentials import GrantOption, Grants, command_line, run_c
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments
 from services.common.store import connect, database
-from services.reporting.access import Role, grants, report_tokens
+from services.reporting.access import TOKEN_ROLES, Role, grants, report_tokens
 from services.reporting.settings import ReportingSettings
 
 KIND = "token"
 OPTIONS = (
-    GrantOption("--role", "role", "the token's role", choices=[str(role) for role in Role]),
+    GrantOption("--role", "role", "the token's role", choices=[str(role) for role in TOKEN_ROLES]),
     GrantOption(
         "--department", "department", "the department of a department head", required=False
     ),

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import random
+import re
 import sys
 import uuid
 import zipfile
@@ -50,12 +51,13 @@ from schemas.finding import InvestigationFindingReceived
 from services.common.broker import ensure_topics
 from services.common.consuming import subscriber_group
 from services.common.departments import DEPARTMENTS_FILE, DepartmentCatalogue
+from services.common.desk_sessions import DESK_SESSION_COOKIE
 from services.common.documents import MongoDocuments
 from services.common.store import Document
 from services.escalation.conduct import ConductFile, decide
 from services.escalation.rulebook import RuleBook
 from services.escalation.settings import EscalationSettings
-from services.reporting.access import COOKIE, Role, grants, report_tokens
+from services.reporting.access import Role, grants, report_tokens
 from services.reporting.api import (
     KPI_COLUMNS,
     MONTHLY_COLUMNS,
@@ -79,6 +81,8 @@ from services.reporting.store import ReportStore
 from services.reporting.study import STUDY_FILE, StudyRule
 from services.router.domain import record_finding, take_action
 from tests.conftest import InfraSettings
+from tests.desk import PASSWORD, Running, running_desk, sign_in_anew
+from tests.desk import client as desk_client
 from tests.factories import ROUTING, routed_case
 from tests.waiting import eventually
 
@@ -280,6 +284,8 @@ class Reporting:
     settings: ReportingSettings
     clock: SettableClock
     mongo: AsyncMongoClient[Document]
+    desk: Running | None = None
+    """The desk people sign in at (in this process, on the in-memory store)."""
     app: FastAPI | None = None
     _client: httpx.AsyncClient | None = None
     _stack: AsyncExitStack | None = None
@@ -298,7 +304,8 @@ class Reporting:
         return self._client
 
     async def start(self) -> None:
-        app = create_app(self.settings, clock=self.clock)
+        desk = None if self.desk is None else self.desk.http._transport
+        app = create_app(self.settings, clock=self.clock, desk_transport=desk)
         stack = AsyncExitStack()
         await stack.enter_async_context(app.router.lifespan_context(app))
         self._client = await stack.enter_async_context(
@@ -596,31 +603,39 @@ async def inputs(infra: InfraSettings) -> AsyncIterator[Inputs]:
 
 @pytest.fixture(scope="module")
 async def reporting(
-    infra: InfraSettings, mongo: AsyncMongoClient[Document], inputs: Inputs
+    infra: InfraSettings,
+    mongo: AsyncMongoClient[Document],
+    inputs: Inputs,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Reporting]:
     """The reporting every test here shares: its own database and consumer groups, a settable
-    clock, tokens verified afresh on every request, gauges refreshed every 0.2 s."""
+    clock, tokens verified afresh on every request, gauges refreshed every 0.2 s, and the desk
+    its people sign in at, asked afresh on every request."""
     run = uuid.uuid4().hex[:10]
-    settings = ReportingSettings(
-        http_port=0,
-        kafka_bootstrap=infra.kafka_bootstrap,
-        mongo_url=infra.mongo_url,
-        mongo_db=f"reporting_{run}",
-        kafka_group_prefix=f"reporting-{run}-",
-        token_cache_seconds=0,
-        gauge_refresh_seconds=0.2,
-        retry_backoff_max_seconds=0.5,
-    )
-    service = Reporting(settings, SettableClock(), mongo)
-    await service.start()
-    try:
-        await service.caught_up(within=120)
-        yield service
-    finally:
-        await service.stop()
-        for name in await mongo.list_database_names():
-            if name.startswith(settings.mongo_db):
-                await mongo.drop_database(name)
+    keys = tmp_path_factory.mktemp("desk")
+    async with running_desk(keys, datetime.now(UTC)) as desk:
+        settings = ReportingSettings(
+            http_port=0,
+            kafka_bootstrap=infra.kafka_bootstrap,
+            mongo_url=infra.mongo_url,
+            mongo_db=f"reporting_{run}",
+            kafka_group_prefix=f"reporting-{run}-",
+            token_cache_seconds=0,
+            gauge_refresh_seconds=0.2,
+            retry_backoff_max_seconds=0.5,
+            session_reader_key_file=keys / "reader_key",
+            desk_session_cache_seconds=0,
+        )
+        service = Reporting(settings, SettableClock(), mongo, desk)
+        await service.start()
+        try:
+            await service.caught_up(within=120)
+            yield service
+        finally:
+            await service.stop()
+            for name in await mongo.list_database_names():
+                if name.startswith(settings.mongo_db):
+                    await mongo.drop_database(name)
 
 
 @pytest.fixture(scope="module")
@@ -1418,28 +1433,17 @@ async def test_each_role_reads_what_it_may_and_every_case_read_is_logged(
     assert revoked.status_code == 401
     assert revoked.headers["www-authenticate"] == "Bearer"
 
-    # The dashboard signs in with a token and keeps a session in a cookie.
-    assert reporting.app is not None
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=reporting.app), base_url="http://reporting"
-    ) as browser:
-        assert (await browser.get("/dashboard")).status_code == 303
-        refused = await browser.post("/login", data={"token": cli_token})
-        assert refused.status_code == 401
-        assert COOKIE not in browser.cookies
-        signed_in = await browser.post("/login", data={"token": head})
-        assert signed_in.status_code == 303
-        assert signed_in.headers["location"] == "/dashboard"
-        assert browser.cookies[COOKIE]
+    # A department head signed in at the desk reads the same, in a browser.
+    finance = {"department": "finance", "staff_id": CATALOGUE.departments["finance"].head_staff_id}
+    async with await _person(reporting, "department_head", **finance) as browser:
         page = await browser.get("/dashboard")
         assert page.status_code == 200, page.text
         assert "行风建设看板" in page.text
         assert f"财务部 {shift(b, 1)}" in page.text
-        # The session stands in for the header on the API too, with the same limits.
+        # The desk's session stands in for the header when reading the API, with the same
+        # limits.
         assert (await browser.get(f"/v1/reports/cases/{c5}")).status_code == 404
         assert (await browser.get("/v1/reports/monthly", params={"month": b})).json() == own
-        await browser.post("/logout")
-        assert (await browser.get("/dashboard")).status_code == 303
 
 
 def _counts_of(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -1911,11 +1915,8 @@ async def test_a_complaint_against_a_department_head_is_invisible_to_them_everyw
         assert (refused.status_code, refused.json()) == (404, missing.json())
     assert (await reporting.get(f"/v1/reports/cases/{routine.case_id}", head)).status_code == 200
 
-    assert reporting.app is not None
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=reporting.app), base_url="http://reporting"
-    ) as browser:
-        await browser.post("/login", data={"token": head})
+    head_of_finance = {"department": "finance", "staff_id": finance_head}
+    async with await _person(reporting, "department_head", **head_of_finance) as browser:
         page = await browser.get("/dashboard")
         assert page.status_code == 200, page.text
         assert reveals(page.text) == []
@@ -1945,80 +1946,141 @@ async def test_a_head_gets_the_same_answer_for_another_department_s_case_as_for_
     assert scenario.case_id("c5") not in others.text
 
 
-# --- The dashboard's sign-in ------------------------------------------------------------------
+# --- One sign-in: people sign in at the desk ---------------------------------------------------
 
 
-def _cookie_attributes(answer: httpx.Response) -> set[str]:
-    (set_cookie,) = answer.headers.get_list("set-cookie")
-    return {part.strip().lower() for part in set_cookie.split(";")[1:]}
+async def _person(reporting: Reporting, role: str, **options: str) -> httpx.AsyncClient:
+    """A browser whose person (new, with ``role``) signed in at the desk, sending the desk's
+    cookie to reporting, as a browser does (cookies belong to the host, not the port)."""
+    assert reporting.desk is not None
+    assert reporting.app is not None
+    username = f"{role}-{uuid.uuid4().hex[:6]}"
+    one_time = await reporting.desk.account(username, role, **options)
+    at_the_desk = desk_client(reporting.desk.http._transport)
+    await sign_in_anew(at_the_desk, username, one_time, PASSWORD)
+    browser = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=reporting.app), base_url="http://reporting"
+    )
+    browser.cookies.set(DESK_SESSION_COOKIE, at_the_desk.cookies[DESK_SESSION_COOKIE])
+    return browser
 
 
-async def test_the_dashboard_cookie_holds_a_session_and_a_signed_out_browser_is_sent_to_sign_in(
+def _to_the_desk_s_sign_in(answer: httpx.Response) -> bool:
+    """Sent to the desk's sign-in page, which is to send the browser back to the dashboard."""
+    return answer.status_code == 303 and answer.headers["location"] == (
+        "http://127.0.0.1:8105/login?next=http%3A%2F%2Freporting%2Fdashboard"
+    )
+
+
+async def test_people_sign_in_at_the_desk_and_a_signed_out_browser_is_sent_there(
     reporting: Reporting, scenario: Scenario, tokens: Tokens
 ) -> None:
-    head = tokens.finance_head
     month = {"month": scenario.month}
     reporting.clock.now = at(shift(scenario.month, 1), 25)
     assert reporting.app is not None
-
-    def browser(app: FastAPI = reporting.app) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://reporting"
-        )
-
-    async with browser() as signed_out:
-        for cookie in (None, "made-up", head):  # a raw token is no session either
+    assert reporting.desk is not None
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=reporting.app), base_url="http://reporting"
+    ) as signed_out:
+        # No cookie, a made-up one, a report token as a cookie: no one is signed in.
+        for cookie in (None, "made-up-session-id-0000000000", tokens.finance_head):
             if cookie is not None:
-                signed_out.cookies.set(COOKIE, cookie)
-            sent = await signed_out.get("/dashboard")
-            assert (sent.status_code, sent.headers.get("location")) == (303, "/login"), cookie
-        login_page = await signed_out.get("/dashboard", follow_redirects=True)
-        assert login_page.status_code == 200
-        assert 'id="token"' in login_page.text
+                signed_out.cookies.set(DESK_SESSION_COOKIE, cookie)
+            assert _to_the_desk_s_sign_in(await signed_out.get("/dashboard")), cookie
+            answer = await signed_out.get("/v1/reports/monthly", params=month)
+            assert answer.status_code == 401, cookie
+        # The former sign-in page of the reports leads there too; tokens are for machines.
+        assert _to_the_desk_s_sign_in(await signed_out.get("/login"))
+        posted = await signed_out.post("/login", data={"token": tokens.finance_head})
+        assert posted.status_code == 405
 
-    async with browser() as signed_in:
-        answer = await signed_in.post("/login", data={"token": head})
-        assert answer.status_code == 303
-        session = signed_in.cookies[COOKIE]
-        assert head not in answer.headers["set-cookie"]
-        assert head.split("_")[2] not in session
-        assert {"httponly", "samesite=strict", "path=/"} <= _cookie_attributes(answer)
-        assert "secure" not in _cookie_attributes(answer)  # development: plain HTTP on loopback
-        assert (await signed_in.get("/dashboard")).status_code == 200
-        assert (await signed_in.get("/v1/reports/monthly", params=month)).status_code == 200
-        # The session is no token: it opens nothing as one.
-        assert (await reporting.get("/v1/reports/monthly", session, **month)).status_code == 401
-        signed_out_answer = await signed_in.post("/logout")
-        assert signed_out_answer.status_code == 303
-        assert COOKIE not in signed_in.cookies
+    expectations = {
+        # role, department shown, what the open-cases tile opens
+        "conduct_office": ("全院", True),
+        "discipline_inspection": ("全院", True),
+        "leadership": ("全院", True),
+        "auditor": ("全院", False),
+    }
+    for role, (shown, with_cases) in expectations.items():
+        async with await _person(reporting, role, staff_id="S9901") as browser:
+            page = await browser.get("/dashboard")
+            assert page.status_code == 200, (role, page.text)
+            assert shown in page.text, role
+            opens = 'href="http://127.0.0.1:8105/cases?state=open"' in page.text
+            assert opens is with_cases, role
+            assert page.headers["content-security-policy"].startswith("default-src 'none'")
+            # Reading, yes; changing what is kept takes a token (no other page of this host
+            # can make a signed-in browser confirm a report).
+            assert (await browser.get("/v1/reports/monthly", params=month)).status_code == 200
+            confirm = await browser.post("/v1/reports/monthly/confirm", params=month)
+            assert confirm.status_code == 401, role
+    async with await _person(reporting, "admin") as admin:
+        assert (await admin.get("/dashboard")).status_code == 403
 
-    async with browser() as replayed:  # the cookie of a signed-out session, sent again
-        replayed.cookies.set(COOKIE, session)
-        assert (await replayed.get("/dashboard")).status_code == 303
-        assert (await replayed.get("/v1/reports/monthly", params=month)).status_code == 401
+    # Signing out at the desk signs out of the reports.
+    finance = {"department": "finance", "staff_id": CATALOGUE.departments["finance"].head_staff_id}
+    async with await _person(reporting, "department_head", **finance) as browser:
+        assert (await browser.get("/dashboard")).status_code == 200
+        assert await reporting.desk.desk.sessions.end(browser.cookies[DESK_SESSION_COOKIE])
+        assert _to_the_desk_s_sign_in(await browser.get("/dashboard"))
 
-    # A revoked token's sessions end with it.
-    issuer = report_tokens(reporting.store.documents, cache_seconds=0)
-    token_id, token = await issuer.issue(
-        grants(Role.AUDITOR, None), label="测试 会话", now=datetime.now(UTC)
+        # A desk that cannot be asked: the page says so (503), it does not send the browser
+        # to sign in again.
+        unreachable = create_app(
+            reporting.settings.model_copy(update={"desk_url": "http://127.0.0.1:9"}),
+            clock=reporting.clock,
+        )
+        try:
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=unreachable), base_url="http://reporting"
+            ) as cut_off:
+                cut_off.cookies.set(DESK_SESSION_COOKIE, browser.cookies[DESK_SESSION_COOKIE])
+                assert (await cut_off.get("/dashboard")).status_code == 503
+        finally:
+            await unreachable.state.service.mongo.close()
+
+
+def _tile(page: str, tile: str) -> int:
+    found = re.search(rf'id="{tile}">(?:<a [^>]*>)?<b>(\d+)</b>', page)
+    assert found, tile
+    return int(found.group(1))
+
+
+def _bar(page: str, label: str) -> int:
+    found = re.search(rf'data-label="{label}" data-value="(\d+)"', page)
+    assert found, label
+    return int(found.group(1))
+
+
+async def test_a_case_against_the_reader_is_in_no_figure_shown_to_them_whatever_their_role(
+    reporting: Reporting, inputs: Inputs
+) -> None:
+    month = f"{random.randrange(3001, 9999)}-06"  # after every month the other tests draw
+    leader = fresh("L")
+    against = complaint(
+        received=at(month, 3), accused_staff_id=leader, accused_department="imaging"
     )
-    async with browser() as revoked:
-        await revoked.post("/login", data={"token": token})
-        assert (await revoked.get("/dashboard")).status_code == 200
-        assert await issuer.revoke(token_id, now=datetime.now(UTC))
-        assert (await revoked.get("/dashboard")).status_code == 303
+    other = complaint(received=at(month, 4), accused_department="imaging")
+    await inputs.publish(against, routed_case(against), other, routed_case(other))
+    await reporting.caught_up()
+    reporting.clock.now = at(shift(month, 1), 25)  # both overdue by then
 
-    # Outside development the cookie is sent over HTTPS only.
-    production = create_app(
-        reporting.settings.model_copy(update={"env": "production"}), clock=reporting.clock
-    )
-    try:
-        async with browser(production) as behind_tls:
-            answer = await behind_tls.post("/login", data={"token": head})
-            assert answer.status_code == 303
-            assert "secure" in _cookie_attributes(answer)
-    finally:
-        await production.state.service.mongo.close()
+    async with (
+        await _person(reporting, "leadership", staff_id=leader) as theirs,
+        await _person(reporting, "conduct_office", staff_id=fresh("S")) as office,
+    ):
+        for_them, for_office = await theirs.get("/dashboard"), await office.get("/dashboard")
+        assert _bar(for_office.text, month[2:]) == 2
+        assert _bar(for_them.text, month[2:]) == 1
+        assert _tile(for_office.text, "open-cases") - _tile(for_them.text, "open-cases") == 1
+        assert _tile(for_office.text, "overdue-cases") - _tile(for_them.text, "overdue-cases") == 1
+        case_id = routed_case(against).case_id
+        printed = {"month": month}
+        assert case_id in (await office.get("/v1/reports/monthly/print", params=printed)).text
+        mine = await theirs.get("/v1/reports/monthly/print", params=printed)
+        assert mine.status_code == 200
+        assert case_id not in mine.text
+        assert routed_case(other).case_id in mine.text
 
 
 # --- One counting basis: 受理 ------------------------------------------------------------------

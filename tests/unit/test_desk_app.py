@@ -414,7 +414,7 @@ async def test_the_session_endpoint_tells_reporting_who_is_signed_in(running: Ru
 
     answer = await running.http.get("/v1/session", headers=cookie | bearer)
     assert answer.status_code == 200
-    assert answer.json() | {"signed_in_at": None} == {
+    assert answer.json() | {"signed_in_at": None, "csrf_token": None} == {
         "username": "pharmacy-head",
         "display_name": "药剂主任",
         "role": "department_head",
@@ -422,12 +422,55 @@ async def test_the_session_endpoint_tells_reporting_who_is_signed_in(running: Ru
         "department": "pharmacy",
         "staff_id": "S2101",
         "signed_in_at": None,
+        "csrf_token": None,
     }
+    assert answer.json()["csrf_token"] == hidden((await head.get("/cases")).text)
     wrong_key = {"Authorization": "Bearer nope"}
     assert (await running.http.get("/v1/session", headers=cookie | wrong_key)).status_code == 401
     assert (await running.http.get("/v1/session", headers=bearer)).status_code == 404
     forged = {"Cookie": f"{COOKIE}={uuid.uuid4().hex}"}
     assert (await running.http.get("/v1/session", headers=forged | bearer)).status_code == 404
+
+
+async def _signs_in_back_to(running: Running, username: str, asked: str) -> str:
+    """Where the desk sends ``username`` after signing in from ``/login?next=asked``."""
+    http = client(running.http._transport)
+    login = await http.get("/login", params={"next": asked})
+    answer = await http.post(
+        "/login",
+        data={
+            "username": username,
+            "password": PASSWORD,
+            "csrf_token": hidden(login.text),
+            "next": asked,
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    return answer.headers["location"]
+
+
+async def test_signing_in_goes_back_to_the_reports_asked_for_and_never_to_another_host(
+    running: Running,
+) -> None:
+    await running.signed_in("yang", "leadership", staff_id="S0003")
+    one_time = await running.account("audit", "auditor")
+    await sign_in_anew(client(running.http._transport), "audit", one_time, PASSWORD)
+    dashboard = "http://127.0.0.1:8104/dashboard"  # the desk's QINGLIAN_REPORTING_URL
+    login = await client(running.http._transport).get("/login", params={"next": dashboard})
+    assert f'name="next" value="{dashboard}"' in login.text
+
+    assert await _signs_in_back_to(running, "yang", dashboard) == dashboard
+    assert await _signs_in_back_to(running, "yang", "/cases?overdue=1") == "/cases?overdue=1"
+    for elsewhere in (
+        "https://evil.example/dashboard",
+        "//evil.example/dashboard",
+        "/\\evil.example",
+        "http://127.0.0.1:8104.evil.example/dashboard",
+        "javascript:alert(1)",
+    ):
+        assert await _signs_in_back_to(running, "yang", elsewhere) == "/cases", elsewhere
+    # The auditor has no desk: signing in leads to the reports.
+    assert await _signs_in_back_to(running, "audit", "") == dashboard
 
 
 async def test_a_reply_shows_who_sent_it_once_it_comes_back_on_its_topic(

@@ -30,6 +30,7 @@ from fastapi import HTTPException
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl.worksheet.worksheet import Worksheet
+from pymongo.errors import AutoReconnect
 
 from schemas.base import HOSPITAL_TIME_ZONE, Event, derive_event_id
 from schemas.case import CaseChange, CaseKind, CaseState, CaseUpdated, derive_case_id
@@ -2332,6 +2333,30 @@ async def test_a_case_s_highest_revision_is_kept_in_any_order_and_shown_to_the_r
     assert await ingest.store.cases_opened(latest.month) == [
         CaseFact.model_validate(latest.model_dump(exclude={"history"}))
     ]
+
+
+async def test_a_batch_of_cases_cut_short_by_the_store_shows_every_case_when_handled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store went away after the cases were saved, before the reports were shown them; the
+    consumer hands the batch over again (nothing was committed): every case is counted."""
+    ingest = _ingest()
+    cases = [
+        routed_case(complaint_event(source_ref=f"CUT-{n}"), now=_h(2026, 11, 2)) for n in range(3)
+    ]
+    batch = [_at(case, n, topic="cases") for n, case in enumerate(cases)]
+
+    async def store_gone(*_: object, **__: object) -> set[str]:
+        raise AutoReconnect("connection closed")
+
+    with monkeypatch.context() as cut:
+        cut.setattr(ingest.store.case_facts, "insert_many", store_gone)
+        with pytest.raises(AutoReconnect):
+            await ingest.cases(batch)
+    await ingest.cases(batch)
+
+    opened = await ingest.store.cases_opened(report_month(_h(2026, 11, 2)))
+    assert sorted(fact.case_id for fact in opened) == sorted(case.case_id for case in cases)
 
 
 async def test_two_instances_keeping_a_case_at_once_leave_its_latest_revision() -> None:
