@@ -1,18 +1,21 @@
 """The desk's read model, built from the topics: each case at its highest revision, the
-complaints (their text), findings, escalation's decisions, reporters' additions and the
-replies sent. And the case list's rows in memory (``CaseIndex``), loaded from the store at
-start and kept current as cases arrive, here or through another desk instance.
+complaints (their text), findings, escalation's decisions, reporters' additions, the
+replies sent, the notifier's notifications and their acknowledgements. And the case list's
+rows in memory (``CaseIndex``), loaded from the store at start and kept current as cases
+arrive, here or through another desk instance.
 """
 
 import asyncio
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
+from schemas.acknowledgement import NotificationAcknowledged
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
+from schemas.notification import NotificationUpdated
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Versioned
 from services.desk.access import CaseRow, row_of
@@ -118,3 +121,24 @@ class ReadModel:
 
     async def replies(self, replies: Iterable[ReporterReply]) -> None:
         await self.store.replies.insert_many({str(r.event_id): r for r in replies})
+
+    async def notifications(self, updates: Iterable[NotificationUpdated]) -> None:
+        """Keep each notification at its latest state: sent or failed replaces pending, never
+        the other way (a redelivered record changes nothing)."""
+        latest: dict[str, NotificationUpdated] = {}
+        for update in updates:
+            key = str(update.notification_id)
+            if key not in latest or latest[key].status.rank < update.status.rank:
+                latest[key] = update
+        kept = await self.store.notifications.get_many(latest)
+        await self.store.notifications.put_many(
+            {
+                key: update
+                for key, update in latest.items()
+                if key not in kept or kept[key].status.rank < update.status.rank
+            }
+        )
+
+    async def acknowledgements(self, acks: Iterable[NotificationAcknowledged]) -> None:
+        """The first acknowledgement of each notification (first writer wins)."""
+        await self.store.acknowledgements.insert_many({str(a.notification_id): a for a in acks})
