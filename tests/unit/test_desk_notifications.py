@@ -20,6 +20,8 @@ from schemas.notification import NotificationStatus, NotificationUpdated
 from services.common.acknowledge_links import DEVELOPMENT_KEY, sign
 from services.common.documents import MemoryDocuments
 from services.desk import signin
+from services.common.addressees import ADDRESSEES_FILE, AddresseeDirectory
+from services.desk.access import Role, Rules, Viewer, answers_for
 from services.desk.readmodel import CaseIndex, ReadModel
 from services.desk.store import DeskStore
 from tests.desk import Running, complaint_and_case, hidden, running_desk
@@ -28,6 +30,7 @@ from tests.factories import ROUTING
 NOW = datetime(2026, 11, 25, 4, 0, tzinfo=UTC)
 RECEIVED = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 SENT_AT = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+DIRECTORY = AddresseeDirectory.load(ADDRESSEES_FILE, ROUTING.catalogue)
 
 
 @pytest.fixture(autouse=True)
@@ -116,6 +119,40 @@ async def test_the_read_model_keeps_each_notifications_latest_state_and_its_ackn
     assert await store.acknowledgements.get(str(first.notification_id)) == ack
 
 
+@pytest.mark.parametrize(
+    ("role", "department", "staff_id", "addressee", "answers"),
+    [
+        ("department_head", "finance", "S0201", "head:finance", True),
+        ("department_head", "nursing", "S0501", "head:finance", False),
+        ("conduct_office", None, "S0106", "group:conduct_office", True),
+        ("conduct_office", None, "S0106", "group:security_desk", True),
+        ("conduct_office", None, "S0106", "head:finance", False),
+        ("conduct_office", None, "S0106", "group:leadership", False),
+        ("leadership", None, "S0001", "group:leadership", True),
+        ("leadership", None, "S0401", "group:human_resources", True),  # a member
+        ("discipline_inspection", None, "S0302", "group:judicial_liaison", True),
+        ("discipline_inspection", None, "S0302", "group:human_resources", False),
+    ],
+)
+def test_who_answers_for_an_addressee(
+    role: str, department: str | None, staff_id: str, addressee: str, answers: bool
+) -> None:
+    viewer = Viewer("someone", "某人", Role(role), department, staff_id)
+    assert answers_for(viewer, addressee, DIRECTORY) is answers
+
+
+def test_the_register_never_shows_a_person_what_concerns_them() -> None:
+    rules = Rules(ROUTING.catalogue, "medical_affairs")
+    office = Viewer("zheng", "郑", Role.CONDUCT_OFFICE, None, "S0106")
+    leader = Viewer("li", "李", Role.LEADERSHIP, None, "S0001")
+    head = Viewer("qian", "钱", Role.DEPARTMENT_HEAD, "finance", "S0201")
+    assert rules.may_see_notification(office, ("S9001",), None)
+    assert not rules.may_see_notification(office, ("S0101",), None), "the office's own head"
+    assert rules.may_see_notification(leader, ("S0101",), None)
+    assert not rules.may_see_notification(leader, ("S0001",), None)
+    assert not rules.may_see_notification(head, (), None), "no register for heads"
+
+
 # --- The case page ----------------------------------------------------------------------------
 
 
@@ -173,6 +210,7 @@ async def test_the_register_lists_unacknowledged_first_filters_and_exports_neutr
 
     page = await http.get("/notifications")
     assert page.status_code == 200
+    assert 'href="/notifications"' in (await http.get("/cases")).text, "in the menu"
     text = page.text
     assert text.index("S9102") < text.index("S9101"), "unacknowledged first"
     only = (await http.get("/notifications", params={"state": "unacknowledged"})).text

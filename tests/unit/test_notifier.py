@@ -374,7 +374,7 @@ def acknowledgement(notification: Notification, at: datetime) -> NotificationAck
 
 
 async def test_unacknowledged_a_reminder_then_the_superior_and_acknowledgement_stops_it(
-    notifier: Notifier, outside: Outside
+    notifier: Notifier, outside: Outside, registry: CollectorRegistry
 ) -> None:
     await notifier.take_decisions([decision()])
     await notifier.send_due()
@@ -382,6 +382,14 @@ async def test_unacknowledged_a_reminder_then_the_superior_and_acknowledgement_s
     liaison = next(n for n in sent if n.addressee == "group:judicial_liaison")
     discipline = next(n for n in sent if n.addressee == "group:discipline_inspection")
     await notifier.take_acknowledgements([acknowledgement(discipline, START)])
+    await notifier.take_acknowledgements([acknowledgement(discipline, START)])  # redelivered
+    assert (
+        registry.get_sample_value(
+            "qinglian_notifications_acknowledged_total",
+            {"send_key": "escalation_judicial_organs"},
+        )
+        == 1
+    ), "each notification acknowledged counts once"
     outside.now = START + timedelta(hours=24)
     await notifier.follow_up()
     await notifier.follow_up()
