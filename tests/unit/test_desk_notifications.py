@@ -18,9 +18,9 @@ from schemas.acknowledgement import NotificationAcknowledged
 from schemas.base import derive_event_id
 from schemas.notification import NotificationStatus, NotificationUpdated
 from services.common.acknowledge_links import DEVELOPMENT_KEY, sign
+from services.common.addressees import ADDRESSEES_FILE, AddresseeDirectory
 from services.common.documents import MemoryDocuments
 from services.desk import signin
-from services.common.addressees import ADDRESSEES_FILE, AddresseeDirectory
 from services.desk.access import Role, Rules, Viewer, answers_for
 from services.desk.readmodel import CaseIndex, ReadModel
 from services.desk.store import DeskStore
