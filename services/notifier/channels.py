@@ -4,7 +4,8 @@ configured) and group-chat robots' webhooks in WeCom's or DingTalk's JSON format
 Every message carries the notification's id, the same on every attempt, so a repeat is
 recognisable: the email's Message-ID (``<id@domain>``), the robot's text (通知编号) and its
 request header ``X-Qinglian-Msgid``. A channel that does not take the message raises; the
-outbox tries it again later.
+outbox tries it again later. And what became of each notification leaves for the desk on
+``qinglian.notifications.v1`` (``NotificationPublisher``).
 """
 
 import asyncio
