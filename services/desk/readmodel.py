@@ -21,6 +21,8 @@ from services.common.documents import Versioned
 from services.desk.access import CaseRow, row_of
 from services.desk.store import DeskStore
 
+INFORMING = frozenset({"digest", "monthly_report"})
+"""Notifications that only inform (no acknowledgement asked, no case): not kept by the desk."""
 SAVES_AT_ONCE = 8
 """Case saves side by side: FerretDB on PostgreSQL holds two of its pooled connections for each
 update and waits forever for one it cannot get, so a batch of 500 saved all at once would stall
@@ -124,18 +126,25 @@ class ReadModel:
 
     async def notifications(self, updates: Iterable[NotificationUpdated]) -> None:
         """Keep each notification at its latest state: sent or failed replaces pending, never
-        the other way (a redelivered record changes nothing)."""
+        the other way (a redelivered record changes nothing). Not the heads' daily digests and
+        report reminders: they ask no acknowledgement, concern no case, and would be nine in
+        ten of what the register reads."""
         latest: dict[str, NotificationUpdated] = {}
         for update in updates:
             key = str(update.notification_id)
+            if update.purpose in INFORMING:
+                continue
             if key not in latest or latest[key].status.rank < update.status.rank:
                 latest[key] = update
-        kept = await self.store.notifications.get_many(latest)
+        new = await self.store.notifications.insert_many(latest)
+        later = {key: update for key, update in latest.items() if key not in new}
+        kept = await self.store.notifications.get_many(later)
+        # Replacing is slower than inserting (chunks of 10 on FerretDB): only what moved on.
         await self.store.notifications.put_many(
             {
                 key: update
-                for key, update in latest.items()
-                if key not in kept or kept[key].status.rank < update.status.rank
+                for key, update in later.items()
+                if key in kept and kept[key].status.rank < update.status.rank
             }
         )
 

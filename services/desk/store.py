@@ -92,7 +92,9 @@ class DeskStore:
         self.replies = documents.records("desk_replies", ReporterReply, fields=("case_id",))
         # Each notification at its latest state; a follow-up names what it acknowledges.
         self.notifications = documents.records(
-            "desk_notifications", NotificationUpdated, fields=("case_id", "acknowledges")
+            "desk_notifications",
+            NotificationUpdated,
+            fields=("case_id", "acknowledges", "status"),
         )
         # The first acknowledgement of each notification, by its id (made here or on the topic).
         self.acknowledgements = documents.records("desk_acknowledgements", NotificationAcknowledged)

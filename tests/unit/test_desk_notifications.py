@@ -153,6 +153,16 @@ def test_the_register_never_shows_a_person_what_concerns_them() -> None:
     assert not rules.may_see_notification(head, (), None), "no register for heads"
 
 
+async def test_digests_ask_no_acknowledgement_and_are_not_kept() -> None:
+    store = DeskStore(MemoryDocuments())
+    read_model = ReadModel(store, CaseIndex(ROUTING.catalogue), clock=lambda: NOW)
+    digest = notification(purpose="digest", asks_for_ack=False, subject_id="finance")
+    reminder = notification(purpose="monthly_report", asks_for_ack=False, subject_id="finance")
+    withdrawal = notification(marker="withdrawal", asks_for_ack=False)
+    await read_model.notifications([digest, reminder, withdrawal])
+    assert set(await store.notifications.find()) == {str(withdrawal.notification_id)}
+
+
 # --- The case page ----------------------------------------------------------------------------
 
 
