@@ -12,7 +12,9 @@
   auditor reads aggregates in the reports).
 
 Whoever a case accuses never sees it, whatever their role: not in a list, a count, a search
-or an export, and its page answers as a missing case does.
+or an export, and its page answers as a missing case does. The register of notifications
+(the office, 纪检监察室, the leadership) follows the same rules, and a notification is
+acknowledged only by someone it was addressed to (``answers_for``).
 """
 
 import re
