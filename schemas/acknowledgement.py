@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.base import Code, Contract, EventTime
+from schemas.notification import AddresseeKey
 
 
 class NotificationAcknowledged(Contract):
@@ -18,4 +19,11 @@ class NotificationAcknowledged(Contract):
     notification_id: uuid.UUID
     acknowledged_by: str = Field(min_length=1, max_length=64, description="The desk username.")
     acknowledged_by_staff_id: Code | None = None
+    acknowledged_by_name: str | None = Field(
+        default=None, min_length=1, max_length=64, description="The person's name on the desk."
+    )
+    acknowledged_for: AddresseeKey | None = Field(
+        default=None,
+        description="The addressee the person answered for (``group:…``, ``head:…``).",
+    )
     acknowledged_at: EventTime

@@ -32,6 +32,7 @@ from schemas.finding import InvestigationFindingReceived, InvestigationFindingSu
 from schemas.follow_up import FollowUpCodeIssued, ReporterAddition, ReporterReply
 from schemas.kpi import KpiObservationReceived, KpiObservationSubmission
 from schemas.lead import Lead
+from schemas.notification import NotificationUpdated
 from schemas.prescription import PrescriptionRankingReceived, PrescriptionRankingSubmission
 from schemas.promotion import PromotionApplicationReceived, PromotionApplicationSubmission
 from schemas.rectification import RectificationStatusReceived, RectificationStatusSubmission
@@ -205,6 +206,7 @@ OUTPUTS: tuple[TopicMessage, ...] = (
     TopicMessage(topics.DECISIONS, Decision, "subject_id"),
     TopicMessage(topics.CASES, CaseUpdated, "case_id"),
     TopicMessage(topics.ACKNOWLEDGEMENTS, NotificationAcknowledged, "notification_id"),
+    TopicMessage(topics.NOTIFICATIONS, NotificationUpdated, "notification_id"),
     TopicMessage(topics.DEAD_LETTERS, DeadLetter, "dead_letter_id"),
 )
 """The services' own topics besides the facts, with their messages and keys (the AsyncAPI

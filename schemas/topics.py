@@ -81,6 +81,11 @@ ACKNOWLEDGEMENTS = "qinglian.acknowledgements.v1"
 """Acknowledgements of the notifier's notifications, made on the desk through each
 notification's signed link; key: the notification's id."""
 
+NOTIFICATIONS = "qinglian.notifications.v1"
+"""Each notification as it stands after each change (recorded, sent, failed): what it is
+about, whom it addresses (by role or group, never an address), its state; key: the
+notification's id."""
+
 FACTS = (
     COMPLAINTS,
     VISITOR_LOGS,
@@ -105,6 +110,7 @@ ALL = (
     DECISIONS,
     CASES,
     ACKNOWLEDGEMENTS,
+    NOTIFICATIONS,
     DEAD_LETTERS,
 )
 """Every topic Qinglian uses, but the raw senders' (one per sender, ``raw_topic``)."""

@@ -32,6 +32,8 @@ from services.escalation.settings import EscalationSettings
 from services.intake.crypto import new_key
 from services.intake.main import create_app as intake_app
 from services.intake.settings import IntakeSettings
+from services.notifier.main import create_app as notifier_app
+from services.notifier.settings import NotifierSettings
 from services.portal.main import create_app as portal_app
 from services.portal.settings import PortalSettings
 from services.reporting.main import create_app as reporting_app
@@ -99,6 +101,7 @@ def _asyncapi() -> str:
         "reporting": reporting_app(ReportingSettings(**common)),
         "portal": portal_app(PortalSettings(**common, portal_key="-" * 32)),  # no key file
         "desk": desk_app(DeskSettings(**common)),
+        "notifier": notifier_app(NotifierSettings(**common)),
     }
     specification = asyncapi.document(
         {service: app.state.broker for service, app in apps.items()},

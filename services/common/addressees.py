@@ -64,6 +64,11 @@ class Group(Reachable):
     """Who is told instead when the decision concerns a member."""
     superior: Code | None = None
     """Who is told when a notification stays unacknowledged past its second period."""
+    acknowledged_by: tuple[
+        Literal["conduct_office", "discipline_inspection", "leadership"], ...
+    ] = ()
+    """The desk roles whose people acknowledge the group's notifications, besides its members
+    (a department head acknowledges their own department's)."""
 
 
 class Sending(DataFile):

@@ -87,6 +87,8 @@ SERVICES: dict[str, TopicAccess] = {
             topics.DECISIONS,
             topics.REPORTER_ADDITIONS,
             topics.REPORTER_REPLIES,
+            topics.NOTIFICATIONS,
+            topics.ACKNOWLEDGEMENTS,
         ),
         # Acknowledgements of notifications, made through their signed links.
         writes=(topics.ACKNOWLEDGEMENTS, topics.DEAD_LETTERS),
@@ -100,7 +102,7 @@ SERVICES: dict[str, TopicAccess] = {
     # Decisions and overdue cases to the people responsible; their acknowledgements back.
     "notifier": TopicAccess(
         reads=(topics.DECISIONS, topics.CASES, topics.ACKNOWLEDGEMENTS),
-        writes=(topics.DEAD_LETTERS,),
+        writes=(topics.NOTIFICATIONS, topics.DEAD_LETTERS),
     ),
 }
 """What each service consumes and publishes (tests/unit/test_kafka_access.py holds this to

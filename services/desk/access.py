@@ -12,7 +12,9 @@
   auditor reads aggregates in the reports).
 
 Whoever a case accuses never sees it, whatever their role: not in a list, a count, a search
-or an export, and its page answers as a missing case does.
+or an export, and its page answers as a missing case does. The register of notifications
+(the office, 纪检监察室, the leadership) follows the same rules, and a notification is
+acknowledged only by someone it was addressed to (``answers_for``).
 """
 
 import re
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.case import CaseState, CaseUpdated
 from schemas.labels import LabelledEnum
+from services.common.addressees import AddresseeDirectory
 from services.common.departments import DepartmentCatalogue
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -44,6 +47,8 @@ DESK_ROLES = frozenset(
 """Roles that work with cases on the desk."""
 ACTING_ROLES = frozenset({Role.CONDUCT_OFFICE, Role.DISCIPLINE_INSPECTION, Role.DEPARTMENT_HEAD})
 """Roles whose actions travel in their staff number's name: their accounts need one."""
+REGISTER_ROLES = frozenset({Role.CONDUCT_OFFICE, Role.DISCIPLINE_INSPECTION, Role.LEADERSHIP})
+"""Roles that read the register of notifications (who was told, who has not acknowledged)."""
 
 
 class ActionKind(LabelledEnum):
@@ -216,3 +221,36 @@ class Rules:
 
     def sees_view_log(self, viewer: Viewer) -> bool:
         return viewer.role in (Role.DISCIPLINE_INSPECTION, Role.CONDUCT_OFFICE)
+
+    def may_see_notification(
+        self, viewer: Viewer, accused: tuple[str, ...], row: CaseRow | None
+    ) -> bool:
+        """A notification in the register: never one about the viewer; one about a case as
+        the case itself; one about no case (a promotion, a cut-off) as a case against the
+        same people would be."""
+        if viewer.role not in REGISTER_ROLES:
+            return False
+        if viewer.staff_id is not None and viewer.staff_id in accused:
+            return False
+        if row is not None:
+            return self.may_see(viewer, row)
+        heads = {
+            code
+            for code, entry in self.catalogue.departments.items()
+            if entry.head_staff_id in accused
+        }
+        return viewer.role is not Role.CONDUCT_OFFICE or self.conduct_office_department not in heads
+
+
+def answers_for(viewer: Viewer, addressee: str, directory: AddresseeDirectory) -> bool:
+    """Whether ``viewer`` may acknowledge what was sent to ``addressee`` (``head:<code>``:
+    that department's head; ``group:<name>``: its members and the desk roles the directory
+    names for it)."""
+    kind, _, name = addressee.partition(":")
+    if kind == "head":
+        return viewer.role is Role.DEPARTMENT_HEAD and viewer.department == name
+    group = directory.groups.get(name)
+    if group is None:
+        return False
+    member = viewer.staff_id is not None and viewer.staff_id in group.members
+    return member or viewer.role.value in group.acknowledged_by

@@ -21,6 +21,7 @@ from services.desk.access import ActionKind, CaseRow, Rules, Viewer
 from services.desk.forms import Form, FormError, outgoing
 from services.desk.intake import answer_of
 from services.desk.listing import Listing, ListQuery, page_of, select, visible
+from services.desk.notifications import Entry, of_case
 from services.desk.readmodel import CaseIndex, minute_of
 from services.desk.signin import digest
 from services.desk.store import CaseView, DeskStore, SentAction
@@ -58,6 +59,7 @@ class CasePage:
     related: list[CaseRow]
     actions: tuple[ActionKind, ...]
     views: list[CaseView] = field(default_factory=list)
+    notifications: list[Entry] = field(default_factory=list)
 
     @property
     def actors(self) -> dict[str, str]:
@@ -185,6 +187,7 @@ class Casework:
             related=self._related(viewer, case),
             actions=self.rules.actions(viewer, self.index.rows[case_id]),
             views=await self._views(viewer, case_id),
+            notifications=await of_case(store, case_id),
         )
 
     def _outcomes(

@@ -1,15 +1,18 @@
 """The desk's read model from the topics, a batch at a time: cases (highest revision),
 complaints with their text (never a contact: intake keeps it), findings, escalation's decisions,
-reporters' additions and the replies sent."""
+reporters' additions, the replies sent, the notifier's notifications and their
+acknowledgements."""
 
 from faststream.kafka import KafkaRouter
 
 from schemas import topics
+from schemas.acknowledgement import NotificationAcknowledged
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
+from schemas.notification import NotificationUpdated
 from services.common.consuming import Received, bound, consume, parse_model
 from services.desk.readmodel import ReadModel
 
@@ -48,6 +51,20 @@ async def keep_replies(batch: list[Received[ReporterReply]], *, read_model: Read
     await read_model.replies(record.value for record in batch)
 
 
+async def keep_notifications(
+    batch: list[Received[NotificationUpdated]], *, read_model: ReadModel
+) -> None:
+    """Keep who was told of what, and where each notification stands."""
+    await read_model.notifications(record.value for record in batch)
+
+
+async def keep_acknowledgements(
+    batch: list[Received[NotificationAcknowledged]], *, read_model: ReadModel
+) -> None:
+    """Keep who acknowledged each notification, and when (from any desk instance)."""
+    await read_model.acknowledgements(record.value for record in batch)
+
+
 def routes(group_id: str, *, read_model: ReadModel) -> KafkaRouter:
     router = KafkaRouter()
     for topic, model, handler in (
@@ -57,6 +74,8 @@ def routes(group_id: str, *, read_model: ReadModel) -> KafkaRouter:
         (topics.DECISIONS, Decision, keep_decisions),
         (topics.REPORTER_ADDITIONS, ReporterAddition, keep_additions),
         (topics.REPORTER_REPLIES, ReporterReply, keep_replies),
+        (topics.NOTIFICATIONS, NotificationUpdated, keep_notifications),
+        (topics.ACKNOWLEDGEMENTS, NotificationAcknowledged, keep_acknowledgements),
     ):
         consume(router, topic, group_id=group_id, parse=parse_model(model))(
             bound(handler, read_model=read_model)

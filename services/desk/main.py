@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from schemas import topics
 from schemas.acknowledgement import NotificationAcknowledged
+from services.common.addressees import AddresseeDirectory
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Documents
 from services.common.intake_client import IntakeClient
@@ -19,8 +20,10 @@ from services.desk.api import session_api
 from services.desk.casework import Casework
 from services.desk.directory import Directory
 from services.desk.handlers import routes
+from services.desk.notifications import Notifications
 from services.desk.pages import pages
 from services.desk.readmodel import CaseIndex, ReadModel
+from services.desk.register import register_pages
 from services.desk.settings import DeskSettings
 from services.desk.signin import Accounts, Limits, Sessions, SignIn
 from services.desk.store import DeskStore
@@ -34,8 +37,9 @@ def create_app(
     documents: Documents | None = None,
     intake_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    # A bad catalogue stops the service here, before it consumes anything.
+    # A bad catalogue or directory stops the service here, before it consumes anything.
     catalogue = DepartmentCatalogue.from_file(settings.departments)
+    addressees = AddresseeDirectory.load(settings.addressees, catalogue)
     service = Service("desk", settings, clock=clock, documents=documents)
     store = DeskStore(service.documents)
     index = CaseIndex(catalogue)
@@ -50,10 +54,13 @@ def create_app(
         title="Qinglian desk 案件台",
         topics=SERVICES["desk"].topics,
         routers=[routes(service.group_id, read_model=read_model)],
-        apis=[pages, session_api, ack_pages],
+        apis=[pages, session_api, ack_pages, register_pages],
     )
-    app.state.acknowledging = Acknowledging.on(
-        service.documents,
+    rules = Rules(catalogue, settings.conduct_office_department)
+    app.state.acknowledging = Acknowledging(
+        store.acknowledgements,
+        Notifications(store, index, rules),
+        addressees,
         service.broker.publisher(topics.ACKNOWLEDGEMENTS, schema=NotificationAcknowledged),
         settings.ack_link_key().get_secret_value().encode(),
         clock,
@@ -68,7 +75,6 @@ def create_app(
     intake = IntakeClient(
         settings.intake_url, settings.intake_api_key(), transport=intake_transport
     )
-    rules = Rules(catalogue, settings.conduct_office_department)
     casework = Casework(store, index, rules, intake, clock=clock, page_size=settings.page_size)
     sessions = Sessions(
         store,

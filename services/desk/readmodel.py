@@ -1,23 +1,28 @@
 """The desk's read model, built from the topics: each case at its highest revision, the
-complaints (their text), findings, escalation's decisions, reporters' additions and the
-replies sent. And the case list's rows in memory (``CaseIndex``), loaded from the store at
-start and kept current as cases arrive, here or through another desk instance.
+complaints (their text), findings, escalation's decisions, reporters' additions, the
+replies sent, the notifier's notifications and their acknowledgements. And the case list's
+rows in memory (``CaseIndex``), loaded from the store at start and kept current as cases
+arrive, here or through another desk instance.
 """
 
 import asyncio
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
+from schemas.acknowledgement import NotificationAcknowledged
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
+from schemas.notification import NotificationUpdated
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Versioned
 from services.desk.access import CaseRow, row_of
 from services.desk.store import DeskStore
 
+INFORMING = frozenset({"digest", "monthly_report"})
+"""Notifications that only inform (no acknowledgement asked, no case): not kept by the desk."""
 SAVES_AT_ONCE = 8
 """Case saves side by side: FerretDB on PostgreSQL holds two of its pooled connections for each
 update and waits forever for one it cannot get, so a batch of 500 saved all at once would stall
@@ -118,3 +123,31 @@ class ReadModel:
 
     async def replies(self, replies: Iterable[ReporterReply]) -> None:
         await self.store.replies.insert_many({str(r.event_id): r for r in replies})
+
+    async def notifications(self, updates: Iterable[NotificationUpdated]) -> None:
+        """Keep each notification at its latest state: sent or failed replaces pending, never
+        the other way (a redelivered record changes nothing). Not the heads' daily digests and
+        report reminders: they ask no acknowledgement, concern no case, and would be nine in
+        ten of what the register reads."""
+        latest: dict[str, NotificationUpdated] = {}
+        for update in updates:
+            key = str(update.notification_id)
+            if update.purpose in INFORMING:
+                continue
+            if key not in latest or latest[key].status.rank < update.status.rank:
+                latest[key] = update
+        new = await self.store.notifications.insert_many(latest)
+        later = {key: update for key, update in latest.items() if key not in new}
+        kept = await self.store.notifications.get_many(later)
+        # Replacing is slower than inserting (chunks of 10 on FerretDB): only what moved on.
+        await self.store.notifications.put_many(
+            {
+                key: update
+                for key, update in later.items()
+                if key in kept and kept[key].status.rank < update.status.rank
+            }
+        )
+
+    async def acknowledgements(self, acks: Iterable[NotificationAcknowledged]) -> None:
+        """The first acknowledgement of each notification (first writer wins)."""
+        await self.store.acknowledgements.insert_many({str(a.notification_id): a for a in acks})

@@ -6,6 +6,7 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 from pydantic_settings import NoDecode
 
 from services.common.acknowledge_links import DEVELOPMENT_KEY
+from services.common.addressees import ADDRESSEES_FILE
 from services.common.departments import DEPARTMENTS_FILE
 from services.common.settings import ServiceSettings, read_secret
 from services.desk.access import Role
@@ -14,6 +15,8 @@ from services.desk.access import Role
 class DeskSettings(ServiceSettings):
     http_port: int = 8105
     departments: Path = DEPARTMENTS_FILE
+    addressees: Path = ADDRESSEES_FILE
+    """Who is told what (the notifier's directory): who may acknowledge which notification."""
     conduct_office_department: str = "medical_affairs"
     """The department the conduct office (行风办) belongs to: a case against its head is a
     conflict of the office's own, which it does not see (纪检监察室 does)."""

@@ -1,9 +1,10 @@
 """What the desk keeps, declared once on the store adapter.
 
-The read model (cases, complaints, findings, decisions, reporters' additions, replies) is built from
-the topics alone and can be rebuilt by replaying them into an empty database. The rest is the
-desk's own: accounts, sessions, sign-in failures and the sign-in log, the actions people sent
-and who viewed which case.
+The read model (cases, complaints, findings, decisions, reporters' additions, replies, the
+notifier's notifications and their acknowledgements) is built from the topics alone and can
+be rebuilt by replaying them into an empty database. The rest is the desk's own: accounts,
+sessions, sign-in failures and the sign-in log, the actions people sent and who viewed which
+case.
 """
 
 import uuid
@@ -12,11 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from schemas.acknowledgement import NotificationAcknowledged
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
+from schemas.notification import NotificationUpdated
 from services.common.documents import Documents
 from services.desk.access import Account, ActionKind, CaseRow, Role
 
@@ -87,6 +90,14 @@ class DeskStore:
             "desk_additions", ReporterAddition, fields=("complaint_event_id",)
         )
         self.replies = documents.records("desk_replies", ReporterReply, fields=("case_id",))
+        # Each notification at its latest state; a follow-up names what it acknowledges.
+        self.notifications = documents.records(
+            "desk_notifications",
+            NotificationUpdated,
+            fields=("case_id", "acknowledges", "status"),
+        )
+        # The first acknowledgement of each notification, by its id (made here or on the topic).
+        self.acknowledgements = documents.records("desk_acknowledgements", NotificationAcknowledged)
         self.accounts = documents.records("desk_accounts", Account, fields=("role",))
         self.sessions = documents.records("desk_sessions", Session)
         self.failures = documents.records("desk_sign_in_failures", SignInFailure, fields=("key",))

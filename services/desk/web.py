@@ -17,7 +17,7 @@ from schemas.complaint import ComplaintCategory, ComplaintChannel
 from services.common.departments import DepartmentCatalogue
 from services.common.desk_sessions import DESK_SESSION_COOKIE
 from services.common.pages import csrf_matches, page_headers, page_policy
-from services.desk.access import Account, ActionKind, Role, Viewer
+from services.desk.access import REGISTER_ROLES, Account, ActionKind, Role, Viewer
 from services.desk.casework import Casework
 from services.desk.settings import DeskSettings
 from services.desk.signin import Accounts, Sessions, SignIn, viewer_of
@@ -156,6 +156,7 @@ def page(request: Request, name: str, context: dict[str, Any], status_code: int 
         "channels": list(ComplaintChannel),
         "kinds": ActionKind,
         "roles": Role,
+        "register_roles": REGISTER_ROLES,
     }
     return templates.TemplateResponse(request, name, common | context, status_code=status_code)
 

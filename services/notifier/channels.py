@@ -4,11 +4,14 @@ configured) and group-chat robots' webhooks in WeCom's or DingTalk's JSON format
 Every message carries the notification's id, the same on every attempt, so a repeat is
 recognisable: the email's Message-ID (``<id@domain>``), the robot's text (通知编号) and its
 request header ``X-Qinglian-Msgid``. A channel that does not take the message raises; the
-outbox tries it again later.
+outbox tries it again later. And what became of each notification leaves for the desk on
+``qinglian.notifications.v1`` (``NotificationPublisher``).
 """
 
+import asyncio
 import ssl
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -17,8 +20,10 @@ from pathlib import Path
 
 import aiosmtplib
 import httpx
+from faststream.kafka.publisher import DefaultPublisher
 from pydantic import SecretStr
 
+from schemas.notification import NotificationUpdated
 from services.common.acknowledge_links import sign
 from services.common.addressees import Addressee, Robot
 from services.notifier.domain import Notification
@@ -130,3 +135,16 @@ class Channels:
         errcode = answer.json().get("errcode", 0) if answer.content else 0
         if errcode != 0:
             raise ChannelRefusedError(f"the robot answered errcode {errcode}")
+
+
+@dataclass(frozen=True)
+class NotificationPublisher:
+    """Notifications' states to the notifications topic, keyed by notification (aiokafka
+    batches the publishes made together)."""
+
+    publisher: DefaultPublisher
+
+    async def publish(self, updates: Sequence[NotificationUpdated]) -> None:
+        await asyncio.gather(
+            *(self.publisher.publish(u, key=u.notification_id.bytes) for u in updates)
+        )

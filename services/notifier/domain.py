@@ -26,8 +26,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.base import HOSPITAL_TIME_ZONE
+from schemas.base import HOSPITAL_TIME_ZONE, derive_event_id
 from schemas.decision import Decision, DecisionKind, SubjectKind
+from schemas.notification import NotificationStatus, NotificationUpdated
 from services.common.addressees import DEPARTMENT_HEAD, Addressee, AddresseeDirectory, SendKey
 from services.common.departments import DepartmentCatalogue
 
@@ -92,9 +93,11 @@ class Notification(BaseModel):
     urgent: bool = False
     """An escalation to the judicial organs or the superior health authority."""
     acknowledges: uuid.UUID | None = None
+    """The notification its acknowledge link acknowledges (a reminder's: the one it recalls)."""
     accused: tuple[str, ...] = ()
     """Whom the decision and its case accuse: never told, nor by a follow-up."""
-    """The notification its acknowledge link acknowledges (a reminder's: the one it recalls)."""
+    announced: bool = False
+    """Its status is published on the notifications topic (a query field: what is not)."""
 
     @property
     def acknowledged_one(self) -> uuid.UUID:
@@ -373,7 +376,37 @@ def _follow_up(
             "awaiting_ack": False,
             "followed_up": (),
             "acknowledges": sent.notification_id,
+            "announced": False,
         }
+    )
+
+
+def update_of(notification: Notification, addressee_zh: str, now: datetime) -> NotificationUpdated:
+    """What the notifications topic says of ``notification``: what it is about, whom it
+    addresses by role or group, and its state. Never an address, its title or body."""
+    status = NotificationStatus(notification.status.value)
+    changed = notification.sent_at if status is NotificationStatus.SENT else None
+    if status is NotificationStatus.PENDING:
+        changed = notification.created_at
+    return NotificationUpdated(
+        event_id=derive_event_id("notifier", f"{notification.notification_id}:{status}"),
+        notification_id=notification.notification_id,
+        purpose=notification.purpose.value,
+        marker=notification.marker.value,
+        send_key=notification.send_key,
+        rule_id=notification.rule_id,
+        case_id=notification.case_id,
+        subject_id=notification.subject_id,
+        addressee=notification.addressee,
+        addressee_zh=addressee_zh,
+        acknowledges=notification.acknowledges,
+        asks_for_ack=notification.asks_for_ack,
+        accused=notification.accused,
+        status=status,
+        recorded_at=notification.created_at,
+        deadline=notification.deadline,
+        sent_at=notification.sent_at,
+        changed_at=changed or now,
     )
 
 

@@ -6,11 +6,13 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 
+from schemas import topics
+from schemas.notification import NotificationUpdated
 from services.common.addressees import AddresseeDirectory
 from services.common.departments import DepartmentCatalogue
 from services.common.kafka_access import SERVICES
 from services.common.service import Clock, Service, system_clock
-from services.notifier.channels import AckLinks, Channels, Smtp
+from services.notifier.channels import AckLinks, Channels, NotificationPublisher, Smtp
 from services.notifier.handlers import routes
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Notifier, Sending
@@ -41,9 +43,15 @@ def create_app(settings: NotifierSettings, *, clock: Clock = system_clock) -> Fa
             claim_seconds=settings.send_claim_seconds,
         ),
         metrics=NotifierMetrics.on(service.registry),
+        publish=NotificationPublisher(
+            service.broker.publisher(topics.NOTIFICATIONS, schema=NotificationUpdated)
+        ).publish,
         decided_from=settings.notify_decided_from,
     )
     service.every(settings.send_every_seconds, notifier.send_due, what="sending the outbox")
+    service.every(
+        settings.send_every_seconds, notifier.announce, what="publishing notifications' states"
+    )
     service.every(
         settings.follow_up_every_seconds, notifier.follow_up, what="reminding and escalating"
     )

@@ -19,6 +19,7 @@ from schemas.acknowledgement import NotificationAcknowledged
 from schemas.base import HOSPITAL_TIME_ZONE
 from schemas.case import CaseState, CaseUpdated
 from schemas.decision import Decision
+from schemas.notification import NotificationUpdated
 from services.common.addressees import Addressee, AddresseeDirectory
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Versioned
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Deliver = Callable[[Notification, Addressee, str, datetime], Awaitable[None]]
 ChannelsOf = Callable[[Addressee], list[str]]
+Publish = Callable[[Sequence[NotificationUpdated]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Notifier:
         channels_of: ChannelsOf,
         sending: Sending,
         metrics: NotifierMetrics,
+        publish: Publish,
         decided_from: datetime | None = None,
     ) -> None:
         self.store = store
@@ -69,6 +72,7 @@ class Notifier:
         self.channels_of = channels_of
         self.sending = sending
         self.metrics = metrics
+        self.publish = publish
         self.decided_from = decided_from
         """Decisions made before this are not notified (a notifier added to a running system
         reads the decisions topic from its start)."""
@@ -224,6 +228,7 @@ class Notifier:
                     "attempts": attempts,
                     "delivered": delivered,
                     "sent_at": now,
+                    "announced": False,
                     "awaiting_ack": notification.asks_for_ack
                     and notification.purpose is Purpose.DECISION
                     and notification.acknowledged_at is None,
@@ -235,7 +240,12 @@ class Notifier:
                 "notification %s failed %d times; given up", notification.notification_id, attempts
             )
             return notification.model_copy(
-                update={"status": Status.FAILED, "attempts": attempts, "delivered": delivered}
+                update={
+                    "status": Status.FAILED,
+                    "attempts": attempts,
+                    "delivered": delivered,
+                    "announced": False,
+                }
             )
         retry = domain.retry_at(
             attempts,
@@ -246,6 +256,31 @@ class Notifier:
         return notification.model_copy(
             update={"attempts": attempts, "delivered": delivered, "next_attempt_at": retry}
         )
+
+    # --- publishing what became of each notification ---------------------------------------
+
+    async def announce(self) -> None:
+        """Publish the state of each notification not published since it changed (recorded,
+        sent, failed), then mark it published: at least once, as a round of its own, so the
+        broker down delays no email. The desk shows them beside their acknowledgements."""
+        found = await self.store.outbox.find(announced=False)
+        unannounced = [(key, kept.value) for key, kept in found.items() if kept.value is not None]
+        if not unannounced:
+            return
+        now = self.clock()
+        await self.publish(
+            [
+                domain.update_of(n, self.directory.by_key(n.addressee, self.catalogue).name_zh, now)
+                for _, n in unannounced
+            ]
+        )
+        gate = asyncio.Semaphore(self.sending.at_once)
+
+        async def mark(key: str, status: Status) -> None:
+            async with gate:
+                await self.store.outbox.update(key, _announced(status))
+
+        await asyncio.gather(*(mark(key, n.status) for key, n in unannounced))
 
     # --- acknowledgements and follow-ups ------------------------------------------------------
 
@@ -347,6 +382,20 @@ def _acknowledged(
         )
         made.append(acknowledged)
         return acknowledged
+
+    return change
+
+
+def _announced(
+    status: Status,
+) -> Callable[[Versioned[Notification]], Awaitable[Notification | None]]:
+    """Published in ``status``; a notification changed since stays to publish."""
+
+    async def change(current: Versioned[Notification]) -> Notification | None:
+        notification = current.value
+        if notification is None or notification.announced or notification.status is not status:
+            return None
+        return notification.model_copy(update={"announced": True})
 
     return change
 

@@ -4,8 +4,8 @@
   wins: a redelivered decision finds its notifications there) before it is sent, then each
   attempt, its sending, its acknowledgement and its follow-ups saved over the revision they
   were computed from (FerretDB makes no conditional update atomic; the adapter's revision
-  documents do). Query fields: ``status`` (what is still to send) and ``awaiting_ack`` (what
-  reminders look at), both small sets.
+  documents do). Query fields: ``status`` (what is still to send), ``awaiting_ack`` (what
+  reminders look at) and ``announced`` (whose latest state is still to publish), small sets.
 - ``notifier_cases``: what a decision's addressees depend on of its case (the highest
   revision seen), and what the heads' digests list (query fields: the responsible department,
   whether the deadline still runs); ``notifier_staff``: the department of each accused staff
@@ -30,7 +30,7 @@ class StaffDepartment(BaseModel):
 class NotifierStore:
     def __init__(self, documents: Documents) -> None:
         self.outbox = documents.versioned(
-            "notifier_outbox", Notification, fields=("status", "awaiting_ack")
+            "notifier_outbox", Notification, fields=("status", "awaiting_ack", "announced")
         )
         self.cases = documents.records(
             "notifier_cases", CaseFacts, fields=("responsible_department", "awaiting_finding")

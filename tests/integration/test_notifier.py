@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError
@@ -46,13 +47,17 @@ from services.common.consuming import subscriber_group
 from services.common.kafka_access import SERVICES
 from services.common.service import system_clock
 from services.common.store import Document
+from services.desk.access import Role
+from services.desk.main import create_app as desk_app
+from services.desk.settings import DeskSettings
 from services.escalation.main import create_app as escalation_app
 from services.escalation.settings import EscalationSettings
 from services.notifier.main import create_app as notifier_app
 from services.notifier.settings import NotifierSettings
 from tests.conftest import InfraSettings
+from tests.desk import PASSWORD, hidden, sign_in_anew
 from tests.factories import complaint_event, routed_case
-from tests.integration.in_process import start_from_now
+from tests.integration.in_process import serving, start_from_now
 from tests.integration.kafka_reading import end_offsets
 from tests.services import launch, wait_healthy
 from tests.waiting import eventually
@@ -531,3 +536,92 @@ async def test_an_overdue_complaint_notifies_the_head_then_leadership(
     [body] = [b for _, to, b in mailbox.messages if head in to and f"案件：{case.case_id}" in b]
     assert f"https://desk.hospital.example/cases/{case.case_id}" in body
     assert complaint.description not in body
+
+
+# --- The desk shows what was sent, and takes the acknowledgement ----------------------------
+
+
+def desk_settings(run: Run) -> DeskSettings:
+    settings = run.settings("desk")
+    (run.tmp / "intake_key").write_text("qlk_desk_key\n")
+    (run.tmp / "reader_key").write_text("reader-key")
+    return DeskSettings(
+        kafka_bootstrap=settings.kafka_bootstrap,
+        mongo_url=settings.mongo_url,
+        mongo_db=settings.mongo_db,
+        kafka_group_prefix=settings.kafka_group_prefix,
+        intake_api_key_file=run.tmp / "intake_key",
+        session_reader_key_file=run.tmp / "reader_key",
+        retry_backoff_max_seconds=0.5,
+    )
+
+
+async def test_the_desk_shows_each_notification_and_who_acknowledged_it(
+    run: Run, mailbox: Mailbox
+) -> None:
+    notifier_config = notifier_settings(run, mailbox.port)  # type: ignore[attr-defined]
+    desk_config = desk_settings(run)
+    await start_from_now(notifier_config, "notifier", *SERVICES["notifier"].reads)
+    await start_from_now(desk_config, "desk", *SERVICES["desk"].reads)
+    notifier, desk = notifier_app(notifier_config), desk_app(desk_config)
+    decision = judicial_decision(datetime.now(UTC))
+    try:
+        async with (
+            notifier.router.lifespan_context(notifier),
+            serving(desk, "http://desk.test") as http,
+        ):
+            accounts = desk.state.desk.accounts
+            one_time = await accounts.create(
+                "jijian",
+                role=Role.DISCIPLINE_INSPECTION,
+                display_name="纪检员",
+                department=None,
+                staff_id="S0302",
+                now=datetime.now(UTC),
+            )
+            assert (await sign_in_anew(http, "jijian", one_time, PASSWORD)).status_code == 200
+            await publish_record(run.infra, topics.DECISIONS, decision, decision.subject_id)
+
+            async def register(state: str) -> str:
+                answer = await http.get("/notifications", params={"state": state})
+                return answer.text
+
+            async def listed(state: str, *texts: str) -> bool:
+                page = await register(state)
+                return all(text in page for text in texts)
+
+            await eventually(
+                lambda: listed(
+                    "unacknowledged", "纪检监察室", "司法机关移送联络人", str(decision.case_id)
+                ),
+                within=60,
+                what="both notifications on the desk, sent and not acknowledged",
+            )
+            [(_, _, body)] = [m for m in mailbox.messages if DISCIPLINE in m[1]]
+            path = "/ack/" + body.split("/ack/", 1)[1].split()[0]
+            opened = await http.get(path)
+            assert opened.status_code == 200, opened.text
+            done = await http.post(path, data={"csrf_token": hidden(opened.text)})
+            assert "已确认收到" in done.text
+            await eventually(
+                lambda: listed("acknowledged", "纪检监察室", "纪检员（S0302）"),
+                within=60,
+                what="the acknowledgement on the register",
+            )
+            assert "司法机关移送联络人" not in await register("acknowledged")
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=notifier), base_url="http://notifier.test"
+            ) as notifier_http:
+
+                async def counted() -> bool:
+                    metrics = (await notifier_http.get("/metrics")).text
+                    return (
+                        "qinglian_notifications_acknowledged_total"
+                        '{send_key="escalation_judicial_organs"} 1.0' in metrics
+                    )
+
+                await eventually(counted, within=30, what="the acknowledgement counted")
+    finally:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(run.infra.mongo_url)
+        await client.drop_database(desk_config.mongo_db)
+        await client.close()

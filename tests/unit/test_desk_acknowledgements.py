@@ -1,6 +1,7 @@
-"""The desk's acknowledge links (``/ack/{token}``) as a person meets them: signed in, the link
-asks to confirm; the confirmation publishes one acknowledgement per notification; a forged,
-damaged or expired link is refused; a link used again publishes nothing more."""
+"""The desk's acknowledge links (``/ack/{token}``) as a person meets them: signed in, an
+addressee's link asks to confirm; the confirmation publishes one acknowledgement per
+notification; a forged, damaged or expired link is refused; a link used again publishes
+nothing more."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from schemas.acknowledgement import NotificationAcknowledged
+from schemas.notification import NotificationStatus, NotificationUpdated
 from services.common.acknowledge_links import DEVELOPMENT_KEY, sign
 from services.desk import signin
 from tests.desk import Running, client, hidden, running_desk
@@ -40,12 +42,33 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[Running, Published]]:
         yield desk, published
 
 
+def to_the_office(notification_id: uuid.UUID) -> NotificationUpdated:
+    return NotificationUpdated(
+        event_id=uuid.uuid4(),
+        notification_id=notification_id,
+        purpose="decision",
+        marker="new",
+        send_key="removal_alert",
+        rule_id="R-REP-VISIT",
+        subject_id="C0001",
+        addressee="group:conduct_office",
+        addressee_zh="医务部（行风办）",
+        asks_for_ack=True,
+        status=NotificationStatus.SENT,
+        recorded_at=NOW,
+        deadline=NOW + timedelta(hours=1),
+        sent_at=NOW,
+        changed_at=NOW,
+    )
+
+
 async def test_a_signed_in_person_acknowledges_once_through_the_link(
     running: tuple[Running, Published],
 ) -> None:
     desk, published = running
-    http = await desk.signed_in("wangmin", "conduct_office", staff_id="S0102")
+    http = await desk.signed_in("wangmin", "conduct_office", staff_id="S0102", name="王敏")
     notification = uuid.uuid4()
+    await desk.read_model.notifications([to_the_office(notification)])
     link = f"/ack/{sign(notification, NOW + timedelta(days=14), DEVELOPMENT_KEY)}"
     opened = await http.get(link)
     assert opened.status_code == 200
@@ -60,7 +83,9 @@ async def test_a_signed_in_person_acknowledges_once_through_the_link(
     assert ack.notification_id == notification
     assert ack.acknowledged_by == "wangmin"
     assert ack.acknowledged_by_staff_id == "S0102"
-    assert key == str(notification).encode()
+    assert ack.acknowledged_by_name == "王敏"
+    assert ack.acknowledged_for == "group:conduct_office"
+    assert key == notification.bytes, "the key AsyncAPI documents: the UUID's 16 bytes"
 
 
 async def test_forged_damaged_and_expired_links_are_refused(

@@ -3,6 +3,7 @@ what they are told; retries, failure, acknowledgement, reminders and the superio
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from schemas.acknowledgement import NotificationAcknowledged
 from schemas.base import derive_event_id
 from schemas.decision import Decision, DecisionKind, EscalationTarget, SubjectKind
+from schemas.notification import NotificationStatus, NotificationUpdated
 from services.common.acknowledge_links import LinkRefusedError, sign, verify
 from services.common.addressees import ADDRESSEES_FILE, Addressee, AddresseeDirectory
 from services.common.datafile import DataFileError
@@ -59,6 +61,13 @@ class Outside:
     now: datetime = START
     taken: list[tuple[str, str, uuid.UUID]] = field(default_factory=list)
     refusing: set[str] = field(default_factory=set)
+    published: list[NotificationUpdated] = field(default_factory=list)
+    broker_down: bool = False
+
+    async def publish(self, updates: Sequence[NotificationUpdated]) -> None:
+        if self.broker_down:
+            raise ConnectionRefusedError("broker down")
+        self.published += updates
 
     def clock(self) -> datetime:
         return self.now
@@ -96,6 +105,7 @@ def notifier(outside: Outside, registry: CollectorRegistry) -> Notifier:
         channels_of=lambda a: (["email"] if a.email else []) + [f"robot:{r.url}" for r in a.robots],
         sending=Sending(max_attempts=3, first_pause=5, longest_pause=60),
         metrics=NotifierMetrics.on(registry),
+        publish=outside.publish,
     )
 
 
@@ -302,6 +312,58 @@ async def test_a_channel_back_in_time_delivers_what_waited(
     assert len(await outbox(notifier, status=Status.SENT)) == 2
 
 
+async def test_each_state_of_a_notification_is_published_once_without_an_address(
+    notifier: Notifier, outside: Outside
+) -> None:
+    outside.broker_down = True
+    await notifier.take_decisions([decision()])
+    with pytest.raises(ConnectionRefusedError):
+        await notifier.announce()
+    await notifier.send_due()  # the broker down delays no email
+    assert len(outside.taken) == 2
+    outside.broker_down = False
+    await notifier.announce()  # what the outage held back, in its latest state
+    await notifier.take_decisions([decision(escalate_to=EscalationTarget.REGULATOR, key="r")])
+    await notifier.announce()
+    await notifier.send_due()
+    for _ in range(2):
+        await notifier.announce()
+    states = sorted((u.addressee, u.status) for u in outside.published)
+    assert states == [
+        ("group:discipline_inspection", NotificationStatus.SENT),
+        ("group:judicial_liaison", NotificationStatus.SENT),
+        ("group:regulator_liaison", NotificationStatus.PENDING),
+        ("group:regulator_liaison", NotificationStatus.SENT),
+    ]
+    sent = next(u for u in outside.published if u.addressee == "group:judicial_liaison")
+    assert sent.case_id == CASE_ID
+    assert sent.rule_id == "R-KICKBACK"
+    assert sent.sent_at == START
+    assert sent.accused == ("S9001",)
+    assert {u.addressee_zh for u in outside.published} == {
+        "纪检监察室",
+        "司法机关移送联络人",
+        "监管部门联络人",
+    }
+    for update in outside.published:
+        text = update.model_dump_json()
+        assert "@" not in text
+        assert "回扣" not in text
+
+
+async def test_a_notification_given_up_is_published_as_failed(
+    notifier: Notifier, outside: Outside
+) -> None:
+    outside.refusing.add("email")
+    await notifier.take_decisions([decision()])
+    for seconds in (0, 5, 15, 35):
+        outside.now = START + timedelta(seconds=seconds)
+        await notifier.send_due()
+    await notifier.announce()
+    failed = [u for u in outside.published if u.status is NotificationStatus.FAILED]
+    assert len(failed) == 2
+
+
 def acknowledgement(notification: Notification, at: datetime) -> NotificationAcknowledged:
     return NotificationAcknowledged(
         event_id=derive_event_id("desk", str(notification.notification_id)),
@@ -312,7 +374,7 @@ def acknowledgement(notification: Notification, at: datetime) -> NotificationAck
 
 
 async def test_unacknowledged_a_reminder_then_the_superior_and_acknowledgement_stops_it(
-    notifier: Notifier, outside: Outside
+    notifier: Notifier, outside: Outside, registry: CollectorRegistry
 ) -> None:
     await notifier.take_decisions([decision()])
     await notifier.send_due()
@@ -320,6 +382,14 @@ async def test_unacknowledged_a_reminder_then_the_superior_and_acknowledgement_s
     liaison = next(n for n in sent if n.addressee == "group:judicial_liaison")
     discipline = next(n for n in sent if n.addressee == "group:discipline_inspection")
     await notifier.take_acknowledgements([acknowledgement(discipline, START)])
+    await notifier.take_acknowledgements([acknowledgement(discipline, START)])  # redelivered
+    assert (
+        registry.get_sample_value(
+            "qinglian_notifications_acknowledged_total",
+            {"send_key": "escalation_judicial_organs"},
+        )
+        == 1
+    ), "each notification acknowledged counts once"
     outside.now = START + timedelta(hours=24)
     await notifier.follow_up()
     await notifier.follow_up()
@@ -476,6 +546,7 @@ async def test_two_senders_at_once_send_each_notification_once(
         channels_of=notifier.channels_of,
         sending=notifier.sending,
         metrics=NotifierMetrics.on(CollectorRegistry()),
+        publish=outside.publish,
     )
     await notifier.take_decisions([decision()])
     await asyncio.gather(notifier.send_due(), other.send_due(), notifier.send_due())
