@@ -53,19 +53,33 @@ class Intake:
     codes: dict[str, str] = field(default_factory=dict)
     """source_ref → the follow-up code given with it."""
     down: bool = False
+    files: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    """The files sent (``/v1/attachments``): the query (complaint, addition, slot), the body."""
+    events: dict[str, str] = field(default_factory=dict)
+    """source_ref → the event id given with it."""
+    files_down: bool = False
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             return httpx.Response(503, json={"detail": "unavailable"})
+        if request.url.path == "/v1/attachments":
+            return self._file(request)
         body = json.loads(request.content)
         self.sent.append((request.url.path, body, request.headers.get("x-api-key")))
         ref = body["source_ref"]
         repeated = ref in self.codes
         code = self.codes.setdefault(ref, new_follow_up_code())
-        answer = {"event_id": str(uuid.uuid4()), "status": "accepted"}
+        event_id = self.events.setdefault(ref, str(uuid.uuid4()))
+        answer = {"event_id": event_id, "status": "accepted"}
         if request.url.path == "/v1/complaints":
             answer["follow_up_code"] = code
         return httpx.Response(200 if repeated else 202, json=answer)
+
+    def _file(self, request: httpx.Request) -> httpx.Response:
+        if self.files_down:
+            return httpx.Response(503, json={"detail": "unavailable"})
+        self.files.append((dict(request.url.params), request.content))
+        return httpx.Response(201, json={"attachment_id": "0" * 32})
 
 
 @dataclass
