@@ -3,8 +3,6 @@ its people's actions, the portal for the public's complaints and ratings), throu
 acceptance path, contract and idempotency as every other system's events. Each service words
 intake's answers for its own readers."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,22 +53,16 @@ class IntakeClient:
     async def ask(self, path: str, params: dict[str, Any]) -> Sent:
         return await self._exchange("GET", path, params=params)
 
-    @asynccontextmanager
-    async def opened(self, path: str) -> AsyncIterator[httpx.Response | None]:
-        """A streamed answer to a GET (None when there is no key or intake is unreachable)."""
+    async def open_stream(self, path: str) -> httpx.Response | None:
+        """A GET whose body is read as it comes (the caller closes it: ``aclose``); None when
+        there is no key or intake is unreachable."""
         if self.api_key is None:
-            yield None
-            return
+            return None
         request = self.http.build_request("GET", path, headers=self._headers())
         try:
-            response = await self.http.send(request, stream=True)
+            return await self.http.send(request, stream=True)
         except httpx.TransportError:
-            yield None
-            return
-        try:
-            yield response
-        finally:
-            await response.aclose()
+            return None
 
     def _headers(self) -> dict[str, str]:
         assert self.api_key is not None  # noqa: S101 (asked only with a key)

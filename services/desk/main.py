@@ -16,6 +16,7 @@ from services.common.service import Clock, Service, system_clock
 from services.desk.access import Rules
 from services.desk.acknowledgements import Acknowledging, ack_pages
 from services.desk.api import session_api
+from services.desk.attachments import attachment_pages
 from services.desk.casework import Casework
 from services.desk.directory import Directory
 from services.desk.handlers import routes
@@ -50,7 +51,7 @@ def create_app(
         title="Qinglian desk 案件台",
         topics=SERVICES["desk"].topics,
         routers=[routes(service.group_id, read_model=read_model)],
-        apis=[pages, session_api, ack_pages],
+        apis=[pages, session_api, ack_pages, attachment_pages],
     )
     app.state.acknowledging = Acknowledging.on(
         service.documents,
