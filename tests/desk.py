@@ -171,9 +171,17 @@ def client(transport: Any) -> httpx.AsyncClient:
 
 
 @asynccontextmanager
-async def running_desk(tmp_path: Path, now: datetime, **settings: Any) -> AsyncIterator[Running]:
-    """The desk app on the in-memory store, with a recording intake, served in process."""
-    (tmp_path / "intake_key").write_text("qlk_desk_key\n")
+async def running_desk(
+    tmp_path: Path,
+    now: datetime,
+    *,
+    intake_key: str = "qlk_desk_key",
+    intake_transport: httpx.AsyncBaseTransport | None = None,
+    **settings: Any,
+) -> AsyncIterator[Running]:
+    """The desk app on the in-memory store, with a recording intake (or the intake that
+    ``intake_transport`` reaches), served in process."""
+    (tmp_path / "intake_key").write_text(f"{intake_key}\n")
     (tmp_path / "reader_key").write_text(READER_KEY)
     desk_settings = DeskSettings(
         intake_api_key_file=tmp_path / "intake_key",
@@ -187,7 +195,7 @@ async def running_desk(tmp_path: Path, now: datetime, **settings: Any) -> AsyncI
         desk_settings,
         clock=clock,
         documents=MemoryDocuments(),
-        intake_transport=httpx.MockTransport(intake.handle),
+        intake_transport=intake_transport or httpx.MockTransport(intake.handle),
     )
     desk: Desk = app.state.desk
     read_model = ReadModel(desk.casework.store, desk.casework.index, clock=clock)

@@ -132,9 +132,17 @@ async def post_form(
 
 
 @asynccontextmanager
-async def running_portal(tmp_path: Path, now: datetime, **settings: Any) -> AsyncIterator[Running]:
-    """The portal app on the in-memory store, with a recording intake and Kafka."""
-    (tmp_path / "intake_key").write_text(INTAKE_KEY + "\n")
+async def running_portal(
+    tmp_path: Path,
+    now: datetime,
+    *,
+    intake_key: str = INTAKE_KEY,
+    intake_transport: httpx.AsyncBaseTransport | None = None,
+    **settings: Any,
+) -> AsyncIterator[Running]:
+    """The portal app on the in-memory store, with a recording intake (or the intake that
+    ``intake_transport`` reaches) and Kafka."""
+    (tmp_path / "intake_key").write_text(intake_key + "\n")
     (tmp_path / "qr_key").write_text(QR_KEY)
     portal_settings = PortalSettings(
         portal_key="k" * 40,
@@ -149,7 +157,7 @@ async def running_portal(tmp_path: Path, now: datetime, **settings: Any) -> Asyn
         portal_settings,
         clock=clock,
         documents=MemoryDocuments(),
-        intake_transport=httpx.MockTransport(intake.handle),
+        intake_transport=intake_transport or httpx.MockTransport(intake.handle),
     )
     portal: Portal = app.state.portal
     portal.follow_ups.publish = kafka.publish
