@@ -1,6 +1,7 @@
 """The portal in a real browser on a phone's screen (Debian's Chromium, headless, 390×844),
-as a patient with only a phone uses it: file an anonymous complaint, keep the code, read the
-status and the office's reply, add information, rate a touchpoint from its QR link. Then what
+as a patient with only a phone uses it: file an anonymous complaint with a photo, keep the
+code, read the status and the office's reply, add information, rate a touchpoint from its QR
+link. Then what
 the run left behind: the code and the contact appear in no log line (uvicorn's access log
 included), no Kafka record and no file of the broker or the store in plaintext.
 
@@ -44,6 +45,7 @@ from tests.integration.kafka_reading import Positions, end_offsets, published_si
 from tests.logs import echoes_of
 from tests.portal import hidden
 from tests.services import ROOT, created, launch, stop_gracefully, wait_healthy
+from tests.unit.test_attachments import photo
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.infra
@@ -136,7 +138,7 @@ async def system(
         "--source",
         "portal",
         "--scopes",
-        "complaint,satisfaction",
+        "complaint,satisfaction,attachment_write",
     )
     reply_key = created(
         intake_env, "services.intake.keys", "--source", "desk", "--scopes", "follow_up_reply"
@@ -255,8 +257,12 @@ async def test_a_patient_files_follows_and_rates_with_only_a_phone(
     await page.get_by_label("反映类别").select_option("red_envelope")
     await page.get_by_label("涉及科室").select_option("outpatient")
     await page.get_by_label("具体情况").fill(DESCRIPTION)
+    (system.logs / "IMG_0412.jpg").write_bytes(photo())  # with EXIF: camera, GPS position
+    await page.get_by_label("附件（可选）").set_input_files(system.logs / "IMG_0412.jpg")
+    await _shot(page, "1b-photo-chosen")
     form_token = await page.input_value("input[name=form_token]")
     await page.get_by_role("button", name="提交").click()
+    assert "已收到附件 1 个" in await page.locator("#attachments-received").inner_text()
     code = (await page.locator("#follow-up-code").inner_text()).strip()
     system.secrets.append(code)
     assert code.startswith("QL-")
