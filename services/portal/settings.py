@@ -34,10 +34,10 @@ class PortalSettings(ServiceSettings):
 
     intake_url: str = "http://127.0.0.1:8101"
     intake_api_key_file: Path | None = None
-    """The portal's API key for intake (source system ``portal``, scopes complaint and
-    satisfaction): complaints and ratings go through intake, which seals the contact and gives
-    the follow-up code. Without it the forms answer that nothing could be sent; required
-    outside development."""
+    """The portal's API key for intake (source system ``portal``, scopes complaint,
+    satisfaction and attachment_write): complaints, their files and ratings go through intake,
+    which seals the contact and the files and gives the follow-up code. Without it the forms
+    answer that nothing could be sent; required outside development."""
     public_url: str = "http://127.0.0.1:8106"
     """Where patients reach the portal: the QR codes point there."""
 
