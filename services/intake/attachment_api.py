@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from schemas.attachment import MAX_ATTACHMENTS, AttachmentId, AttachmentInfo
+from services.intake.api import ErrorDetail
 from services.intake.attachments import Attachments, Kept, Upload
 from services.intake.auth import ATTACHMENT_READ_SCOPE, ATTACHMENT_WRITE_SCOPE, Caller, CallerDep
 
@@ -33,6 +34,23 @@ _REFUSED = {
         "the content is not a JPEG, PNG or WebP image or a PDF (known by its first bytes)",
     ),
     Kept.TOO_LARGE: (status.HTTP_413_CONTENT_TOO_LARGE, "body", "the file is too large"),
+}
+
+
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"model": AttachmentInfo, "description": "The same file was already in this slot."},
+    **{
+        code: {"model": ErrorDetail, "description": description}
+        for code, description in {
+            401: "Missing, unknown or revoked API key.",
+            403: "The key lacks the scope attachment_write.",
+            404: "Intake accepted no complaint with this event id.",
+            409: "This slot of the message already holds another file.",
+            413: "The file is larger than 10 MB.",
+            415: "The content is not a JPEG, PNG or WebP image or a PDF (by its first bytes).",
+            422: "A query value is missing or invalid (each problem names it).",
+        }.items()
+    },
 }
 
 
@@ -60,10 +78,13 @@ router = APIRouter(prefix=PATH, tags=["attachments"])
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Add a reporter's file to a complaint (附件)",
+    responses=_ANSWERS,
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
         }
     },
 )
