@@ -3,7 +3,6 @@ key, source system ``portal``), worded for the public. Intake seals the contact 
 follow-up code; the portal, facing the public network, holds neither the contact key nor any
 complaint."""
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,14 +57,13 @@ async def send_attachments(
     addition_event_id: uuid.UUID | None = None,
 ) -> bool:
     """Each cleaned file to intake, in its slot (1, 2, …) of its message; whether all arrived.
-    A slot keeps one file, so a form sent again sends no file twice."""
+    A slot keeps one file, so a form sent again sends no file twice. One after the other:
+    storing 10 MB takes intake about a second, each request within the client's timeout."""
     message = {"complaint_event_id": str(complaint_event_id)}
     if addition_event_id is not None:
         message["addition_event_id"] = str(addition_event_id)
-    sent = await asyncio.gather(
-        *(
-            intake.send_file(ATTACHMENTS_PATH, file.content, message | {"slot": str(slot)})
-            for slot, file in enumerate(files, start=1)
-        )
-    )
-    return all(answer.accepted for answer in sent)
+    arrived = True
+    for slot, file in enumerate(files, start=1):
+        sent = await intake.send_file(ATTACHMENTS_PATH, file.content, message | {"slot": str(slot)})
+        arrived = arrived and sent.accepted
+    return arrived
