@@ -7,7 +7,6 @@ sending nothing; files added on the follow-up page go under the addition's event
 import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -18,15 +17,9 @@ from schemas.attachment import MAX_ATTACHMENT_BYTES
 from schemas.follow_up import ReporterAddition
 from services.intake.crypto import new_follow_up_code
 from tests.portal import Running, hidden, running_portal
+from tests.unit.test_portal_pages import COMPLAINT, NOW
 from tests.unit.test_attachments import GPS_IFD, MARKER, pdf, photo
 
-NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-COMPLAINT = {
-    "category": "red_envelope",
-    "accused_department": "general_psychiatry",
-    "description": "主治医生收了红包才安排手术。",
-    "anonymous": "yes",
-}
 Files = list[tuple[str, tuple[str, bytes, str]]]
 
 
