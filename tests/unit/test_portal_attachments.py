@@ -17,8 +17,8 @@ from schemas.attachment import MAX_ATTACHMENT_BYTES
 from schemas.follow_up import ReporterAddition
 from services.intake.crypto import new_follow_up_code
 from tests.portal import Running, hidden, running_portal
-from tests.unit.test_portal_pages import COMPLAINT, NOW
 from tests.unit.test_attachments import GPS_IFD, MARKER, pdf, photo
+from tests.unit.test_portal_pages import COMPLAINT, NOW
 
 Files = list[tuple[str, tuple[str, bytes, str]]]
 
