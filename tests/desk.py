@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from schemas.attachment import AttachmentInfo
 from schemas.base import derive_event_id
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
@@ -90,10 +91,14 @@ class Intake:
 
     sent: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
     down: bool = False
+    files: dict[str, tuple[AttachmentInfo, bytes]] = field(default_factory=dict)
+    """The reporters' files intake keeps, by attachment id."""
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             return httpx.Response(503, json={"detail": "unavailable"})
+        if request.method == "GET" and request.url.path.startswith("/v1/attachments"):
+            return self._file(request)
         body = json.loads(request.content)
         key = request.headers.get("x-api-key")
         earlier = [
@@ -105,6 +110,22 @@ class Intake:
         event_id = derive_event_id(body["source_system"], body["source_ref"])
         status = 200 if earlier and "source_ref" in body else 202
         return httpx.Response(status, json={"event_id": str(event_id), "status": "accepted"})
+
+    def _file(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/attachments":
+            asked = set(request.url.params.get_list("complaint_event_id"))
+            listed = [
+                info.model_dump(mode="json")
+                for info, _ in self.files.values()
+                if str(info.complaint_event_id) in asked
+            ]
+            return httpx.Response(200, json={"attachments": listed})
+        info, content = self.files[request.url.path.rsplit("/", 1)[-1]]
+        headers = {
+            "Content-Type": info.content_type.value,
+            "Content-Disposition": f'attachment; filename="attachment-{info.slot}.jpg"',
+        }
+        return httpx.Response(200, content=content, headers=headers)
 
 
 @dataclass
@@ -150,9 +171,17 @@ def client(transport: Any) -> httpx.AsyncClient:
 
 
 @asynccontextmanager
-async def running_desk(tmp_path: Path, now: datetime, **settings: Any) -> AsyncIterator[Running]:
-    """The desk app on the in-memory store, with a recording intake, served in process."""
-    (tmp_path / "intake_key").write_text("qlk_desk_key\n")
+async def running_desk(
+    tmp_path: Path,
+    now: datetime,
+    *,
+    intake_key: str = "qlk_desk_key",
+    intake_transport: httpx.AsyncBaseTransport | None = None,
+    **settings: Any,
+) -> AsyncIterator[Running]:
+    """The desk app on the in-memory store, with a recording intake (or the intake that
+    ``intake_transport`` reaches), served in process."""
+    (tmp_path / "intake_key").write_text(f"{intake_key}\n")
     (tmp_path / "reader_key").write_text(READER_KEY)
     desk_settings = DeskSettings(
         intake_api_key_file=tmp_path / "intake_key",
@@ -166,7 +195,7 @@ async def running_desk(tmp_path: Path, now: datetime, **settings: Any) -> AsyncI
         desk_settings,
         clock=clock,
         documents=MemoryDocuments(),
-        intake_transport=httpx.MockTransport(intake.handle),
+        intake_transport=intake_transport or httpx.MockTransport(intake.handle),
     )
     desk: Desk = app.state.desk
     read_model = ReadModel(desk.casework.store, desk.casework.index, clock=clock)

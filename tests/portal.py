@@ -53,19 +53,33 @@ class Intake:
     codes: dict[str, str] = field(default_factory=dict)
     """source_ref → the follow-up code given with it."""
     down: bool = False
+    files: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    """The files sent (``/v1/attachments``): the query (complaint, addition, slot), the body."""
+    events: dict[str, str] = field(default_factory=dict)
+    """source_ref → the event id given with it."""
+    files_down: bool = False
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             return httpx.Response(503, json={"detail": "unavailable"})
+        if request.url.path == "/v1/attachments":
+            return self._file(request)
         body = json.loads(request.content)
         self.sent.append((request.url.path, body, request.headers.get("x-api-key")))
         ref = body["source_ref"]
         repeated = ref in self.codes
         code = self.codes.setdefault(ref, new_follow_up_code())
-        answer = {"event_id": str(uuid.uuid4()), "status": "accepted"}
+        event_id = self.events.setdefault(ref, str(uuid.uuid4()))
+        answer = {"event_id": event_id, "status": "accepted"}
         if request.url.path == "/v1/complaints":
             answer["follow_up_code"] = code
         return httpx.Response(200 if repeated else 202, json=answer)
+
+    def _file(self, request: httpx.Request) -> httpx.Response:
+        if self.files_down:
+            return httpx.Response(503, json={"detail": "unavailable"})
+        self.files.append((dict(request.url.params), request.content))
+        return httpx.Response(201, json={"attachment_id": "0" * 32})
 
 
 @dataclass
@@ -118,9 +132,17 @@ async def post_form(
 
 
 @asynccontextmanager
-async def running_portal(tmp_path: Path, now: datetime, **settings: Any) -> AsyncIterator[Running]:
-    """The portal app on the in-memory store, with a recording intake and Kafka."""
-    (tmp_path / "intake_key").write_text(INTAKE_KEY + "\n")
+async def running_portal(
+    tmp_path: Path,
+    now: datetime,
+    *,
+    intake_key: str = INTAKE_KEY,
+    intake_transport: httpx.AsyncBaseTransport | None = None,
+    **settings: Any,
+) -> AsyncIterator[Running]:
+    """The portal app on the in-memory store, with a recording intake (or the intake that
+    ``intake_transport`` reaches) and Kafka."""
+    (tmp_path / "intake_key").write_text(intake_key + "\n")
     (tmp_path / "qr_key").write_text(QR_KEY)
     portal_settings = PortalSettings(
         portal_key="k" * 40,
@@ -135,7 +157,7 @@ async def running_portal(tmp_path: Path, now: datetime, **settings: Any) -> Asyn
         portal_settings,
         clock=clock,
         documents=MemoryDocuments(),
-        intake_transport=httpx.MockTransport(intake.handle),
+        intake_transport=intake_transport or httpx.MockTransport(intake.handle),
     )
     portal: Portal = app.state.portal
     portal.follow_ups.publish = kafka.publish

@@ -39,12 +39,13 @@ store_env() {
         "QINGLIAN_MONGO_URL=mongodb://127.0.0.1:$FERRETDB_PORT/"
 }
 
-api_key() {  # FILE SOURCE SCOPES: an intake API key, kept while intake's store knows it, else made anew
-    local file="$1" source="$2" scopes="$3" key_id
+api_key() {  # FILE SOURCE SCOPES: an intake API key, kept while intake's store knows it with these scopes, else made anew
+    local file="$1" source="$2" scopes="$3" key_id sorted
+    sorted="$(tr , '\n' <<<"$scopes" | LC_ALL=C sort | paste -sd, -)"  # as `keys list` prints them
     if [[ -s "$file" ]]; then
         key_id="$(cut -d_ -f2 "$file")"
         env $(store_env) "$PYTHON" -m services.intake.keys list 2>/dev/null |
-            grep -Eq "^$key_id .* active( |$)" && return 0
+            grep -Eq "^$key_id .* active .*scopes $sorted( |$)" && return 0
     fi
     mkdir -p "$(dirname "$file")"
     (umask 077 && env $(store_env) "$PYTHON" -m services.intake.keys create --source "$source" \
@@ -83,8 +84,8 @@ start() {
     [[ -x "$PYTHON" ]] || die "no virtual environment: run deploy/local/setup.sh first"
     cd "$ROOT"
     mkdir -p "$LOG_DIR" "$RUN_DIR"
-    api_key "$DESK_KEY" desk case_action,investigation_finding,follow_up_reply
-    api_key "$PORTAL_KEY" portal complaint,satisfaction
+    api_key "$DESK_KEY" desk case_action,investigation_finding,follow_up_reply,attachment_read
+    api_key "$PORTAL_KEY" portal complaint,satisfaction,attachment_write
     reader_key
     local name port
     declare -A log_offset

@@ -21,7 +21,7 @@ class Sent:
 
     @property
     def accepted(self) -> bool:
-        return self.status in (200, 202)
+        return self.status in (200, 201, 202)
 
     @property
     def refused_fields(self) -> tuple[str, ...]:
@@ -43,11 +43,37 @@ class IntakeClient:
         self.http = httpx.AsyncClient(base_url=base_url, timeout=10, transport=transport)
 
     async def send(self, path: str, body: dict[str, Any]) -> Sent:
+        return await self._exchange("POST", path, json=body)
+
+    async def send_file(self, path: str, content: bytes, params: dict[str, str]) -> Sent:
+        """A file as the request's body (intake knows its type by its first bytes)."""
+        headers = {"Content-Type": "application/octet-stream"}
+        return await self._exchange("POST", path, content=content, params=params, headers=headers)
+
+    async def ask(self, path: str, params: dict[str, Any]) -> Sent:
+        return await self._exchange("GET", path, params=params)
+
+    async def open_stream(self, path: str) -> httpx.Response | None:
+        """A GET whose body is read as it comes (the caller closes it: ``aclose``); None when
+        there is no key or intake is unreachable."""
+        if self.api_key is None:
+            return None
+        request = self.http.build_request("GET", path, headers=self._headers())
+        try:
+            return await self.http.send(request, stream=True)
+        except httpx.TransportError:
+            return None
+
+    def _headers(self) -> dict[str, str]:
+        assert self.api_key is not None  # noqa: S101 (asked only with a key)
+        return {"X-API-Key": self.api_key.get_secret_value()}
+
+    async def _exchange(self, method: str, path: str, **request: Any) -> Sent:
         if self.api_key is None:
             return Sent(None, no_key=True)
-        headers = {"X-API-Key": self.api_key.get_secret_value()}
+        headers = self._headers() | request.pop("headers", {})
         try:
-            response = await self.http.post(path, json=body, headers=headers)
+            response = await self.http.request(method, path, headers=headers, **request)
         except httpx.TransportError:
             return Sent(None)
         try:

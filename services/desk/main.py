@@ -17,6 +17,7 @@ from services.common.service import Clock, Service, system_clock
 from services.desk.access import Rules
 from services.desk.acknowledgements import Acknowledging, ack_pages
 from services.desk.api import session_api
+from services.desk.attachments import attachment_pages
 from services.desk.casework import Casework
 from services.desk.directory import Directory
 from services.desk.handlers import routes
@@ -54,7 +55,7 @@ def create_app(
         title="Qinglian desk 案件台",
         topics=SERVICES["desk"].topics,
         routers=[routes(service.group_id, read_model=read_model)],
-        apis=[pages, session_api, ack_pages, register_pages],
+        apis=[pages, session_api, ack_pages, register_pages, attachment_pages],
     )
     rules = Rules(catalogue, settings.conduct_office_department)
     app.state.acknowledging = Acknowledging(

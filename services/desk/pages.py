@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from services.common.pages import new_token
 from services.desk.access import Account, ActionKind
+from services.desk.attachments import attachments_of
 from services.desk.casework import CasePage
 from services.desk.exports import export
 from services.desk.forms import FIELD_LABELS, FormError
@@ -202,6 +203,7 @@ async def _case_page(
         "labels": FIELD_LABELS,
         "problems": [],
         "posted": {},
+        "attachments": await attachments_of(desk.casework.intake, found.case),
     }
     code = status.HTTP_422_UNPROCESSABLE_CONTENT if extra.get("problems") else status.HTTP_200_OK
     return page(request, "case.html", context | extra, code)

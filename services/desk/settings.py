@@ -24,8 +24,8 @@ class DeskSettings(ServiceSettings):
     intake_url: str = "http://127.0.0.1:8101"
     intake_api_key_file: Path | None = None
     """The desk's API key for intake (source system ``desk``, scopes case_action,
-    investigation_finding, follow_up_reply). Without it the desk shows cases but cannot act;
-    required outside development."""
+    investigation_finding, follow_up_reply, attachment_read). Without it the desk shows cases
+    but cannot act or open the reporters' files; required outside development."""
     reporting_url: str = "http://127.0.0.1:8104"
     """Where the reports and dashboard are, for the link in the desk's menu."""
     session_reader_key_file: Path | None = None

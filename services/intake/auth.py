@@ -11,6 +11,10 @@ from services.common.credentials import Credential, Credentials
 
 FOLLOW_UP_REPLY_SCOPE = "follow_up_reply"
 """Scope for the conduct office's replies to reporters (not an event type)."""
+ATTACHMENT_WRITE_SCOPE = "attachment_write"
+"""Scope for adding a reporter's files to a complaint (the portal's key)."""
+ATTACHMENT_READ_SCOPE = "attachment_read"
+"""Scope for reading reporters' files (the desk's key: never the public portal's)."""
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,15 @@ from schemas.catalogue import BY_TYPE
 from services.common.credentials import GrantOption, Grants, command_line, run_command
 from services.common.documents import MongoDocuments
 from services.common.store import connect, database
-from services.intake.auth import FOLLOW_UP_REPLY_SCOPE
+from services.intake.auth import (
+    ATTACHMENT_READ_SCOPE,
+    ATTACHMENT_WRITE_SCOPE,
+    FOLLOW_UP_REPLY_SCOPE,
+)
 from services.intake.settings import IntakeSettings
 from services.intake.store import IntakeStore
 
-SCOPES = (*BY_TYPE, FOLLOW_UP_REPLY_SCOPE)
+SCOPES = (*BY_TYPE, FOLLOW_UP_REPLY_SCOPE, ATTACHMENT_WRITE_SCOPE, ATTACHMENT_READ_SCOPE)
 OPTIONS = (
     GrantOption("--source", "source_system", "the source system the key speaks for"),
     GrantOption("--scopes", "scopes", f"comma-separated, from: {', '.join(SCOPES)}"),

@@ -5,13 +5,15 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from schemas.attachment import MAX_ATTACHMENT_BYTES
 from services.common.kafka_access import SERVICES
 from services.common.publishing import Publishing
 from services.common.raw_senders import RawSenders
 from services.common.refusals import refuse_plainly
 from services.common.service import Service
-from services.intake import api, handlers
+from services.intake import api, attachment_api, handlers
 from services.intake.acceptance import Acceptance
+from services.intake.attachments import Attachments
 from services.intake.crypto import Vault
 from services.intake.metrics import IntakeMetrics
 from services.intake.settings import IntakeSettings
@@ -42,12 +44,16 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         title="Qinglian intake",
         topics=(*senders.topics(), *SERVICES["intake"].topics),
         routers=[handlers.routes(service.group_id, raw, senders)],
-        apis=[api.router],
+        apis=[api.router, attachment_api.router],
     )
     app.state.intake = api.IntakeApi(acceptance, store.keys, publishing, metrics, service.clock)
+    app.state.attachments = Attachments(store, vault)
     refuse_plainly(
         app,
         max_body_bytes=settings.max_event_bytes,
-        by_path={"/v1/batch": settings.max_batch_bytes},
+        by_path={
+            "/v1/batch": settings.max_batch_bytes,
+            attachment_api.PATH: MAX_ATTACHMENT_BYTES,
+        },
     )
     return app

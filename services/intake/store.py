@@ -6,7 +6,9 @@
 - ``intake_published``: a mark per event Kafka acknowledged. Inserted, never updated: an insert
   of a new id is one atomic statement on every store, and costs FerretDB no read;
 - ``intake_api_keys``: the source systems' API keys (services/common/credentials.py);
-- ``intake_redrives``: the dead letters the redrive command sent back.
+- ``intake_redrives``: the dead letters the redrive command sent back;
+- ``intake_attachments`` and ``intake_attachment_chunks``: reporters' files, each a small
+  record (services/intake/attachments.py) and its content sealed in chunks.
 """
 
 import base64
@@ -16,6 +18,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, BeforeValidator, PlainSerializer
 
+from schemas.attachment import AttachmentInfo
 from schemas.catalogue import AnyEvent
 from schemas.follow_up import CodeDigest
 from services.common.credentials import Credentials
@@ -62,12 +65,28 @@ class Redriven(BaseModel):
     topic: str
 
 
+class KeptAttachment(AttachmentInfo):
+    """An attachment's record, stored after all its chunks: present means complete."""
+
+    upload: str
+    """The random id its chunks are kept under (``<upload>:<n>``): two uploads of one slot
+    at once write chunks of their own, and the record first stored names the winner's."""
+    chunks: int
+    stored_at: datetime
+
+
+class SealedChunk(BaseModel):
+    sealed: Sealed
+
+
 @dataclass(frozen=True)
 class IntakeStore:
     accepted: Records[Accepted]
     published: Records[Published]
     redrives: Records[Redriven]
     keys: Credentials
+    attachments: Records[KeptAttachment]
+    attachment_chunks: Records[SealedChunk]
 
     @classmethod
     def on(cls, documents: Documents, *, key_cache_seconds: float) -> Self:
@@ -81,4 +100,8 @@ class IntakeStore:
                 prefix=API_KEY_PREFIX,
                 cache_seconds=key_cache_seconds,
             ),
+            attachments=documents.records(
+                "intake_attachments", KeptAttachment, fields=("complaint_event_id",)
+            ),
+            attachment_chunks=documents.records("intake_attachment_chunks", SealedChunk),
         )

@@ -61,6 +61,8 @@ class Added(BaseModel):
     complaint_event_id: uuid.UUID
     text: str
     at: datetime
+    attachments: int = 0
+    """How many files came with it (kept by intake, sealed; the page shows only the count)."""
 
 
 class ReplyView(BaseModel):
@@ -142,6 +144,7 @@ class Message(BaseModel):
     at: datetime
     from_reporter: bool
     text: str
+    attachments: int = 0
 
 
 class FollowUpPage(BaseModel):
@@ -168,7 +171,9 @@ def follow_up_page(
     view = follow_up_view(known, progress, replies)
     shared = sorted((r for r in replies if r.outcome), key=lambda reply: reply.sent_at)
     messages = [Message(at=r.at, from_reporter=False, text=r.text) for r in view.replies]
-    messages += [Message(at=a.at, from_reporter=True, text=a.text) for a in added]
+    messages += [
+        Message(at=a.at, from_reporter=True, text=a.text, attachments=a.attachments) for a in added
+    ]
     status_zh = STATUS_ZH.get(view.status, "已受理")
     closed = progress is not None and progress.state in (
         CaseState.FINDING_RECORDED,

@@ -129,10 +129,13 @@ class FollowUps:
                 return False
         return True
 
-    async def add_information(self, known: KnownCode, text: str, *, now: datetime) -> None:
+    async def add_information(
+        self, known: KnownCode, text: str, *, now: datetime, attachments: int = 0
+    ) -> uuid.UUID:
         """Publish what the reporter added (the router records it on the case), and keep it
         for the reporter's page: kept first, and taken back when it could not be published,
-        so the page never shows what the office will not get."""
+        so the page never shows what the office will not get. Its event id: the files that
+        come with it are sent to intake under it."""
         if not await self.kafka_reachable():
             raise KafkaUnreachableError("Kafka did not answer")
         addition = ReporterAddition(
@@ -141,7 +144,12 @@ class FollowUps:
             text=text,
             received_at=now,
         )
-        kept = Added(complaint_event_id=known.complaint_event_id, text=addition.text, at=now)
+        kept = Added(
+            complaint_event_id=known.complaint_event_id,
+            text=addition.text,
+            at=now,
+            attachments=attachments,
+        )
         await self.store.additions.insert(str(addition.event_id), kept)
         try:
             await self.publish(
@@ -150,3 +158,4 @@ class FollowUps:
         except Exception:
             await self.store.additions.delete(str(addition.event_id))
             raise
+        return addition.event_id

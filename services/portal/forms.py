@@ -38,6 +38,7 @@ FIELD_LABELS = {
     "comment": "意见",
     "staff_id": "工号",
     "text": "补充内容",
+    "attachments": "附件",
     "form": "表单",
 }
 """What each field is called on the pages."""

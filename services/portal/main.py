@@ -90,5 +90,10 @@ def create_app(
         metrics=PortalMetrics.on(service.registry),
     )
     install(app, portal)
-    refuse_plainly(app, max_body_bytes=settings.max_body_bytes, by_path={})
+    with_files = settings.max_form_with_files_bytes
+    refuse_plainly(
+        app,
+        max_body_bytes=settings.max_body_bytes,
+        by_path={"/": with_files, "/follow-up/add": with_files},
+    )
     return app

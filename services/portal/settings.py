@@ -4,6 +4,7 @@ from pathlib import Path
 
 from pydantic import SecretStr, model_validator
 
+from schemas.attachment import MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS
 from services.common.departments import DEPARTMENTS_FILE
 from services.common.settings import ServiceSettings, read_secret
 
@@ -33,14 +34,17 @@ class PortalSettings(ServiceSettings):
 
     intake_url: str = "http://127.0.0.1:8101"
     intake_api_key_file: Path | None = None
-    """The portal's API key for intake (source system ``portal``, scopes complaint and
-    satisfaction): complaints and ratings go through intake, which seals the contact and gives
-    the follow-up code. Without it the forms answer that nothing could be sent; required
-    outside development."""
+    """The portal's API key for intake (source system ``portal``, scopes complaint,
+    satisfaction and attachment_write): complaints, their files and ratings go through intake,
+    which seals the contact and the files and gives the follow-up code. Without it the forms
+    answer that nothing could be sent; required outside development."""
     public_url: str = "http://127.0.0.1:8106"
     """Where patients reach the portal: the QR codes point there."""
 
     max_body_bytes: int = 64 * 1024
+    max_form_with_files_bytes: int = MAX_ATTACHMENTS * MAX_ATTACHMENT_BYTES + 256 * 1024
+    """The complaint form and the addition form, with their files (5 of 10 MB at most, each
+    refused by name on the page when over; a body over this is refused before it is read)."""
     kafka_check_seconds: float = 5.0
     """How long the portal waits for Kafka to answer before it publishes; unanswered: 503."""
 

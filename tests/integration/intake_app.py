@@ -16,7 +16,11 @@ from schemas.catalogue import BY_TYPE
 from services.common.credentials import Grants
 from services.common.documents import MongoDocuments
 from services.common.store import Document, connect, database
-from services.intake.auth import FOLLOW_UP_REPLY_SCOPE
+from services.intake.auth import (
+    ATTACHMENT_READ_SCOPE,
+    ATTACHMENT_WRITE_SCOPE,
+    FOLLOW_UP_REPLY_SCOPE,
+)
 from services.intake.crypto import Vault, new_key
 from services.intake.main import create_app
 from services.intake.settings import IntakeSettings
@@ -24,7 +28,7 @@ from services.intake.store import IntakeStore
 from tests.conftest import InfraSettings
 from tests.integration.in_process import serving
 
-ALL_SCOPES = {*BY_TYPE, FOLLOW_UP_REPLY_SCOPE}
+ALL_SCOPES = {*BY_TYPE, FOLLOW_UP_REPLY_SCOPE, ATTACHMENT_WRITE_SCOPE, ATTACHMENT_READ_SCOPE}
 TEST_SENDERS_FILE = Path(__file__).with_name("raw_senders.toml")
 TEST_SENDER = "webform"
 """The one raw sender of the tests' intake (its Kafka user)…"""

@@ -95,7 +95,7 @@ def system(infra: InfraSettings, tmp_path_factory: pytest.TempPathFactory) -> It
         "QINGLIAN_INTAKE_URL": f"http://127.0.0.1:{PORTS['intake']}",
     }
     key_file = logs / "desk_intake_api_key"
-    scopes = "case_action,investigation_finding,follow_up_reply"
+    scopes = "case_action,investigation_finding,follow_up_reply,attachment_read"
     key_file.write_text(
         created(env, "services.intake.keys", "--source", "desk", "--scopes", scopes)
     )

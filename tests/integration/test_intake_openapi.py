@@ -193,6 +193,7 @@ POST_PATHS = [
     *TYPE_PATHS.values(),
     "/v1/batch",
     "/v1/follow-up/replies",
+    "/v1/attachments",
 ]
 
 CHECKS = [

@@ -1,6 +1,7 @@
 """The portal in a real browser on a phone's screen (Debian's Chromium, headless, 390×844),
-as a patient with only a phone uses it: file an anonymous complaint, keep the code, read the
-status and the office's reply, add information, rate a touchpoint from its QR link. Then what
+as a patient with only a phone uses it: file an anonymous complaint with a photo, keep the
+code, read the status and the office's reply, add information, rate a touchpoint from its QR
+link. Then what
 the run left behind: the code and the contact appear in no log line (uvicorn's access log
 included), no Kafka record and no file of the broker or the store in plaintext.
 
@@ -44,6 +45,7 @@ from tests.integration.kafka_reading import Positions, end_offsets, published_si
 from tests.logs import echoes_of
 from tests.portal import hidden
 from tests.services import ROOT, created, launch, stop_gracefully, wait_healthy
+from tests.unit.test_attachments import MARKER, pdf, photo
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.infra
@@ -75,6 +77,8 @@ REPLY = "您反映的问题已转门诊部核查，我们会在期限内答复�
 ADDED = "补充：当天下午三点，诊室 12 号。"
 CONTACT_PHONE = "13912345678"
 CONTACT_NAME = "测试联系人"
+PDF_MARKER = "PDF-PLAINTEXT-MARKER-7f3a"
+"""Inside the PDF the reporter adds: intake keeps it sealed, so no data file holds it."""
 
 
 def _free_port() -> int:
@@ -136,7 +140,7 @@ async def system(
         "--source",
         "portal",
         "--scopes",
-        "complaint,satisfaction",
+        "complaint,satisfaction,attachment_write",
     )
     reply_key = created(
         intake_env, "services.intake.keys", "--source", "desk", "--scopes", "follow_up_reply"
@@ -255,8 +259,13 @@ async def test_a_patient_files_follows_and_rates_with_only_a_phone(
     await page.get_by_label("反映类别").select_option("red_envelope")
     await page.get_by_label("涉及科室").select_option("outpatient")
     await page.get_by_label("具体情况").fill(DESCRIPTION)
+    (system.logs / "IMG_0412.jpg").write_bytes(photo())  # with EXIF: camera, GPS position
+    system.secrets += [MARKER, PDF_MARKER, "IMG_0412"]  # in the photo's EXIF, in the PDF
+    await page.get_by_label("附件（可选）").set_input_files(system.logs / "IMG_0412.jpg")
+    await _shot(page, "1b-photo-chosen")
     form_token = await page.input_value("input[name=form_token]")
     await page.get_by_role("button", name="提交").click()
+    assert "已收到附件 1 个" in await page.locator("#attachments-received").inner_text()
     code = (await page.locator("#follow-up-code").inner_text()).strip()
     system.secrets.append(code)
     assert code.startswith("QL-")
@@ -287,9 +296,12 @@ async def test_a_patient_files_follows_and_rates_with_only_a_phone(
     await _shot(page, "4-investigating-with-reply")
 
     await page.get_by_label("补充内容").fill(ADDED)
+    (system.logs / "收据.pdf").write_bytes(pdf(PDF_MARKER))
+    await page.get_by_label("附件（可选）").set_input_files(system.logs / "收据.pdf")
     await page.get_by_role("button", name="提交补充").click()
     await page.wait_for_selector(".notice")
     assert ADDED in await page.locator("ol.thread").inner_text()
+    assert "附件 1 个" in await page.locator("ol.thread").inner_text()
     await _shot(page, "5-information-added")
     additions = await published_since(
         infra.kafka_bootstrap, topics.REPORTER_ADDITIONS, system.since[topics.REPORTER_ADDITIONS]
@@ -366,7 +378,7 @@ async def test_codes_and_contacts_appear_in_no_log_kafka_record_or_data_file(
             "/follow-up", data={"csrf_token": tokens["csrf_token"], "code": code}
         )
         assert shown.status_code == 200
-    assert len(system.secrets) == 4, "the browser test ran first and kept its code"
+    assert len(system.secrets) == 7, "the browser test ran first and kept its secrets"
     system.stop()  # the logs are complete once the processes ended
 
     portal_log = (system.logs / "portal.log").read_text(errors="replace")
