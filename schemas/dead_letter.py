@@ -18,10 +18,11 @@ class Problem(Contract):
 
 
 def problems_of(errors: Iterable[Any]) -> list[Problem]:
-    """Pydantic's errors (``ValidationError.errors()``) as field + reason, without the values."""
+    """Pydantic's errors (``ValidationError.errors()``) as field + reason, without the values.
+    A field's name is the sender's; U+0000 in it is shown escaped (no contract keeps it)."""
     return [
         Problem(
-            field=".".join(str(part) for part in error["loc"]) or "body",
+            field=".".join(str(part) for part in error["loc"]).replace("\x00", "\\u0000") or "body",
             reason=error["msg"],
         )
         for error in errors

@@ -23,6 +23,7 @@ from schemas.complaint import (
     ComplaintReceived,
     ComplaintSubmission,
 )
+from schemas.dead_letter import problems_of
 from schemas.labels import LabelledEnum
 
 source_systems = st.from_regex(r"[a-z][a-z0-9_.-]{0,20}", fullmatch=True)
@@ -385,3 +386,10 @@ def test_json_carries_chinese_as_utf8_not_escapes() -> None:
 
     assert "收下红包两千元".encode() in encoded
     assert b"\\u" not in encoded
+
+
+def test_a_refused_field_whose_name_holds_a_nul_is_named_without_it() -> None:
+    """A sender's unknown field named with U+0000 is refused like any other (the name shown
+    escaped), not turned into a second refusal while the first is reported."""
+    (problem,) = problems_of([{"loc": ("body", "a\x00b"), "msg": "Extra inputs are not permitted"}])
+    assert problem.field == "body.a\\u0000b"
