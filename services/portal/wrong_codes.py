@@ -14,7 +14,7 @@ import ipaddress
 from datetime import datetime, timedelta
 
 from services.common.credentials import digest
-from services.portal.store import PortalStore
+from services.portal.store import Attempt, PortalStore
 from services.portal.tally import Tally
 
 
@@ -57,10 +57,16 @@ class WrongCodeLimit:
         return await self.tally.count(key, now=now) >= self.allowed
 
     async def still_allowed_after(self, key: str, *, now: datetime) -> bool:
-        """Count one more wrong code; whether it was still within the limit. Counted before
-        it is judged, so guesses sent at once are counted one by one, not all let through."""
-        await self.tally.add(key, now=now)
-        return await self.tally.count(key, now=now) <= self.allowed
+        """Count one more wrong code; whether it was still within the limit. Each of the
+        window's ``allowed`` answers is a numbered slot, claimed by inserting it (refused
+        atomically to all but one writer): of guesses sent at once, exactly as many as slots
+        are left are answered, never more and never none."""
+        window = int(now.timestamp() // self.window.total_seconds())
+        for slot in range(self.allowed):
+            if await self.tally.records.insert(f"{key}|{window}|{slot}", Attempt(key=key, at=now)):
+                return True
+        await self.tally.add(key, now=now)  # a refused guess keeps the client waiting too
+        return False
 
     async def forget(self, *, now: datetime) -> None:
         await self.tally.forget(now=now)

@@ -322,7 +322,9 @@ async def test_a_patient_files_follows_and_rates_with_only_a_phone(
         system.since[topics.SATISFACTION_RATINGS],
     )
     assert [
-        (r.json()["touchpoint"], r.json()["department"], r.json()["score"]) for r in ratings
+        (r.json()["touchpoint"], r.json()["department"], r.json()["score"])
+        for r in ratings
+        if r.json()["source_system"] == "portal"  # intake may be replaying older raw records
     ] == [("registration", "outpatient", 2)]
 
     forged = link.replace("/outpatient/", "/finance/")
