@@ -903,7 +903,7 @@ async def test_services_killed_mid_stream_count_every_event_once(
 
 # --- 2. The broker stopped and started again --------------------------------------------------
 
-OUTAGE_BEFORE = 500
+OUTAGE_BEFORE = 2000
 """Events accepted just before an outage: the services are still at them when it begins."""
 OUTAGE_REFUSED = 20
 OUTAGE_AFTER = 100
