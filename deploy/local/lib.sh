@@ -36,8 +36,10 @@ pid_of() {  # prints the pid of a running process started by us, or nothing
     local pid_file="$RUN_DIR/$1.pid" pid started
     [[ -f "$pid_file" ]] || return 0
     read -r pid started <"$pid_file"
-    # A pid file from before a reboot may name a process another program runs now.
-    if [[ -n "$started" && "$(started_at "$pid")" == "$started" ]]; then
+    # A pid file from before a reboot may name a process another program runs now: the start
+    # time tells. (A file written before start times were kept has none: trusted as it was.)
+    if { [[ -n "$started" ]] && [[ "$(started_at "$pid")" == "$started" ]]; } ||
+        { [[ -z "$started" ]] && kill -0 "$pid" 2>/dev/null; }; then
         echo "$pid"
     else
         rm -f "$pid_file"

@@ -92,7 +92,8 @@ def test_a_pid_file_left_from_before_a_reboot_never_names_another_program(tmp_pa
     try:
         (tmp_path / "run").mkdir()
         for name in ("kafka", "postgres", "ferretdb"):
-            (tmp_path / "run" / f"{name}.pid").write_text(f"{stranger.pid}\n")
+            # The pid and the start time (clock ticks after boot) of the process it once was.
+            (tmp_path / "run" / f"{name}.pid").write_text(f"{stranger.pid} 1\n")
         env = {**os.environ, "QINGLIAN_LOCAL_DIR": str(tmp_path)}
 
         status = run("status", env=env)
