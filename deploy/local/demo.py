@@ -34,8 +34,9 @@ DEFAULT_PORTS = {
     "router": 8102,
     "escalation": 8103,
     "reporting": 8104,
-    "portal": 8106,
     "desk": 8105,
+    "portal": 8106,
+    "notifier": 8107,
 }
 URLS = {
     name: f"http://127.0.0.1:{os.environ.get(f'QINGLIAN_{name.upper()}_PORT', port)}"
