@@ -349,8 +349,8 @@ async def test_a_department_head_never_meets_a_case_against_themselves(
     assert head_case.case_id in (await inspector.get("/cases", params={"conflict": "1"})).text
     office = await running.signed_in("wangmin", "conduct_office", staff_id="S0102", name="王敏")
     for params in ({}, {"search": head_case.case_id}, {"category": "kickback"}):
-        listed = (await office.get("/cases", params=params)).text
-        assert f'data-case="{head_case.case_id}"' in listed, f"the office sees it ({params})"
+        page = (await office.get("/cases", params=params)).text
+        assert f'data-case="{head_case.case_id}"' in page, f"the office sees it ({params})"
 
 
 async def test_the_view_log_is_kept_and_shown_to_discipline_inspection(
