@@ -324,18 +324,24 @@ def decision_notifications(
     ]
 
 
-def follow_up(
+def follow_ups(
     sent: Notification,
     directory: AddresseeDirectory,
     catalogue: DepartmentCatalogue,
     *,
     now: datetime,
-) -> Notification | None:
+) -> tuple[Notification, ...]:
     """What an unacknowledged notification calls for at ``now``: a reminder to its addressee
-    once its period has passed, then its addressee's superior after another; else None."""
+    once its period has passed, its addressee's superior after another; both at once when a
+    round finds both periods passed (the notifier was stopped), the reminder first."""
     if not sent.awaiting_ack or sent.sent_at is None or sent.purpose is not Purpose.DECISION:
-        return None
+        return ()
     period = timedelta(hours=sent.within_hours)
+    due: list[Notification] = []
+    if now >= sent.sent_at + period and not sent.followed_up:
+        due.append(
+            _follow_up(sent, Purpose.REMINDER, directory.by_key(sent.addressee, catalogue), now)
+        )
     if now >= sent.sent_at + 2 * period and Purpose.SUPERIOR not in sent.followed_up:
         superior = directory.by_key(sent.addressee, catalogue).superior
         told = (
@@ -343,12 +349,9 @@ def follow_up(
             if superior is None
             else not_accused(directory.group(superior), frozenset(sent.accused), directory)
         )
-        if told is None or told.key == sent.addressee:
-            return None  # nobody above who may be told
-        return _follow_up(sent, Purpose.SUPERIOR, told, now)
-    if now >= sent.sent_at + period and Purpose.REMINDER not in sent.followed_up:
-        return _follow_up(sent, Purpose.REMINDER, directory.by_key(sent.addressee, catalogue), now)
-    return None
+        if told is not None and told.key != sent.addressee:  # else nobody above may be told
+            due.append(_follow_up(sent, Purpose.SUPERIOR, told, now))
+    return tuple(due)
 
 
 def _follow_up(

@@ -298,12 +298,12 @@ class Notifier:
         awaiting = await self.store.outbox.find(awaiting_ack=True)
         waiting = [found.value for found in awaiting.values() if found.value is not None]
         for sent in waiting:
-            follow_up = domain.follow_up(sent, self.directory, self.catalogue, now=now)
-            if follow_up is None:
+            due = domain.follow_ups(sent, self.directory, self.catalogue, now=now)
+            if not due:
                 continue
-            await self.record([follow_up])
+            await self.record(due)
             await self.store.outbox.update(
-                str(sent.notification_id), _followed_up(follow_up.purpose)
+                str(sent.notification_id), _followed_up(tuple(n.purpose for n in due))
             )
         for urgent in (True, False):
             self.metrics.overdue.labels(str(urgent).lower()).set(
@@ -401,13 +401,15 @@ def _announced(
 
 
 def _followed_up(
-    purpose: Purpose,
+    purposes: tuple[Purpose, ...],
 ) -> Callable[[Versioned[Notification]], Awaitable[Notification | None]]:
     async def change(current: Versioned[Notification]) -> Notification | None:
-        if current.value is None or purpose in current.value.followed_up:
+        if current.value is None:
             return None
-        return current.value.model_copy(
-            update={"followed_up": (*current.value.followed_up, purpose)}
+        recorded = current.value.followed_up
+        added = tuple(p for p in purposes if p not in recorded)
+        return (
+            current.value.model_copy(update={"followed_up": (*recorded, *added)}) if added else None
         )
 
     return change

@@ -408,6 +408,41 @@ async def test_unacknowledged_a_reminder_then_the_superior_and_acknowledgement_s
     assert outside.to("group:discipline_inspection") == [discipline.notification_id]
 
 
+async def test_found_past_both_periods_the_addressee_is_reminded_with_the_superior_not_after(
+    notifier: Notifier, outside: Outside
+) -> None:
+    # The notifier was stopped through both periods: its first round does both follow-ups, and
+    # a later round does not remind an addressee whose superior was already told.
+    await notifier.take_decisions([decision()])
+    await notifier.send_due()
+    [liaison] = [n for n in await outbox(notifier) if n.addressee == "group:judicial_liaison"]
+    outside.now = START + timedelta(hours=49)
+    await notifier.follow_up()
+    await notifier.send_due()
+    recalling = [n for n in await outbox(notifier) if n.acknowledges == liaison.notification_id]
+    assert sorted(n.purpose for n in recalling) == [Purpose.REMINDER, Purpose.SUPERIOR]
+    outside.now = START + timedelta(hours=200)
+    await notifier.follow_up()
+    later = [n for n in await outbox(notifier) if n.acknowledges == liaison.notification_id]
+    assert sorted(n.notification_id for n in later) == sorted(n.notification_id for n in recalling)
+
+
+async def test_a_group_with_nobody_above_is_still_reminded(
+    notifier: Notifier, outside: Outside
+) -> None:
+    await notifier.take_decisions(
+        [decision(escalate_to=EscalationTarget.SUPERIOR_HEALTH_AUTHORITY, rule_id="R-SEVERE")]
+    )
+    await notifier.send_due()
+    [leadership] = [n for n in await outbox(notifier) if n.addressee == "group:leadership"]
+    outside.now = START + timedelta(hours=49)
+    await notifier.follow_up()
+    await notifier.send_due()
+    [reminder] = [n for n in await outbox(notifier) if n.acknowledges == leadership.notification_id]
+    assert reminder.purpose is Purpose.REMINDER
+    assert reminder.notification_id in outside.to("group:leadership")
+
+
 async def test_the_overdue_gauge_counts_urgent_unacknowledged(
     notifier: Notifier, outside: Outside, registry: CollectorRegistry
 ) -> None:
