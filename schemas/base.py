@@ -2,9 +2,10 @@
 
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -13,9 +14,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ModelWrapValidatorHandler,
     StringConstraints,
-    field_validator,
+    ValidationError,
+    model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 HOSPITAL_TIME_ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -37,21 +44,11 @@ EARLIEST_DAY = date(1970, 1, 1)
 # What the published JSON Schemas promise ("format": "date-time" and "date", RFC 3339), and
 # no more: pydantic alone would also read numbers as seconds since 1970, times without a zone,
 # a space for the "T", a day for a time. ASCII digits only, and no newline after the end.
-_RFC_3339_DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+_RFC_3339_DATE_TIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _rfc_3339_text(value: object) -> object:
-    """JSON carries a time as RFC 3339 text with its offset; code may pass a datetime."""
-    if isinstance(value, datetime) or (
-        isinstance(value, str) and _RFC_3339_DATE_TIME.fullmatch(value)
-    ):
-        return value
-    raise ValueError(
-        "must be an RFC 3339 date-time with its time zone, e.g. 2026-11-20T14:30:00+08:00"
-    )
 
 
 def _iso_day_text(value: object) -> object:
@@ -63,14 +60,55 @@ def _iso_day_text(value: object) -> object:
     raise ValueError("must be a day written YYYY-MM-DD, e.g. 2026-11-20")
 
 
-def _aware_and_not_too_early(value: datetime) -> datetime:
-    # Only a datetime object from code can lack a zone (text without one is refused above):
-    # read it as hospital time.
+_EARLIEST_MOMENT = datetime(EARLIEST_DAY.year, 1, 1, tzinfo=UTC)
+_MOMENT_EXPECTED = (
+    "must be an RFC 3339 date-time with its time zone, not before 1970, "
+    "e.g. 2026-11-20T14:30:00+08:00"
+)
+
+
+def _aware(value: datetime) -> datetime:
+    # Only a datetime object from code can lack a zone (text without one is refused): read it
+    # as hospital time.
     if value.tzinfo is None or value.utcoffset() is None:
         value = value.replace(tzinfo=HOSPITAL_TIME_ZONE)
-    if value < datetime(EARLIEST_DAY.year, 1, 1, tzinfo=UTC):
+    if value < _EARLIEST_MOMENT:
         raise ValueError(f"must not be before {EARLIEST_DAY}")
     return value
+
+
+class _Moment:
+    """EventTime's validation, done inside pydantic-core: RFC 3339 text, or a datetime from
+    code. (Validators in Python, one call per time, were half of the cost of reading an event
+    from a topic.)"""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        text = core_schema.chain_schema(
+            [
+                core_schema.str_schema(pattern=_RFC_3339_DATE_TIME, strip_whitespace=False),
+                core_schema.datetime_schema(ge=_EARLIEST_MOMENT),
+            ]
+        )
+        from_code = core_schema.no_info_after_validator_function(
+            _aware, core_schema.is_instance_schema(datetime)
+        )
+        either = core_schema.json_or_python_schema(
+            json_schema=text,
+            python_schema=core_schema.union_schema([from_code, text]),
+            serialization=core_schema.simple_ser_schema("datetime"),
+        )
+        return core_schema.custom_error_schema(
+            either, "date_time_format", custom_error_message=_MOMENT_EXPECTED
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(core_schema.datetime_schema())
 
 
 def hospital_day(moment: datetime) -> date:
@@ -84,9 +122,7 @@ def _not_too_early(value: date) -> date:
     return value
 
 
-EventTime = Annotated[
-    datetime, BeforeValidator(_rfc_3339_text), AfterValidator(_aware_and_not_too_early)
-]
+EventTime = Annotated[datetime, _Moment]
 """A point in time, not before 1970: in JSON, RFC 3339 text with its time zone
 ("2026-11-20T14:30:00+08:00", "2026-11-20T06:30:00Z"), never a number."""
 EventDay = Annotated[date, BeforeValidator(_iso_day_text), AfterValidator(_not_too_early)]
@@ -117,24 +153,39 @@ class Contract(BaseModel):
         extra="forbid", frozen=True, str_strip_whitespace=True, hide_input_in_errors=True
     )
 
-    @field_validator("*", mode="after")
+    @model_validator(mode="wrap")
     @classmethod
-    def _no_nul_character(cls, value: object) -> object:
+    def _no_nul_character(cls, given: Any, validate: ModelWrapValidatorHandler[Self]) -> Self:
         # PostgreSQL's jsonb, where FerretDB keeps documents, cannot hold U+0000: a text with
-        # one could be accepted but never stored. Refused here, naming the field.
-        if _holds_nul(value):
-            raise ValueError("must not contain the NUL character (U+0000)")
-        return value
+        # one could be accepted but never stored. Refused here, naming the field. One look at
+        # the input per model (a validator on every field was 40% of reading an event).
+        if isinstance(given, dict):
+            places = list(_nul_places(given, ()))
+            if places:
+                raise ValidationError.from_exception_data(
+                    cls.__name__,
+                    [{"type": _NUL_REFUSED, "loc": place, "input": ""} for place in places],
+                )
+        return validate(given)
 
 
-def _holds_nul(value: object) -> bool:
+_NUL_REFUSED = PydanticCustomError("nul_character", "must not contain the NUL character (U+0000)")
+
+
+def _nul_places(value: object, place: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
+    """Where in ``value`` (input not yet validated) a text holds U+0000."""
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_holds_nul(item) for item in value)
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    return False  # a nested contract checks its own fields
+        if "\x00" in value:
+            yield place
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                yield (*place, key)
+            else:
+                yield from _nul_places(item, (*place, key))
+    elif isinstance(value, list | tuple | set | frozenset):
+        for index, item in enumerate(value):
+            yield from _nul_places(item, (*place, index))
 
 
 class Submission(Contract):

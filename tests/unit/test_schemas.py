@@ -27,8 +27,9 @@ from schemas.dead_letter import problems_of
 from schemas.labels import LabelledEnum
 
 source_systems = st.from_regex(r"[a-z][a-z0-9_.-]{0,20}", fullmatch=True)
-TEXT = st.characters(exclude_characters="\x00")
-"""Any character a text may hold (the store cannot keep U+0000; contracts refuse it)."""
+TEXT = st.characters(codec="utf-8", exclude_characters="\x00")
+"""Any character a text may hold: what UTF-8 can carry (no lone surrogate), but U+0000, which
+the store cannot keep (contracts refuse it)."""
 source_refs = st.text(min_size=1, max_size=40)
 
 VALID_SUBMISSION: dict[str, Any] = {
