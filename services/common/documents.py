@@ -133,6 +133,10 @@ class VersionedRecords(Protocol[M]):
         """Store ``value`` as revision ``over`` + 1, where ``over`` is the revision it was
         computed from; False if another writer saved a revision since."""
 
+    async def create_many(self, values: Mapping[str, M]) -> set[str]:
+        """Store each value as the first revision of its key, in bulk; the keys that had none
+        (the others are left as they are)."""
+
     async def update(self, key: str, change: Change[M]) -> Versioned[M]:
         """Load, ``change`` (None: no change), save; again on a conflict. The latest value."""
 
@@ -175,6 +179,26 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start : start + size]
 
 
+async def _insert_new(collection: AsyncCollection[Document], documents: list[Document]) -> set[str]:
+    """Insert in bulk, leaving documents whose id exists; the ids inserted."""
+
+    async def insert(batch: list[Document]) -> set[str]:
+        try:
+            await collection.insert_many(batch, ordered=False)
+        except BulkWriteError as error:
+            problems: list[Document] = error.details["writeErrors"]
+            if any(problem["code"] != _DUPLICATE_KEY for problem in problems):
+                raise
+            return {batch[problem["index"]]["_id"] for problem in problems}
+        return set()
+
+    inserted: set[str] = set()
+    for batch in _chunks(documents, INSERT_CHUNK):
+        refused = await retry_transient(functools.partial(insert, batch))
+        inserted |= {document["_id"] for document in batch} - refused
+    return inserted
+
+
 class MongoRecords(Generic[M]):
     """Records as documents ``{_id, <query fields>, value}``.
 
@@ -198,22 +222,7 @@ class MongoRecords(Generic[M]):
 
     async def insert_many(self, values: Mapping[str, M]) -> set[str]:
         documents = [self.document(record_id, value) for record_id, value in values.items()]
-        inserted: set[str] = set()
-        for batch in _chunks(documents, INSERT_CHUNK):
-            refused = await retry_transient(functools.partial(self._insert_new, batch))
-            inserted |= {document["_id"] for document in batch} - refused
-        return inserted
-
-    async def _insert_new(self, batch: list[Document]) -> set[str]:
-        """Insert, ignoring documents whose id exists; the ids refused."""
-        try:
-            await self.collection.insert_many(batch, ordered=False)
-        except BulkWriteError as error:
-            problems: list[Document] = error.details["writeErrors"]
-            if any(problem["code"] != _DUPLICATE_KEY for problem in problems):
-                raise
-            return {batch[problem["index"]]["_id"] for problem in problems}
-        return set()
+        return await _insert_new(self.collection, documents)
 
     async def put(self, record_id: str, value: M) -> None:
         await self.replace(self.document(record_id, value))
@@ -319,6 +328,15 @@ class MongoVersionedRecords(Generic[M]):
                 )
             )
         return True
+
+    async def create_many(self, values: Mapping[str, M]) -> set[str]:
+        # The same two writes as ``save`` over 0, each a bulk insert: the guards decide.
+        encoded = {key: self.codec.encode(value) for key, value in values.items()}
+        guards = [{"_id": f"{key}@1", "value": doc["value"]} for key, doc in encoded.items()]
+        created = {guard.rsplit("@", 1)[0] for guard in await _insert_new(self.revisions, guards)}
+        heads = [{"_id": key, "revision": 1, **encoded[key]} for key in created]
+        await _insert_new(self.heads.collection, heads)  # a head there is a later revision's
+        return created
 
     async def update(self, key: str, change: Change[M]) -> Versioned[M]:
         return await update_versioned(self, key, change)
@@ -436,6 +454,9 @@ class MemoryVersionedRecords(Generic[M]):
         self.revisions[key] = over + 1
         self.heads.documents[key] = document
         return True
+
+    async def create_many(self, values: Mapping[str, M]) -> set[str]:
+        return {key for key, value in values.items() if await self.save(key, value, over=0)}
 
     async def update(self, key: str, change: Change[M]) -> Versioned[M]:
         return await update_versioned(self, key, change)

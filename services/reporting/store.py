@@ -79,12 +79,8 @@ async def in_waves(items: Sequence[T], write: Callable[[T], Awaitable[R]]) -> li
 async def _create(records: VersionedRecords[M], found: Mapping[str, Versioned[M]]) -> int:
     """Store each value as the first revision of its key; how many. Fails on a key that has one
     (the target of a rebuild is new)."""
-    values = [(key, kept.value) for key, kept in found.items() if kept.value is not None]
-
-    async def create(item: tuple[str, M]) -> bool:
-        return await records.save(item[0], item[1], over=0)
-
-    if not all(await in_waves(values, create)):
+    values = {key: kept.value for key, kept in found.items() if kept.value is not None}
+    if len(await records.create_many(values)) < len(values):
         raise RuntimeError("a document was stored meanwhile: rebuild into a new database")
     return len(values)
 
@@ -142,7 +138,8 @@ class ReportStore:
         copied = 0
         for source, into in zip(self._built(), target._built(), strict=True):
             found = await source.find()
-            await into.put_many(found)
+            if len(await into.insert_many(found)) < len(found):
+                raise RuntimeError("a document was stored meanwhile: rebuild into a new database")
             copied += len(found)
         copied += await _create(target.counts, await self.counts.find())
         return copied + await _create(target.cases, await self.cases.find())

@@ -214,6 +214,22 @@ async def test_an_update_gives_up_when_the_document_keeps_changing(documents: Do
         await tallies.update("t", overtaken)
 
 
+async def test_many_new_documents_are_created_at_their_first_revision(
+    documents: Documents,
+) -> None:
+    notes = documents.versioned("vnotes", Note, fields=("owner",))
+    await documents.prepare()
+    await notes.save("taken", Note(owner="s0", text="first"), over=0)
+    wanted = {f"k{n}": Note(owner=f"s{n % 3}", text=f"t{n}") for n in range(1200)}
+    created = await notes.create_many({**wanted, "taken": Note(owner="s0", text="second")})
+    assert created == set(wanted)
+    assert await notes.load("taken") == Versioned("taken", 1, Note(owner="s0", text="first"))
+    assert await notes.load("k7") == Versioned("k7", 1, wanted["k7"])
+    assert len(await notes.find(owner="s1")) == 400
+    assert await notes.save("k7", Note(owner="s1", text="later"), over=1) is True
+    assert await notes.save("k8", Note(owner="s2", text="stale"), over=0) is False
+
+
 async def test_versioned_documents_are_found_by_query_fields(documents: Documents) -> None:
     notes = documents.versioned("vnotes", Note, fields=("owner",))
     await documents.prepare()
