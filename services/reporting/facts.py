@@ -44,6 +44,9 @@ class CountKey:
     """The event id of a complaint against the head of the department it accuses, which counts
     under no department here (that department's figures must not reveal it); the monthly
     report counts it under the department that handles its case."""
+    accused_staff_id: str | None = None
+    """Whom a complaint accuses: a figure shown to that person leaves it out (a case against a
+    person is invisible to them, its count included)."""
 
     def order(self) -> tuple[str, ...]:
         """Where the key sorts among others, for documents written the same way every time."""
@@ -53,6 +56,7 @@ class CountKey:
             self.event_type,
             self.category or "",
             self.complaint_against_head or "",
+            self.accused_staff_id or "",
         )
 
 
@@ -60,12 +64,15 @@ def count_key(event: Event, departments: DepartmentCatalogue) -> CountKey:
     """Where an event counts in 基本情况. Month: when the hospital received it (受理), as cases
     count. Department: the one the event is about (the accused's, the visited, the rated, …);
     none for events about no department (promotion applications, surrenders, findings, the
-    office's case actions) and for a complaint against the head of the department it accuses."""
+    office's case actions) and for a complaint against the head of the department it accuses.
+    A complaint's key also names whom it accuses, for the figures shown to that person."""
     department: str | None = None
     category: ComplaintCategory | None = None
     against_head: str | None = None
+    accused: str | None = None
     if isinstance(event, ComplaintReceived):
         department, category = event.accused_department, event.category
+        accused = event.accused_staff_id
         if departments.is_head(event.accused_staff_id, department):
             department, against_head = None, str(event.event_id)
     elif isinstance(
@@ -87,6 +94,7 @@ def count_key(event: Event, departments: DepartmentCatalogue) -> CountKey:
         event_type=str(getattr(event, "event_type")),  # noqa: B009 (every fact event has one)
         category=category,
         complaint_against_head=against_head,
+        accused_staff_id=accused,
     )
 
 

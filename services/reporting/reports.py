@@ -70,7 +70,11 @@ class Reports:
         invisible to them)."""
         data = await self.store.month_data(month, department)
         if hidden_staff is not None:
-            data = replace(data, cases=not_against(data.cases, hidden_staff))
+            data = replace(
+                data,
+                cases=not_against(data.cases, hidden_staff),
+                counts=[(key, n) for key, n in data.counts if key.accused_staff_id != hidden_staff],
+            )
         return monthly_report(
             data,
             month=month,

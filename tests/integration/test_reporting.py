@@ -2083,6 +2083,34 @@ async def test_a_case_against_the_reader_is_in_no_figure_shown_to_them_whatever_
         assert routed_case(other).case_id in mine.text
 
 
+async def test_a_complaint_against_the_reader_is_in_no_count_shown_to_them(
+    reporting: Reporting, inputs: Inputs
+) -> None:
+    month = f"{random.randrange(3001, 9999)}-07"  # after every month the other tests draw
+    leader = fresh("L")
+    against = complaint(
+        received=at(month, 3), accused_staff_id=leader, accused_department="imaging"
+    )
+    other = complaint(received=at(month, 4), accused_department="imaging")
+    await inputs.publish(against, routed_case(against), other, routed_case(other))
+    await reporting.caught_up()
+    reporting.clock.now = at(month, 20)
+
+    async with (
+        await _person(reporting, "leadership", staff_id=leader) as theirs,
+        await _person(reporting, "conduct_office", staff_id=fresh("S")) as office,
+    ):
+        for_them, for_office = await theirs.get("/dashboard"), await office.get("/dashboard")
+        events = "events-this-month"
+        assert _tile(for_office.text, events) - _tile(for_them.text, events) == 1
+        asked = {"month": month}
+        mine = (await theirs.get("/v1/reports/monthly", params=asked)).json()["basic"]
+        all_ = (await office.get("/v1/reports/monthly", params=asked)).json()["basic"]
+        assert all_["total"] == 2
+        assert mine["total"] == 1
+        assert [c["count"] for c in mine["complaint_categories"]] == [1]
+
+
 # --- One counting basis: 受理 ------------------------------------------------------------------
 
 
