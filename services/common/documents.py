@@ -22,6 +22,7 @@ there: two writers both "succeed" and one change is lost (measured on its Postgr
 import asyncio
 import functools
 import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -44,6 +45,9 @@ Change = Callable[["Versioned[M]"], Awaitable[M | None]]
 
 UPDATE_ATTEMPTS = 20
 """Conflicts in a row before ``update`` gives up; the caller's message is then redelivered."""
+
+KNOWN_REVISIONS = 4096
+"""Keys of one collection whose latest known revision a process keeps (MongoVersionedRecords)."""
 
 INSERT_CHUNK = 500
 """Documents per bulk insert: one round trip, one statement to FerretDB's backend."""
@@ -292,18 +296,34 @@ class MongoVersionedRecords(Generic[M]):
         self.heads = MongoRecords(db[name], codec)
         self.revisions = db[f"{name}_revisions"]
         self.codec = codec
+        self.known: OrderedDict[str, tuple[int, Document]] = OrderedDict()
+        """The latest revision this process read or saved of recent keys, with its value: a
+        revision never changes, so a load starts there and reads only what came after (one
+        read, not two, for a key read or written lately)."""
 
     async def load(self, key: str) -> Versioned[M]:
-        head = await self.heads._by_id(key)
-        revision = 0 if head is None else int(head["revision"])
-        latest = head
+        known = self.known.get(key)
+        if known is None:
+            head = await self.heads._by_id(key)
+            revision, latest = (0, None) if head is None else (int(head["revision"]), head)
+        else:
+            revision, latest = known
         while (newer := await self._revision(key, revision + 1)) is not None:
             revision += 1
             if "value" in newer:  # the latest revision keeps its value
                 latest = newer
         if latest is None:
             return Versioned(key, 0, None)
+        self._remember(key, revision, latest)
         return Versioned(key, revision, self.codec.decode(latest))
+
+    def _remember(self, key: str, revision: int, document: Document) -> None:
+        known = self.known.get(key)
+        if known is None or known[0] < revision:
+            self.known[key] = (revision, {"value": document["value"]})
+        self.known.move_to_end(key)
+        if len(self.known) > KNOWN_REVISIONS:
+            self.known.popitem(last=False)
 
     async def _revision(self, key: str, revision: int) -> Document | None:
         return await retry_transient(lambda: self.revisions.find_one({"_id": f"{key}@{revision}"}))
@@ -320,6 +340,7 @@ class MongoVersionedRecords(Generic[M]):
             await retry_transient(lambda: self.revisions.insert_one(guard))
         except DuplicateKeyError:
             return False
+        self._remember(key, over + 1, encoded)
         await self.heads.replace({"_id": key, "revision": over + 1, **encoded})
         if over > 0:
             await retry_transient(

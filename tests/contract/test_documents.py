@@ -191,6 +191,20 @@ async def test_concurrent_writers_lose_no_update(documents: Documents) -> None:
     assert final.revision == len(writers)
 
 
+async def test_what_another_instance_saved_is_loaded_and_saved_over(documents: Documents) -> None:
+    # Two instances of a service on one store (one process each): each reads the other's.
+    other = MongoDocuments(documents.db) if isinstance(documents, MongoDocuments) else documents
+    mine, theirs = documents.versioned("tallies", Tally), other.versioned("tallies", Tally)
+    assert await mine.save("t", Tally(marks=["a"]), over=0)
+    assert await mine.load("t") == Versioned("t", 1, Tally(marks=["a"]))
+    for n, mark in enumerate(["b", "c", "d"], start=1):
+        assert await theirs.save("t", Tally(marks=["a", mark]), over=n)
+    assert await mine.load("t") == Versioned("t", 4, Tally(marks=["a", "d"]))
+    assert await mine.save("t", Tally(marks=["e"]), over=3) is False
+    assert await mine.save("t", Tally(marks=["e"]), over=4) is True
+    assert await theirs.load("t") == Versioned("t", 5, Tally(marks=["e"]))
+
+
 async def test_an_update_that_changes_nothing_saves_nothing(documents: Documents) -> None:
     tallies = documents.versioned("tallies", Tally)
     await tallies.save("t", Tally(marks=["a"]), over=0)
