@@ -1,10 +1,12 @@
 """Test data: valid events with sensible defaults, overridable per test."""
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived, ComplaintSubmission
+from schemas.decision import Decision, DecisionKind, EscalationTarget, SubjectKind
 from services.router.domain import Opening, open_case
 from services.router.routing import Routing
 from services.router.settings import RouterSettings
@@ -41,3 +43,25 @@ ROUTING = Routing.load(RouterSettings().departments, RouterSettings().routing_ta
 def routed_case(complaint: ComplaintReceived, *, now: datetime | None = None) -> CaseUpdated:
     """The case the router opens for a complaint."""
     return open_case(Opening.of_complaint(complaint), ROUTING, now=now or complaint.received_at)
+
+
+def judicial_decision(at: datetime) -> Decision:
+    """A kickback case transferred to the judicial organs (two addressees, by email)."""
+    case_id = f"CASE-{uuid.uuid4().hex[:20].upper()}"
+    return Decision(
+        event_id=uuid.uuid4(),
+        key=f"case:{case_id}:judicial",
+        rule_id="R-KICKBACK",
+        rules_version="test",
+        kind=DecisionKind.ESCALATION,
+        subject_kind=SubjectKind.STAFF,
+        subject_id=f"S{uuid.uuid4().hex[:6].upper()}",
+        case_id=case_id,
+        escalate_to=EscalationTarget.JUDICIAL_ORGANS,
+        as_of=at,
+        source_event_ids=(uuid.uuid4(),),
+        facts={"amount_cny": "50000.00"},
+        explanation_zh="移送司法机关。",
+        explanation_en="Transferred to the judicial organs.",
+        decided_at=at,
+    )
