@@ -62,14 +62,10 @@ from schemas.case import derive_case_id
 from schemas.complaint import ComplaintCategory, ComplaintReceived
 from schemas.decision import Decision, SubjectKind
 from schemas.finding import InvestigationFindingReceived
-from schemas.prescription import PrescriptionRankingReceived
-from schemas.promotion import PromotionApplicationReceived
-from schemas.rectification import RectificationStatusReceived
-from schemas.surrender import RedEnvelopeSurrenderReceived
-from schemas.visitor_log import PlaceKind, VisitorLogReceived
+from schemas.visitor_log import PlaceKind
 from services.common.documents import MongoDocuments
 from services.common.store import Document, connect, database
-from services.escalation.conduct import ConductFile, reconcile, subject_key
+from services.escalation.conduct import ConductFile, FileEvent, reconcile, subject_key, subjects_of
 from services.escalation.filing import FileUpdate, Sent, decide_again, with_events
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules import depends_on_clock, evaluate
@@ -213,31 +209,8 @@ def make_world(
 
 
 def filings(event: Event) -> list[tuple[SubjectKind, str]]:
-    """The conduct files an event is added to, as services/escalation/handlers.py files them."""
-    match event:
-        case InvestigationFindingReceived(staff_ids=staff_ids, company_code=company):
-            companies = [] if company is None else [(SubjectKind.COMPANY, company)]
-            return [(SubjectKind.STAFF, staff_id) for staff_id in staff_ids] + companies
-        case VisitorLogReceived(company_code=company):
-            return [(SubjectKind.COMPANY, company)]
-        case ComplaintReceived(accused_staff_id=staff_id):
-            return [] if staff_id is None else [(SubjectKind.STAFF, staff_id)]
-        case RectificationStatusReceived(department=department):
-            return [(SubjectKind.DEPARTMENT, department)]
-        case (
-            PromotionApplicationReceived(staff_id=staff_id)
-            | PrescriptionRankingReceived(staff_id=staff_id)
-            | RedEnvelopeSurrenderReceived(staff_id=staff_id)
-        ):
-            return [(SubjectKind.STAFF, staff_id)]
-    return []
-
-
-def with_event(file: ConductFile, event: Event) -> ConductFile:
-    """The file with the event added once (handlers._with_event)."""
-    if any(known.event_id == event.event_id for known in file.events):
-        return file
-    return file.model_copy(update={"events": (*file.events, event)})
+    """The conduct files an event belongs in, as the service files it."""
+    return [(f.subject_kind, f.subject_id) for f in subjects_of(cast(FileEvent, event))]
 
 
 def service_feed(world: World, count: int) -> list[Event]:
@@ -445,7 +418,7 @@ def replay_in_memory(
                 )
             else:
                 file, emitted = kept.get(key, (blank, {}))
-            file = with_event(file, event)
+            file = with_events([cast(FileEvent, event)])(file)
             fresh = evaluate(file, book, now=now)
             published = reconcile(emitted, fresh, now=now)
             emitted = {**emitted, **{d.key: d for d in published}}
