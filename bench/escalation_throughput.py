@@ -39,11 +39,10 @@ from typing import Any, cast
 
 import bson
 import httpx
-from aiokafka import TopicPartition
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.harness import report
-from bench.harness.kafka import kind_of, producer, publish, reader
+from bench.harness.kafka import kind_of, partitions_of, producer, publish, reader
 from bench.harness.processes import (
     CpuWindow,
     Metrics,
@@ -64,7 +63,7 @@ from schemas.decision import Decision, SubjectKind
 from schemas.finding import InvestigationFindingReceived
 from schemas.visitor_log import PlaceKind
 from services.common.documents import MongoDocuments
-from services.common.store import Document, connect, database
+from services.common.store import Document
 from services.escalation.conduct import ConductFile, FileEvent, reconcile, subject_key, subjects_of
 from services.escalation.filing import FileUpdate, Sent, decide_again, with_events
 from services.escalation.rulebook import RuleBook
@@ -514,15 +513,6 @@ async def replay_over_store(
 # --- The runtime and the service ------------------------------------------------------------
 
 
-def service_settings(db: str, *, group_prefix: str = "bench-escalation-") -> EscalationSettings:
-    return EscalationSettings(
-        kafka_bootstrap=RUNTIME.bootstrap,
-        mongo_url=RUNTIME.mongo_url,
-        mongo_db=db,
-        kafka_group_prefix=group_prefix,
-    )
-
-
 async def wait_handled(
     client: httpx.AsyncClient,
     url: str,
@@ -563,8 +553,7 @@ async def decisions_on_topic(subjects: set[str]) -> dict[str, int]:
     """Decision records on the decisions topic about ``subjects``: records and distinct ids."""
     consumer = await reader(RUNTIME.bootstrap)
     try:
-        count = service_settings("unused").kafka_partitions  # the service created the topic
-        partitions = [TopicPartition(topics.DECISIONS, p) for p in range(count)]
+        partitions = await partitions_of(RUNTIME.bootstrap, [topics.DECISIONS])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -681,11 +670,8 @@ async def run_service(
     busy = delta("faststream_received_processed_messages_duration_seconds_sum", "handler")
     publishes = delta("faststream_published_messages_total", "destination")
     publish_s = delta("faststream_published_messages_duration_seconds_sum", "destination")
-    mongo = connect(service_settings(db))
-    try:
-        store = await check_store(database(mongo, service_settings(db)), feed)
-    finally:
-        await mongo.close()
+    async with RUNTIME.database(db) as stored:
+        store = await check_store(stored, feed)
     subjects = {subject for event in feed for _, subject in filings(event)}
     return {
         "events": len(feed),
@@ -805,14 +791,10 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
         return
 
     async def over_store() -> dict[str, Any]:
-        settings = service_settings(f"bench_inproc_{tag}")
-        mongo = connect(settings)
-        try:
+        async with RUNTIME.database(f"bench_inproc_{tag}") as db:
             prefix = feed[: options.store_replay_events]
-            outcome = await replay_over_store(prefix, book, database(mongo, settings))
+            outcome = await replay_over_store(prefix, book, db)
             return {"events": len(prefix), "of_feed": "the first events"} | outcome
-        finally:
-            await mongo.close()
 
     over = in_process["over_ferretdb"] = deadline.run(over_store())
     print(f"over FerretDB: {over['events_per_s']} events/s", file=sys.stderr)

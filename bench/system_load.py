@@ -97,10 +97,6 @@ def mongo() -> AsyncMongoClient[dict[str, Any]]:
     return AsyncMongoClient(RUNTIME.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)
 
 
-async def started_reader() -> AIOKafkaConsumer:
-    return await kafka.reader(RUNTIME.bootstrap)
-
-
 async def partitions_of(names: Iterable[str]) -> list[TopicPartition]:
     return await kafka.partitions_of(RUNTIME.bootstrap, names)
 
@@ -818,7 +814,7 @@ async def read_only(partitions: list[TopicPartition]) -> dict[str, Any]:
     """Read every report record and parse the facts as the rebuild does, with no store:
     Kafka's and pydantic's share of a replay. Also what a rebuild must count, by type."""
     ends = await end_offsets(partitions)
-    consumer = await started_reader()
+    consumer = await kafka.reader(RUNTIME.bootstrap)
     records = 0
     by_type: Counter[str] = Counter()
     started = time.perf_counter()
