@@ -35,7 +35,7 @@ from schemas.complaint import (
     ComplaintReceived,
     ComplaintSubmission,
 )
-from schemas.decision import Decision, DecisionKind, EscalationTarget, SubjectKind
+from schemas.decision import Decision, EscalationTarget, SubjectKind
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments
 from services.desk.access import Role
@@ -47,6 +47,7 @@ from services.router.domain import Opening, open_case, take_action
 from services.router.routing import Routing
 from services.router.settings import RouterSettings
 from tests.desk import sign_in_anew
+from tests.factories import escalation_decision
 
 RUNTIME = Runtime.of("bench-desk", 49592, 47528, 48598, 45532)
 GOAL_MS = 300.0
@@ -84,22 +85,19 @@ def _started(case: Any, now: datetime, routing: Routing) -> Any:
 
 
 def _decision(case: Any, now: datetime) -> Decision:
-    return Decision(
-        event_id=uuid.uuid4(),
-        key=f"R-EVERY-COMPLAINT:{case.case_id}",
+    return escalation_decision(
         rule_id="R-EVERY-COMPLAINT",
-        rules_version="bench",
-        kind=DecisionKind.ESCALATION,
-        subject_kind=SubjectKind.CASE,
-        subject_id=case.case_id,
+        key=f"R-EVERY-COMPLAINT:{case.case_id}",
+        subject=(SubjectKind.CASE, case.case_id),
         case_id=case.case_id,
         escalate_to=EscalationTarget.DEPARTMENT_HEAD,
-        as_of=now,
-        source_event_ids=case.source_event_ids,
+        at=now,
+        sources=case.source_event_ids,
         facts={"deadline": str(case.deadline)},
-        explanation_zh="案件逾期未有调查结论，报科室负责人。",
-        explanation_en="No finding by the deadline: the department head is told.",
-        decided_at=now,
+        explanation=(
+            "案件逾期未有调查结论，报科室负责人。",
+            "No finding by the deadline: the department head is told.",
+        ),
     )
 
 
