@@ -4,34 +4,16 @@
     .venv/bin/python -m bench.desk_pages                  # 10,000 open cases
     .venv/bin/python -m bench.desk_pages --cases 2000     # a quick run
 
-Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
-own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-desk and ports 49592, 49593,
-47528, 48598, all on 127.0.0.1).
-
-Phases, each timed:
-
-1. ``seed``: --cases complaints and the cases the router opens for them (its own
-   ``open_case``), a tenth of them started, a decision on every twentieth, written through the
-   desk's own read model (``ReadModel``: the code its consumers run) on the real store, in
-   batches of 500 as the consumers get them. Categories, channels, departments, accused and
-   receipt times (the last 40 days, so some are overdue and some due within 7 days) vary.
-2. ``start``: ``python -m services.desk`` on that database until healthy: the case list's rows
-   are loaded from the store at start.
-3. ``pages``: a conduct-office account (made with ``Accounts``, argon2id at its defaults) signs
-   in over HTTP, then each page is asked --runs times, round-robin, one request at a time: the
-   list unfiltered (the same list again: the desk keeps a computed list until a case changes
-   or the minute turns), a random page of it, a random combination of filters (state,
-   category, channel, overdue, order: most likely never asked before, so computed anew over
-   every row), a search by a random staff number, and the page of a random case (which also
-   logs the view). The export of the whole list (CSV) is timed too, a few times.
-
-Prints JSON: latency per page (p50, p90, p95, p99, max in ms) and whether each p95 is under the
-goal. The load averages are in ``machine``: the script, FerretDB and the desk share the cores.
+Its own Kafka and FerretDB (.local/bench-desk). ``seed``: complaints and the cases the router
+opens for them (a tenth started, a decision on every twentieth; receipt over the last 40 days)
+written through the desk's own read model in batches of 500; ``start``: the desk until healthy
+(it loads the list's rows at start); ``pages``: a conduct-office account signs in, then each
+page is asked --runs times, round-robin, one request at a time: the list (the same again), a
+random page, fresh filter combinations (computed anew), a staff search, a case page; and the
+CSV export of the whole list.
 """
 
 import argparse
-import json
-import os
 import random
 import re
 import sys
@@ -42,16 +24,10 @@ from typing import Any
 
 import httpx
 
-from bench._runtime import (
-    ROOT,
-    Deadline,
-    Runtime,
-    free_port,
-    machine,
-    percentile,
-    start_service,
-    stop_service,
-)
+from bench.harness import report
+from bench.harness.load import against_goal, timed
+from bench.harness.processes import start_service, stop_service
+from bench.harness.runtime import Deadline, Runtime, free_port
 from schemas.case_action import CaseActionKind, CaseActionReceived, CaseActionSubmission
 from schemas.complaint import (
     ComplaintCategory,
@@ -59,10 +35,9 @@ from schemas.complaint import (
     ComplaintReceived,
     ComplaintSubmission,
 )
-from schemas.decision import Decision, DecisionKind, EscalationTarget, SubjectKind
+from schemas.decision import Decision, EscalationTarget, SubjectKind
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments
-from services.common.store import connect, database
 from services.desk.access import Role
 from services.desk.readmodel import CaseIndex, ReadModel
 from services.desk.settings import DeskSettings
@@ -71,19 +46,13 @@ from services.desk.store import DeskStore
 from services.router.domain import Opening, open_case, take_action
 from services.router.routing import Routing
 from services.router.settings import RouterSettings
+from tests.desk import sign_in_anew
+from tests.factories import escalation_decision
 
-RUNTIME = Runtime(
-    local_dir=ROOT / ".local" / "bench-desk",
-    kafka_port=49592,
-    kafka_controller_port=49593,
-    ferretdb_port=47528,
-    ferretdb_debug_port=48598,
-    postgres_port=45532,
-)
+RUNTIME = Runtime.of("bench-desk", 49592, 47528, 48598, 45532)
 GOAL_MS = 300.0
 BATCH = 500
 PASSWORD = "a load test passphrase 2026"  # noqa: S105 (the benchmark's own account)
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def _complaint(index: int, now: datetime, rng: random.Random) -> ComplaintReceived:
@@ -116,32 +85,28 @@ def _started(case: Any, now: datetime, routing: Routing) -> Any:
 
 
 def _decision(case: Any, now: datetime) -> Decision:
-    return Decision(
-        event_id=uuid.uuid4(),
-        key=f"R-EVERY-COMPLAINT:{case.case_id}",
+    return escalation_decision(
         rule_id="R-EVERY-COMPLAINT",
-        rules_version="bench",
-        kind=DecisionKind.ESCALATION,
-        subject_kind=SubjectKind.CASE,
-        subject_id=case.case_id,
+        key=f"R-EVERY-COMPLAINT:{case.case_id}",
+        subject=(SubjectKind.CASE, case.case_id),
         case_id=case.case_id,
         escalate_to=EscalationTarget.DEPARTMENT_HEAD,
-        as_of=now,
-        source_event_ids=case.source_event_ids,
+        at=now,
+        sources=case.source_event_ids,
         facts={"deadline": str(case.deadline)},
-        explanation_zh="案件逾期未有调查结论，报科室负责人。",
-        explanation_en="No finding by the deadline: the department head is told.",
-        decided_at=now,
+        explanation=(
+            "案件逾期未有调查结论，报科室负责人。",
+            "No finding by the deadline: the department head is told.",
+        ),
     )
 
 
-async def seed(settings: DeskSettings, cases: int, now: datetime) -> dict[str, Any]:
+async def seed(cases: int, now: datetime) -> dict[str, Any]:
     """The cases into the desk's store through its read model; what it took, and the ids."""
     routing = Routing.load(RouterSettings().departments, RouterSettings().routing_table)
     rng = random.Random(7)
-    mongo = connect(settings)
-    try:
-        documents = MongoDocuments(database(mongo, settings))
+    async with RUNTIME.database("bench_desk") as db:
+        documents = MongoDocuments(db)
         store = DeskStore(documents)
         await documents.prepare()
         model = ReadModel(store, CaseIndex(routing.catalogue), clock=lambda: now)
@@ -157,7 +122,7 @@ async def seed(settings: DeskSettings, cases: int, now: datetime) -> dict[str, A
             ids += [case.case_id for case in opened]
             staff += [c.accused_staff_id or "" for c in complaints]
         seconds = time.perf_counter() - started
-        accounts = Accounts(store, DepartmentCatalogue.from_file(settings.departments))
+        accounts = Accounts(store, DepartmentCatalogue.from_file(DeskSettings().departments))
         one_time = await accounts.create(
             "bench",
             role=Role.CONDUCT_OFFICE,
@@ -166,8 +131,6 @@ async def seed(settings: DeskSettings, cases: int, now: datetime) -> dict[str, A
             staff_id="S0102",
             now=now,
         )
-    finally:
-        await mongo.close()
     return {
         "seconds": round(seconds, 1),
         "cases_per_second": round(cases / seconds, 1),
@@ -177,38 +140,7 @@ async def seed(settings: DeskSettings, cases: int, now: datetime) -> dict[str, A
     }
 
 
-def _signed_in(url: str, one_time: str) -> httpx.Client:
-    http = httpx.Client(base_url=url, timeout=60)
-    for password in (one_time, None):
-        form = http.get("/login" if password else "/password").text
-        token = CSRF.search(form)
-        if token is None:
-            raise RuntimeError("no CSRF token on the sign-in pages")
-        if password:
-            data = {"username": "bench", "password": password}
-            answer = http.post("/login", data=data | {"csrf_token": token.group(1)})
-        else:
-            data = {"password": PASSWORD, "repeated": PASSWORD, "csrf_token": token.group(1)}
-            answer = http.post("/password", data=data)
-        if answer.status_code != 303:
-            raise RuntimeError(f"could not sign in: {answer.status_code}")
-    return http
-
-
-def _summary(seconds: list[float]) -> dict[str, Any]:
-    p95 = percentile(seconds, 0.95) * 1000
-    return {
-        "count": len(seconds),
-        "p50_ms": round(percentile(seconds, 0.50) * 1000, 1),
-        "p90_ms": round(percentile(seconds, 0.90) * 1000, 1),
-        "p95_ms": round(p95, 1),
-        "p99_ms": round(percentile(seconds, 0.99) * 1000, 1),
-        "max_ms": round(max(seconds) * 1000, 1),
-        "under_goal": p95 < GOAL_MS,
-    }
-
-
-def pages(http: httpx.Client, seeded: dict[str, Any], runs: int) -> dict[str, Any]:
+async def pages(url: str, seeded: dict[str, Any], runs: int) -> dict[str, Any]:
     rng = random.Random(3)
     states = ["", "open", "assigned", "investigating"]
     categories = ["", *(str(category) for category in ComplaintCategory)]
@@ -230,32 +162,29 @@ def pages(http: httpx.Client, seeded: dict[str, Any], runs: int) -> dict[str, An
         "case_page": lambda: f"/cases/{rng.choice(seeded['ids'])}",
     }
     timings: dict[str, list[float]] = {kind: [] for kind in kinds}
-    for path in kinds.values():  # a warm-up round
-        http.get(path()).raise_for_status()
-    for _ in range(runs):
-        for kind, path in kinds.items():
-            started = time.perf_counter()
-            answer = http.get(path())
-            timings[kind].append(time.perf_counter() - started)
-            answer.raise_for_status()
-    exports = []
-    for _ in range(3):
-        started = time.perf_counter()
-        http.get("/cases?format=csv").raise_for_status()
-        exports.append(time.perf_counter() - started)
-    result = {kind: _summary(seconds) for kind, seconds in timings.items()}
-    result["export_csv_all"] = _summary(exports)
-    return result
+    exports: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        listed = await sign_in_anew(http, "bench", seeded["one_time"], PASSWORD)
+        shown = re.search(r"（(\d+) 件 cases）", listed.text)
+        for path in kinds.values():  # a warm-up round
+            (await http.get(path())).raise_for_status()
+        for _ in range(runs):
+            for kind, path in kinds.items():
+                (await timed(http.get(path()), timings[kind])).raise_for_status()
+        for _ in range(3):
+            (await timed(http.get("/cases?format=csv"), exports)).raise_for_status()
+    result = {
+        kind: against_goal(seconds, GOAL_MS, "under_goal") for kind, seconds in timings.items()
+    }
+    result["export_csv_all"] = against_goal(exports, GOAL_MS, "under_goal")
+    return {"list_total_shown": int(shown.group(1)) if shown else None, "pages": result}
 
 
-def run(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
+def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
     RUNTIME.start_fresh(deadline)
     now = datetime.now(UTC)
     env = RUNTIME.service_env(db="bench_desk", group_prefix=f"bench-desk-{uuid.uuid4().hex[:6]}-")
-    settings = DeskSettings(
-        kafka_bootstrap=RUNTIME.bootstrap, mongo_url=RUNTIME.mongo_url, mongo_db="bench_desk"
-    )
-    seeded = deadline.run(seed(settings, options.cases, now))
+    seeded = deadline.run(seed(options.cases, now))
     result["seed"] = {k: v for k, v in seeded.items() if k in ("seconds", "cases_per_second")}
     started = time.perf_counter()
     desk = start_service(
@@ -263,37 +192,18 @@ def run(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any])
     )
     try:
         result["start_seconds"] = round(time.perf_counter() - started, 1)
-        http = _signed_in(desk.url, seeded["one_time"])
-        try:
-            shown = re.search(r"（(\d+) 件 cases）", http.get("/cases").text)
-            result["list_total_shown"] = int(shown.group(1)) if shown else None
-            result["pages"] = pages(http, seeded, options.runs)
-        finally:
-            http.close()
+        result |= deadline.run(pages(desk.url, seeded, options.runs))
     finally:
         stop_service(desk)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = report.parser(__doc__, timeout=1800)
     parser.add_argument("--cases", type=int, default=10_000, help="open cases in the store")
     parser.add_argument("--runs", type=int, default=60, help="requests per page")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole run")
     options = parser.parse_args()
-    load = [round(value, 2) for value in os.getloadavg()]
-    result: dict[str, Any] = {
-        "benchmark": "desk_pages",
-        "cases": options.cases,
-        "goal_p95_ms": GOAL_MS,
-    }
-    deadline = Deadline(options.timeout)
-    try:
-        run(options, deadline, result)
-    finally:
-        RUNTIME.stop()
-        result["machine"] = machine(load)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+    head = {"cases": options.cases, "goal_p95_ms": GOAL_MS}
+    return report.run("desk_pages", options, measure, runtime=RUNTIME, head=head)
 
 
 if __name__ == "__main__":

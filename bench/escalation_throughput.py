@@ -5,40 +5,19 @@ real broker and store.
     .venv/bin/python -m bench.escalation_throughput --events 300     # a quick run
     .venv/bin/python -m bench.escalation_throughput --engine-only    # no broker, no store
 
-Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
-own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-escalation and ports 49192,
-49193, 47128, 48198, PostgreSQL on 45132, all on 127.0.0.1), so a `make up` system, a test run
-or another benchmark is left alone. Those ports lie in Linux's ephemeral range (32768-60999):
-should an outgoing connection hold one for a moment, the runtime refuses to start, and the
-script tries twice more, 20 s apart.
+Its own Kafka and FerretDB (.local/bench-escalation). Prints JSON with:
 
-Prints JSON with:
-
-- ``engine``: ``rules.evaluate(file, book, now=…)`` then ``conduct.reconcile(…)`` over
-  realistic conduct files built in memory (staff files with complaints, findings, promotion
-  applications, prescription rankings and surrenders; company files with visits and findings;
-  department files with rectification statuses; case files as the router publishes them).
-  Each file is evaluated whole, as the desk does when an event arrives, and reconciled against
-  what was published before its latest event. Evaluations and decisions per second, from the
-  fastest of the rounds run in --engine-seconds.
-- ``service_feed_in_process``: the service's own feed (below), one event at a time through the
-  steps of ``filing.Escalation.update``: on files kept in a dict, rules only, then also with
-  the store's (de)serialisation (best of 3 each); then, after the service, the feed's first
-  --store-replay-events over FerretDB through the store adapter (no Kafka, nothing published),
-  each step timed, with FerretDB's CPU.
-- ``service``: ``python -m services.escalation`` as a subprocess (HTTP on 127.0.0.1:8700-8799,
-  the periodic clock check pushed a year away), warmed up, then N fact events (findings,
-  promotion applications, visitor logs, prescription rankings) published with acks=all, keyed
-  as intake keys them. Timed from the first send until the service's /metrics count every
-  event handled (``faststream_received_processed_messages_total``, status acked: the handler
-  returned, its files saved); decisions per second from ``qinglian_decisions_total``. Then the
-  store is checked (is every event in each file it belongs to, once?) and the decisions topic
-  read (records, distinct decision ids). CPU per event of the service, FerretDB and Kafka, and
-  the time their threads waited for a core, from /proc (Linux); handler and publish time from
-  FastStream's metrics. Should --timeout cut the run short, ``service`` says how far it got.
-
-Everything shares the machine's cores; the numbers are for comparison within one run. The
-runtime, service process, CPU accounting and deadline come from bench/_runtime.py.
+- ``engine``: ``rules.evaluate`` then ``conduct.reconcile`` over realistic conduct files built
+  in memory (staff, company, department and case files), each evaluated whole and reconciled
+  against what was published before its latest event; rates from the fastest round.
+- ``service_feed_in_process``: the service's feed, one event at a time through the steps of
+  ``filing.Escalation.update`` on files in a dict (rules only, then with the store's
+  (de)serialisation, best of 3); then the feed's first --store-replay-events over FerretDB
+  through the store adapter, each step timed.
+- ``service``: ``python -m services.escalation`` (the clock check pushed a year away), warmed
+  up, then the feed published as intake publishes it; timed until its /metrics count every
+  event handled; then the store checked (every event in each of its files, once) and the
+  decisions topic read. CPU per event of the service, FerretDB and Kafka from /proc.
 """
 
 import argparse
@@ -52,67 +31,51 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import bson
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bench._runtime import (
-    ROOT,
+from bench.harness import report
+from bench.harness.kafka import kind_of, partitions_of, producer, publish, reader
+from bench.harness.processes import (
     CpuWindow,
-    Deadline,
-    Runtime,
+    Metrics,
+    by_label,
     cpu_seconds,
-    free_port,
-    machine,
+    scrape,
     start_service,
     stop_service,
+    total,
 )
+from bench.harness.runtime import Deadline, Runtime, free_port, tag
+from bench.harness.year import Hospital, routing
 from schemas import topics
 from schemas.base import Event
 from schemas.case import derive_case_id
-from schemas.catalogue import BY_TYPE, CATALOGUE, EventKind
-from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
+from schemas.complaint import ComplaintCategory, ComplaintReceived
 from schemas.decision import Decision, SubjectKind
 from schemas.finding import InvestigationFindingReceived
-from schemas.prescription import ItemKind, PrescriptionRankingReceived
-from schemas.promotion import PromotionApplicationReceived
-from schemas.rectification import RectificationStatus, RectificationStatusReceived
-from schemas.surrender import RedEnvelopeSurrenderReceived
-from schemas.visitor_log import PlaceKind, VisitorLogReceived
+from schemas.visitor_log import PlaceKind
 from services.common.documents import MongoDocuments
-from services.common.store import Document, connect, database
-from services.escalation.conduct import ConductFile, reconcile, subject_key
+from services.common.store import Document
+from services.escalation.conduct import ConductFile, FileEvent, reconcile, subject_key, subjects_of
 from services.escalation.filing import FileUpdate, Sent, decide_again, with_events
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules import depends_on_clock, evaluate
 from services.escalation.settings import EscalationSettings
 from services.escalation.store import EscalationStore, Watched
 from services.router.domain import Opening, open_case, record_finding
-from services.router.routing import Routing
-from services.router.settings import RouterSettings
 
-T = TypeVar("T")
-
-RUNTIME = Runtime(
-    local_dir=ROOT / ".local" / "bench-escalation",
-    kafka_port=49192,
-    kafka_controller_port=49193,
-    ferretdb_port=47128,
-    ferretdb_debug_port=48198,
-    postgres_port=45132,
-)
+RUNTIME = Runtime.of("bench-escalation", 49192, 47128, 48198, 45132)
 SERVICE_PORTS = range(8700, 8800)
 CLOCK_CHECK_SECONDS = 365 * 86400.0
-KIND_BY_CLASS: dict[type[Event], EventKind] = {kind.event: kind for kind in CATALOGUE}
-JSON_HEADERS = [("content-type", b"application/json")]
+HANDLED = "faststream_received_processed_messages_total"
 
 FEED_WEIGHTS = {
     "investigation_finding": 15,
@@ -122,109 +85,43 @@ FEED_WEIGHTS = {
 }
 """The service feed's mix, by event type: facts that go into staff and company files."""
 WARMUP_PER_TYPE = 5
-SOURCE_SYSTEM = {
-    "complaint": "portal",
-    "investigation_finding": "discipline",
-    "promotion_application": "hr",
-    "prescription_ranking": "pharmacy",
-    "red_envelope_surrender": "finance",
-    "visitor_log": "visitor-desk",
-    "rectification_status": "leadership",
-}
-FINDING_CATEGORIES = {
-    ComplaintCategory.KICKBACK: 25,
-    ComplaintCategory.RED_ENVELOPE: 20,
-    ComplaintCategory.ATTITUDE: 15,
-    ComplaintCategory.OUTSIDE_PHARMACY: 10,
-    ComplaintCategory.PROCUREMENT: 8,
-    ComplaintCategory.IMPROPER_RELATIONSHIP: 6,
-    ComplaintCategory.UNREASONABLE_TEST: 6,
-    ComplaintCategory.DRUNK_DRIVING: 3,
-    ComplaintCategory.GAMBLING: 3,
-    ComplaintCategory.OTHER: 4,
-}
+VISIT_BREACH_SHARE = 0.3
+"""Visits that break a visiting rule (place, hour, appointment): the feed exercises the rules."""
 BENEFIT_TRANSFER = (
     ComplaintCategory.KICKBACK,
     ComplaintCategory.PROCUREMENT,
     ComplaintCategory.RED_ENVELOPE,
 )
-PLACE_WEIGHTS = {
-    PlaceKind.RECEPTION_ROOM: 45,
-    PlaceKind.MEETING_ROOM: 20,
-    PlaceKind.OFFICE: 15,
-    PlaceKind.CLINICAL_AREA: 10,
-    PlaceKind.WARD: 5,
-    PlaceKind.OTHER: 5,
-}
-STATUS_WEIGHTS = {
-    RectificationStatus.DONE: 55,
-    RectificationStatus.PERFUNCTORY: 20,
-    RectificationStatus.INEFFECTIVE: 15,
-    RectificationStatus.REFUSED: 10,
-}
-ITEMS = (
-    ("D-ATORVA", "阿托伐他汀钙片", ItemKind.DRUG),
-    ("D-OLANZ", "奥氮平片", ItemKind.DRUG),
-    ("D-QUETI", "富马酸喹硫平片", ItemKind.DRUG),
-    ("C-STENT", "冠脉支架", ItemKind.CONSUMABLE),
-    ("C-CATH", "一次性导管", ItemKind.CONSUMABLE),
-)
-COMPLAINTS = (
-    "医生收取医药代表回扣。",
-    "手术前家属被暗示送红包。",
-    "门诊医生态度恶劣，拒绝解释检查结果。",
-    "医生建议到院外药店购买指定药品。",
-)
-RECTIFICATION_ITEMS = ("处方点评整改", "医药代表接待登记", "红包拒收承诺书", "检查合理性自查")
-
-
-# --- Data -----------------------------------------------------------------------------------
-
-
-def weighted(rng: random.Random, weights: dict[T, int]) -> T:
-    return rng.choices(list(weights), list(weights.values()))[0]
 
 
 @dataclass
 class World:
-    """Staff, companies and departments, and events about them over the year before ``now``."""
+    """Staff, companies and departments of the example hospital (bench/harness/year.py), and
+    events about them over the year before ``now``."""
 
-    rng: random.Random
+    hospital: Hospital
     now: datetime
     staff: list[str]
     companies: list[str]
-    departments: list[str]
-    run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    serial: Iterator[int] = field(default_factory=itertools.count)
+
+    @property
+    def rng(self) -> random.Random:
+        return self.hospital.rng
+
+    @property
+    def departments(self) -> list[str]:
+        return self.hospital.departments
 
     def moment(self, *, days: float = 365) -> datetime:
         return self.now - timedelta(days=self.rng.uniform(1, days))
 
-    def accept(self, event_type: str, occurred_at: datetime, **facts: Any) -> Event:
-        """The event intake publishes for these facts, received up to a day later."""
-        kind = BY_TYPE[event_type]
-        submission = kind.submission.model_validate(
-            {
-                "source_system": SOURCE_SYSTEM[event_type],
-                "source_ref": f"BENCH-{self.run}-{next(self.serial)}",
-                "occurred_at": occurred_at,
-                **facts,
-            }
-        )
-        received = occurred_at + timedelta(minutes=self.rng.uniform(1, 1440))
-        return kind.event.accept(submission, received_at=min(received, self.now))
+    def event(self, event_type: str, at: datetime, **given: Any) -> Any:
+        """Received up to a day after it occurred."""
+        received = min(at + timedelta(minutes=self.rng.uniform(1, 1440)), self.now)
+        return self.hospital.event(event_type, occurred_at=at, received_at=received, **given)
 
-    def complaint(self, staff_id: str, at: datetime) -> Event:
-        return self.accept(
-            "complaint",
-            at,
-            channel=self.rng.choice(list(ComplaintChannel)),
-            category=weighted(self.rng, FINDING_CATEGORIES),
-            accused_staff_id=staff_id,
-            accused_department=self.rng.choice(self.departments),
-            description=self.rng.choice(COMPLAINTS),
-            amount_cny=f"{self.rng.randint(1, 200) * 100}.00",
-        )
+    def complaint(self, staff_id: str, at: datetime) -> Any:
+        return self.event("complaint", at, accused_staff_id=staff_id)
 
     def finding(
         self,
@@ -235,162 +132,94 @@ class World:
         company: str | None = None,
         substantiated: bool | None = None,
         categories: tuple[ComplaintCategory, ...] = (),
-    ) -> Event:
+    ) -> Any:
         rng = self.rng
         if substantiated is None:
             substantiated = rng.random() < 0.7
         if substantiated and not categories:
-            picked = {weighted(rng, FINDING_CATEGORIES) for _ in range(rng.choice((1, 1, 2)))}
-            categories = tuple(sorted(picked))
+            drawn = {
+                self.hospital.drawn("complaint", "category", at)
+                for _ in range(rng.choice((1, 1, 2)))
+            }
+            categories = tuple(sorted(ComplaintCategory(c) for c in drawn))
         if not substantiated:
             categories = ()
         if company is None and any(c in BENEFIT_TRANSFER for c in categories):
             company = rng.choice(self.companies) if rng.random() < 0.4 else None
         kickback = ComplaintCategory.KICKBACK in categories
-        return self.accept(
+        return self.event(
             "investigation_finding",
             at,
             case_id=case_id or derive_case_id(uuid.UUID(int=rng.getrandbits(128))),
             substantiated=substantiated,
             confirmed_categories=categories,
             staff_ids=staff_ids,
-            confirmed_amount_cny=f"{rng.randint(5, 600) * 100}.00" if kickback else None,
+            confirmed_amount_cny=Decimal(rng.randint(5, 600) * 100) if kickback else None,
             severe_social_impact=ComplaintCategory.IMPROPER_RELATIONSHIP in categories
             and rng.random() < 0.5,
-            suspected_crime=rng.random() < 0.05,
             company_code=company,
             company_name=None if company is None else f"{company} 医药有限公司",
             summary="经调查核实。" if substantiated else "经调查未查实。",
         )
 
-    def application(self, staff_id: str, at: datetime) -> Event:
-        return self.accept(
-            "promotion_application",
-            at,
-            staff_id=staff_id,
-            application_id=f"HR-{self.run}-{next(self.serial)}",
-            target_position=self.rng.choice(("主治医师", "副主任医师", "主任医师", "护士长")),
+    def application(self, staff_id: str, at: datetime) -> Any:
+        return self.event("promotion_application", at, staff_id=staff_id)
+
+    def ranking(self, staff_id: str, at: datetime) -> Any:
+        return self.event(
+            "prescription_ranking", at, staff_id=staff_id, rank=self.rng.randint(1, 30)
         )
 
-    def ranking(self, staff_id: str, at: datetime) -> Event:
-        code, name, kind = self.rng.choice(ITEMS)
-        justified = self.rng.random() < 0.3
-        return self.accept(
-            "prescription_ranking",
-            at,
-            staff_id=staff_id,
-            department=self.rng.choice(self.departments),
-            item_code=code,
-            item_name=name,
-            item_kind=kind,
-            month=f"{at:%Y-%m}",
-            rank=self.rng.randint(1, 30),
-            justified=justified,
-            justification="危重患者集中收治。" if justified else None,
-        )
-
-    def surrender(self, staff_id: str, at: datetime) -> Event:
-        return self.accept(
+    def surrender(self, staff_id: str, at: datetime) -> Any:
+        days = self.rng.choice((0, 1, 2, 3, 5, 7, 9, 14))
+        return self.event(
             "red_envelope_surrender",
             at,
             staff_id=staff_id,
-            amount_cny=f"{self.rng.randint(2, 50) * 100}.00",
-            received_on=(at - timedelta(days=self.rng.choice((0, 1, 2, 3, 5, 7, 9, 14)))).date(),
-            surrendered_on=at.date(),
+            received_on=at.date() - timedelta(days=days),
         )
 
-    def visit(self, company: str, at: datetime) -> Event:
-        rng = self.rng
-        started = at.replace(hour=rng.choice((6, 7, 8, 9, 10, 13)), minute=rng.randrange(60))
-        return self.accept(
-            "visitor_log",
-            started,
-            rep_id=f"REP-{company}-{rng.randrange(5)}",
-            rep_name=rng.choice(("张伟", "王芳", "李娜", "刘洋")),
-            company_code=company,
-            company_name=f"{company} 医药有限公司",
-            host_staff_id=rng.choice(self.staff) if rng.random() < 0.9 else None,
-            department=rng.choice(self.departments),
-            place_code=f"P{rng.randrange(40):03d}",
-            place_kind=weighted(rng, PLACE_WEIGHTS),
-            started_at=started,
-            ended_at=started + timedelta(minutes=rng.randint(5, 90)),
-            appointment_id=f"APT-{next(self.serial)}" if rng.random() < 0.7 else None,
-        )
+    def visit(self, company: str, at: datetime) -> Any:
+        given: dict[str, Any] = {"company_code": company}
+        started = at.replace(hour=14, minute=self.rng.randrange(60))
+        if self.rng.random() < VISIT_BREACH_SHARE:
+            breach = self.rng.choice(("place", "hour", "appointment"))
+            if breach == "hour":
+                started = started.replace(hour=self.rng.choice((6, 7, 8, 9, 10, 13)))
+            given |= {"place_kind": self.rng.choice(list(PlaceKind))} if breach == "place" else {}
+            given |= {"appointment_id": None} if breach == "appointment" else {}
+        host = self.rng.choice(self.staff)
+        return self.event("visitor_log", started, started_at=started, host_staff_id=host, **given)
 
-    def rectification(self, department: str, at: datetime) -> Event:
-        return self.accept(
-            "rectification_status",
-            at,
-            department=department,
-            item=self.rng.choice(RECTIFICATION_ITEMS),
-            status=weighted(self.rng, STATUS_WEIGHTS),
-        )
+    def rectification(self, department: str, at: datetime) -> Any:
+        return self.event("rectification_status", at, department=department)
 
 
-def make_world(rng: random.Random, now: datetime, *, staff: int, companies: int) -> World:
-    departments = sorted(routing().catalogue.departments)
+def make_world(
+    rng: random.Random, now: datetime, *, staff: int, companies: int, ids: str = ""
+) -> World:
+    """``ids``: before each staff id and company code (the warm-up's are its own)."""
     return World(
-        rng=rng,
-        now=now,
-        staff=[f"S{n:05d}" for n in range(staff)],
-        companies=[f"C{n:04d}" for n in range(companies)],
-        departments=departments,
+        Hospital(rng, companies=companies, prefix=f"BENCH-{tag()}"),
+        now,
+        staff=[f"{ids}S{n:05d}" for n in range(staff)],
+        companies=[f"{ids}C{n:04d}" for n in range(companies)],
     )
 
 
-_ROUTING: list[Routing] = []
-
-
-def routing() -> Routing:
-    """The router's shipped department catalogue and routing table (loaded once)."""
-    if not _ROUTING:
-        settings = RouterSettings()
-        _ROUTING.append(Routing.load(settings.departments, settings.routing_table))
-    return _ROUTING[0]
-
-
-def kind_of(event: Event) -> EventKind:
-    return KIND_BY_CLASS[type(event)]
-
-
 def filings(event: Event) -> list[tuple[SubjectKind, str]]:
-    """The conduct files an event is added to, as services/escalation/handlers.py files them."""
-    match event:
-        case InvestigationFindingReceived(staff_ids=staff_ids, company_code=company):
-            companies = [] if company is None else [(SubjectKind.COMPANY, company)]
-            return [(SubjectKind.STAFF, staff_id) for staff_id in staff_ids] + companies
-        case VisitorLogReceived(company_code=company):
-            return [(SubjectKind.COMPANY, company)]
-        case ComplaintReceived(accused_staff_id=staff_id):
-            return [] if staff_id is None else [(SubjectKind.STAFF, staff_id)]
-        case RectificationStatusReceived(department=department):
-            return [(SubjectKind.DEPARTMENT, department)]
-        case (
-            PromotionApplicationReceived(staff_id=staff_id)
-            | PrescriptionRankingReceived(staff_id=staff_id)
-            | RedEnvelopeSurrenderReceived(staff_id=staff_id)
-        ):
-            return [(SubjectKind.STAFF, staff_id)]
-    return []
+    """The conduct files an event belongs in, as the service files it."""
+    return [(f.subject_kind, f.subject_id) for f in subjects_of(cast(FileEvent, event))]
 
 
-def with_event(file: ConductFile, event: Event) -> ConductFile:
-    """The file with the event added once (handlers._with_event)."""
-    if any(known.event_id == event.event_id for known in file.events):
-        return file
-    return file.model_copy(update={"events": (*file.events, event)})
-
-
-def service_feed(world: World, count: int, *, prefix: str = "") -> list[Event]:
+def service_feed(world: World, count: int) -> list[Event]:
     """``count`` events of the service's mix in order of receipt; about one finding in ten
     revises an earlier one (same case, later date)."""
     rng = world.rng
-    staff = [f"{prefix}{s}" for s in world.staff]
-    companies = [f"{prefix}{c}" for c in world.companies]
+    staff, companies = world.staff, world.companies
     events: list[Event] = []
     cases: list[tuple[str, tuple[str, ...], datetime]] = []
-    types = [weighted(rng, FEED_WEIGHTS) for _ in range(count)]
+    types = rng.choices(list(FEED_WEIGHTS), list(FEED_WEIGHTS.values()), k=count)
     for event_type in types:
         at = world.moment()
         if event_type == "investigation_finding":
@@ -588,7 +417,7 @@ def replay_in_memory(
                 )
             else:
                 file, emitted = kept.get(key, (blank, {}))
-            file = with_event(file, event)
+            file = with_events([cast(FileEvent, event)])(file)
             fresh = evaluate(file, book, now=now)
             published = reconcile(emitted, fresh, now=now)
             emitted = {**emitted, **{d.key: d for d in published}}
@@ -684,60 +513,6 @@ async def replay_over_store(
 # --- The runtime and the service ------------------------------------------------------------
 
 
-def service_settings(db: str, *, group_prefix: str = "bench-escalation-") -> EscalationSettings:
-    return EscalationSettings(
-        kafka_bootstrap=RUNTIME.bootstrap,
-        mongo_url=RUNTIME.mongo_url,
-        mongo_db=db,
-        kafka_group_prefix=group_prefix,
-    )
-
-
-Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-async def scrape(client: httpx.AsyncClient, url: str) -> Metrics:
-    text = (await client.get(url, timeout=5)).text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def total(metrics: Metrics, name: str, **labels: str) -> float:
-    return sum(
-        value
-        for (sample, sample_labels), value in metrics.items()
-        if sample == name and labels.items() <= dict(sample_labels).items()
-    )
-
-
-def by_label(metrics: Metrics, name: str, label: str) -> dict[str, float]:
-    values: dict[str, float] = defaultdict(float)
-    for (sample, sample_labels), value in metrics.items():
-        if sample == name:
-            values[dict(sample_labels).get(label, "")] += value
-    return values
-
-
-HANDLED = "faststream_received_processed_messages_total"
-
-
-async def publish(producer: AIOKafkaProducer, events: list[Event]) -> None:
-    """As intake publishes: JSON, on the event type's topic, with its key."""
-    sent = [
-        await producer.send(
-            kind_of(event).topic,
-            event.model_dump_json().encode(),
-            key=kind_of(event).key(event),
-            headers=JSON_HEADERS,
-        )
-        for event in events
-    ]
-    await asyncio.gather(*sent)
-
-
 async def wait_handled(
     client: httpx.AsyncClient,
     url: str,
@@ -776,12 +551,9 @@ async def wait_handled(
 
 async def decisions_on_topic(subjects: set[str]) -> dict[str, int]:
     """Decision records on the decisions topic about ``subjects``: records and distinct ids."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=RUNTIME.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    await asyncio.sleep(0)  # let aiokafka's no-group task start before any stop()
+    consumer = await reader(RUNTIME.bootstrap)
     try:
-        count = service_settings("unused").kafka_partitions  # the service created the topic
-        partitions = [TopicPartition(topics.DECISIONS, p) for p in range(count)]
+        partitions = await partitions_of(RUNTIME.bootstrap, [topics.DECISIONS])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -856,16 +628,11 @@ async def run_service(
     progress: dict[str, Any],
 ) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
-    producer = AIOKafkaProducer(
-        bootstrap_servers=RUNTIME.bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        client_id="bench-feed",
-    )
+    sender = producer(RUNTIME.bootstrap, client_id="bench-feed")
     async with httpx.AsyncClient() as client:  # start_service waited for /healthz
-        await producer.start()
+        await sender.start()
         try:
-            await publish(producer, warmup)
+            await publish(sender, warmup)
             before = await wait_handled(client, f"{url}/metrics", len(warmup), pid, patience=120)
             cpu = CpuWindow(
                 {
@@ -878,7 +645,7 @@ async def run_service(
             cpu.begin()
             log_offset = log_lines_since(log, 0)[0]
             started = time.perf_counter()
-            await publish(producer, feed)
+            await publish(sender, feed)
             published_s = time.perf_counter() - started
             after = await wait_handled(
                 client,
@@ -892,7 +659,7 @@ async def run_service(
             usage = cpu.end(len(feed))
             logged = log_lines_since(log, log_offset)[1]
         finally:
-            await producer.stop()
+            await sender.stop()
 
     def delta(name: str, label: str) -> dict[str, float]:
         early = by_label(before, name, label)
@@ -903,11 +670,8 @@ async def run_service(
     busy = delta("faststream_received_processed_messages_duration_seconds_sum", "handler")
     publishes = delta("faststream_published_messages_total", "destination")
     publish_s = delta("faststream_published_messages_duration_seconds_sum", "destination")
-    mongo = connect(service_settings(db))
-    try:
-        store = await check_store(database(mongo, service_settings(db)), feed)
-    finally:
-        await mongo.close()
+    async with RUNTIME.database(db) as stored:
+        store = await check_store(stored, feed)
     subjects = {subject for event in feed for _, subject in filings(event)}
     return {
         "events": len(feed),
@@ -960,8 +724,8 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
 
     world = make_world(rng, now, staff=options.staff, companies=options.companies)
     feed = service_feed(world, options.events)
-    warm_world = make_world(random.Random(options.seed + 1), now, staff=20, companies=4)
-    warmup = service_feed(warm_world, WARMUP_PER_TYPE * len(FEED_WEIGHTS), prefix="WARM")
+    warm_world = make_world(random.Random(options.seed + 1), now, staff=20, companies=4, ids="WARM")
+    warmup = service_feed(warm_world, WARMUP_PER_TYPE * len(FEED_WEIGHTS))
     sizes = Counter(subject_key(k, s) for event in feed for k, s in filings(event))
     result["feed"] = {
         "events": len(feed),
@@ -1027,14 +791,10 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
         return
 
     async def over_store() -> dict[str, Any]:
-        settings = service_settings(f"bench_inproc_{tag}")
-        mongo = connect(settings)
-        try:
+        async with RUNTIME.database(f"bench_inproc_{tag}") as db:
             prefix = feed[: options.store_replay_events]
-            outcome = await replay_over_store(prefix, book, database(mongo, settings))
+            outcome = await replay_over_store(prefix, book, db)
             return {"events": len(prefix), "of_feed": "the first events"} | outcome
-        finally:
-            await mongo.close()
 
     over = in_process["over_ferretdb"] = deadline.run(over_store())
     print(f"over FerretDB: {over['events_per_s']} events/s", file=sys.stderr)
@@ -1056,7 +816,7 @@ NOTES = (
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = report.parser(__doc__, timeout=3600)
     parser.add_argument("--events", type=int, default=2000, help="fact events for the service")
     parser.add_argument("--staff", type=int, help="staff ids in the feed (default: events / 8)")
     parser.add_argument(
@@ -1072,7 +832,6 @@ def main() -> int:
         default=500,
         help="the feed's first events replayed in process over FerretDB (after the service)",
     )
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for the whole run")
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -1084,23 +843,14 @@ def main() -> int:
         parser.error("need at least 1 event and 5 files")
     options.staff = options.staff or max(10, options.events // 8)
     options.companies = options.companies or max(3, options.events // 80)
-
-    deadline = Deadline(options.timeout)
-    load_at_start = [round(load, 2) for load in os.getloadavg()]
-    result: dict[str, Any] = {"benchmark": "escalation_throughput", "events": options.events}
-    status = 0
-    try:
-        measure(options, deadline, result)
-    except Exception as error:  # reported in the JSON, with what was started stopped
-        result["error"] = f"{type(error).__name__}: {error}"
-        status = 1
-    finally:
-        if not options.engine_only:
-            RUNTIME.stop()
-    result["machine"] = machine(load_at_start)
-    result["notes"] = NOTES
-    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
-    return status
+    return report.run(
+        "escalation_throughput",
+        options,
+        measure,
+        runtime=None if options.engine_only else RUNTIME,
+        head={"events": options.events},
+        notes=NOTES,
+    )
 
 
 if __name__ == "__main__":

@@ -5,33 +5,19 @@ the page with the status, the deadline and the messages) takes with 50 reporters
     .venv/bin/python -m bench.portal_pages                    # 5,000 complaints, 50 reporters
     .venv/bin/python -m bench.portal_pages --complaints 500 --rounds 5
 
-Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
-own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-portal and ports 31692,
-31693, 31628, 31698, 31632, all on 127.0.0.1: below Linux's ephemeral range).
-
-1. ``seed``: --complaints codes with their cases (a third still received, the others
-   assigned or under investigation) and two replies on every case, written through the
-   portal's own ``FollowUps`` (the code its consumers run) on the real store.
-2. ``start``: ``python -m services.portal`` on that database until healthy.
-3. ``follow_up``: --reporters reporters at once (each a browser of its own: it opens the
-   code form, then sends its code), each --rounds times with a random known code, pausing
-   a random 0 to 2×--think-seconds before each page (reading, typing); every answer must be
-   the page with the status. ``follow_up_no_pause``: the same without pauses, every
-   reporter asking again as soon as answered: the most pages per second the machine serves
-   (a closed loop of 50 at 50 ms each would need 1,000 a second). The complaint form
-   (``GET /``) is timed beside.
-
-Prints JSON: latency (p50, p90, p95, p99, max in ms), pages per second, and whether the p95 is
-under the goal; the CPU the portal, FerretDB and the load generator used per page (PostgreSQL's
-backends are not counted). They share the machine's cores.
+Its own Kafka and FerretDB (.local/bench-portal, ports below Linux's ephemeral range).
+``seed``: --complaints codes with their cases (a third still received) and two replies on each
+case, through the portal's own ``FollowUps``. ``follow_up``: --reporters reporters at once, each
+a browser of its own (the code form, then its code), --rounds times with a random known code,
+pausing 0 to 2×--think-seconds before each page; ``follow_up_no_pause``: the same without
+pauses (the most pages a second the machine serves). The complaint form (``GET /``) beside.
+CPU per page of the portal, FerretDB and the load generator.
 """
 
 import argparse
 import asyncio
-import json
 import os
 import random
-import re
 import sys
 import time
 import uuid
@@ -40,40 +26,23 @@ from typing import Any
 
 import httpx
 
-from bench._runtime import (
-    ROOT,
-    CpuWindow,
-    Deadline,
-    Runtime,
-    free_port,
-    latency_summary,
-    machine,
-    percentile,
-    start_service,
-    stop_service,
-)
+from bench.harness import report
+from bench.harness.load import against_goal, latency_summary, timed
+from bench.harness.processes import CpuWindow, start_service, stop_service
+from bench.harness.runtime import Deadline, Runtime, free_port
 from schemas.case import CaseState, derive_case_id
 from schemas.follow_up import FollowUpCodeIssued, ReporterReply
 from services.common.credentials import digest
 from services.common.documents import MongoDocuments
-from services.common.store import connect, database
 from services.intake.crypto import new_follow_up_code
 from services.portal.follow_ups import FollowUps
-from services.portal.settings import PortalSettings
 from services.portal.store import PortalStore
+from tests.desk import hidden
 from tests.factories import complaint_event, routed_case
 
-RUNTIME = Runtime(
-    local_dir=ROOT / ".local" / "bench-portal",
-    kafka_port=31692,
-    kafka_controller_port=31693,
-    ferretdb_port=31628,
-    ferretdb_debug_port=31698,
-    postgres_port=31632,
-)
+RUNTIME = Runtime.of("bench-portal", 31692, 31628, 31698, 31632)
 GOAL_MS = 100.0
 DB = "bench_portal"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 async def _never(*_: object) -> None:
@@ -86,18 +55,14 @@ async def _no() -> bool:
 
 async def seed(complaints: int, now: datetime) -> dict[str, Any]:
     """Codes, cases and replies as the portal's consumers store them; the codes."""
-    settings = PortalSettings(mongo_url=RUNTIME.mongo_url, mongo_db=DB)
-    mongo = connect(settings)
     started = time.perf_counter()
-    try:
-        documents = MongoDocuments(database(mongo, settings))
+    async with RUNTIME.database(DB) as db:
+        documents = MongoDocuments(db)
         await documents.prepare()
         follow_ups = FollowUps(PortalStore.on(documents), publish=_never, kafka_reachable=_no)
         codes = [new_follow_up_code() for _ in range(complaints)]
         for start in range(0, complaints, 500):
             await _seed_batch(follow_ups, codes[start : start + 500], now)
-    finally:
-        await mongo.close()
     seconds = time.perf_counter() - started
     return {"codes": codes, "seconds": round(seconds, 1)}
 
@@ -134,18 +99,13 @@ async def _seed_batch(follow_ups: FollowUps, codes: list[str], now: datetime) ->
 async def _reporter(
     url: str, codes: list[str], rounds: int, think: float, rng: random.Random
 ) -> list[float]:
-    timings = []
+    timings: list[float] = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as browser:
-        form = await browser.get("/follow-up")
-        token = CSRF.search(form.text)
-        assert token is not None  # noqa: S101 (the form must carry its token)
+        token = hidden((await browser.get("/follow-up")).text)
         for _ in range(rounds):
             await asyncio.sleep(rng.uniform(0, 2 * think))  # reading the page, typing the code
-            started = time.perf_counter()
-            page = await browser.post(
-                "/follow-up", data={"csrf_token": token.group(1), "code": rng.choice(codes)}
-            )
-            timings.append(time.perf_counter() - started)
+            form = {"csrf_token": token, "code": rng.choice(codes)}
+            page = await timed(browser.post("/follow-up", data=form), timings)
             if page.status_code != 200 or 'id="status"' not in page.text:
                 raise RuntimeError(f"the follow-up page answered {page.status_code}")
     return timings
@@ -164,11 +124,8 @@ async def follow_up(
     )
     elapsed = time.perf_counter() - started
     seconds = [one for reporter in timings for one in reporter]
-    p95 = percentile(seconds, 0.95) * 1000
-    return latency_summary(seconds) | {
-        "p95_ms": round(p95, 1),
-        "pages_per_second": round(len(seconds) / elapsed, 1),
-        "p95_under_goal": p95 < GOAL_MS,
+    return against_goal(seconds, GOAL_MS, "p95_under_goal") | {
+        "pages_per_second": round(len(seconds) / elapsed, 1)
     }
 
 
@@ -182,7 +139,7 @@ def complaint_form(url: str, runs: int) -> dict[str, Any]:
     return latency_summary(seconds)
 
 
-def run(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
+def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
     RUNTIME.start_fresh(deadline)
     seeded = deadline.run(seed(options.complaints, datetime.now(UTC)))
     result["seed_seconds"] = seeded["seconds"]
@@ -208,30 +165,20 @@ def run(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = report.parser(__doc__, timeout=900)
     parser.add_argument("--complaints", type=int, default=5000, help="codes in the store")
     parser.add_argument("--reporters", type=int, default=50, help="reporters asking at once")
     parser.add_argument("--rounds", type=int, default=20, help="pages each reporter asks for")
     parser.add_argument(
         "--think-seconds", type=float, default=2.0, help="mean pause of a reporter between pages"
     )
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run")
     options = parser.parse_args()
-    load = [round(value, 2) for value in os.getloadavg()]
-    result: dict[str, Any] = {
-        "benchmark": "portal_pages",
+    head = {
         "complaints": options.complaints,
         "reporters": options.reporters,
         "goal_p95_ms": GOAL_MS,
     }
-    deadline = Deadline(options.timeout)
-    try:
-        run(options, deadline, result)
-    finally:
-        RUNTIME.stop()
-        result["machine"] = machine(load)
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 0
+    return report.run("portal_pages", options, measure, runtime=RUNTIME, head=head)
 
 
 if __name__ == "__main__":

@@ -4,38 +4,20 @@ consume-transform-produce loop doing the same store writes, on the same broker a
     .venv/bin/python -m bench.router_throughput                 # 2000 complaints, 1 round
     .venv/bin/python -m bench.router_throughput --events 300 --rounds 2
 
-Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
-own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-runtime and Kafka on
-29192/29193, FerretDB on 27128/18198, PostgreSQL on 25192, or the first free set 10, 20, ...
-above; all on
-127.0.0.1), so a `make up` system or a test run is left alone. The ports lie below Linux's
-ephemeral range (32768-60999): a port in it can be taken for a moment by any outgoing
-connection, and FerretDB then fails to start. The JSON says which ports were used.
+Its own Kafka and FerretDB (.local/bench-runtime, Kafka on 29192, FerretDB on 27128, or the
+first free set 10, 20, ... above; below Linux's ephemeral range). N complaints are published
+once (acks=all); then, per round, on a fresh database and consumer group each:
 
-It publishes N complaints to the complaints topic once (acks=all), then, per round, on a fresh
-database and consumer group each time:
+- router: ``python -m services.router`` as a subprocess (log level INFO unless told);
+- raw loop: in this process, AIOKafkaConsumer (own group, manual commit after each fetched
+  batch) and AIOKafkaProducer (acks=all, idempotent) around the same ``Cases.open_or_link``
+  over the same ``CaseStore``, one call per fetched partition batch (--raw-delivery
+  per-message: one call, send and commit per record), each case published to a bench topic.
 
-- router: ``python -m services.router`` as a subprocess (HTTP on a free 127.0.0.1:8531-8599), as
-  deploy/local/services.sh runs it (log level INFO unless --router-log-level);
-- raw loop: in this process, AIOKafkaConsumer (own group, earliest, manual commit after each
-  fetched batch) and AIOKafkaProducer (acks=all, idempotent) around the same
-  ``Cases.open_or_link`` over the same ``CaseStore``, one call per fetched batch of a
-  partition, publishing each case it gives back as JSON, keyed by case id, to a benchmark
-  topic; the sends of a batch are awaited before its commit (--raw-delivery per-message: one
-  call, its sends awaited and its record committed per record).
-
-Both are timed the same way, from the output records' Kafka timestamps: from the first case
-published to the one that made all N complaints show in some case's source_event_ids;
-events_per_second = (N - 1) / that span, so start-up and group joining are left out. Rounds
-alternate which goes first. CPU per event of the consuming process, FerretDB and Kafka come
-from /proc (Linux). Prints JSON; the ratio is router / raw loop, best round against best round.
-Everything runs on the same cores; the numbers are for comparison within one run.
-
-Slow by nature on the local runtime: on FerretDB 1.24's SQLite backend a lookup or update by
-_id that matches nothing (a new event, a new case: several per complaint) takes time in
-proportion to the collection's size, so each complaint costs more than the one before
-(events_per_second_by_quarter shows it). 2000 complaints take about 10-15 minutes per
-contender on 2 cores, hence one round and a 45-minute limit (--timeout) by default.
+Both are timed from the output records' Kafka timestamps: events_per_second = (N - 1) / the
+span from the first case published to the one completing all N. Rounds alternate which goes
+first; the ratio is router / raw loop, best round against best round. On FerretDB a lookup
+that matches nothing costs time in proportion to the collection (events_per_second_by_quarter).
 """
 
 import argparse
@@ -45,177 +27,36 @@ import json
 import os
 import random
 import re
-import socket
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import aclosing
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, cast
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench._runtime import Deadline, clean_env, cpu_seconds, machine
+from bench.harness import report
+from bench.harness.kafka import JSON_HEADERS, batches_from, producer, publish, topic_ends
+from bench.harness.processes import CpuWindow, cpu_seconds, start_service, stop_service
+from bench.harness.runtime import Deadline, Runtime, free_port, tag
+from bench.harness.year import Hospital, routing
 from schemas import topics
 from schemas.case import CaseChange
-from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
+from schemas.complaint import ComplaintReceived
 from services.common.broker import ensure_topics
 from services.common.documents import MongoDocuments
 from services.common.store import connect, database
 from services.router.cases import Cases
 from services.router.domain import Opening
-from services.router.routing import Routing
 from services.router.settings import RouterSettings
 from services.router.store import CaseStore
-from tests.factories import complaint_event
 
-T = TypeVar("T")
-
-ROOT = Path(__file__).resolve().parent.parent
-LOCAL_DIR = ROOT / ".local" / "bench-runtime"
 ROUTER_PORTS = range(8531, 8600)
 RAW_CASES = "qinglian.bench.raw-cases.v1"
-JSON_HEADERS = [("content-type", b"application/json")]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def is_free(port: int) -> bool:
-    """Whether nothing listens on, or holds, 127.0.0.1:``port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-@dataclass
-class Ports:
-    """The benchmark runtime's ports: the first free set of 29192/29193/27128/18198/25192
-    + 10 k."""
-
-    kafka: int = 29192
-    kafka_controller: int = 29193
-    ferretdb: int = 27128
-    ferretdb_debug: int = 18198
-    postgres: int = 25192
-
-    def choose_free(self) -> None:
-        for step in range(0, 200, 10):
-            ports = (29192 + step, 29193 + step, 27128 + step, 18198 + step, 25192 + step)
-            if all(is_free(port) for port in ports):
-                (
-                    self.kafka,
-                    self.kafka_controller,
-                    self.ferretdb,
-                    self.ferretdb_debug,
-                    self.postgres,
-                ) = ports
-                return
-        raise RuntimeError("no free set of ports for the benchmark runtime")
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka}"
-
-    @property
-    def mongo_url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.ferretdb}/"
-
-    def runtime_env(self) -> dict[str, str]:
-        return {
-            "QINGLIAN_LOCAL_DIR": str(LOCAL_DIR),
-            "QINGLIAN_KAFKA_PORT": str(self.kafka),
-            "QINGLIAN_KAFKA_CONTROLLER_PORT": str(self.kafka_controller),
-            "QINGLIAN_FERRETDB_PORT": str(self.ferretdb),
-            "QINGLIAN_FERRETDB_DEBUG_PORT": str(self.ferretdb_debug),
-            "QINGLIAN_POSTGRES_PORT": str(self.postgres),
-        }
-
-
-PORTS = Ports()
-"""Set once by main() before anything starts."""
-
-CATEGORY_WEIGHTS = {
-    ComplaintCategory.KICKBACK: 30,
-    ComplaintCategory.RED_ENVELOPE: 25,
-    ComplaintCategory.ATTITUDE: 20,
-    ComplaintCategory.OUTSIDE_PHARMACY: 8,
-    ComplaintCategory.PROCUREMENT: 5,
-    ComplaintCategory.DUPLICATE_TEST: 4,
-    ComplaintCategory.UNREASONABLE_TEST: 4,
-    ComplaintCategory.APPOINTMENT_SCALPING: 2,
-    ComplaintCategory.OTHER: 2,
-}
-DESCRIPTIONS = (
-    "医生收取医药代表回扣。",
-    "手术前家属被暗示送红包。",
-    "门诊医生态度恶劣，拒绝解释检查结果。",
-    "医生建议到院外药店购买指定药品。",
-    "同一检查一周内重复开具。",
-)
-
-
-# --- The runtime and the processes --------------------------------------------------------------
-
-
-def runtime(command: str, *, timeout: float) -> None:
-    """deploy/local/runtime.sh on the benchmark's own data folder and ports; output to stderr."""
-    subprocess.run(  # noqa: S603 (our own script)
-        [str(ROOT / "deploy" / "local" / "runtime.sh"), command],
-        env=clean_env() | PORTS.runtime_env(),
-        stdout=sys.stderr,
-        stderr=sys.stderr,
-        check=True,
-        timeout=max(1.0, timeout),
-    )
-
-
-def runtime_pid(name: str) -> int | None:
-    try:
-        return int((LOCAL_DIR / "run" / f"{name}.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-@contextmanager
-def router_process(*, port: int, db: str, group_prefix: str, log_level: str) -> Iterator[int]:
-    """``python -m services.router`` on the benchmark runtime; its pid. Stopped on exit."""
-    env = clean_env() | {
-        "QINGLIAN_KAFKA_BOOTSTRAP": PORTS.bootstrap,
-        "QINGLIAN_MONGO_URL": PORTS.mongo_url,
-        "QINGLIAN_MONGO_DB": db,
-        "QINGLIAN_KAFKA_GROUP_PREFIX": group_prefix,
-        "QINGLIAN_HTTP_PORT": str(port),
-        "QINGLIAN_LOG_LEVEL": log_level,
-    }
-    log_path = LOCAL_DIR / "logs" / f"bench-router-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.router"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        yield process.pid
-        if process.poll() is not None:
-            raise RuntimeError(f"the router exited early; see {log_path}")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=45)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+RUNTIME = Runtime.of("bench-runtime", 29192, 27128, 18198, 25192)
+"""Moved by main() to the first free set of ports."""
 
 
 # --- Data -----------------------------------------------------------------------------------
@@ -224,8 +65,8 @@ def router_process(*, port: int, db: str, group_prefix: str, log_level: str) -> 
 def settings(*, db: str = "bench", group_prefix: str = "bench-") -> RouterSettings:
     """Router settings on the benchmark runtime (the arguments win over the environment)."""
     return RouterSettings(
-        kafka_bootstrap=PORTS.bootstrap,
-        mongo_url=PORTS.mongo_url,
+        kafka_bootstrap=RUNTIME.bootstrap,
+        mongo_url=RUNTIME.mongo_url,
         mongo_db=db,
         kafka_group_prefix=group_prefix,
         kafka_partitions=3,
@@ -234,31 +75,26 @@ def settings(*, db: str = "bench", group_prefix: str = "bench-") -> RouterSettin
     )
 
 
-def complaints(
-    count: int, staff: int, routing: Routing, rng: random.Random
-) -> list[ComplaintReceived]:
-    """Complaints received over 30 days, in order of receipt: some 5 % name no one, the rest
-    name one of ``staff`` staff members (department heads among them), in a few categories
-    mostly, so that complaints against the same person in the same category are linked."""
-    run = uuid.uuid4().hex[:8]
-    heads = sorted({entry.head_staff_id for entry in routing.catalogue.departments.values()})
+def complaints(count: int, staff: int, rng: random.Random) -> list[ComplaintReceived]:
+    """Complaints of the example hospital received over 30 days, in order of receipt: some 5 %
+    name no one, the rest one of ``staff`` staff members (department heads among them), so
+    that complaints against the same person in the same category are linked."""
+    hospital = Hospital(rng, prefix=f"BENCH-{tag()}")
+    heads = sorted({entry.head_staff_id for entry in routing().catalogue.departments.values()})
     pool = heads + [f"S{n:05d}" for n in range(max(0, staff - len(heads)))]
-    departments = sorted(routing.catalogue.departments)
-    categories, weights = zip(*CATEGORY_WEIGHTS.items(), strict=True)
     start = datetime(2026, 11, 1, tzinfo=UTC)
     received = sorted(start + timedelta(seconds=rng.uniform(0, 30 * 86400)) for _ in range(count))
     return [
-        complaint_event(
-            received_at=at,
-            source_ref=f"BENCH-{run}-{n}",
-            occurred_at=at - timedelta(seconds=rng.uniform(0, 3 * 86400)),
-            channel=rng.choice(list(ComplaintChannel)),
-            category=rng.choices(categories, weights)[0],
-            accused_staff_id=None if rng.random() < 0.05 else rng.choice(pool),
-            accused_department=rng.choice(departments),
-            description=rng.choice(DESCRIPTIONS),
+        cast(
+            ComplaintReceived,
+            hospital.event(
+                "complaint",
+                received_at=at,
+                occurred_at=at - timedelta(seconds=rng.uniform(0, 3 * 86400)),
+                accused_staff_id=None if rng.random() < 0.05 else rng.choice(pool),
+            ),
         )
-        for n, at in enumerate(received)
+        for at in received
     ]
 
 
@@ -273,86 +109,40 @@ def expected_cases(events: list[ComplaintReceived]) -> dict[str, int]:
 async def prepare(events: list[ComplaintReceived]) -> float:
     """Create the topics, publish the complaints as intake does (acks=all); seconds taken."""
     await ensure_topics(settings(), (topics.COMPLAINTS, topics.CASES, RAW_CASES))
-    producer = AIOKafkaProducer(
-        bootstrap_servers=PORTS.bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        client_id="bench-feed",
-    )
-    await producer.start()
+    sender = producer(RUNTIME.bootstrap, client_id="bench-feed")
+    await sender.start()
     try:
         started = time.perf_counter()
-        sent = [
-            await producer.send(
-                topics.COMPLAINTS,
-                event.model_dump_json().encode(),
-                key=event.event_id.bytes,
-                headers=JSON_HEADERS,
-            )
-            for event in events
-        ]
-        await asyncio.gather(*sent)
+        await publish(sender, list(events))
         return time.perf_counter() - started
     finally:
-        await producer.stop()
+        await sender.stop()
 
 
 # --- Measuring --------------------------------------------------------------------------------
 
 
-async def reader() -> AIOKafkaConsumer:
-    """A started consumer outside any group, for reading by offset."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=PORTS.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    # aiokafka 0.14 cancels, then awaits, its no-group task on stop(); had the task not run
-    # yet, stop() raises CancelledError. One pass of the loop lets it start.
-    await asyncio.sleep(0)
-    return consumer
+async def end_offsets(topic: str) -> dict[TopicPartition, int]:
+    return await topic_ends(RUNTIME.bootstrap, [topic])
 
 
-async def end_offsets(topic: str) -> dict[int, int]:
-    consumer = await reader()
-    try:
-        # prepare() created every topic read here with this many partitions.
-        partitions = [TopicPartition(topic, p) for p in range(settings().kafka_partitions)]
-        ends = await consumer.end_offsets(partitions)
-        return {tp.partition: offset for tp, offset in ends.items()}
-    finally:
-        await consumer.stop()
+def cpu_window(pid: int) -> CpuWindow:
+    """The consuming process, FerretDB and Kafka."""
+    return CpuWindow(
+        {"process": pid, "ferretdb": RUNTIME.pid("ferretdb"), "kafka": RUNTIME.pid("kafka")}
+    )
 
 
-@dataclass
-class CpuWindow:
-    """CPU used by a process, FerretDB and Kafka between two points, per event handled."""
-
-    pid: int | None
-    start: dict[str, float | None] = field(default_factory=dict)
-    start_events: int = 0
-
-    def _now(self) -> dict[str, float | None]:
-        own = time.process_time() if self.pid is None else cpu_seconds(self.pid)
-        return {
-            "process": own,
-            "ferretdb": cpu_seconds(runtime_pid("ferretdb")),
-            "kafka": cpu_seconds(runtime_pid("kafka")),
-        }
-
-    def begin(self, events: int) -> None:
-        self.start, self.start_events = self._now(), events
-
-    def end(self, events: int) -> dict[str, Any]:
-        now, handled = self._now(), max(1, events - self.start_events)
-        result: dict[str, Any] = {"events_in_window": handled}
-        for name, value in now.items():
-            began = self.start.get(name)
-            if value is not None and began is not None:
-                result[f"{name}_ms_per_event"] = round((value - began) * 1000 / handled, 2)
-        return result
+def cpu_per_event(cpu: CpuWindow, handled: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"events_in_window": handled}
+    for name, used in cpu.used().items():
+        result[f"{name}_ms_per_event"] = round(used * 1000 / max(1, handled), 2)
+    return result
 
 
 async def outputs_span(
     topic: str,
-    since: dict[int, int],
+    since: dict[TopicPartition, int],
     events: set[str],
     *,
     patience: float | None = None,
@@ -366,31 +156,25 @@ async def outputs_span(
     While the producer runs (``producer_pid``, until it exits), ``cpu`` starts at the first
     case seen and ``progress`` counts the events shown; otherwise give up after ``patience``.
     """
-    consumer = await reader()
     records: list[tuple[int, list[str]]] = []
     seen: set[str] = set()
-    try:
-        partitions = [TopicPartition(topic, p) for p in since]
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, since[tp.partition])
-        give_up = None if patience is None else time.monotonic() + patience
-        while not events <= seen:
+    give_up = None if patience is None else time.monotonic() + patience
+    async with aclosing(batches_from(RUNTIME.bootstrap, since)) as batches:
+        async for batch in batches:
+            for record in (record for part in batch.values() for record in part):
+                if cpu is not None and not records:
+                    cpu.begin()
+                ids = json.loads(record.value or b"{}")["source_event_ids"]
+                records.append((record.timestamp, ids))
+                seen.update(ids)
+            if progress is not None:
+                progress["events_done"] = len(seen & events)
+            if events <= seen:
+                break
             if give_up is not None and time.monotonic() > give_up:
                 raise RuntimeError(f"{topic}: only {len(seen & events)} of {len(events)} shown")
             if producer_pid is not None and cpu_seconds(producer_pid) is None:
                 raise RuntimeError(f"process {producer_pid} exited")
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    if cpu is not None and not records:
-                        cpu.begin(1)
-                    ids = json.loads(record.value)["source_event_ids"]
-                    records.append((record.timestamp, ids))
-                    seen.update(ids)
-            if progress is not None:
-                progress["events_done"] = len(seen & events)
-    finally:
-        await consumer.stop()
     records.sort(key=lambda item: item[0])
     # When the count of events shown reached 1, then each quarter of them.
     marks = [1, *(len(events) * q // 4 for q in (1, 2, 3, 4))]
@@ -423,30 +207,24 @@ async def raw_loop(
     events: set[str], progress: dict[str, Any], *, round_no: int, delivery: str
 ) -> dict[str, Any]:
     """Consume, open or link, publish, commit: aiokafka and the router's cases, no FastStream."""
-    tag = f"{uuid.uuid4().hex[:8]}-raw{round_no}"
-    config = settings(db=f"bench_{tag.replace('-', '_')}", group_prefix=f"bench-{tag}-")
+    run = f"{tag()}-raw{round_no}"
+    config = settings(db=f"bench_{run.replace('-', '_')}", group_prefix=f"bench-{run}-")
     since = await end_offsets(RAW_CASES)
-    routing = Routing.load(config.departments, config.routing_table)
     mongo = connect(config)
-    cases = Cases(CaseStore.on(MongoDocuments(database(mongo, config))), routing)
+    cases = Cases(CaseStore.on(MongoDocuments(database(mongo, config))), routing())
     consumer = AIOKafkaConsumer(
         topics.COMPLAINTS,
-        bootstrap_servers=PORTS.bootstrap,
+        bootstrap_servers=RUNTIME.bootstrap,
         group_id=config.consumer_group("router"),
         client_id="bench-raw-loop",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=PORTS.bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        client_id="bench-raw",
-    )
+    sender = producer(RUNTIME.bootstrap, client_id="bench-raw")
     changes = {CaseChange.OPENED: 0, CaseChange.LINKED: 0}
-    cpu = CpuWindow(pid=None)
+    cpu = cpu_window(os.getpid())
     handled = 0
-    await producer.start()
+    await sender.start()
     await consumer.start()
     try:
         while handled < len(events):
@@ -464,7 +242,7 @@ async def raw_loop(
                         if entry.change in changes:
                             changes[entry.change] += 1
                     for case in applied.cases.values():
-                        sent = await producer.send(
+                        sent = await sender.send(
                             RAW_CASES,
                             case.model_dump_json().encode(),
                             key=case.case_id.encode(),
@@ -476,16 +254,16 @@ async def raw_loop(
                         await consumer.commit({tp: chunk[-1].offset + 1})
                         sends = []
                     if handled == 0:
-                        cpu.begin(1)
+                        cpu.begin()
                     handled += len(chunk)
                     progress["events_done"] = handled
             if sends:
                 await asyncio.gather(*sends)
                 await consumer.commit()
-        usage = cpu.end(handled)
+        usage = cpu_per_event(cpu, handled - 1)
     finally:
         await consumer.stop()
-        await producer.stop()
+        await sender.stop()
         await mongo.close()
     span = await outputs_span(RAW_CASES, since, events, patience=60)
     return span | {
@@ -516,18 +294,22 @@ async def router_metrics(client: httpx.AsyncClient, url: str) -> dict[str, float
 
 
 async def watch_router(
-    pid: int, port: int, events: set[str], since: dict[int, int], progress: dict[str, Any]
+    pid: int,
+    port: int,
+    events: set[str],
+    since: dict[TopicPartition, int],
+    progress: dict[str, Any],
 ) -> dict[str, Any]:
     """Read the router's cases until every complaint shows in one, then its counters once.
 
     Done from the output topic in this process, not by polling /metrics: each scrape costs the
     router CPU (FastStream's histograms), which would count against it.
     """
-    cpu = CpuWindow(pid=pid)
+    cpu = cpu_window(pid)
     span = await outputs_span(
         topics.CASES, since, events, producer_pid=pid, cpu=cpu, progress=progress
     )
-    usage = cpu.end(len(events))
+    usage = cpu_per_event(cpu, len(events) - 1)
     usage["process_total_s_since_launch"] = cpu_seconds(pid)
     async with httpx.AsyncClient() as client:
         values = await router_metrics(client, f"http://127.0.0.1:{port}/metrics")
@@ -540,23 +322,21 @@ async def watch_router(
 
 
 def router_round(
-    deadline: Deadline,
-    events: set[str],
-    progress: dict[str, Any],
-    *,
-    round_no: int,
-    log_level: str,
+    deadline: Deadline, events: set[str], progress: dict[str, Any], *, round_no: int, log_level: str
 ) -> dict[str, Any]:
-    tag = f"{uuid.uuid4().hex[:8]}-router{round_no}"
-    port = next(port for port in ROUTER_PORTS if is_free(port))
+    run = f"{tag()}-router{round_no}"
     since = deadline.run(end_offsets(topics.CASES))  # before the router can publish
-    with router_process(
-        port=port,
-        db=f"bench_{tag.replace('-', '_')}",
-        group_prefix=f"bench-{tag}-",
-        log_level=log_level,
-    ) as pid:
-        result = deadline.run(watch_router(pid, port, events, since, progress))
+    env = RUNTIME.service_env(db=f"bench_{run.replace('-', '_')}", group_prefix=f"bench-{run}-")
+    router = start_service(
+        "router",
+        env=env | {"QINGLIAN_LOG_LEVEL": log_level},
+        port=free_port(ROUTER_PORTS),
+        log_dir=RUNTIME.log_dir,
+    )
+    try:
+        result = deadline.run(watch_router(router.pid, router.port, events, since, progress))
+    finally:
+        stop_service(router)
     return result | {"log_level": log_level}
 
 
@@ -574,14 +354,18 @@ def best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
     """Run the rounds, filling ``result`` as they finish (a timeout keeps the rounds done)."""
+    global RUNTIME  # the first free set of ports, chosen before anything starts
+    RUNTIME.command("wipe", timeout=deadline.left())  # also stops one a crashed run left
+    RUNTIME = RUNTIME.shifted_to_free()
+    result["runtime"] = asdict(RUNTIME)
+    RUNTIME.start_fresh(deadline, attempts=1)
     rng = random.Random(options.seed)
-    routing = Routing.load(settings().departments, settings().routing_table)
-    feed = complaints(options.events, options.staff, routing, rng)
+    feed = complaints(options.events, options.staff, rng)
     events = {str(event.event_id) for event in feed}
     expected = expected_cases(feed)
     result["data"] = {
         "staff_ids": options.staff,
-        "categories": len(CATEGORY_WEIGHTS),
+        "categories": len({event.category for event in feed}),
         "expected": expected,
     }
     result["data"]["published_in_s"] = round(deadline.run(prepare(feed)), 3)
@@ -645,14 +429,13 @@ NOTES = (
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = report.parser(__doc__, timeout=2700)
     parser.add_argument("--events", type=int, default=2000, help="complaints to route")
     parser.add_argument(
         "--staff", type=int, help="distinct accused staff ids (default: 3/4 of --events)"
     )
     parser.add_argument("--rounds", type=int, default=1, help="rounds of raw loop and router")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--timeout", type=float, default=2700.0, help="seconds for the whole run")
     parser.add_argument(
         "--router-log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
@@ -666,33 +449,14 @@ def main() -> int:
     if options.events < 2 or options.rounds < 1:
         parser.error("need at least 2 events and 1 round")
     options.staff = options.staff or max(1, options.events * 3 // 4)
-
-    deadline = Deadline(options.timeout)
-    load_at_start = [round(load, 2) for load in os.getloadavg()]
-    result: dict[str, Any] = {"benchmark": "router_throughput", "events": options.events}
-    status = 0
-    try:
-        runtime("wipe", timeout=deadline.left())  # also stops one a crashed run left
-        PORTS.choose_free()
-        result["runtime"] = {"local_dir": str(LOCAL_DIR.relative_to(ROOT))} | asdict(PORTS)
-        runtime("start", timeout=deadline.left())
-        measure(options, deadline, result)
-    except Exception as error:  # reported in the JSON, with the runtime stopped
-        result["error"] = (
-            f"did not finish within {options.timeout:.0f} s"
-            if isinstance(error, TimeoutError)
-            else f"{type(error).__name__}: {error}"
-        )
-        status = 1
-    finally:
-        try:
-            runtime("stop", timeout=120)
-        except subprocess.SubprocessError as error:
-            print(f"could not stop the benchmark runtime: {error}", file=sys.stderr)
-    result["machine"] = machine(load_at_start)
-    result["notes"] = NOTES
-    print(json.dumps(result, indent=2, ensure_ascii=False))
-    return status
+    return report.run(
+        "router_throughput",
+        options,
+        measure,
+        runtime=RUNTIME,
+        head={"events": options.events},
+        notes=NOTES,
+    )
 
 
 if __name__ == "__main__":

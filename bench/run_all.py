@@ -10,11 +10,10 @@ each prints; writes one summary to .local/bench/summary.json (--summary) and pri
 script's own output and log go to .local/bench/run_all/<name>.json and .log. A script that
 fails, prints no JSON or runs out of time is recorded as such, and the next one runs.
 
-The scripts start and stop Kafka and FerretDB of their own (see each one's docstring), except
-intake_throughput, which expects a runtime: this script lends it one (bench/_runtime.py's
-SYSTEM_RUNTIME: .local/bench-system, ports 49392, 49393, 47328, 48398, 45332 on 127.0.0.1),
-started before and stopped after it. Scripts run one at a time: they share the machine's
-cores, and nothing else should run meanwhile if the numbers are to mean much.
+The scripts start and stop Kafka and FerretDB of their own, except intake_throughput and
+intake_raw_topic, which expect a runtime: this script lends them one (SYSTEM_RUNTIME of
+bench/harness/runtime.py), started before and stopped after each. Scripts run one at a time:
+they share the machine's cores.
 
 A script whose runtime folder has servers running (another run of it, by someone else) is
 skipped rather than wiped, unless --force. On a script's time limit: SIGINT (its cleanup
@@ -31,121 +30,43 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._runtime import ROOT, SYSTEM_RUNTIME, Deadline, clean_env, machine
+from pydantic import BaseModel, ConfigDict
+
+from bench.harness.report import load_average, machine
+from bench.harness.runtime import ROOT, SYSTEM_RUNTIME, Deadline, clean_env, servers_running
+from services.common.datafile import DataFile
 
 OUT_DIR = ROOT / ".local" / "bench"
-NOT_BENCHMARKS = {"__init__", "_runtime", "bare_endpoint", "run_all"}
+NOT_BENCHMARKS = {"__init__", "bare_endpoint", "run_all"}
 GRACE_SECONDS = 120.0
 
 
-@dataclass(frozen=True)
-class Script:
-    name: str
-    args: tuple[str, ...]
-    quick_args: tuple[str, ...]
-    limit: float
-    """Seconds allowed (the script's own --timeout, where it has one, is set a little lower)."""
-    quick_limit: float
+class Script(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = ""
+    args: tuple[str, ...] = ()
+    quick_args: tuple[str, ...] = ()
+    limit: float = 900
+    quick_limit: float = 300
     runtime_dir: str | None = None
-    """Its own runtime's folder under .local, to stop should it be cut short."""
     needs_runtime: bool = False
-    """It expects a running Kafka and FerretDB (QINGLIAN_KAFKA_BOOTSTRAP, QINGLIAN_MONGO_URL)."""
-    own_timeout: bool = True
-    """It takes --timeout SECONDS."""
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
-KNOWN = (
-    Script(
-        "intake_throughput",
-        ("--events", "2000", "--open-loop-seconds", "15"),
-        ("--events", "300", "--concurrency", "16", "--open-loop-seconds", "5"),
-        limit=600,
-        quick_limit=300,
-        needs_runtime=True,
-        own_timeout=False,
-    ),
-    Script(
-        "router_throughput",
-        ("--events", "400"),
-        ("--events", "100"),
-        limit=900,
-        quick_limit=420,
-        runtime_dir="bench-runtime",
-    ),
-    Script(
-        "escalation_throughput",
-        ("--events", "500", "--store-replay-events", "200"),
-        ("--events", "100", "--store-replay-events", "50", "--engine-seconds", "1"),
-        limit=900,
-        quick_limit=420,
-        runtime_dir="bench-escalation",
-    ),
-    Script(
-        "reporting_queries",
-        ("--scale", "0.01", "--runs", "3"),
-        ("--scale", "0.002", "--runs", "2", "--repeats", "1"),
-        limit=900,
-        quick_limit=420,
-        runtime_dir="bench-reporting",
-    ),
-    Script(
-        "store_backends",
-        ("--seconds", "60"),
-        ("--seconds", "15"),
-        limit=600,
-        quick_limit=240,
-        runtime_dir="bench-store/postgresql",
-    ),
-    Script(
-        "desk_pages",
-        ("--cases", "10000", "--runs", "40"),
-        ("--cases", "2000", "--runs", "10"),
-        limit=1800,
-        quick_limit=600,
-        runtime_dir="bench-desk",
-    ),
-    Script(
-        "portal_pages",
-        ("--complaints", "5000", "--rounds", "20"),
-        ("--complaints", "500", "--rounds", "5"),
-        limit=900,
-        quick_limit=300,
-        runtime_dir="bench-portal",
-    ),
-    Script(
-        "notifier_latency",
-        ("--visits", "20", "--decisions", "200"),
-        ("--visits", "5", "--decisions", "50"),
-        limit=600,
-        quick_limit=300,
-        runtime_dir="bench-notifier",
-    ),
-    Script(
-        "system_load",
-        ("--rate", "1,2", "--seconds", "60", "--replay-events", "1000000", "--replay-limit", "600"),
-        (
-            "--rate",
-            "1",
-            "--seconds",
-            "20",
-            "--replay-events",
-            "1000",
-            "--replay-limit",
-            "90",
-            "--probe-writes",
-            "100",
-        ),
-        limit=2400,
-        quick_limit=480,
-        runtime_dir="bench-system",
-    ),
-)
+class Scripts(DataFile):
+    """bench/run_all.toml"""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    def each(self) -> tuple[Script, ...]:
+        extra = self.model_extra or {}
+        return tuple(Script.model_validate(entry | {"name": name}) for name, entry in extra.items())
+
+
+KNOWN = Scripts.from_file(Path(__file__).with_suffix(".toml")).each()
 
 
 def available() -> list[Script]:
@@ -158,7 +79,7 @@ def available() -> list[Script]:
         if name in known or name in NOT_BENCHMARKS or name.startswith("_"):
             continue
         if "def main(" in path.read_text(encoding="utf-8"):
-            found.append(Script(name, (), (), limit=900, quick_limit=300, own_timeout=False))
+            found.append(Script(name=name))
     return found
 
 
@@ -179,19 +100,6 @@ def parse_json(text: str) -> Any:
     return None
 
 
-def runtime_in_use(folder: str) -> list[str]:
-    """Servers running from a runtime folder (live pid files): another run is using it, and
-    the script would wipe it."""
-    running = []
-    for pid_file in sorted((ROOT / ".local" / folder / "run").glob("*.pid")):
-        try:
-            os.kill(int(pid_file.read_text().strip()), 0)
-        except (OSError, ValueError):
-            continue
-        running.append(pid_file.stem)
-    return running
-
-
 def stop_runtime_dir(folder: str) -> None:
     """runtime.sh stop on a script's runtime folder (it finds the processes by pid file)."""
     subprocess.run(  # noqa: S603 (our own script)
@@ -206,9 +114,8 @@ def stop_runtime_dir(folder: str) -> None:
 
 def run_script(script: Script, *, quick: bool, limit: float) -> dict[str, Any]:
     args = list(script.quick_args if quick else script.args)
-    if script.own_timeout:
-        args += ["--timeout", str(int(max(60.0, limit - 60)))]
-    env = clean_env() | script.extra_env
+    args += ["--timeout", str(int(max(60.0, limit - 60)))]
+    env = clean_env()
     lent = False
     entry: dict[str, Any] = {"args": args, "limit_s": round(limit)}
     started = time.monotonic()
@@ -296,7 +203,7 @@ def main() -> int:
             parser.error(f"no such bench script: {', '.join(sorted(unknown))}")
         scripts = [script for script in scripts if script.name in wanted]
 
-    load_at_start = [round(load, 2) for load in os.getloadavg()]
+    load_at_start = load_average()
     began = time.monotonic()
     summary: dict[str, Any] = {
         "benchmark": "run_all",
@@ -313,7 +220,7 @@ def main() -> int:
         folders = [script.runtime_dir] if script.runtime_dir else []
         if script.needs_runtime:
             folders.append(SYSTEM_RUNTIME.local_dir.name)
-        busy = {folder: runtime_in_use(folder) for folder in folders}
+        busy = {folder: servers_running(ROOT / ".local" / folder) for folder in folders}
         busy = {folder: names for folder, names in busy.items() if names}
         if busy and not options.force:
             summary["scripts"][script.name] = {

@@ -5,30 +5,16 @@ runtime ran first) and on PostgreSQL (what it runs now), with 16 concurrent clie
     .venv/bin/python -m bench.store_backends --seconds 15         # a quick run
     .venv/bin/python -m bench.store_backends --backends postgresql --clients 32
 
-Needs nothing running, and the FerretDB binary deploy/local/runtime.sh builds (``runtime.sh
-fetch``). Each backend gets a FerretDB of its own on 127.0.0.1, telemetry off, its data under
-.local/bench-store (wiped first, stopped after):
-
-- sqlite: FerretDB started here, ``--handler=sqlite`` on a fresh folder with
-  ``synchronous(normal)``, as runtime.sh ran it (FerretDB on 47428, debug 48498);
-- postgresql: ``runtime.sh start ferretdb`` (FerretDB on 47438, debug 48508, its PostgreSQL on
-  45432), as ``make up`` and ``make test`` run it.
-
-Per backend: 3,000 documents preloaded (bulk inserts of 50), then C clients, each with a
-MongoDB connection of its own (PyMongo's async client), repeat an event for S seconds: insert a
-new document, find it by _id, update it by _id, find every document with its department and
-category (two string fields, no index). An event that fails is counted by its error and the
-client goes on.
-
-Prints JSON: per backend, events done and failed, events per second, latency per event
-(p50/p90/p99/max, done events only), errors by kind with the first message of each; and the
-machine (cores, load averages). Nothing else should run meanwhile if the numbers are to mean
-much.
+Needs the FerretDB binary deploy/local/runtime.sh builds (``runtime.sh fetch``). sqlite:
+FerretDB started here with ``--handler=sqlite`` on a fresh folder (as runtime.sh ran it);
+postgresql: ``runtime.sh start ferretdb`` on .local/bench-store/postgresql. Per backend: 3,000
+documents preloaded, then --clients clients, each with a connection of its own, repeat for
+--seconds: insert a document, find it by _id, update it by _id, find every document with its
+department and category (no index). Failed events are counted by error.
 """
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import re
@@ -44,18 +30,17 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure, PyMongoError
 
-from bench._runtime import ROOT, Deadline, clean_env, latency_summary, machine, tag
+from bench.harness import report
+from bench.harness.load import latency_summary
+from bench.harness.processes import stop_process
+from bench.harness.runtime import ROOT, Deadline, Runtime, clean_env, tag
 from services.common.store import Document
 
 RUNTIME_SH = ROOT / "deploy" / "local" / "runtime.sh"
 LOCAL_DIR = ROOT / ".local" / "bench-store"
-SQLITE_PORT, SQLITE_DEBUG_PORT = 47428, 48498
-POSTGRES_RUNTIME_ENV = {
-    "QINGLIAN_LOCAL_DIR": str(LOCAL_DIR / "postgresql"),
-    "QINGLIAN_FERRETDB_PORT": "47438",
-    "QINGLIAN_FERRETDB_DEBUG_PORT": "48508",
-    "QINGLIAN_POSTGRES_PORT": "45432",
-}
+SQLITE_RUNTIME = Runtime.of("bench-store/sqlite", 49402, 47428, 48498, 45422)
+"""Only its FerretDB's ports are used (this script starts it)."""
+POSTGRES_RUNTIME = Runtime.of("bench-store/postgresql", 49412, 47438, 48508, 45432)
 PRELOADED = 3000
 PRELOAD_CHUNK = 50
 DEPARTMENTS = [f"dept-{n:02d}" for n in range(12)]
@@ -73,17 +58,6 @@ def ferretdb_binary() -> Path:
     if not binary.exists():
         raise RuntimeError(f"{binary} is missing: run deploy/local/runtime.sh fetch")
     return binary
-
-
-def runtime(command: str, *args: str, timeout: float) -> None:
-    subprocess.run(  # noqa: S603 (our own script)
-        [str(RUNTIME_SH), command, *args],
-        env=clean_env() | POSTGRES_RUNTIME_ENV,
-        stdout=sys.stderr,
-        stderr=sys.stderr,
-        check=True,
-        timeout=max(1.0, timeout),
-    )
 
 
 class Store(Protocol):
@@ -111,8 +85,8 @@ class SqliteFerretDB:
                     "--handler=sqlite",
                     f"--sqlite-url=file:{self.folder / 'data'}/?_pragma=synchronous(normal)",
                     f"--state-dir={self.folder}",
-                    f"--listen-addr=127.0.0.1:{SQLITE_PORT}",
-                    f"--debug-addr=127.0.0.1:{SQLITE_DEBUG_PORT}",
+                    f"--listen-addr=127.0.0.1:{SQLITE_RUNTIME.ferretdb_port}",
+                    f"--debug-addr=127.0.0.1:{SQLITE_RUNTIME.ferretdb_debug_port}",
                     "--telemetry=disable",
                     "--log-level=warn",
                 ],
@@ -121,35 +95,25 @@ class SqliteFerretDB:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        url = f"mongodb://127.0.0.1:{SQLITE_PORT}/"
+        url = SQLITE_RUNTIME.mongo_url
         deadline.run(answering(url, self.process))
         return url
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            stop_process(self.process, patience=30)
 
 
 class PostgresFerretDB:
     """FerretDB on PostgreSQL, started by deploy/local/runtime.sh on the benchmark's folder."""
 
     def start(self, deadline: Deadline) -> str:
-        runtime("wipe", timeout=deadline.left())
-        runtime("start", "ferretdb", timeout=deadline.left())
-        url = f"mongodb://127.0.0.1:{POSTGRES_RUNTIME_ENV['QINGLIAN_FERRETDB_PORT']}/"
-        deadline.run(answering(url, None))
-        return url
+        POSTGRES_RUNTIME.start_fresh(deadline, "ferretdb")
+        deadline.run(answering(POSTGRES_RUNTIME.mongo_url, None))
+        return POSTGRES_RUNTIME.mongo_url
 
     def stop(self) -> None:
-        try:
-            runtime("stop", timeout=150)
-        except subprocess.SubprocessError as error:
-            print(f"could not stop the benchmark runtime: {error}", file=sys.stderr)
+        POSTGRES_RUNTIME.stop()
 
 
 async def answering(url: str, process: subprocess.Popen[bytes] | None) -> None:
@@ -255,48 +219,33 @@ async def load(url: str, *, clients: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="load per backend")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run")
-    options = parser.parse_args()
-    deadline = Deadline(options.timeout)
-    load_at_start = [round(x, 2) for x in os.getloadavg()]
+def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
     stores: dict[str, type[Store]] = {"sqlite": SqliteFerretDB, "postgresql": PostgresFerretDB}
-    results: dict[str, Any] = {}
+    result["workload"] = {
+        "clients": options.clients,
+        "seconds_per_backend": options.seconds,
+        "event": "insert, find by _id, update by _id, find by two string fields",
+        "preloaded_documents": PRELOADED,
+    }
+    result["backends"] = {}
     for name in options.backends.split(","):
         store = stores[name]()
-        print(
-            f"store_backends: {name}, {options.clients} clients, {options.seconds:.0f} s",
-            file=sys.stderr,
-        )
+        print(f"store_backends: {name}, {options.clients} clients", file=sys.stderr)
         try:
             url = store.start(deadline)
-            results[name] = deadline.run(
+            result["backends"][name] = deadline.run(
                 load(url, clients=options.clients, seconds=options.seconds)
             )
         finally:
             store.stop()
-    print(
-        json.dumps(
-            {
-                "benchmark": "store_backends",
-                "workload": {
-                    "clients": options.clients,
-                    "seconds_per_backend": options.seconds,
-                    "event": "insert, find by _id, update by _id, find by two string fields",
-                    "preloaded_documents": PRELOADED,
-                },
-                "backends": results,
-                "machine": machine(load_at_start),
-            },
-            indent=2,
-            ensure_ascii=False,
-        )
-    )
-    return 0
+
+
+def main() -> int:
+    parser = report.parser(__doc__, timeout=900)
+    parser.add_argument("--seconds", type=float, default=60.0, help="load per backend")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated")
+    return report.run("store_backends", parser.parse_args(), measure)
 
 
 if __name__ == "__main__":

@@ -6,59 +6,24 @@ the same rate for comparison, and a replay of stored events into empty report ag
     .venv/bin/python -m bench.system_load --skip-load --replay-events 200000 --replay-limit 600
     .venv/bin/python -m bench.system_load --rate 1 --seconds 20 --replay-events 2000   # quick
 
-Needs nothing running: the script wipes, starts and finally stops a Kafka and FerretDB of its
-own (deploy/local/runtime.sh with QINGLIAN_LOCAL_DIR=.local/bench-system and ports 49392, 49393,
-47328, 48398, PostgreSQL on 45332, all on 127.0.0.1), and runs ``python -m services.<name>`` for
-intake, router, escalation and reporting on it (HTTP on 127.0.0.1:9200-9299, one database, one
-consumer group prefix, log level INFO as deploy/local/services.sh runs them). Shared helpers
-live in bench/_runtime.py. Prints JSON (and writes it to --output if given).
+Its own Kafka and FerretDB (.local/bench-system), intake, router, escalation and reporting as
+subprocesses on it (log level INFO as deploy/local/services.sh runs them).
 
-Load (per rate of --rate, lowest first; a rate the system cannot keep up with ends the ladder):
+Load, per rate of --rate (lowest first; a rate not kept up with ends the ladder): POSTs at a
+constant arrival rate for --seconds (``--batch N``: ``POST /v1/batch`` of N events at rate/N),
+a mix of complaints, ratings, rep visits and rankings from the year generator, with an API key
+issued on intake's store. Per event, from intake's 202: ``reporting`` (counted in
+reporting_counts, polled every --poll s), ``router_case`` (a case on qinglian.cases.v1 names
+it), ``router_commit``/``escalation_commit`` (the service's group committed past its record,
+polled every --group-poll s). CPU per process from /proc; FerretDB's requests per event from its
+debug metrics. Baseline, after each rate: a raw aiokafka relay process (one record at a time,
+acks=all, commit after each) fed at the same rate with the same record sizes.
 
-- Open loop: POSTs at a constant arrival rate for --seconds, whatever the answers' latency (no
-  coordinated omission), each one event (``POST /v1/<type>``; ``--batch N``: ``POST /v1/batch``
-  with N events at rate/N per second), a mix of complaints (40 %), satisfaction ratings (30 %),
-  sales-rep visits (20 %) and prescription rankings (10 %), with one API key issued on
-  intake's store (``IntakeStore.keys``). Intake answers 202 only after Kafka acknowledged
-  (acks=all).
-- Per event, from intake's 202 (wall clock of this process):
-  ``reporting``: until it is counted in reporting's store. The script reads each event's
-  (topic, partition, offset) off the fact topics, and polls reporting_counts (one small
-  document per topic, partition and month, holding the last offset counted: a partition is
-  counted in order) every --poll seconds; the event counts from the first poll whose query was
-  sent after the document's offset reached it. Resolution: the poll interval.
-  ``router_case``: complaints only, until a record on qinglian.cases.v1 names it in
-  source_event_ids, as seen by this script's consumer.
-  ``router_commit``/``escalation_commit``: until the service's consumer group for that topic
-  committed past the record's offset (it commits after each record is handled), polled every
-  --group-poll seconds with the admin client.
-- CPU seconds per process (intake, router, escalation, reporting, Kafka, FerretDB, this
-  script) from /proc/PID/stat over the phase (first send until drained), per accepted event,
-  and the time their threads waited for a core (/proc/PID/task/*/schedstat); FerretDB's
-  requests per event by command and its SQLite connection waits, from its debug listener's
-  metrics (this script's own counts polls included, and counted apart).
-- Baseline, right after each rate: a relay process (``python -m bench.system_load relay``:
-  aiokafka consumer in a group, one record at a time, acks=all send awaited, commit after
-  each) between two benchmark topics, fed by an aiokafka producer here at the same rate with
-  the same record sizes as the fact records intake wrote; latency from the producer's ack to
-  the relayed record seen here (the counterpart of ``router_case``), and from send to ack.
-
-Replay (services stopped): --replay-events fact events of the same four types (spread over 12
-months) are produced into the fact topics with aiokafka directly (acks=all), not through
-intake. Then:
-
-1. ``rebuild``: ``python -m services.reporting.rebuild --into NEWDB`` over every report topic
-   (the load's records too), timed, bounded by --replay-limit; progress read from the
-   rebuild's progress lines (it inserts into NEWDB only at the end);
-   the counts checked against what was published. Should it not finish, the records it
-   applied and the rate are reported, and the time for 1,000,000 records is extrapolated
-   (stated as such). For comparison: the same records read and parsed (AnyEvent) with no store.
-2. ``replay_unchanged``: reporting's consumer groups under a new prefix reset to offset 0, then
-   ``python -m services.reporting`` on NEWDB replays everything again; timed until every group
-   committed the end offsets; the counts, cases and decisions compared before and after.
-
-Everything (Kafka, FerretDB, four services, this script) shares the machine's cores with
-whatever else runs on it (see machine.load_average_*): compare numbers within one run.
+Replay (services stopped): --replay-events fact events produced straight into the fact topics;
+``rebuild`` (``python -m services.reporting.rebuild --into NEWDB``, bounded by --replay-limit,
+the counts checked against the topics; the same records read and parsed with no store beside);
+``replay_unchanged`` (reporting's groups reset to 0 and reporting run on NEWDB: nothing may
+change). Extrapolations to 1,000,000 records are labelled as such.
 """
 
 import argparse
@@ -68,7 +33,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -78,7 +42,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -89,28 +52,20 @@ from pydantic import TypeAdapter
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from bench._runtime import (
-    ROOT,
-    SYSTEM_RUNTIME,
-    CpuWindow,
-    Deadline,
-    Service,
-    clean_env,
-    free_port,
-    latency_summary,
-    machine,
-    services,
-    start_service,
-    stop_service,
-    tag,
-)
+from bench.harness import kafka, report
+from bench.harness.kafka import JSON_HEADERS
+from bench.harness.load import latency_summary
+from bench.harness.load import open_loop as paced
+from bench.harness.processes import CpuWindow, Service, services, start_service, stop_service
+from bench.harness.rebuild import rebuild, thin
+from bench.harness.runtime import ROOT, SYSTEM_RUNTIME, Deadline, clean_env, free_port, tag
+from bench.harness.year import Hospital
 from schemas import topics
 from schemas.base import HOSPITAL_TIME_ZONE, Event
 from schemas.catalogue import BY_TYPE, AnyEvent
 from services.common.broker import ensure_topics
 from services.common.consuming import subscriber_group
 from services.common.credentials import Grants
-from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments
 from services.intake.crypto import new_key
 from services.intake.store import IntakeStore
@@ -126,8 +81,6 @@ SOURCE = "bench"
 MIX = {"complaint": 40, "satisfaction": 30, "visitor_log": 20, "prescription_ranking": 10}
 MIX_TOPICS = tuple(BY_TYPE[event_type].topic for event_type in MIX)
 RELAY_IN, RELAY_OUT = "qinglian.bench.relay-in.v1", "qinglian.bench.relay-out.v1"
-JSON_HEADERS = [("content-type", b"application/json")]
-DEPARTMENTS = sorted(DepartmentCatalogue.from_file(ReportingSettings().departments).departments)
 ANY_EVENT: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 MILLION = 1_000_000
 
@@ -144,54 +97,18 @@ def mongo() -> AsyncMongoClient[dict[str, Any]]:
     return AsyncMongoClient(RUNTIME.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000)
 
 
-async def started_reader() -> AIOKafkaConsumer:
-    """A started consumer outside any group, for reading by offset."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=RUNTIME.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    await asyncio.sleep(0)  # aiokafka 0.14: let the no-group task start before any stop()
-    return consumer
-
-
 async def partitions_of(names: Iterable[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=RUNTIME.bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(list(names))
-    finally:
-        await admin.close()
-    return [
-        TopicPartition(topic["topic"], partition["partition"])
-        for topic in described
-        for partition in topic["partitions"]
-    ]
+    return await kafka.partitions_of(RUNTIME.bootstrap, names)
 
 
-async def topics_ready(names: Iterable[str], *, patience: float = 60.0) -> None:
-    """Create the topics if missing and wait until each partition has a leader (a topic just
-    created has none for a moment, and sends to it are retried)."""
+async def topics_ready(names: Iterable[str]) -> None:
+    """Created if missing, each partition with a leader."""
     await ensure_topics(settings(), tuple(names))
-    admin = AIOKafkaAdminClient(bootstrap_servers=RUNTIME.bootstrap)
-    await admin.start()
-    try:
-        give_up = time.monotonic() + patience
-        while time.monotonic() < give_up:
-            described = await admin.describe_topics(list(names))
-            if all(
-                topic["partitions"] and all(p["leader"] >= 0 for p in topic["partitions"])
-                for topic in described
-            ):
-                return
-            await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
+    await kafka.leaders_elected(RUNTIME.bootstrap, names)
 
 
 async def end_offsets(partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-    consumer = await started_reader()
-    try:
-        return dict(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
+    return await kafka.end_offsets(RUNTIME.bootstrap, partitions)
 
 
 async def ferretdb_metrics() -> dict[str, float]:
@@ -255,10 +172,6 @@ def ferretdb_delta(
 # --- What is sent -----------------------------------------------------------------------------
 
 
-def hospital_time(moment: datetime) -> str:
-    return moment.astimezone(HOSPITAL_TIME_ZONE).isoformat()
-
-
 def last_weekday_morning(now: datetime, rng: random.Random) -> datetime:
     """A visiting time (a weekday, 09:00-11:59 hospital time) in the past week."""
     local = now.astimezone(HOSPITAL_TIME_ZONE)
@@ -269,76 +182,21 @@ def last_weekday_morning(now: datetime, rng: random.Random) -> datetime:
     raise AssertionError("a week has weekdays")
 
 
-def submission(event_type: str, ref: str, rng: random.Random, now: datetime) -> dict[str, Any]:
-    """A valid submission of ``event_type`` (JSON-ready), most of them unremarkable: good
-    ratings, visits by appointment in the reception room, complaints against many staff."""
-    staff = f"S{rng.randint(2000, 2999)}"
-    department = rng.choice(DEPARTMENTS)
+def submission(hospital: Hospital, event_type: str, ref: str, now: datetime) -> dict[str, Any]:
+    """A valid submission of the example hospital (JSON-ready), most of them unremarkable; 3 %
+    of visits in a ward and 3 % without an appointment (leads); 30 % of complaints with the
+    complainant's contact."""
+    rng = hospital.rng
+    given: dict[str, Any] = {"source_system": SOURCE, "source_ref": ref}
     occurred = now - timedelta(minutes=rng.uniform(1, 120))
-    base: dict[str, Any] = {"event_type": event_type, "source_system": SOURCE, "source_ref": ref}
-    if event_type == "complaint":
-        body = base | {
-            "occurred_at": hospital_time(occurred),
-            "channel": rng.choice(["portal", "hotline", "mailbox", "social_supervisor"]),
-            "category": rng.choices(
-                ["kickback", "red_envelope", "attitude", "outside_pharmacy", "duplicate_test"],
-                [30, 25, 30, 10, 5],
-            )[0],
-            "accused_staff_id": staff,
-            "accused_department": department,
-            "description": rng.choice(
-                ["医生收取医药代表回扣。", "手术前家属被暗示送红包。", "门诊医生态度恶劣。"]
-            ),
-        }
-        if rng.random() < 0.3:
-            body["amount_cny"] = f"{rng.randint(100, 20000)}.00"
-        if rng.random() < 0.3:
-            body["complainant_contact"] = {"name": "张三", "phone": "+86 138 0000 0000"}
-        return body
-    if event_type == "satisfaction":
-        body = base | {
-            "occurred_at": hospital_time(occurred),
-            "touchpoint": rng.choice(["registration", "settlement", "admission", "discharge"]),
-            "department": department,
-            "staff_id": staff,
-            "score": rng.choices([5, 4, 3, 2, 1], [55, 30, 10, 3, 2])[0],
-        }
-        if rng.random() < 0.2:
-            body["comment"] = rng.choice(["服务很好。", "等待时间较长。", "医生很耐心。"])
-        return body
     if event_type == "visitor_log":
-        started = last_weekday_morning(now, rng)
-        company = f"C{rng.randint(100, 160)}"
-        return base | {
-            "occurred_at": started.isoformat(),
-            "rep_id": f"R{rng.randint(1000, 1400)}",
-            "rep_name": "李四",
-            "company_code": company,
-            "company_name": f"医药公司{company}",
-            "host_staff_id": staff,
-            "department": department,
-            "place_code": "RECEPTION-1",
-            "place_kind": "reception_room" if rng.random() < 0.97 else "ward",
-            "started_at": started.isoformat(),
-            "ended_at": (started + timedelta(minutes=20)).isoformat(),
-            "appointment_id": None if rng.random() < 0.03 else f"A{rng.randint(1, 10**6)}",
-        }
-    if event_type == "prescription_ranking":
-        month = (now.astimezone(HOSPITAL_TIME_ZONE).replace(day=1) - timedelta(days=1)).strftime(
-            "%Y-%m"
-        )
-        return base | {
-            "occurred_at": hospital_time(occurred),
-            "staff_id": staff,
-            "department": department,
-            "item_code": f"D{rng.randint(100, 199)}",
-            "item_name": "阿莫西林胶囊",
-            "item_kind": "drug",
-            "month": month,
-            "rank": rng.randint(1, 200),
-            "justified": rng.random() < 0.8,
-        }
-    raise ValueError(event_type)
+        occurred = given["started_at"] = last_weekday_morning(now, rng)
+        given |= {"place_kind": "ward"} if rng.random() < 0.03 else {}
+        given |= {"appointment_id": None} if rng.random() < 0.03 else {}
+    if event_type == "complaint" and rng.random() < 0.3:
+        contact = {"name": "张三", "phone": "+86 138 0000 0000"}
+        given |= {"anonymous": False, "complainant_contact": contact}
+    return hospital.body(event_type, occurred, **given)
 
 
 def pick_type(rng: random.Random) -> str:
@@ -445,39 +303,25 @@ class Tracker:
 
 async def watch_facts(tracker: Tracker, since: dict[TopicPartition, int]) -> None:
     """Read the fact records intake writes: each event's position and record size."""
-    consumer = await started_reader()
-    try:
-        consumer.assign(list(since))
-        for tp, offset in since.items():
-            consumer.seek(tp, offset)
-        while True:
-            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
-                for record in records:
-                    value = record.value or b""
-                    event_id = json.loads(value)["event_id"]
-                    tracker.record_sizes.append(len(value))
-                    tracker.located(event_id, (tp.topic, tp.partition, record.offset))
-    finally:
-        await consumer.stop()
+    async for batch in kafka.batches_from(RUNTIME.bootstrap, since):
+        for tp, records in batch.items():
+            for record in records:
+                value = record.value or b""
+                tracker.record_sizes.append(len(value))
+                position = (tp.topic, tp.partition, record.offset)
+                tracker.located(json.loads(value)["event_id"], position)
 
 
 async def watch_cases(tracker: Tracker, since: dict[TopicPartition, int]) -> None:
     """Read the cases the router publishes: when each complaint first shows in one."""
-    consumer = await started_reader()
-    try:
-        consumer.assign(list(since))
-        for tp, offset in since.items():
-            consumer.seek(tp, offset)
-        while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                seen = time.time()
-                for record in records:
-                    value = record.value or b""
-                    tracker.case_sizes.append(len(value))
-                    for event_id in json.loads(value)["source_event_ids"]:
-                        tracker.case_seen(event_id, seen)
-    finally:
-        await consumer.stop()
+    async for batch in kafka.batches_from(RUNTIME.bootstrap, since):
+        seen = time.time()
+        for records in batch.values():
+            for record in records:
+                value = record.value or b""
+                tracker.case_sizes.append(len(value))
+                for event_id in json.loads(value)["source_event_ids"]:
+                    tracker.case_seen(event_id, seen)
 
 
 async def poll_counts(tracker: Tracker, db: str, every: float) -> None:
@@ -544,11 +388,12 @@ async def open_loop(
     """POST at a constant arrival rate; returns the seconds the sending took."""
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
     errors: Counter[str] = Counter()
+    hospital = Hospital(rng)
     async with httpx.AsyncClient(headers={"X-API-Key": key}, timeout=60, limits=limits) as client:
 
         async def send_one(n: int) -> None:
             event_type = pick_type(rng)
-            body = submission(event_type, f"{run}-{n}", rng, datetime.now(UTC))
+            body = submission(hospital, event_type, f"{run}-{n}", datetime.now(UTC))
             slug = BY_TYPE[event_type].topic.split(".")[1]
             sent = Sent(event_type, time.time(), month=report_month(_occurred(body)))
             tracker.all.append(sent)
@@ -567,7 +412,7 @@ async def open_loop(
             now = datetime.now(UTC)
             for i in range(batch):
                 event_type = pick_type(rng)
-                body = submission(event_type, f"{run}-{n}-{i}", rng, now)
+                body = submission(hospital, event_type, f"{run}-{n}-{i}", now)
                 bodies.append(body)
                 items.append(Sent(event_type, time.time(), month=report_month(_occurred(body))))
             tracker.all.extend(items)
@@ -585,16 +430,10 @@ async def open_loop(
                     item.event_id = result["event_id"]
                     tracker.acked(item)
 
-        tasks: list[asyncio.Task[None]] = []
         arrivals = rate / batch if batch else rate
-        start = time.perf_counter()
-        for n in range(max(1, int(arrivals * seconds))):
-            delay = start + n / arrivals - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send_batch(n) if batch else send_one(n)))
-        sending = time.perf_counter() - start
-        await asyncio.gather(*tasks)
+        sending, _ = await paced(
+            send_batch if batch else send_one, rate=arrivals, count=int(arrivals * seconds)
+        )
     tracker.client_errors.update(errors)
     return sending
 
@@ -843,18 +682,13 @@ async def baseline_phase(
     producer = AIOKafkaProducer(
         bootstrap_servers=RUNTIME.bootstrap, acks="all", enable_idempotence=True
     )
-    reader = await started_reader()
-    reader.assign(out_parts)
-    for tp, offset in since.items():
-        reader.seek(tp, offset)
 
     async def read() -> None:
-        while True:
-            for records in (await reader.getmany(timeout_ms=200)).values():
-                now = time.time()
-                for record in records:
-                    if record.key is not None:
-                        seen_at.setdefault(record.key, now)
+        async for batch in kafka.batches_from(RUNTIME.bootstrap, since):
+            now = time.time()
+            for record in (record for records in batch.values() for record in records):
+                if record.key is not None:
+                    seen_at.setdefault(record.key, now)
 
     async def send(key: bytes, size: int) -> None:
         payload = json.dumps({"id": key.hex(), "pad": "x" * max(0, size - 50)}).encode()
@@ -879,16 +713,11 @@ async def baseline_phase(
         sent_at.clear()
         acked_at.clear()
         cpu.begin()
-        tasks = []
-        start = time.perf_counter()
-        for n in range(max(1, int(rate * seconds))):
-            delay = start + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(
-                asyncio.create_task(send(uuid.uuid4().bytes, sizes_cycle[n % len(sizes_cycle)]))
-            )
-        await asyncio.gather(*tasks)
+
+        async def send_next(n: int) -> None:
+            await send(uuid.uuid4().bytes, sizes_cycle[n % len(sizes_cycle)])
+
+        await paced(send_next, rate=rate, count=int(rate * seconds))
         give_up = time.time() + 60
         while time.time() < give_up and not all(key in seen_at for key in acked_at):
             cpu.sample()
@@ -898,7 +727,6 @@ async def baseline_phase(
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reading
-        await reader.stop()
         await producer.stop()
         process.terminate()
         try:
@@ -927,12 +755,13 @@ async def baseline_phase(
 def replay_templates(rng: random.Random, now: datetime) -> dict[str, list[tuple[Event, str]]]:
     """Events as intake would publish them, 40 per type, each with its JSON, over 12 months."""
     templates: dict[str, list[tuple[Event, str]]] = {}
+    hospital = Hospital(rng)
     for event_type in MIX:
         kind = BY_TYPE[event_type]
         made = []
         for n in range(40):
             moment = now - timedelta(days=rng.uniform(0, 360))
-            body = submission(event_type, f"REPLAY-{n}", rng, moment)
+            body = submission(hospital, event_type, f"REPLAY-{n}", moment)
             body.pop("event_type")
             accepted = kind.submission.model_validate(body)
             event = kind.event.accept(accepted, received_at=moment)
@@ -985,7 +814,7 @@ async def read_only(partitions: list[TopicPartition]) -> dict[str, Any]:
     """Read every report record and parse the facts as the rebuild does, with no store:
     Kafka's and pydantic's share of a replay. Also what a rebuild must count, by type."""
     ends = await end_offsets(partitions)
-    consumer = await started_reader()
+    consumer = await kafka.reader(RUNTIME.bootstrap)
     records = 0
     by_type: Counter[str] = Counter()
     started = time.perf_counter()
@@ -1012,13 +841,6 @@ async def read_only(partitions: list[TopicPartition]) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "records_per_s": round(records / max(seconds, 1e-9), 1),
     }
-
-
-def records_read(log: Path) -> int | None:
-    """The records a running rebuild has read, from the last progress line it wrote to its
-    log (it inserts into its database only at the end)."""
-    found = re.findall(rb"rebuild: (\d+) of \d+ records read", log.read_bytes())
-    return int(found[-1]) if found else None
 
 
 async def applied_so_far(client: AsyncMongoClient[dict[str, Any]], db: str) -> int:
@@ -1054,89 +876,34 @@ def counts_by_type(snap: dict[str, Any]) -> dict[str, int]:
 
 
 async def run_rebuild(into: str, live_db: str, limit: float) -> dict[str, Any]:
-    env = clean_env() | RUNTIME.service_env(db=live_db, group_prefix="bench-rebuild-unused-")
-    env["QINGLIAN_LOG_LEVEL"] = "WARNING"
-    log = RUNTIME.log_dir / f"bench-rebuild-{into}.log"
-    client = mongo()
-    samples: list[tuple[float, int]] = []
-    with log.open("ab") as err:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.reporting.rebuild",
-            "--into",
-            into,
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=err,
-        )
-    cpu = CpuWindow(
-        {"rebuild": process.pid, "kafka": RUNTIME.pid("kafka"), "ferretdb": RUNTIME.pid("ferretdb")}
-    )
     store_before = await ferretdb_metrics()
-    cpu.begin()
-    started = time.perf_counter()
-    output = b""
-    finished = False
-    try:
-
-        async def sample() -> None:
-            while True:
-                await asyncio.sleep(5)
-                cpu.sample()
-                read = records_read(log)
-                if read is not None:
-                    samples.append((time.perf_counter() - started, read))
-
-        sampler = asyncio.create_task(sample())
+    done = await rebuild(RUNTIME, into=into, source_db=live_db, limit=limit)
+    applied = done.records_read
+    if done.finished:
+        client = mongo()
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), limit)
-            finished = process.returncode == 0
-        except TimeoutError:
-            pass
+            applied = await applied_so_far(client, into)
         finally:
-            sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
-        seconds = time.perf_counter() - started
-        applied = await applied_so_far(client, into) if finished else records_read(log) or 0
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 20)
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        await client.close()
-    usage = cpu.end(applied)
+            await client.close()
+    usage = done.cpu_per_record(applied)
     usage["ferretdb_requests"] = ferretdb_delta(store_before, await ferretdb_metrics(), applied)
     result: dict[str, Any] = {
         "database": into,
-        "finished": finished,
-        "seconds": round(seconds, 2),
-        ("fact_records_counted" if finished else "records_read_before_the_limit"): applied,
+        "finished": done.finished,
+        "seconds": round(done.seconds, 2),
+        ("fact_records_counted" if done.finished else "records_read_before_the_limit"): applied,
         "cpu": usage,
-        "progress_samples": thin([(round(t, 1), n) for t, n in samples], 12),
+        "progress_samples": done.samples,
     }
-    if finished:
-        summary = json.loads(output)
+    if done.summary is not None:
+        summary = done.summary
         result["rebuild_output"] = {k: summary[k] for k in ("records", "copied", "seconds")}
         result["rebuild_output"]["unreadable"] = len(summary["unreadable"])
-        result["records_per_s"] = round(summary["records"] / max(seconds, 1e-9), 1)
+        result["records_per_s"] = round(summary["records"] / max(done.seconds, 1e-9), 1)
     else:
-        result["records_per_s"] = round(applied / max(seconds, 1e-9), 1)
-        result["returncode"] = process.returncode
+        result["records_per_s"] = round(applied / max(done.seconds, 1e-9), 1)
     result["extrapolated_s_for_1M_records"] = round(MILLION / max(result["records_per_s"], 1e-9))
     return result
-
-
-def thin(values: list[Any], keep: int) -> list[Any]:
-    if len(values) <= keep:
-        return values
-    step = len(values) / keep
-    return [values[int(i * step)] for i in range(keep)] + [values[-1]]
 
 
 def reporting_groups(prefix: str) -> dict[str, tuple[str, ...]]:
@@ -1406,7 +1173,7 @@ def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "relay":  # the baseline's relay process
         asyncio.run(relay(sys.argv[2], sys.argv[3]))
         return 0
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = report.parser(__doc__, timeout=2700)
     parser.add_argument("--rate", type=parse_rates, default=[2.0], help="events/s, e.g. 1,2,4")
     parser.add_argument("--seconds", type=float, default=60.0, help="sending time per rate")
     parser.add_argument("--batch", type=int, default=0, help="events per POST /v1/batch")
@@ -1431,42 +1198,11 @@ def main() -> int:
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--timeout", type=float, default=2700.0, help="seconds for the whole run")
-    parser.add_argument("--output", type=Path, help="also write the JSON here")
     options = parser.parse_args()
     if options.batch < 0 or options.replay_events < 0:
         parser.error("--batch and --replay-events must not be negative")
-
-    deadline = Deadline(options.timeout)
-    load_at_start = [round(load, 2) for load in os.getloadavg()]
-    result: dict[str, Any] = {
-        "benchmark": "system_load",
-        "rates": options.rate,
-        "seconds_per_rate": options.seconds,
-        "mix": MIX,
-    }
-    status = 0
-    started = time.monotonic()
-    try:
-        measure(options, deadline, result)
-    except Exception as error:  # reported in the JSON, with what was started stopped
-        result["error"] = (
-            f"did not finish within {options.timeout:.0f} s"
-            if isinstance(error, TimeoutError)
-            else f"{type(error).__name__}: {error}"
-        )
-        status = 1
-    finally:
-        RUNTIME.stop()
-    result["wall_seconds"] = round(time.monotonic() - started, 1)
-    result["machine"] = machine(load_at_start)
-    result["notes"] = NOTES
-    text = json.dumps(result, indent=2, ensure_ascii=False, default=str)
-    if options.output:
-        options.output.parent.mkdir(parents=True, exist_ok=True)
-        options.output.write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return status
+    head = {"rates": options.rate, "seconds_per_rate": options.seconds, "mix": MIX}
+    return report.run("system_load", options, measure, runtime=RUNTIME, head=head, notes=NOTES)
 
 
 if __name__ == "__main__":

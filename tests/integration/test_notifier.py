@@ -10,20 +10,15 @@ different id) is ever made for the same decision.
 """
 
 import asyncio
-import email
-import email.policy
-import json
 import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +26,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 
+from bench.harness.receivers import Mailbox, RobotReceiver, robot_server, smtp_server
 from schemas import topics
 from schemas.acknowledgement import NotificationAcknowledged
 from schemas.base import Event
 from schemas.catalogue import BY_TYPE
-from schemas.decision import Decision, DecisionKind, EscalationTarget, SubjectKind
 from services.common.acknowledge_links import DEVELOPMENT_KEY, verify
 from services.common.addressees import ADDRESSEES_FILE
 from services.common.consuming import subscriber_group
@@ -56,7 +49,7 @@ from services.notifier.main import create_app as notifier_app
 from services.notifier.settings import NotifierSettings
 from tests.conftest import InfraSettings
 from tests.desk import PASSWORD, hidden, sign_in_anew
-from tests.factories import complaint_event, routed_case
+from tests.factories import complaint_event, judicial_decision, routed_case
 from tests.integration.in_process import serving, start_from_now
 from tests.integration.kafka_reading import end_offsets
 from tests.services import launch, wait_healthy
@@ -77,95 +70,19 @@ def free_port() -> int:
         return port
 
 
-@dataclass
-class Mailbox:
-    """What the SMTP server took: (Message-ID, recipient, subject) per recipient; the first
-    message's answer is held back ``stall_first`` seconds (the notifier is killed meanwhile)."""
-
-    stall_first: float = 0.0
-    received: list[tuple[str, str, str]] = field(default_factory=list)
-    messages: list[tuple[str, list[str], str]] = field(default_factory=list)
-    """(Message-ID, recipients, body) of each message."""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's name)
-        message = email.message_from_bytes(
-            envelope.original_content or b"", policy=email.policy.default
-        )
-        with self.lock:
-            first = not self.received
-            for recipient in envelope.rcpt_tos:
-                self.received.append(
-                    (str(message["Message-ID"]), recipient, str(message["Subject"]))
-                )
-            body = message.get_body(("plain",))
-            self.messages.append(
-                (
-                    str(message["Message-ID"]),
-                    list(envelope.rcpt_tos),
-                    body.get_content() if body is not None else "",
-                )
-            )
-        if first and self.stall_first:
-            await asyncio.sleep(self.stall_first)
-        return "250 Message accepted for delivery"
-
-    def to(self, recipient: str) -> list[tuple[str, str]]:
-        with self.lock:
-            return [(mid, subject) for mid, rcpt, subject in self.received if rcpt == recipient]
-
-
-@dataclass
-class RobotReceiver:
-    """A group-chat robot's webhook on loopback: each post's body, msgid header and arrival."""
-
-    posts: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        posts = self.posts
-
-        class Webhook(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                posts.append(
-                    (time.time(), self.headers.get("X-Qinglian-Msgid", ""), json.loads(body))
-                )
-                answer = b'{"errcode":0,"errmsg":"ok"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        return Webhook
-
-
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.port = controller.port  # type: ignore[attr-defined]
-    try:
+    with smtp_server(box, free_port()) as controller:
+        box.port = controller.port  # type: ignore[attr-defined]
         yield box
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
 def robot() -> Iterator[tuple[RobotReceiver, str]]:
     receiver = RobotReceiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), receiver.handler())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield receiver, f"http://127.0.0.1:{server.server_address[1]}/robot/send?key=security"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with robot_server(receiver) as url:
+        yield receiver, url
 
 
 def addressees_with_robot(tmp_path: Path, robot_url: str) -> Path:
@@ -416,27 +333,6 @@ async def publish_record(infra: InfraSettings, topic: str, value: BaseModel, key
         await producer.stop()
 
 
-def judicial_decision(at: datetime) -> Decision:
-    case_id = f"CASE-{uuid.uuid4().hex[:20].upper()}"
-    return Decision(
-        event_id=uuid.uuid4(),
-        key=f"case:{case_id}:judicial",
-        rule_id="R-KICKBACK",
-        rules_version="test",
-        kind=DecisionKind.ESCALATION,
-        subject_kind=SubjectKind.STAFF,
-        subject_id=f"S{uuid.uuid4().hex[:6].upper()}",
-        case_id=case_id,
-        escalate_to=EscalationTarget.JUDICIAL_ORGANS,
-        as_of=at,
-        source_event_ids=(uuid.uuid4(),),
-        facts={"amount_cny": "50000.00"},
-        explanation_zh="移送司法机关。",
-        explanation_en="Transferred to the judicial organs.",
-        decided_at=at,
-    )
-
-
 def acknowledge_link_in(body: str) -> uuid.UUID:
     """The notification an email's acknowledge link acknowledges, as the desk reads it."""
     token = body.split("/ack/", 1)[1].split()[0]
@@ -485,16 +381,12 @@ async def test_the_smtp_server_down_delays_but_loses_nothing(run: Run, mailbox: 
     async with app.router.lifespan_context(app):
         await publish_record(run.infra, topics.DECISIONS, decision, decision.subject_id)
         await asyncio.sleep(5)  # attempts refused meanwhile
-        later = Controller(mailbox, hostname="127.0.0.1", port=settings.smtp_port)
-        later.start()
-        try:
+        with smtp_server(mailbox, settings.smtp_port):
             await eventually(
                 lambda: bool(mailbox.to(JUDICIAL)) and bool(mailbox.to(DISCIPLINE)),
                 within=60,
                 what="the notifications once the server is back",
             )
-        finally:
-            later.stop()
     assert len({mid for mid, _ in mailbox.to(JUDICIAL)}) == 1
 
 

@@ -39,6 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bench.harness.kafka import partitions_of
 from schemas import topics
 from schemas.base import Event
 from schemas.case import CaseUpdated
@@ -359,17 +360,7 @@ class Reporting:
         return [(subscriber_group(group, *subscribed), subscribed) for subscribed in SUBSCRIBED]
 
     async def partitions(self, subscribed: Iterable[str]) -> list[TopicPartition]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            described = await admin.describe_topics(list(subscribed))
-        finally:
-            await admin.close()
-        return [
-            TopicPartition(topic["topic"], partition["partition"])
-            for topic in described
-            for partition in topic["partitions"]
-        ]
+        return await partitions_of(self.settings.kafka_bootstrap, subscribed)
 
     async def ends(self) -> dict[TopicPartition, int]:
         """Where the next record of each partition of reporting's topics will be written."""

@@ -1,0 +1,1 @@
+"""What every benchmark in bench/ shares: its runtime, its services, load and the JSON report."""

@@ -1,0 +1,234 @@
+"""A Kafka and FerretDB (on PostgreSQL) of a benchmark's own: deploy/local/runtime.sh on its own
+folder under .local and its own ports on 127.0.0.1; and a deadline for a whole run."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT_SHIFT = int(os.environ.get("QINGLIAN_BENCH_PORT_SHIFT", "0"))
+"""Moves a benchmark's runtime ports up by this much and its services' HTTP ports by ten times
+as much, for two people benchmarking on one machine."""
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without any QINGLIAN_ setting, so nothing points at another system."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("QINGLIAN_")}
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def is_free(port: int) -> bool:
+    """Whether nothing listens on, or holds, 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(ports: range) -> int:
+    """The first free port of ``ports`` (moved up by 10 × PORT_SHIFT)."""
+    for port in range(ports.start + 10 * PORT_SHIFT, ports.stop + 10 * PORT_SHIFT):
+        if is_free(port):
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
+class Deadline:
+    """A whole run's time limit; every phase gets what is left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the benchmark did not finish within {self.seconds:.0f} s")
+        return left
+
+    def run(self, coroutine: Awaitable[T]) -> T:
+        async def bounded() -> T:
+            return await asyncio.wait_for(coroutine, self.left())
+
+        return asyncio.run(bounded())
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """runtime.sh in .local/``folder`` with Kafka on ``kafka_port`` (its controller on the next
+    port), FerretDB on ``ferretdb_port`` (debug listener on ``ferretdb_debug_port``) and its
+    PostgreSQL on ``postgres_port``, all on 127.0.0.1."""
+
+    folder: str
+    kafka_port: int
+    ferretdb_port: int
+    ferretdb_debug_port: int
+    postgres_port: int
+
+    @classmethod
+    def of(
+        cls, folder: str, kafka: int, ferretdb: int, ferretdb_debug: int, postgres: int
+    ) -> "Runtime":
+        """A benchmark's runtime, its ports moved up by PORT_SHIFT."""
+        shift = PORT_SHIFT
+        return cls(
+            folder, kafka + shift, ferretdb + shift, ferretdb_debug + shift, postgres + shift
+        )
+
+    @property
+    def local_dir(self) -> Path:
+        return ROOT / ".local" / self.folder
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "QINGLIAN_LOCAL_DIR": str(self.local_dir),
+            "QINGLIAN_KAFKA_PORT": str(self.kafka_port),
+            "QINGLIAN_KAFKA_CONTROLLER_PORT": str(self.kafka_port + 1),
+            "QINGLIAN_FERRETDB_PORT": str(self.ferretdb_port),
+            "QINGLIAN_FERRETDB_DEBUG_PORT": str(self.ferretdb_debug_port),
+            "QINGLIAN_POSTGRES_PORT": str(self.postgres_port),
+        }
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.ferretdb_port}/"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.local_dir / "logs"
+
+    @asynccontextmanager
+    async def database(self, name: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+        """A database on this runtime's FerretDB; the client closed on exit."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            self.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000
+        )
+        try:
+            yield client[name]
+        finally:
+            await client.close()
+
+    def service_env(self, *, db: str, group_prefix: str | None = None) -> dict[str, str]:
+        """What a service or command needs to use this runtime (on top of clean_env())."""
+        return {
+            "QINGLIAN_KAFKA_BOOTSTRAP": self.bootstrap,
+            "QINGLIAN_MONGO_URL": self.mongo_url,
+            "QINGLIAN_MONGO_DB": db,
+            "QINGLIAN_KAFKA_GROUP_PREFIX": group_prefix or f"bench-{tag()}-",
+            "QINGLIAN_HTTP_HOST": "127.0.0.1",
+        }
+
+    def shifted_to_free(self, *, step: int = 10, tries: int = 20) -> "Runtime":
+        """This runtime, or the first one ``step``, 2 × ``step``, … ports above whose ports are
+        all free."""
+        for n in range(tries):
+            moved = replace(
+                self,
+                kafka_port=self.kafka_port + n * step,
+                ferretdb_port=self.ferretdb_port + n * step,
+                ferretdb_debug_port=self.ferretdb_debug_port + n * step,
+                postgres_port=self.postgres_port + n * step,
+            )
+            ports = (moved.kafka_port, moved.kafka_port + 1, moved.ferretdb_port)
+            if all(
+                is_free(port) for port in (*ports, moved.ferretdb_debug_port, moved.postgres_port)
+            ):
+                return moved
+        raise RuntimeError("no free set of ports for the benchmark runtime")
+
+    def command(self, *args: str, timeout: float) -> None:
+        """runtime.sh ARGS on this runtime's folder and ports; its output to stderr."""
+        subprocess.run(  # noqa: S603 (our own script)
+            [str(ROOT / "deploy" / "local" / "runtime.sh"), *args],
+            env=clean_env() | self.env,
+            stdout=sys.stderr,
+            stderr=sys.stderr,
+            check=True,
+            timeout=max(1.0, timeout),
+        )
+
+    def start_fresh(self, deadline: Deadline, *servers: str, attempts: int = 3) -> None:
+        """Wipe and start (``servers``: only those); again after a pause if a port was held for
+        a moment (a port in Linux's ephemeral range can be taken by an outgoing connection)."""
+        for attempt in range(1, attempts + 1):
+            self.command("wipe", timeout=deadline.left())
+            try:
+                self.command("start", *servers, timeout=deadline.left())
+                return
+            except subprocess.CalledProcessError:
+                if attempt == attempts:
+                    raise
+                print("the runtime did not start; trying again in 20 s", file=sys.stderr)
+                time.sleep(20)
+
+    def stop(self) -> None:
+        try:
+            self.command("stop", timeout=150)
+        except subprocess.SubprocessError as error:
+            print(f"could not stop the benchmark runtime: {error}", file=sys.stderr)
+
+    def pid(self, name: str) -> int | None:
+        return pid_in(self.local_dir / "run" / f"{name}.pid")
+
+
+def pid_in(pid_file: Path) -> int | None:
+    """The pid runtime.sh wrote (``PID START_TIME``, deploy/local/lib.sh), if any."""
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def servers_running(local_dir: Path) -> list[str]:
+    """Servers running from a runtime folder (live pid files): another run is using it."""
+    return [
+        pid_file.stem
+        for pid_file in sorted((local_dir / "run").glob("*.pid"))
+        if (pid := pid_in(pid_file)) is not None and Path(f"/proc/{pid}").exists()
+    ]
+
+
+SYSTEM_RUNTIME = Runtime.of("bench-system", 49392, 47328, 48398, 45332)
+"""bench/system_load.py's, also lent by bench/run_all.py to the scripts that expect a runtime."""
+
+
+def running_runtime_env() -> dict[str, str]:
+    """For the scripts that expect a running runtime: the QINGLIAN_ settings given (by default
+    `make up`'s Kafka and FerretDB), a database and consumer groups of this run's own."""
+    given = {name: value for name, value in os.environ.items() if name.startswith("QINGLIAN_")}
+    return (
+        {
+            "QINGLIAN_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
+            "QINGLIAN_MONGO_URL": "mongodb://127.0.0.1:27018/",
+        }
+        | given
+        | {
+            "QINGLIAN_MONGO_DB": f"bench_{tag()}",
+            "QINGLIAN_KAFKA_GROUP_PREFIX": f"bench-{tag()}-",
+            "QINGLIAN_LOG_LEVEL": "WARNING",
+        }
+    )
