@@ -64,7 +64,7 @@ def _promotion_bar(bar: PromotionBar, staff: str) -> Words:
     return Words(
         f"{staff}因案件{case}于{start}被查实{_categories(bar.finding)}，"
         f"{bar.years}年内（至{until}）不得提职晋级。",
-        f"{staff} was found on {start} to have committed {', '.join(bar.barred_for)} "
+        f"{staff} was found on {start} to have committed {', '.join(bar.categories)} "
         f"(case {case}) and may not be promoted for {bar.years} years, until {until} inclusive.",
     )
 
