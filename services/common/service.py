@@ -5,8 +5,8 @@ A service's ``main.py`` wires with it and nothing else::
 
     service = Service("router", settings, clock=clock)
     cases = Cases(RouterStore(service.documents), ...)
-    routers = [routes(service.group_id, cases, ...)]
-    return service.app(title="Qinglian router", topics=..., routers=routers)
+    handling = Handling(cases, ...)
+    return service.app(title="Qinglian router", consumes={topics.LEADS: handling.open_for_leads})
 
 and its ``__main__.py`` runs it: ``serve("router", RouterSettings, create_app)``.
 """
@@ -14,7 +14,7 @@ and its ``__main__.py`` runs it: ``serve("router", RouterSettings, create_app)``
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,9 +27,10 @@ from faststream.kafka import KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.common.broker import ensure_topics, make_broker
-from services.common.consuming import DELIVERY, Delivery
+from services.common.consuming import DELIVERY, Delivery, Take, consumers
 from services.common.docs import app_with_offline_docs
 from services.common.documents import Documents, MongoDocuments
+from services.common.kafka_access import SERVICES
 from services.common.lag import REFRESH_SECONDS, BrokerOffsets, ConsumerLag
 from services.common.logs import configure_logging
 from services.common.settings import ServiceSettings
@@ -109,13 +110,20 @@ class Service:
         self,
         *,
         title: str,
-        topics: Iterable[str],
+        topics: Iterable[str] | None = None,
+        consumes: Mapping[str, Take] | None = None,
         routers: Sequence[KafkaRouter] = (),
         apis: Sequence[APIRouter] = (),
     ) -> FastAPI:
-        """The service's HTTP app; its lifespan creates the topics, runs the start hooks,
-        starts the broker and the periodic tasks, and on shutdown stops them in reverse
-        (in-flight handlers finish and commit before the store client closes)."""
+        """The service's HTTP app; its lifespan creates the ``topics`` (by default the
+        service's own, ``SERVICES``), runs the start hooks, starts the broker and the periodic
+        tasks, and on shutdown stops them in reverse (in-flight handlers finish and commit
+        before the store client closes). ``consumes``: each topic the service consumes, with
+        the method the values of its batches go to."""
+        if topics is None:
+            topics = SERVICES[self.name].topics
+        if consumes:
+            routers = [*routers, consumers(consumes, group_id=self.group_id)]
         for router in routers:
             self.broker.include_router(router)
         lag = ConsumerLag(self.broker, self.registry, BrokerOffsets(self.settings))

@@ -12,7 +12,6 @@ from services.common.addressees import AddresseeDirectory
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Documents
 from services.common.intake_client import IntakeClient
-from services.common.kafka_access import SERVICES
 from services.common.service import Clock, Service, system_clock
 from services.desk.access import Rules
 from services.desk.acknowledgements import Acknowledging, ack_pages
@@ -20,7 +19,6 @@ from services.desk.api import session_api
 from services.desk.attachments import attachment_pages
 from services.desk.casework import Casework
 from services.desk.directory import Directory
-from services.desk.handlers import routes
 from services.desk.notifications import Notifications
 from services.desk.pages import pages
 from services.desk.readmodel import CaseIndex, ReadModel
@@ -53,8 +51,16 @@ def create_app(
     )
     app = service.app(
         title="Qinglian desk 案件台",
-        topics=SERVICES["desk"].topics,
-        routers=[routes(service.group_id, read_model=read_model)],
+        consumes={
+            topics.CASES: read_model.cases,
+            topics.COMPLAINTS: read_model.complaints,
+            topics.INVESTIGATION_FINDINGS: read_model.findings,
+            topics.DECISIONS: read_model.decisions,
+            topics.REPORTER_ADDITIONS: read_model.additions,
+            topics.REPORTER_REPLIES: read_model.replies,
+            topics.NOTIFICATIONS: read_model.notifications,
+            topics.ACKNOWLEDGEMENTS: read_model.acknowledgements,
+        },
         apis=[pages, session_api, ack_pages, register_pages, attachment_pages],
     )
     rules = Rules(catalogue, settings.conduct_office_department)

@@ -3,10 +3,10 @@ periodic clock check and what it asks of the cases topic."""
 
 from fastapi import FastAPI
 
-from services.common.kafka_access import SERVICES
+from schemas import topics
 from services.common.service import Clock, Service, system_clock
 from services.escalation.filing import Escalation
-from services.escalation.handlers import CasesTopic, Publishing, routes
+from services.escalation.handlers import FILED, RAISING_LEADS, CasesTopic, Publishing
 from services.escalation.rulebook import RuleBook
 from services.escalation.settings import EscalationSettings
 from services.escalation.store import EscalationStore
@@ -35,6 +35,10 @@ def create_app(settings: EscalationSettings, *, clock: Clock = system_clock) -> 
     )
     return service.app(
         title="Qinglian escalation",
-        topics=SERVICES["escalation"].topics,
-        routers=[routes(service.group_id, escalation)],
+        consumes={
+            **dict.fromkeys(FILED, escalation.file_events),
+            **dict.fromkeys(RAISING_LEADS, escalation.raise_leads_and_file),
+            topics.SATISFACTION_RATINGS: escalation.raise_leads,
+            topics.CASES: escalation.file_cases,
+        },
     )

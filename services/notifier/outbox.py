@@ -285,6 +285,7 @@ class Notifier:
     # --- acknowledgements and follow-ups ------------------------------------------------------
 
     async def take_acknowledgements(self, acks: Sequence[NotificationAcknowledged]) -> None:
+        """Acknowledgements made on the desk: no more reminders."""
         for ack in acks:
             first: list[Notification] = []
             await self.store.outbox.update(str(ack.notification_id), _acknowledged(ack, first))
