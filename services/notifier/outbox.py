@@ -12,7 +12,7 @@ is marked failed after the configured attempts.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
 from schemas.acknowledgement import NotificationAcknowledged
@@ -47,35 +47,22 @@ class Sending:
     """Notifications sent side by side."""
 
 
+@dataclass(eq=False)
 class Notifier:
-    def __init__(
-        self,
-        store: NotifierStore,
-        directory: AddresseeDirectory,
-        catalogue: DepartmentCatalogue,
-        *,
-        desk_url: str,
-        clock: Clock,
-        deliver: Deliver,
-        channels_of: ChannelsOf,
-        sending: Sending,
-        metrics: NotifierMetrics,
-        publish: Publish,
-        decided_from: datetime | None = None,
-    ) -> None:
-        self.store = store
-        self.directory = directory
-        self.catalogue = catalogue
-        self.desk_url = desk_url
-        self.clock = clock
-        self.deliver = deliver
-        self.channels_of = channels_of
-        self.sending = sending
-        self.metrics = metrics
-        self.publish = publish
-        self.decided_from = decided_from
-        """Decisions made before this are not notified (a notifier added to a running system
-        reads the decisions topic from its start)."""
+    store: NotifierStore
+    directory: AddresseeDirectory
+    catalogue: DepartmentCatalogue
+    _: KW_ONLY
+    desk_url: str
+    clock: Clock
+    deliver: Deliver
+    channels_of: ChannelsOf
+    sending: Sending
+    metrics: NotifierMetrics
+    publish: Publish
+    decided_from: datetime | None = None
+    """Decisions made before this are not notified (a notifier added to a running system
+    reads the decisions topic from its start)."""
 
     # --- recording ----------------------------------------------------------------------------
 
