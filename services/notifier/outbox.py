@@ -208,12 +208,12 @@ class Notifier:
         attempts = notification.attempts + 1
         addressee = self.directory.by_key(notification.addressee, self.catalogue)
         delivered = tuple(dict.fromkeys((*notification.delivered, *delivered)))
+        tried = {"attempts": attempts, "delivered": delivered}
         if set(self.channels_of(addressee)) <= set(delivered):
             return notification.model_copy(
-                update={
+                update=tried
+                | {
                     "status": Status.SENT,
-                    "attempts": attempts,
-                    "delivered": delivered,
                     "sent_at": now,
                     "announced": False,
                     "awaiting_ack": notification.asks_for_ack
@@ -227,12 +227,7 @@ class Notifier:
                 "notification %s failed %d times; given up", notification.notification_id, attempts
             )
             return notification.model_copy(
-                update={
-                    "status": Status.FAILED,
-                    "attempts": attempts,
-                    "delivered": delivered,
-                    "announced": False,
-                }
+                update=tried | {"status": Status.FAILED, "announced": False}
             )
         retry = domain.retry_at(
             attempts,
@@ -240,9 +235,7 @@ class Notifier:
             first_pause=self.sending.first_pause,
             longest_pause=self.sending.longest_pause,
         )
-        return notification.model_copy(
-            update={"attempts": attempts, "delivered": delivered, "next_attempt_at": retry}
-        )
+        return notification.model_copy(update=tried | {"next_attempt_at": retry})
 
     # --- publishing what became of each notification ---------------------------------------
 
