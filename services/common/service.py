@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -38,8 +38,20 @@ from services.common.store import connect, database
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Clock = Callable[[], datetime]
 Task = Callable[[], Awaitable[None]]
+
+
+def wired(kind: type[T], name: str) -> Callable[[Request], T]:
+    """A FastAPI dependency: the ``kind`` that ``main.py`` put on the app's state as ``name``
+    (``kind`` is for the type checker)."""
+
+    def from_state(request: Request) -> T:
+        found: T = getattr(request.app.state, name)
+        return found
+
+    return from_state
 
 
 def system_clock() -> datetime:
