@@ -110,12 +110,16 @@ class WithinWindow(Outcome):
     window_days: int
 
     @property
+    def count(self) -> int:
+        return len(self.within)
+
+    @property
     def sources(self) -> Sequence[Event]:
         return self.within
 
     @property
     def facts(self) -> Facts:
-        return {self.counted: len(self.within), "window_days": self.window_days}
+        return {self.counted: self.count, "window_days": self.window_days}
 
 
 @dataclass(frozen=True)
