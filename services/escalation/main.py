@@ -5,6 +5,7 @@ from fastapi import FastAPI
 
 from schemas import topics
 from services.common.service import Clock, Service, system_clock
+from services.escalation import wording
 from services.escalation.filing import Escalation
 from services.escalation.handlers import FILED, RAISING_LEADS, CasesTopic, Publishing
 from services.escalation.rulebook import RuleBook
@@ -14,8 +15,9 @@ from services.escalation.store import EscalationStore
 
 def create_app(settings: EscalationSettings, *, clock: Clock = system_clock) -> FastAPI:
     """``clock`` tells the time to the overdue and cut-off checks; tests set it."""
-    # A bad rule book stops the service here, before it consumes anything.
+    # A bad rule book or wording file stops the service here, before it consumes anything.
     book = RuleBook.from_file(settings.rules)
+    wording.sentences()
     service = Service("escalation", settings, clock=clock)
     publishing = Publishing(service.broker, service.registry)
     cases = CasesTopic(settings, service.group_id)
