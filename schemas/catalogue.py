@@ -212,6 +212,11 @@ OUTPUTS: tuple[TopicMessage, ...] = (
 """The services' own topics besides the facts, with their messages and keys (the AsyncAPI
 document, tools/asyncapi.py). A topic no service writes carries submissions (AnySubmission)."""
 
+MESSAGES: dict[str, type[BaseModel]] = {kind.topic: kind.event for kind in CATALOGUE} | {
+    output.topic: output.message for output in OUTPUTS
+}
+"""What each topic's records are read as by the services consuming it."""
+
 EventType = Literal[
     "complaint",
     "visitor_log",

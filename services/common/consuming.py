@@ -21,7 +21,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 from pymongo.errors import PyMongoError
 
+from schemas.catalogue import MESSAGES
 from schemas.dead_letter import DeadLetter, Problem
 from schemas.topics import DEAD_LETTERS
 from services.common.logs import correlated, ids_of
@@ -288,14 +289,27 @@ def bound(handler: Callable[..., Awaitable[None]], *given: Any, **named: Any) ->
     return functools.update_wrapper(functools.partial(handler, *given, **named), handler)
 
 
-Input = tuple[str, type[BaseModel], Callable[..., Awaitable[None]]]
-"""A topic, the model its records are read as, and the handler of their batches."""
+Take = Callable[[list[Any]], Awaitable[object]]
+"""An application-layer method that takes the values of one batch (the records' messages)."""
 
 
-def consume_each(router: KafkaRouter, inputs: Iterable[Input], *given: Any, group_id: str) -> None:
-    """``consume`` each input's topic with its handler, given ``given`` before the batch."""
-    for topic, model, handler in inputs:
-        consume(router, topic, group_id=group_id, parse=parse_model(model))(bound(handler, *given))
+def consumers(takes: Mapping[str, Take], *, group_id: str) -> KafkaRouter:
+    """A router that consumes each topic of ``takes``, its records read as the topic's message
+    (``schemas.catalogue.MESSAGES``), and hands the values of each batch to its method."""
+    router = KafkaRouter()
+    for topic, take in takes.items():
+        consume(router, topic, group_id=group_id, parse=parse_model(MESSAGES[topic]))(
+            _values_to(take)
+        )
+    return router
+
+
+def _values_to(take: Take) -> Handler[Any]:
+    async def handle(batch: list[Received[Any]]) -> None:
+        await take([received.value for received in batch])
+
+    # Under the method's name and docstring: the subscriber's title and description.
+    return functools.update_wrapper(handle, take)
 
 
 def subscriber_group(group_id: str, *topics: str) -> str:

@@ -9,6 +9,7 @@ their forms are protected:
 """
 
 import hmac
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -55,6 +56,11 @@ def page_headers(policy: str) -> Middleware:
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+"""A form's one-time token as a page sends it back (``new_token`` makes 32 characters):
+checked before it keys anything stored."""
 
 
 def csrf_matches(given: object, expected: str | None) -> bool:

@@ -5,8 +5,8 @@ A service's ``main.py`` wires with it and nothing else::
 
     service = Service("router", settings, clock=clock)
     cases = Cases(RouterStore(service.documents), ...)
-    routers = [routes(service.group_id, cases, ...)]
-    return service.app(title="Qinglian router", topics=..., routers=routers)
+    handling = Handling(cases, ...)
+    return service.app(title="Qinglian router", consumes={topics.LEADS: handling.open_for_leads})
 
 and its ``__main__.py`` runs it: ``serve("router", RouterSettings, create_app)``.
 """
@@ -14,22 +14,23 @@ and its ``__main__.py`` runs it: ``serve("router", RouterSettings, create_app)``
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.common.broker import ensure_topics, make_broker
-from services.common.consuming import DELIVERY, Delivery
+from services.common.consuming import DELIVERY, Delivery, Take, consumers
 from services.common.docs import app_with_offline_docs
 from services.common.documents import Documents, MongoDocuments
+from services.common.kafka_access import SERVICES
 from services.common.lag import REFRESH_SECONDS, BrokerOffsets, ConsumerLag
 from services.common.logs import configure_logging
 from services.common.settings import ServiceSettings
@@ -37,8 +38,20 @@ from services.common.store import connect, database
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Clock = Callable[[], datetime]
 Task = Callable[[], Awaitable[None]]
+
+
+def wired(kind: type[T], name: str) -> Callable[[Request], T]:
+    """A FastAPI dependency: the ``kind`` that ``main.py`` put on the app's state as ``name``
+    (``kind`` is for the type checker)."""
+
+    def from_state(request: Request) -> T:
+        found: T = getattr(request.app.state, name)
+        return found
+
+    return from_state
 
 
 def system_clock() -> datetime:
@@ -109,13 +122,20 @@ class Service:
         self,
         *,
         title: str,
-        topics: Iterable[str],
+        topics: Iterable[str] | None = None,
+        consumes: Mapping[str, Take] | None = None,
         routers: Sequence[KafkaRouter] = (),
         apis: Sequence[APIRouter] = (),
     ) -> FastAPI:
-        """The service's HTTP app; its lifespan creates the topics, runs the start hooks,
-        starts the broker and the periodic tasks, and on shutdown stops them in reverse
-        (in-flight handlers finish and commit before the store client closes)."""
+        """The service's HTTP app; its lifespan creates the ``topics`` (by default the
+        service's own, ``SERVICES``), runs the start hooks, starts the broker and the periodic
+        tasks, and on shutdown stops them in reverse (in-flight handlers finish and commit
+        before the store client closes). ``consumes``: each topic the service consumes, with
+        the method the values of its batches go to."""
+        if topics is None:
+            topics = SERVICES[self.name].topics
+        if consumes:
+            routers = [*routers, consumers(consumes, group_id=self.group_id)]
         for router in routers:
             self.broker.include_router(router)
         lag = ConsumerLag(self.broker, self.registry, BrokerOffsets(self.settings))

@@ -23,7 +23,7 @@ from schemas.base import derive_event_id
 from services.common.acknowledge_links import LinkRefusedError, verify
 from services.common.addressees import AddresseeDirectory
 from services.common.documents import Records
-from services.common.service import Clock
+from services.common.service import Clock, wired
 from services.desk.access import Viewer, answers_for
 from services.desk.notifications import Notifications
 from services.desk.web import PageError, SignedDep, check_csrf, page
@@ -86,9 +86,7 @@ class Acknowledging:
         return None
 
 
-def acknowledging(request: Request) -> Acknowledging:
-    found: Acknowledging = request.app.state.acknowledging
-    return found
+acknowledging = wired(Acknowledging, "acknowledging")
 
 
 AcknowledgingDep = Annotated[Acknowledging, Depends(acknowledging)]

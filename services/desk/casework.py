@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -100,25 +100,19 @@ def standing(decisions: Iterable[Decision]) -> list[Decision]:
     return sorted(latest.values(), key=lambda d: (d.as_of, d.key))
 
 
+@dataclass(eq=False)
 class Casework:
-    def __init__(
-        self,
-        store: DeskStore,
-        index: CaseIndex,
-        rules: Rules,
-        intake: IntakeClient,
-        *,
-        clock: Callable[[], datetime],
-        page_size: int,
-    ) -> None:
-        self.store = store
-        self.index = index
-        self.rules = rules
-        self.intake = intake
-        self.clock = clock
-        self.page_size = page_size
-        self._lists: dict[Hashable, tuple[list[CaseRow], dict[str, Counter[str]]]] = {}
-        self._moment: tuple[int, str] = (-1, "")
+    store: DeskStore
+    index: CaseIndex
+    rules: Rules
+    intake: IntakeClient
+    _: KW_ONLY
+    clock: Callable[[], datetime]
+    page_size: int
+    _lists: dict[Hashable, tuple[list[CaseRow], dict[str, Counter[str]]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _moment: tuple[int, str] = field(default=(-1, ""), init=False, repr=False)
 
     def selected(self, viewer: Viewer, query: ListQuery) -> tuple[list[CaseRow], Listing]:
         """The cases ``viewer`` may see that the query selects, and the page asked for. What

@@ -9,10 +9,10 @@ from fastapi import FastAPI
 from schemas import topics
 from schemas.acknowledgement import NotificationAcknowledged
 from services.common.addressees import AddresseeDirectory
+from services.common.consuming import Take
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Documents
 from services.common.intake_client import IntakeClient
-from services.common.kafka_access import SERVICES
 from services.common.service import Clock, Service, system_clock
 from services.desk.access import Rules
 from services.desk.acknowledgements import Acknowledging, ack_pages
@@ -20,7 +20,6 @@ from services.desk.api import session_api
 from services.desk.attachments import attachment_pages
 from services.desk.casework import Casework
 from services.desk.directory import Directory
-from services.desk.handlers import routes
 from services.desk.notifications import Notifications
 from services.desk.pages import pages
 from services.desk.readmodel import CaseIndex, ReadModel
@@ -53,8 +52,7 @@ def create_app(
     )
     app = service.app(
         title="Qinglian desk 案件台",
-        topics=SERVICES["desk"].topics,
-        routers=[routes(service.group_id, read_model=read_model)],
+        consumes=_read_model_inputs(read_model),
         apis=[pages, session_api, ack_pages, register_pages, attachment_pages],
     )
     rules = Rules(catalogue, settings.conduct_office_department)
@@ -86,3 +84,17 @@ def create_app(
     sign_in = SignIn(store, accounts, limits=limits, directory=directory, clock=clock)
     install(app, Desk(settings, catalogue, casework, accounts, sign_in, sessions))
     return app
+
+
+def _read_model_inputs(read_model: ReadModel) -> dict[str, Take]:
+    """Each topic the read model is made from, with the method that keeps its records."""
+    return {
+        topics.CASES: read_model.cases,
+        topics.COMPLAINTS: read_model.complaints,
+        topics.INVESTIGATION_FINDINGS: read_model.findings,
+        topics.DECISIONS: read_model.decisions,
+        topics.REPORTER_ADDITIONS: read_model.additions,
+        topics.REPORTER_REPLIES: read_model.replies,
+        topics.NOTIFICATIONS: read_model.notifications,
+        topics.ACKNOWLEDGEMENTS: read_model.acknowledgements,
+    }

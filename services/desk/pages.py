@@ -1,7 +1,6 @@
 """The desk's pages: sign-in and sign-out, choosing a password, the case list and the case
 page with its action forms. Server-rendered, no script; every form carries a CSRF token."""
 
-import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
@@ -9,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from services.common.pages import new_token
+from services.common.pages import FORM_TOKEN, new_token
 from services.desk.access import Account, ActionKind
 from services.desk.attachments import attachments_of
 from services.desk.casework import CasePage
@@ -29,7 +28,6 @@ from services.desk.web import (
 )
 
 STYLESHEET = Path(__file__).with_name("static") / "desk.css"
-FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SIGN_IN_REFUSALS = {
     "wrong": (status.HTTP_401_UNAUTHORIZED, "用户名或密码错误 / wrong username or password"),
     "locked_out": (

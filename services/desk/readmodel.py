@@ -110,18 +110,23 @@ class ReadModel:
         return latest.value
 
     async def complaints(self, complaints: Iterable[ComplaintReceived]) -> None:
+        """Keep each complaint as received: its description is what the case page shows."""
         await self.store.complaints.insert_many({str(c.event_id): c for c in complaints})
 
     async def findings(self, findings: Iterable[InvestigationFindingReceived]) -> None:
+        """Keep each finding whole (the case's history has only its gist)."""
         await self.store.findings.insert_many({str(f.event_id): f for f in findings})
 
     async def decisions(self, decisions: Iterable[Decision]) -> None:
+        """Keep escalation's decisions, for the pages of the cases they name."""
         await self.store.decisions.insert_many({str(d.event_id): d for d in decisions})
 
     async def additions(self, additions: Iterable[ReporterAddition]) -> None:
+        """Keep what reporters added to their complaints."""
         await self.store.additions.insert_many({str(a.event_id): a for a in additions})
 
     async def replies(self, replies: Iterable[ReporterReply]) -> None:
+        """Keep the replies sent to reporters."""
         await self.store.replies.insert_many({str(r.event_id): r for r in replies})
 
     async def notifications(self, updates: Iterable[NotificationUpdated]) -> None:

@@ -19,7 +19,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -172,21 +172,14 @@ class Accounts:
         return await self.change(account.username, password_hash=hashed, password_expired=False)
 
 
+@dataclass(eq=False)
 class SignIn:
-    def __init__(
-        self,
-        store: DeskStore,
-        accounts: Accounts,
-        *,
-        limits: Limits,
-        directory: Directory | None,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.store = store
-        self.accounts = accounts
-        self.limits = limits
-        self.directory = directory
-        self.clock = clock
+    store: DeskStore
+    accounts: Accounts
+    _: KW_ONLY
+    limits: Limits
+    directory: Directory | None
+    clock: Callable[[], datetime]
 
     async def record(self, kind: str, username: str, address: str, detail: str = "") -> None:
         entry = SignInRecord.model_validate(
@@ -277,19 +270,13 @@ async def _password_fits(password_hash: str | None, password: str) -> bool:
         return False
 
 
+@dataclass(eq=False)
 class Sessions:
-    def __init__(
-        self,
-        store: DeskStore,
-        *,
-        idle: timedelta,
-        lifetime: timedelta,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.store = store
-        self.idle = idle
-        self.lifetime = lifetime
-        self.clock = clock
+    store: DeskStore
+    _: KW_ONLY
+    idle: timedelta
+    lifetime: timedelta
+    clock: Callable[[], datetime]
 
     async def start(self, account: Account, address: str) -> tuple[str, Session]:
         """A new session: (its id for the cookie, the session)."""

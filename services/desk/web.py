@@ -17,6 +17,7 @@ from schemas.complaint import ComplaintCategory, ComplaintChannel
 from services.common.departments import DepartmentCatalogue
 from services.common.desk_sessions import DESK_SESSION_COOKIE
 from services.common.pages import csrf_matches, page_headers, page_policy
+from services.common.service import wired
 from services.desk.access import REGISTER_ROLES, Account, ActionKind, Role, Viewer
 from services.desk.casework import Casework
 from services.desk.settings import DeskSettings
@@ -63,9 +64,7 @@ class Desk:
         )
 
 
-def desk_of(request: Request) -> Desk:
-    desk: Desk = request.app.state.desk
-    return desk
+desk_of = wired(Desk, "desk")
 
 
 DeskDep = Annotated[Desk, Depends(desk_of)]

@@ -200,6 +200,12 @@ class Escalation:
         await self.publish_leads(leads)
         return leads
 
+    async def raise_leads_and_file(self, events: Sequence[FileEvent]) -> list[Decision]:
+        """Leads first (a late surrender, a visit against the rules, a failed
+        rectification), then into the files the events concern."""
+        await self.raise_leads(events)
+        return await self.file_events(events)
+
     async def recheck_watched(self) -> None:
         """Decide again on every file whose decisions depend on the clock. A case waits while
         any case revision is unread: the next one (a lag, a replay) may record a finding made

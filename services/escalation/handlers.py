@@ -1,34 +1,20 @@
-"""Escalation's subscribers: each consumes one input topic in batches and hands the batch to the
-application layer (``filing.Escalation``); the decisions and leads it makes are published
-here, counted.
-
-``routes`` subscribes each handler in a consumer group of its own (``consume``); a batch's
-offsets are committed once its handler returned.
-"""
+"""Escalation's Kafka side: which input topics go where in the application layer
+(``filing.Escalation``; ``main.py`` subscribes each in a consumer group of its own, and a
+batch's offsets are committed once it was handled), and the publishing of the decisions and
+leads it makes, counted."""
 
 import asyncio
 from collections.abc import Sequence
 
-from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
 
 from schemas import topics
-from schemas.case import CaseUpdated
-from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision
-from schemas.finding import InvestigationFindingReceived
 from schemas.lead import Lead
-from schemas.prescription import PrescriptionRankingReceived
-from schemas.promotion import PromotionApplicationReceived
-from schemas.rectification import RectificationStatusReceived
-from schemas.satisfaction import SatisfactionReceived
-from schemas.surrender import RedEnvelopeSurrenderReceived
-from schemas.visitor_log import VisitorLogReceived
-from services.common.consuming import Input, Received, consume_each, subscriber_group
+from services.common.consuming import subscriber_group
 from services.common.lag import BrokerOffsets, waiting
 from services.common.settings import ServiceSettings
-from services.escalation.conduct import FileEvent
-from services.escalation.filing import Escalation
 
 
 class CasesTopic:
@@ -90,46 +76,13 @@ class Publishing:
             self.raised.labels(lead.rule_id).inc()
 
 
-async def file_events(escalation: Escalation, batch: list[Received[FileEvent]]) -> None:
-    """Complaints, findings, promotion applications, prescription rankings: into the files of
-    the staff members and companies they concern."""
-    await escalation.file_events([received.value for received in batch])
-
-
-async def file_events_raising_leads(
-    escalation: Escalation, batch: list[Received[FileEvent]]
-) -> None:
-    """Surrenders, visits, rectification statuses: leads first (a late surrender, a visit
-    against the rules, a failed rectification), then into the files they concern."""
-    await escalation.raise_leads([received.value for received in batch])
-    await escalation.file_events([received.value for received in batch])
-
-
-async def raise_leads(escalation: Escalation, batch: list[Received[SatisfactionReceived]]) -> None:
-    """Satisfaction ratings: leads only (a low score, a comment naming gifts or scalping)."""
-    await escalation.raise_leads([received.value for received in batch])
-
-
-async def file_cases(escalation: Escalation, batch: list[Received[CaseUpdated]]) -> None:
-    """Cases as the router publishes them: into the cases' own files (R-EVERY-COMPLAINT)."""
-    await escalation.file_cases([received.value for received in batch])
-
-
-INPUTS: tuple[Input, ...] = (
-    (topics.COMPLAINTS, ComplaintReceived, file_events),
-    (topics.INVESTIGATION_FINDINGS, InvestigationFindingReceived, file_events),
-    (topics.PROMOTION_APPLICATIONS, PromotionApplicationReceived, file_events),
-    (topics.PRESCRIPTION_RANKINGS, PrescriptionRankingReceived, file_events),
-    (topics.RED_ENVELOPE_SURRENDERS, RedEnvelopeSurrenderReceived, file_events_raising_leads),
-    (topics.VISITOR_LOGS, VisitorLogReceived, file_events_raising_leads),
-    (topics.RECTIFICATION_STATUSES, RectificationStatusReceived, file_events_raising_leads),
-    (topics.SATISFACTION_RATINGS, SatisfactionReceived, raise_leads),
-    (topics.CASES, CaseUpdated, file_cases),
+FILED = (
+    topics.COMPLAINTS,
+    topics.INVESTIGATION_FINDINGS,
+    topics.PROMOTION_APPLICATIONS,
+    topics.PRESCRIPTION_RANKINGS,
 )
-"""Each input topic, what it carries and its handler."""
+"""Topics whose events go into the files of the staff members and companies they concern."""
 
-
-def routes(group_id: str, escalation: Escalation) -> KafkaRouter:
-    router = KafkaRouter()
-    consume_each(router, INPUTS, escalation, group_id=group_id)
-    return router
+RAISING_LEADS = (topics.RED_ENVELOPE_SURRENDERS, topics.VISITOR_LOGS, topics.RECTIFICATION_STATUSES)
+"""Topics whose events may raise a lead, then go into the files they concern."""

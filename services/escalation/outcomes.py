@@ -50,11 +50,17 @@ class Outcome:
 
     rule_id: ClassVar[str]
     kind: ClassVar[DecisionKind]
+    suffix: ClassVar[str] = ""
+    """Tells the decision apart from another of its rule about the same thing (``:report``)."""
+
+    @property
+    def about(self) -> str:
+        """What the decision is about, under its rule (``case:…``, ``visit:…``)."""
+        raise NotImplementedError
 
     @property
     def key(self) -> str:
-        """What the decision is about, under its rule (``case:…``, ``visit:…``)."""
-        raise NotImplementedError
+        return f"{self.about}{self.suffix}"
 
     @property
     def as_of(self) -> datetime:
@@ -70,9 +76,57 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class OnFinding(Outcome):
-    """Rests on a standing investigation finding: dated by it, naming its case."""
+class OnEvent(Outcome):
+    """Rests on one event, held in the field named ``noun``: about it as ``noun:<event id>``,
+    dated when it happened."""
 
+    noun: ClassVar[str]
+
+    @property
+    def event(self) -> Event:
+        event: Event = getattr(self, self.noun)
+        return event
+
+    @property
+    def about(self) -> str:
+        return f"{self.noun}:{self.event.event_id}"
+
+    @property
+    def as_of(self) -> datetime:
+        return self.event.occurred_at
+
+    @property
+    def sources(self) -> Sequence[Event]:
+        return (self.event,)
+
+
+@dataclass(frozen=True)
+class WithinWindow(Outcome):
+    """Rests on the events ``within`` the window that brought their count to the threshold,
+    recorded as ``counted`` (how many) and ``window_days``."""
+
+    counted: ClassVar[str]
+    within: tuple[Event, ...]
+    window_days: int
+
+    @property
+    def count(self) -> int:
+        return len(self.within)
+
+    @property
+    def sources(self) -> Sequence[Event]:
+        return self.within
+
+    @property
+    def facts(self) -> Facts:
+        return {self.counted: self.count, "window_days": self.window_days}
+
+
+@dataclass(frozen=True)
+class OnFinding(OnEvent):
+    """Rests on a standing investigation finding: dated by it, about its case."""
+
+    noun = "finding"
     finding: InvestigationFindingReceived
 
     @property
@@ -80,28 +134,16 @@ class OnFinding(Outcome):
         return self.finding.case_id
 
     @property
-    def key(self) -> str:
+    def about(self) -> str:
         return f"case:{self.case_id}"
-
-    @property
-    def as_of(self) -> datetime:
-        return self.finding.occurred_at
-
-    @property
-    def sources(self) -> Sequence[Event]:
-        return (self.finding,)
-
-
-# --- A staff member ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class PromotionBar(OnFinding):
-    """R-PROMO-2Y: no promotion from the finding's day to ``in_force_until``."""
+class InForceForYears(OnFinding):
+    """In force from the finding's day, for ``years``, until ``in_force_until``, because of
+    ``categories`` of the finding."""
 
-    rule_id = PROMO_2Y
-    kind = DecisionKind.PROMOTION_BAR
-    barred_for: tuple[ComplaintCategory, ...]
+    categories: tuple[ComplaintCategory, ...]
     years: int
     in_force_until: date
 
@@ -111,17 +153,29 @@ class PromotionBar(OnFinding):
 
     @property
     def facts(self) -> Facts:
-        return {
-            "finding_date": self.in_force_from,
-            "categories": ",".join(self.barred_for),
-            "years": self.years,
-        }
+        return {"categories": ",".join(self.categories), "years": self.years}
+
+
+# --- A staff member ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class PromotionAllowed(Outcome):
+class PromotionBar(InForceForYears):
+    """R-PROMO-2Y: no promotion from the finding's day to ``in_force_until``."""
+
+    rule_id = PROMO_2Y
+    kind = DecisionKind.PROMOTION_BAR
+
+    @property
+    def facts(self) -> Facts:
+        return {"finding_date": self.in_force_from, **super().facts}
+
+
+@dataclass(frozen=True)
+class PromotionAllowed(OnEvent):
     """R-PROMO-2Y: an application on a day no bar is in force."""
 
+    noun = "application"
     rule_id = PROMO_2Y
     kind = DecisionKind.PROMOTION_DECISION
     allowed: ClassVar[bool] = True
@@ -132,16 +186,8 @@ class PromotionAllowed(Outcome):
         return hospital_day(self.application.occurred_at)
 
     @property
-    def key(self) -> str:
+    def about(self) -> str:
         return f"application:{self.application.application_id}"
-
-    @property
-    def as_of(self) -> datetime:
-        return self.application.occurred_at
-
-    @property
-    def sources(self) -> Sequence[Event]:
-        return (self.application,)
 
     @property
     def facts(self) -> Facts:
@@ -179,11 +225,8 @@ class KickbackReported(OnFinding):
     rule_id = KICKBACK
     kind = DecisionKind.ESCALATION
     escalate_to = EscalationTarget.SUPERIOR_HEALTH_AUTHORITY
+    suffix = ":report"
     tier: KickbackTier
-
-    @property
-    def key(self) -> str:
-        return f"case:{self.case_id}:report"
 
     @property
     def facts(self) -> Facts:
@@ -201,10 +244,7 @@ class JudicialTransfer(OnFinding):
     threshold: Decimal
     over: bool
     """The amount reaches the threshold (else: a crime is suspected)."""
-
-    @property
-    def key(self) -> str:
-        return f"case:{self.case_id}:judicial"
+    suffix = ":judicial"
 
     @property
     def facts(self) -> Facts:
@@ -259,7 +299,7 @@ class PrescribingMeasure(Outcome):
         return "、".join(sorted({ranking.item_name for ranking in self.rankings}))
 
     @property
-    def key(self) -> str:
+    def about(self) -> str:
         return f"month:{self.month}"
 
     @property
@@ -276,53 +316,26 @@ class PrescribingMeasure(Outcome):
 
 
 @dataclass(frozen=True)
-class RepeatedComplaints(Outcome):
+class RepeatedComplaints(WithinWindow, OnEvent):
     """R-REPEAT-COMPLAINT: ``complaint`` brought the count within the window to the threshold."""
 
     rule_id = REPEAT_COMPLAINT
     kind = DecisionKind.ESCALATION
     escalate_to = EscalationTarget.DEPARTMENT_HEAD
+    noun = "complaint"
+    counted = "complaints"
     complaint: ComplaintReceived
-    within: tuple[ComplaintReceived, ...]
-    window_days: int
-
-    @property
-    def key(self) -> str:
-        return f"complaint:{self.complaint.event_id}"
-
-    @property
-    def as_of(self) -> datetime:
-        return self.complaint.occurred_at
-
-    @property
-    def sources(self) -> Sequence[Event]:
-        return self.within
-
-    @property
-    def facts(self) -> Facts:
-        return {"complaints": len(self.within), "window_days": self.window_days}
 
 
 @dataclass(frozen=True)
-class SurrenderRecorded(Outcome):
+class SurrenderRecorded(OnEvent):
     """R-SURRENDER: a red envelope handed in within the window, not a breach."""
 
     rule_id = SURRENDER
     kind = DecisionKind.SURRENDER_RECORDED
+    noun = "surrender"
     surrender: RedEnvelopeSurrenderReceived
     window_days: int
-
-    @property
-    def key(self) -> str:
-        return f"surrender:{self.surrender.event_id}"
-
-    @property
-    def as_of(self) -> datetime:
-        return self.surrender.occurred_at
-
-    @property
-    def sources(self) -> Sequence[Event]:
-        return (self.surrender,)
 
     @property
     def facts(self) -> Facts:
@@ -338,22 +351,11 @@ class SurrenderRecorded(Outcome):
 
 
 @dataclass(frozen=True)
-class VendorCutoff(OnFinding):
+class VendorCutoff(InForceForYears):
     """R-VENDOR-CUTOFF: business with the company cut off until ``in_force_until``."""
 
     rule_id = VENDOR_CUTOFF
     kind = DecisionKind.VENDOR_CUTOFF
-    categories: tuple[ComplaintCategory, ...]
-    years: int
-    in_force_until: date
-
-    @property
-    def in_force_from(self) -> date:
-        return hospital_day(self.finding.occurred_at)
-
-    @property
-    def facts(self) -> Facts:
-        return {"categories": ",".join(self.categories), "years": self.years}
 
 
 @dataclass(frozen=True)
@@ -363,11 +365,8 @@ class RegulatorReferral(OnFinding):
     rule_id = VENDOR_CUTOFF
     kind = DecisionKind.ESCALATION
     escalate_to = EscalationTarget.REGULATOR
+    suffix = ":regulator"
     categories: tuple[ComplaintCategory, ...]
-
-    @property
-    def key(self) -> str:
-        return f"case:{self.case_id}:regulator"
 
     @property
     def facts(self) -> Facts:
@@ -381,15 +380,12 @@ class CutoffLifted(OnFinding):
 
     rule_id = VENDOR_CUTOFF
     kind = DecisionKind.VENDOR_CUTOFF_LIFTED
+    suffix = ":lifted"
     cut_off_until: date
 
     @property
     def in_force_from(self) -> date:
         return self.cut_off_until + timedelta(days=1)
-
-    @property
-    def key(self) -> str:
-        return f"case:{self.case_id}:lifted"
 
     @property
     def as_of(self) -> datetime:
@@ -402,22 +398,15 @@ class CutoffLifted(OnFinding):
 
 
 @dataclass(frozen=True)
-class OnVisit(Outcome):
+class OnVisit(OnEvent):
     """Rests on one visit: dated by its start."""
 
+    noun = "visit"
     visit: VisitorLogReceived
-
-    @property
-    def key(self) -> str:
-        return f"visit:{self.visit.event_id}"
 
     @property
     def as_of(self) -> datetime:
         return self.visit.started_at
-
-    @property
-    def sources(self) -> Sequence[Event]:
-        return (self.visit,)
 
 
 @dataclass(frozen=True)
@@ -438,6 +427,7 @@ class CutOffCompanyVisit(OnVisit):
 
     rule_id = VENDOR_CUTOFF
     kind = DecisionKind.REMOVAL_ALERT
+    suffix = ":cut-off"
     cutoff: VendorCutoff
 
     @property
@@ -445,31 +435,18 @@ class CutOffCompanyVisit(OnVisit):
         return self.cutoff.case_id
 
     @property
-    def key(self) -> str:
-        return f"visit:{self.visit.event_id}:cut-off"
-
-    @property
     def facts(self) -> Facts:
         return {"cut_off_until": self.cutoff.in_force_until}
 
 
 @dataclass(frozen=True)
-class RepeatedVisitBreaches(OnVisit):
+class RepeatedVisitBreaches(WithinWindow, OnVisit):
     """R-REP-REPEAT: ``visit`` brought the breaches within the window to the threshold."""
 
     rule_id = REP_REPEAT
     kind = DecisionKind.ESCALATION
     escalate_to = EscalationTarget.LEADERSHIP_GROUP
-    within: tuple[VisitorLogReceived, ...]
-    window_days: int
-
-    @property
-    def sources(self) -> Sequence[Event]:
-        return self.within
-
-    @property
-    def facts(self) -> Facts:
-        return {"breaches": len(self.within), "window_days": self.window_days}
+    counted = "breaches"
 
 
 class VisitBreach(Enum):
@@ -486,24 +463,13 @@ class VisitBreach(Enum):
 
 
 @dataclass(frozen=True)
-class CriticismNotice(Outcome):
+class CriticismNotice(OnEvent):
     """R-RECTIFY: a rectification found perfunctory, ineffective or refused."""
 
     rule_id = RECTIFY
     kind = DecisionKind.NOTICE
+    noun = "status"
     status: RectificationStatusReceived
-
-    @property
-    def key(self) -> str:
-        return f"status:{self.status.event_id}"
-
-    @property
-    def as_of(self) -> datetime:
-        return self.status.occurred_at
-
-    @property
-    def sources(self) -> Sequence[Event]:
-        return (self.status,)
 
     @property
     def facts(self) -> Facts:
@@ -511,25 +477,13 @@ class CriticismNotice(Outcome):
 
 
 @dataclass(frozen=True)
-class RectificationReportedUpward(CriticismNotice):
+class RectificationReportedUpward(WithinWindow, CriticismNotice):
     """R-RECTIFY: ``status`` brought the failures within the window to the threshold."""
 
     kind = DecisionKind.ESCALATION
     escalate_to = EscalationTarget.SUPERIOR_HEALTH_AUTHORITY
-    within: tuple[RectificationStatusReceived, ...]
-    window_days: int
-
-    @property
-    def key(self) -> str:
-        return f"status:{self.status.event_id}:upward"
-
-    @property
-    def sources(self) -> Sequence[Event]:
-        return self.within
-
-    @property
-    def facts(self) -> Facts:
-        return {"failures": len(self.within), "window_days": self.window_days}
+    suffix = ":upward"
+    counted = "failures"
 
 
 # --- A case ------------------------------------------------------------------------------------
@@ -550,7 +504,7 @@ class OverdueCase(Outcome):
         return self.case.case_id
 
     @property
-    def key(self) -> str:
+    def about(self) -> str:
         return f"case:{self.case_id}:{self.escalate_to}"
 
     @property

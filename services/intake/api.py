@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from schemas import topics
@@ -21,7 +21,7 @@ from schemas.dead_letter import DeadLetter, Problem, problems_of
 from schemas.follow_up import FollowUpCodeIssued, FollowUpText, ReporterReply
 from services.common.credentials import Credentials
 from services.common.publishing import Publishing
-from services.common.service import Clock
+from services.common.service import Clock, wired
 from services.intake.acceptance import Acceptance, Result
 from services.intake.auth import FOLLOW_UP_REPLY_SCOPE, Caller, CallerDep
 from services.intake.domain import SubmissionStatus
@@ -49,9 +49,7 @@ class IntakeApi:
     clock: Clock
 
 
-def _intake(request: Request) -> IntakeApi:
-    intake: IntakeApi = request.app.state.intake
-    return intake
+_intake = wired(IntakeApi, "intake")
 
 
 IntakeDep = Annotated[IntakeApi, Depends(_intake)]

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from schemas.attachment import MAX_ATTACHMENTS, AttachmentId, AttachmentInfo
+from services.common.service import wired
 from services.intake.api import ErrorDetail
 from services.intake.attachments import Attachments, Kept, Upload
 from services.intake.auth import ATTACHMENT_READ_SCOPE, ATTACHMENT_WRITE_SCOPE, Caller, CallerDep
@@ -58,9 +59,7 @@ class AttachmentList(BaseModel):
     attachments: list[AttachmentInfo]
 
 
-def _attachments(request: Request) -> Attachments:
-    attachments: Attachments = request.app.state.attachments
-    return attachments
+_attachments = wired(Attachments, "attachments")
 
 
 AttachmentsDep = Annotated[Attachments, Depends(_attachments)]

@@ -384,31 +384,38 @@ def _follow_up(
     )
 
 
+_TOLD_AS_KEPT = (
+    "notification_id",
+    "send_key",
+    "rule_id",
+    "case_id",
+    "subject_id",
+    "addressee",
+    "acknowledges",
+    "asks_for_ack",
+    "accused",
+    "deadline",
+    "sent_at",
+)
+"""What the notifications topic repeats of a notification as the outbox keeps it; never its
+address, title or body."""
+
+
 def update_of(notification: Notification, addressee_zh: str, now: datetime) -> NotificationUpdated:
     """What the notifications topic says of ``notification``: what it is about, whom it
-    addresses by role or group, and its state. Never an address, its title or body."""
+    addresses by role or group, and its state."""
     status = NotificationStatus(notification.status.value)
     changed = notification.sent_at if status is NotificationStatus.SENT else None
     if status is NotificationStatus.PENDING:
         changed = notification.created_at
     return NotificationUpdated(
+        **{name: getattr(notification, name) for name in _TOLD_AS_KEPT},
         event_id=derive_event_id("notifier", f"{notification.notification_id}:{status}"),
-        notification_id=notification.notification_id,
         purpose=notification.purpose.value,
         marker=notification.marker.value,
-        send_key=notification.send_key,
-        rule_id=notification.rule_id,
-        case_id=notification.case_id,
-        subject_id=notification.subject_id,
-        addressee=notification.addressee,
         addressee_zh=addressee_zh,
-        acknowledges=notification.acknowledges,
-        asks_for_ack=notification.asks_for_ack,
-        accused=notification.accused,
         status=status,
         recorded_at=notification.created_at,
-        deadline=notification.deadline,
-        sent_at=notification.sent_at,
         changed_at=changed or now,
     )
 

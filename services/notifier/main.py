@@ -10,10 +10,8 @@ from schemas import topics
 from schemas.notification import NotificationUpdated
 from services.common.addressees import AddresseeDirectory
 from services.common.departments import DepartmentCatalogue
-from services.common.kafka_access import SERVICES
 from services.common.service import Clock, Service, system_clock
 from services.notifier.channels import AckLinks, Channels, NotificationPublisher, Smtp
-from services.notifier.handlers import routes
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.outbox import Notifier, Sending
 from services.notifier.settings import NotifierSettings
@@ -57,8 +55,11 @@ def create_app(settings: NotifierSettings, *, clock: Clock = system_clock) -> Fa
     )
     return service.app(
         title="Qinglian notifier",
-        topics=SERVICES["notifier"].topics,
-        routers=[routes(service.group_id, notifier)],
+        consumes={
+            topics.DECISIONS: notifier.take_decisions,
+            topics.CASES: notifier.take_cases,
+            topics.ACKNOWLEDGEMENTS: notifier.take_acknowledgements,
+        },
     )
 
 

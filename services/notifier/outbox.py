@@ -12,7 +12,7 @@ is marked failed after the configured attempts.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
 from schemas.acknowledgement import NotificationAcknowledged
@@ -47,35 +47,22 @@ class Sending:
     """Notifications sent side by side."""
 
 
+@dataclass(eq=False)
 class Notifier:
-    def __init__(
-        self,
-        store: NotifierStore,
-        directory: AddresseeDirectory,
-        catalogue: DepartmentCatalogue,
-        *,
-        desk_url: str,
-        clock: Clock,
-        deliver: Deliver,
-        channels_of: ChannelsOf,
-        sending: Sending,
-        metrics: NotifierMetrics,
-        publish: Publish,
-        decided_from: datetime | None = None,
-    ) -> None:
-        self.store = store
-        self.directory = directory
-        self.catalogue = catalogue
-        self.desk_url = desk_url
-        self.clock = clock
-        self.deliver = deliver
-        self.channels_of = channels_of
-        self.sending = sending
-        self.metrics = metrics
-        self.publish = publish
-        self.decided_from = decided_from
-        """Decisions made before this are not notified (a notifier added to a running system
-        reads the decisions topic from its start)."""
+    store: NotifierStore
+    directory: AddresseeDirectory
+    catalogue: DepartmentCatalogue
+    _: KW_ONLY
+    desk_url: str
+    clock: Clock
+    deliver: Deliver
+    channels_of: ChannelsOf
+    sending: Sending
+    metrics: NotifierMetrics
+    publish: Publish
+    decided_from: datetime | None = None
+    """Decisions made before this are not notified (a notifier added to a running system
+    reads the decisions topic from its start)."""
 
     # --- recording ----------------------------------------------------------------------------
 
@@ -221,12 +208,12 @@ class Notifier:
         attempts = notification.attempts + 1
         addressee = self.directory.by_key(notification.addressee, self.catalogue)
         delivered = tuple(dict.fromkeys((*notification.delivered, *delivered)))
+        tried = {"attempts": attempts, "delivered": delivered}
         if set(self.channels_of(addressee)) <= set(delivered):
             return notification.model_copy(
-                update={
+                update=tried
+                | {
                     "status": Status.SENT,
-                    "attempts": attempts,
-                    "delivered": delivered,
                     "sent_at": now,
                     "announced": False,
                     "awaiting_ack": notification.asks_for_ack
@@ -240,12 +227,7 @@ class Notifier:
                 "notification %s failed %d times; given up", notification.notification_id, attempts
             )
             return notification.model_copy(
-                update={
-                    "status": Status.FAILED,
-                    "attempts": attempts,
-                    "delivered": delivered,
-                    "announced": False,
-                }
+                update=tried | {"status": Status.FAILED, "announced": False}
             )
         retry = domain.retry_at(
             attempts,
@@ -253,9 +235,7 @@ class Notifier:
             first_pause=self.sending.first_pause,
             longest_pause=self.sending.longest_pause,
         )
-        return notification.model_copy(
-            update={"attempts": attempts, "delivered": delivered, "next_attempt_at": retry}
-        )
+        return notification.model_copy(update=tried | {"next_attempt_at": retry})
 
     # --- publishing what became of each notification ---------------------------------------
 
@@ -285,6 +265,7 @@ class Notifier:
     # --- acknowledgements and follow-ups ------------------------------------------------------
 
     async def take_acknowledgements(self, acks: Sequence[NotificationAcknowledged]) -> None:
+        """Acknowledgements made on the desk: no more reminders."""
         for ack in acks:
             first: list[Notification] = []
             await self.store.outbox.update(str(ack.notification_id), _acknowledged(ack, first))

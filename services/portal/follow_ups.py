@@ -46,6 +46,7 @@ class FollowUps:
     # What Kafka tells ------------------------------------------------------------------------
 
     async def learn_codes(self, issued: Sequence[FollowUpCodeIssued]) -> None:
+        """Know each follow-up code intake gave, by its digest."""
         await self.store.codes.insert_many(
             {
                 code.code_digest: KnownCode(
@@ -72,6 +73,7 @@ class FollowUps:
         await self.store.cases.put_many(changed)
 
     async def keep_replies(self, replies: Sequence[ReporterReply]) -> None:
+        """Keep the conduct office's replies, for the reporter of each case."""
         await self.store.replies.insert_many(
             {
                 str(reply.event_id): Reply(

@@ -6,14 +6,14 @@ from datetime import timedelta
 import httpx
 from fastapi import FastAPI
 
+from schemas import topics
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import Documents
 from services.common.intake_client import IntakeClient
-from services.common.kafka_access import SERVICES
 from services.common.publishing import Publishing
 from services.common.refusals import refuse_plainly
 from services.common.service import Clock, Service, system_clock
-from services.portal import api, handlers
+from services.portal import api
 from services.portal.follow_ups import FollowUps
 from services.portal.pages import pages
 from services.portal.ratings import RatingLimit
@@ -74,8 +74,11 @@ def create_app(
     service.on_stop.append(intake.close)
     app = service.app(
         title="Qinglian portal",
-        topics=SERVICES["portal"].topics,
-        routers=[handlers.routes(service.group_id, follow_ups)],
+        consumes={
+            topics.FOLLOW_UP_CODES: follow_ups.learn_codes,
+            topics.CASES: follow_ups.follow_cases,
+            topics.REPORTER_REPLIES: follow_ups.keep_replies,
+        },
         apis=[pages, api.router],
     )
     portal = Portal(

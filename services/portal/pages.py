@@ -3,7 +3,6 @@ only ever in a POST body) and the 扫码评价 rating page a QR code opens. Serv
 first, no script; every form carries the browser's CSRF token."""
 
 import asyncio
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.datastructures import UploadFile
 
 from schemas.attachment import MAX_ATTACHMENT_BYTES
+from services.common.pages import FORM_TOKEN
 from services.portal import forms
 from services.portal.attachments import AttachmentRefusedError, Cleaned, cleaned_all
 from services.portal.domain import KnownCode
@@ -33,7 +33,6 @@ from services.portal.web import (
 )
 
 STYLESHEET = Path(__file__).with_name("static") / "portal.css"
-FORM_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_CODE_CHARACTERS = 100
 UNKNOWN_CODE = "查询码无效：请核对后重新输入（区分大小写）/ no complaint has this code"
 TOO_MANY = "错误次数过多，请稍后再试 / too many wrong codes: try again later"

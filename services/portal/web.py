@@ -20,7 +20,7 @@ from schemas.satisfaction import Touchpoint
 from services.common.departments import DepartmentCatalogue
 from services.common.intake_client import IntakeClient
 from services.common.pages import csrf_matches, new_token, page_headers, page_policy
-from services.common.service import Clock
+from services.common.service import Clock, wired
 from services.portal.domain import KnownCode
 from services.portal.follow_ups import FollowUps
 from services.portal.ratings import RatingLimit
@@ -81,9 +81,7 @@ class Portal:
     metrics: PortalMetrics
 
 
-def portal_of(request: Request) -> Portal:
-    portal: Portal = request.app.state.portal
-    return portal
+portal_of = wired(Portal, "portal")
 
 
 PortalDep = Annotated[Portal, Depends(portal_of)]

@@ -28,6 +28,7 @@ from services.common.desk_sessions import (
     SignedInPerson,
 )
 from services.common.documents import Documents
+from services.common.service import wired
 from services.reporting.store import TOKENS
 
 TOKEN_PREFIX = "qlr"  # noqa: S105 (a public prefix, not a secret)
@@ -142,10 +143,7 @@ class Access:
         return None if person is None else Viewer.of_person(person)
 
 
-def access(request: Request) -> Access:
-    """The service's ``Access``, made at wiring (``main.py``)."""
-    made: Access = request.app.state.access
-    return made
+access = wired(Access, "access")
 
 
 AccessDep = Annotated[Access, Depends(access)]

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from schemas.base import HOSPITAL_TIME_ZONE
 from services.common.departments import DepartmentCatalogue
+from services.common.service import wired
 from services.reporting import presentation, registers
 from services.reporting.access import Role, Viewer, ViewerDep
 from services.reporting.exports import Column, ExportFormat, table
@@ -166,10 +167,7 @@ class EscalationRegister(BaseModel):
     """None for auditors: entries name staff members."""
 
 
-def reports(request: Request) -> Reports:
-    """The service's ``Reports``, made at wiring (``main.py``)."""
-    made: Reports = request.app.state.reports
-    return made
+reports = wired(Reports, "reports")
 
 
 ReportsDep = Annotated[Reports, Depends(reports)]

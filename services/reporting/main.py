@@ -8,7 +8,6 @@ from fastapi import FastAPI
 
 from services.common.departments import DepartmentCatalogue
 from services.common.desk_sessions import DeskSessions
-from services.common.kafka_access import SERVICES
 from services.common.pages import page_headers, page_policy
 from services.common.service import Clock, Service, system_clock
 from services.reporting.access import Access, report_tokens
@@ -47,7 +46,6 @@ def create_app(
     ingest = Ingest(store, departments=departments)
     app = service.app(
         title="Qinglian reporting",
-        topics=SERVICES["reporting"].topics,
         routers=[routes(service.group_id, ingest=ingest, metrics=metrics)],
         apis=[api, pages],
     )

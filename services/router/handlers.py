@@ -9,18 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Self
 
-from faststream.kafka import KafkaRouter
 from faststream.kafka.publisher import DefaultPublisher
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas import topics
-from schemas.case import CaseUpdated
-from schemas.case_action import CaseActionReceived
 from schemas.complaint import ComplaintReceived
-from schemas.finding import InvestigationFindingReceived
-from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.lead import Lead
-from services.common.consuming import Input, Received, consume_each
 from services.common.logs import correlated
 from services.common.service import Clock
 from services.router.cases import Applied, Cases
@@ -84,88 +78,54 @@ class RouterMetrics:
 
 @dataclass(frozen=True)
 class Handling:
-    """What the handlers work with."""
+    """Opens and changes the cases the events concern, and publishes each case a batch
+    concerns."""
 
     cases: Cases
     metrics: RouterMetrics
     publisher: DefaultPublisher
     clock: Clock
 
+    async def open_for_complaints(self, complaints: Sequence[ComplaintReceived]) -> None:
+        """Open a case for each complaint, or link it to an open case against the same staff
+        member in the same category."""
+        await self._open_or_link([Opening.of_complaint(complaint) for complaint in complaints])
 
-async def route_complaints(handling: Handling, batch: list[Received[ComplaintReceived]]) -> None:
-    """Open a case for each complaint, or link it to an open case against the same staff
-    member in the same category."""
-    await _open_or_link(handling, [Opening.of_complaint(record.value) for record in batch])
+    async def open_for_leads(self, leads: Sequence[Lead]) -> None:
+        """Open a case for each lead escalation raises."""
+        await self._open_or_link([Opening.of_lead(lead) for lead in leads])
 
+    async def record(self, updates: Sequence[Update]) -> None:
+        """Record on its case each investigation finding, action of the conduct office (or why
+        it was refused), reporter's addition and reply to a reporter."""
+        now = self.clock()
+        applied = await self.cases.record(updates, now=now)
+        self.metrics.count(applied, now=now)
+        await self._publish(applied)
 
-async def route_leads(handling: Handling, batch: list[Received[Lead]]) -> None:
-    """Open a case for each lead escalation raises."""
-    await _open_or_link(handling, [Opening.of_lead(record.value) for record in batch])
+    async def _open_or_link(self, openings: Sequence[Opening]) -> None:
+        now = self.clock()
+        applied = await self.cases.open_or_link(openings, now=now)
+        self.metrics.count(applied, openings, now=now)
+        await self._publish(applied)
 
-
-async def record_findings(
-    handling: Handling, batch: list[Received[InvestigationFindingReceived]]
-) -> None:
-    """Record each investigation finding on its case."""
-    await _record(handling, [record.value for record in batch])
-
-
-async def take_actions(handling: Handling, batch: list[Received[CaseActionReceived]]) -> None:
-    """Apply each action of the conduct office to its case, or record why it was refused."""
-    await _record(handling, [record.value for record in batch])
-
-
-async def add_reporter_information(
-    handling: Handling, batch: list[Received[ReporterAddition]]
-) -> None:
-    """Note on the case that its reporter added information."""
-    await _record(handling, [record.value for record in batch])
-
-
-async def note_replies(handling: Handling, batch: list[Received[ReporterReply]]) -> None:
-    """Note on the case that the conduct office replied to its reporter."""
-    await _record(handling, [record.value for record in batch])
-
-
-async def _open_or_link(handling: Handling, openings: Sequence[Opening]) -> None:
-    now = handling.clock()
-    applied = await handling.cases.open_or_link(openings, now=now)
-    handling.metrics.count(applied, openings, now=now)
-    await _publish(handling, applied)
-
-
-async def _record(handling: Handling, updates: Sequence[Update]) -> None:
-    now = handling.clock()
-    applied = await handling.cases.record(updates, now=now)
-    handling.metrics.count(applied, now=now)
-    await _publish(handling, applied)
-
-
-async def _publish(handling: Handling, applied: Applied) -> None:
-    for written in applied.written:
-        for entry in written.new_entries:
-            with correlated(entry.source_event_id, written.after.case_id):
-                logger.info("case %s: %s", written.after.case_id, entry.change)
-    await asyncio.gather(
-        *(
-            handling.publisher.publish(case, key=case.case_id.encode())
-            for case in applied.cases.values()
+    async def _publish(self, applied: Applied) -> None:
+        for written in applied.written:
+            for entry in written.new_entries:
+                with correlated(entry.source_event_id, written.after.case_id):
+                    logger.info("case %s: %s", written.after.case_id, entry.change)
+        await asyncio.gather(
+            *(
+                self.publisher.publish(case, key=case.case_id.encode())
+                for case in applied.cases.values()
+            )
         )
-    )
 
 
-def routes(group_id: str, cases: Cases, metrics: RouterMetrics, clock: Clock) -> KafkaRouter:
-    kafka_routes = KafkaRouter()
-    publisher = kafka_routes.publisher(topics.CASES, schema=CaseUpdated)
-    handling = Handling(cases, metrics, publisher, clock)
-
-    inputs: list[Input] = [
-        (topics.COMPLAINTS, ComplaintReceived, route_complaints),
-        (topics.LEADS, Lead, route_leads),
-        (topics.INVESTIGATION_FINDINGS, InvestigationFindingReceived, record_findings),
-        (topics.CASE_ACTIONS, CaseActionReceived, take_actions),
-        (topics.REPORTER_ADDITIONS, ReporterAddition, add_reporter_information),
-        (topics.REPORTER_REPLIES, ReporterReply, note_replies),
-    ]
-    consume_each(kafka_routes, inputs, handling, group_id=group_id)
-    return kafka_routes
+UPDATES = (
+    topics.INVESTIGATION_FINDINGS,
+    topics.CASE_ACTIONS,
+    topics.REPORTER_ADDITIONS,
+    topics.REPORTER_REPLIES,
+)
+"""The topics whose events change cases already open (``Handling.record``)."""

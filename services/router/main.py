@@ -2,10 +2,11 @@
 
 from fastapi import FastAPI
 
-from services.common.kafka_access import SERVICES
+from schemas import topics
+from schemas.case import CaseUpdated
 from services.common.service import Service
 from services.router.cases import Cases
-from services.router.handlers import RouterMetrics, routes
+from services.router.handlers import UPDATES, Handling, RouterMetrics
 from services.router.routing import Routing
 from services.router.settings import RouterSettings
 from services.router.store import CaseStore
@@ -17,8 +18,13 @@ def create_app(settings: RouterSettings) -> FastAPI:
     service = Service("router", settings)
     cases = Cases(CaseStore.on(service.documents), routing)
     metrics = RouterMetrics.on(service.registry, routing)
+    published = service.broker.publisher(topics.CASES, schema=CaseUpdated)
+    handling = Handling(cases, metrics, published, service.clock)
     return service.app(
         title="Qinglian router",
-        topics=SERVICES["router"].topics,
-        routers=[routes(service.group_id, cases, metrics, service.clock)],
+        consumes={
+            topics.COMPLAINTS: handling.open_for_complaints,
+            topics.LEADS: handling.open_for_leads,
+            **dict.fromkeys(UPDATES, handling.record),
+        },
     )

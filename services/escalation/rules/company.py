@@ -8,6 +8,7 @@
 """
 
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from schemas.base import hospital_day
 from schemas.visitor_log import VisitorLogReceived
@@ -24,6 +25,7 @@ from services.escalation.outcomes import (
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules.leads import visit_breaches
 from services.escalation.rules.staff import add_years
+from services.escalation.rules.windows import trailing
 
 
 def vendor_cutoffs(file: ConductFile, book: RuleBook) -> list[VendorCutoff]:
@@ -65,14 +67,11 @@ def repeated_visit_breaches(file: ConductFile, book: RuleBook) -> list[RepeatedV
     window = timedelta(days=rule.window_days)
     breaches = [v for v in file.of_type(VisitorLogReceived) if visit_breaches(v, book)]
     breaches.sort(key=lambda visit: (visit.started_at, str(visit.event_id)))
-    escalations = []
-    for index, visit in enumerate(breaches):
-        within = tuple(
-            v for v in breaches[: index + 1] if visit.started_at - v.started_at <= window
-        )
-        if len(within) == rule.at:
-            escalations.append(RepeatedVisitBreaches(visit, within, rule.window_days))
-    return escalations
+    return [
+        RepeatedVisitBreaches(visit, within, rule.window_days)
+        for visit, within in trailing(breaches, window, attrgetter("started_at"))
+        if len(within) == rule.at
+    ]
 
 
 def company_outcomes(file: ConductFile, book: RuleBook, *, now: datetime) -> list[Outcome]:

@@ -5,11 +5,13 @@
 """
 
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from schemas.rectification import RectificationStatusReceived
 from services.escalation.conduct import ConductFile
 from services.escalation.outcomes import CriticismNotice, RectificationReportedUpward
 from services.escalation.rulebook import RuleBook
+from services.escalation.rules.windows import trailing
 
 
 def rectification_notices(
@@ -23,11 +25,8 @@ def rectification_notices(
         if status.status in rule.opens_case
     ]
     notices: list[CriticismNotice] = []
-    for index, status in enumerate(failures):
+    for status, within in trailing(failures, window, attrgetter("occurred_at")):
         notices.append(CriticismNotice(status))
-        within = tuple(
-            s for s in failures[: index + 1] if status.occurred_at - s.occurred_at <= window
-        )
         if len(within) == rule.report_upward_at:
             notices.append(RectificationReportedUpward(status, within, rule.window_days))
     return notices

@@ -10,6 +10,7 @@
 """
 
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 
 from schemas.base import hospital_day
 from schemas.complaint import ComplaintCategory, ComplaintReceived
@@ -34,6 +35,7 @@ from services.escalation.outcomes import (
 )
 from services.escalation.rulebook import RuleBook
 from services.escalation.rules.leads import surrendered_in_time
+from services.escalation.rules.windows import trailing
 
 
 def add_years(day: date, years: int) -> date:
@@ -163,14 +165,11 @@ def repeat_complaints(file: ConductFile, book: RuleBook) -> list[RepeatedComplai
     rule = book.repeat_complaint
     window = timedelta(days=rule.window_days)
     complaints = file.of_type(ComplaintReceived)
-    escalations = []
-    for index, complaint in enumerate(complaints):
-        within = tuple(
-            c for c in complaints[: index + 1] if complaint.occurred_at - c.occurred_at <= window
-        )
-        if len(within) == rule.at:
-            escalations.append(RepeatedComplaints(complaint, within, rule.window_days))
-    return escalations
+    return [
+        RepeatedComplaints(complaint=complaint, within=within, window_days=rule.window_days)
+        for complaint, within in trailing(complaints, window, attrgetter("occurred_at"))
+        if len(within) == rule.at
+    ]
 
 
 # --- R-SURRENDER --------------------------------------------------------------------------------
