@@ -6,10 +6,13 @@ would hold the request until Kafka is back, or go out after an answer that said 
 accepted. So a request handler asks ``kafka_reachable`` first and answers 503 when it is not.
 """
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
+
+Publish = Callable[[BaseModel, str, bytes], Awaitable[None]]
+"""Publish a message on a topic with a key; returns once Kafka acknowledged it."""
 
 
 class Publishing:

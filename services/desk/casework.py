@@ -31,7 +31,7 @@ LISTS_KEPT = 200
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ActionOutcome:
     """Where an action a person sent stands."""
 
     action: SentAction
@@ -55,7 +55,7 @@ class CasePage:
     replies: list[ReporterReply]
     findings: list[InvestigationFindingReceived]
     decisions: list[Decision]
-    outcomes: list[Outcome]
+    outcomes: list[ActionOutcome]
     related: list[CaseRow]
     actions: tuple[ActionKind, ...]
     views: list[CaseView] = field(default_factory=list)
@@ -72,24 +72,28 @@ class CasePage:
         return any(outcome.state in ("sending", "pending") for outcome in self.outcomes)
 
 
-def outcome_of(action: SentAction, case: CaseUpdated, replies: Iterable[ReporterReply]) -> Outcome:
+def outcome_of(
+    action: SentAction, case: CaseUpdated, replies: Iterable[ReporterReply]
+) -> ActionOutcome:
     if action.status == "failed":
-        return Outcome(action, "failed", action.problem)
+        return ActionOutcome(action, "failed", action.problem)
     if action.status == "sending":
-        return Outcome(action, "sending")
+        return ActionOutcome(action, "sending")
     if action.kind is ActionKind.REPLY:
         for reply in replies:
             if digest(reply.text) == action.text_digest and reply.sent_at >= action.submitted_at:
                 # Applied once the case's history notes it too: until then the page refreshes.
                 noted = any(entry.source_event_id == reply.event_id for entry in case.history)
-                return Outcome(action, "applied" if noted else "pending", event_id=reply.event_id)
-        return Outcome(action, "pending")
+                return ActionOutcome(
+                    action, "applied" if noted else "pending", event_id=reply.event_id
+                )
+        return ActionOutcome(action, "pending")
     for entry in case.history:
         if entry.source_event_id == action.event_id:
             if entry.change is CaseChange.REFUSED:
-                return Outcome(action, "refused", entry.note, action.event_id)
-            return Outcome(action, "applied", entry.note, action.event_id)
-    return Outcome(action, "pending")
+                return ActionOutcome(action, "refused", entry.note, action.event_id)
+            return ActionOutcome(action, "applied", entry.note, action.event_id)
+    return ActionOutcome(action, "pending")
 
 
 def standing(decisions: Iterable[Decision]) -> list[Decision]:
@@ -186,7 +190,7 @@ class Casework:
 
     def _outcomes(
         self, actions: Iterable[SentAction], case: CaseUpdated, replies: Iterable[ReporterReply]
-    ) -> list[Outcome]:
+    ) -> list[ActionOutcome]:
         replies = list(replies)
         ordered = sorted(actions, key=lambda action: action.submitted_at, reverse=True)
         return [outcome_of(action, case, replies) for action in ordered]

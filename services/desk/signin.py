@@ -75,7 +75,7 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Attempt:
     """What a sign-in came to: an account, or why not (shown as it is)."""
 
     account: Account | None
@@ -188,7 +188,7 @@ class SignIn:
         )
         await self.store.sign_ins.insert(str(uuid.uuid4()), entry)
 
-    async def attempt(self, username: str, password: str, address: str) -> Outcome:
+    async def attempt(self, username: str, password: str, address: str) -> Attempt:
         username = username.strip().lower()
         keys = (f"account:{username}", f"address:{address}")
         account_failures, address_failures = await asyncio.gather(
@@ -199,7 +199,7 @@ class SignIn:
             or address_failures >= self.limits.per_address
         ):
             await self.record("locked_out", username, address)
-            return Outcome(None, "locked_out")
+            return Attempt(None, "locked_out")
         outcome = await self._check(username, password)
         if outcome.account is not None:
             for failure_id in await self.store.failures.find(key=keys[0]):
@@ -214,17 +214,17 @@ class SignIn:
             {str(uuid.uuid4()): SignInFailure(key=key, at=at) for key in keys}
         )
         await self.record("failed", username, address)
-        return Outcome(None, "wrong")
+        return Attempt(None, "wrong")
 
-    async def _check(self, username: str, password: str) -> Outcome:
+    async def _check(self, username: str, password: str) -> Attempt:
         account = await self.store.accounts.get(username)
         if account is not None and account.source == "local":
             fits = await _password_fits(account.password_hash, password)
-            return Outcome(account if fits and not account.disabled else None)
+            return Attempt(account if fits and not account.disabled else None)
         if self.directory is not None:
             return await self._directory(username, password, account)
         await _password_fits(nobody(), password)  # as long as a wrong password takes
-        return Outcome(None)
+        return Attempt(None)
 
     async def _recent_failures(self, key: str) -> int:
         """Failures within the window; older ones are forgotten."""
@@ -235,19 +235,19 @@ class SignIn:
                 await self.store.failures.delete(failure_id)
         return sum(failure.at > since for failure in found.values())
 
-    async def _directory(self, username: str, password: str, known: Account | None) -> Outcome:
+    async def _directory(self, username: str, password: str, known: Account | None) -> Attempt:
         """Ask the directory; keep what it says of the person as their account."""
         assert self.directory is not None  # noqa: S101 (the caller checked)
         try:
             person = await self.directory.authenticate(username, password)
         except DirectoryError:
-            return Outcome(None, "directory_down")
+            return Attempt(None, "directory_down")
         if person is None or (known is not None and known.disabled):
-            return Outcome(None)
+            return Attempt(None)
         try:
             self.accounts.check(username, person.role, person.department, person.staff_id)
         except ValueError:
-            return Outcome(None)
+            return Attempt(None)
         account = Account(
             username=username,
             display_name=person.display_name or username,
@@ -258,7 +258,7 @@ class SignIn:
             created_at=known.created_at if known else self.clock(),
         )
         await self.store.accounts.put(username, account)
-        return Outcome(account)
+        return Attempt(account)
 
 
 async def _password_fits(password_hash: str | None, password: str) -> bool:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel
 from pymongo.errors import PyMongoError
 
 from schemas import topics
@@ -31,14 +30,13 @@ from schemas.complaint import ComplaintSubmission
 from schemas.dead_letter import Problem
 from schemas.follow_up import FollowUpCodeIssued
 from services.common.credentials import digest
+from services.common.publishing import Publish
 from services.intake.crypto import Vault, new_follow_up_code
 from services.intake.domain import SubmissionStatus, canonical, judge_repeat, timing_problems
 from services.intake.store import Accepted, IntakeStore, Published, SealedCode
 
 logger = logging.getLogger(__name__)
 
-Publish = Callable[[BaseModel, str, bytes], Awaitable[None]]
-"""Publish a message on a topic with a key; returns once Kafka acknowledged it."""
 Reachable = Callable[[], Awaitable[bool]]
 
 

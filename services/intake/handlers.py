@@ -25,9 +25,10 @@ from schemas.base import SourceSystem, Submission
 from schemas.catalogue import ANY_SUBMISSION
 from schemas.dead_letter import DeadLetter, Problem, problems_of
 from services.common.consuming import Received, bound, consume, parse_raw
+from services.common.publishing import Publish
 from services.common.raw_senders import RawSender, RawSenders
 from services.common.service import Clock
-from services.intake.acceptance import Acceptance, Publish
+from services.intake.acceptance import Acceptance
 from services.intake.crypto import Vault
 from services.intake.domain import SubmissionStatus
 from services.intake.metrics import IntakeMetrics

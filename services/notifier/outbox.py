@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Deliver = Callable[[Notification, Addressee, str, datetime], Awaitable[None]]
 ChannelsOf = Callable[[Addressee], list[str]]
-Publish = Callable[[Sequence[NotificationUpdated]], Awaitable[None]]
+AnnounceStates = Callable[[Sequence[NotificationUpdated]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Notifier:
     channels_of: ChannelsOf
     sending: Sending
     metrics: NotifierMetrics
-    publish: Publish
+    publish: AnnounceStates
     decided_from: datetime | None = None
     """Decisions made before this are not notified (a notifier added to a running system
     reads the decisions topic from its start)."""
@@ -240,7 +240,7 @@ class Notifier:
     # --- publishing what became of each notification ---------------------------------------
 
     async def announce(self) -> None:
-        """Publish the state of each notification not published since it changed (recorded,
+        """AnnounceStates the state of each notification not published since it changed (recorded,
         sent, failed), then mark it published: at least once, as a round of its own, so the
         broker down delays no email. The desk shows them beside their acknowledgements."""
         found = await self.store.outbox.find(announced=False)

@@ -8,12 +8,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from pydantic import BaseModel
-
 from schemas import topics
 from schemas.case import CaseUpdated
 from schemas.follow_up import FollowUpCodeIssued, ReporterAddition, ReporterReply
 from services.common.credentials import digest
+from services.common.publishing import Publish
 from services.portal.domain import (
     Added,
     CaseLink,
@@ -29,7 +28,6 @@ from services.portal.domain import (
 )
 from services.portal.store import PortalStore
 
-Publish = Callable[[BaseModel, str, bytes], Awaitable[None]]
 Reachable = Callable[[], Awaitable[bool]]
 
 
