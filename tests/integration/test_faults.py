@@ -82,6 +82,7 @@ from schemas.base import HOSPITAL_TIME_ZONE
 from schemas.catalogue import BY_TYPE
 from services.common.broker import ensure_topics, make_broker
 from services.common.departments import DEPARTMENTS_FILE, DepartmentCatalogue
+from services.common.raw_senders import RAW_SENDERS_FILE, RawSenders
 from services.escalation.main import create_app as escalation_app
 from services.escalation.settings import EscalationSettings
 from services.intake.crypto import new_key
@@ -331,7 +332,8 @@ async def system(
         name: Service(name, port, env, logs / f"{name}.log", subscriptions(name, prefix))
         for name, port in PORTS.items()
     }
-    await ensure_topics(infra, topics.ALL)
+    # The senders' raw topics too (intake creates them when it starts, after this looks).
+    await ensure_topics(infra, (*topics.ALL, *RawSenders.from_file(RAW_SENDERS_FILE).topics()))
     starting = GroupWatch(infra.kafka_bootstrap)
     try:
         await starting.start_at_the_end(
@@ -390,13 +392,19 @@ class GroupWatch:
             await admin.close()
 
     async def _partitions(self, admin: AIOKafkaAdminClient, names: set[str]) -> None:
-        missing = sorted(names - set(self.partitions))
-        if missing:
+        # A topic created a moment ago may be described with no partitions yet: asked again.
+        for _ in range(40):
+            missing = sorted(names - set(self.partitions))
+            if not missing:
+                return
             for description in await admin.describe_topics(missing):
-                self.partitions[description["topic"]] = [
-                    TopicPartition(description["topic"], p["partition"])
-                    for p in description["partitions"]
-                ]
+                if description["partitions"]:
+                    self.partitions[description["topic"]] = [
+                        TopicPartition(description["topic"], p["partition"])
+                        for p in description["partitions"]
+                    ]
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"topics without partitions: {sorted(names - set(self.partitions))}")
 
     async def read(self, groups: Groups) -> tuple[Offsets, dict[TopicPartition, int]]:
         """(committed offsets per group, end offset per partition)."""
