@@ -2043,10 +2043,11 @@ def _bar(page: str, label: str) -> int:
     return int(found.group(1))
 
 
-async def test_a_case_against_the_reader_is_in_no_figure_shown_to_them_whatever_their_role(
-    reporting: Reporting, inputs: Inputs
-) -> None:
-    month = f"{random.randrange(3001, 9999)}-06"  # after every month the other tests draw
+async def _against_a_leader_and_another(
+    reporting: Reporting, inputs: Inputs, month: str
+) -> tuple[str, ComplaintReceived, ComplaintReceived]:
+    """In ``month``, a complaint against a new leader and one against nobody named, both
+    routed to imaging, counted by reporting: the leader, and the two complaints."""
     leader = fresh("L")
     against = complaint(
         received=at(month, 3), accused_staff_id=leader, accused_department="imaging"
@@ -2054,6 +2055,14 @@ async def test_a_case_against_the_reader_is_in_no_figure_shown_to_them_whatever_
     other = complaint(received=at(month, 4), accused_department="imaging")
     await inputs.publish(against, routed_case(against), other, routed_case(other))
     await reporting.caught_up()
+    return leader, against, other
+
+
+async def test_a_case_against_the_reader_is_in_no_figure_shown_to_them_whatever_their_role(
+    reporting: Reporting, inputs: Inputs
+) -> None:
+    month = f"{random.randrange(3001, 9999)}-06"  # after every month the other tests draw
+    leader, against, other = await _against_a_leader_and_another(reporting, inputs, month)
     reporting.clock.now = at(shift(month, 1), 25)  # both overdue by then
 
     async with (
@@ -2078,13 +2087,7 @@ async def test_a_complaint_against_the_reader_is_in_no_count_shown_to_them(
     reporting: Reporting, inputs: Inputs
 ) -> None:
     month = f"{random.randrange(3001, 9999)}-07"  # after every month the other tests draw
-    leader = fresh("L")
-    against = complaint(
-        received=at(month, 3), accused_staff_id=leader, accused_department="imaging"
-    )
-    other = complaint(received=at(month, 4), accused_department="imaging")
-    await inputs.publish(against, routed_case(against), other, routed_case(other))
-    await reporting.caught_up()
+    leader, _, _ = await _against_a_leader_and_another(reporting, inputs, month)
     reporting.clock.now = at(month, 20)
 
     async with (
