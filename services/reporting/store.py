@@ -80,9 +80,14 @@ async def _create(records: VersionedRecords[M], found: Mapping[str, Versioned[M]
     """Store each value as the first revision of its key; how many. Fails on a key that has one
     (the target of a rebuild is new)."""
     values = {key: kept.value for key, kept in found.items() if kept.value is not None}
-    if len(await records.create_many(values)) < len(values):
-        raise RuntimeError("a document was stored meanwhile: rebuild into a new database")
+    _all_new(await records.create_many(values), values)
     return len(values)
+
+
+def _all_new(written: set[str], wanted: Mapping[str, object]) -> None:
+    """A rebuild's database is new: every document written is one nobody stored before."""
+    if len(written) < len(wanted):
+        raise RuntimeError("a document was stored meanwhile: rebuild into a new database")
 
 
 def _latest(observations: Iterable[KpiObservationReceived]) -> list[Observation]:
@@ -138,8 +143,7 @@ class ReportStore:
         copied = 0
         for source, into in zip(self._built(), target._built(), strict=True):
             found = await source.find()
-            if len(await into.insert_many(found)) < len(found):
-                raise RuntimeError("a document was stored meanwhile: rebuild into a new database")
+            _all_new(await into.insert_many(found), found)
             copied += len(found)
         copied += await _create(target.counts, await self.counts.find())
         return copied + await _create(target.cases, await self.cases.find())
