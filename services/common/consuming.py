@@ -30,7 +30,7 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker, KafkaMessage, KafkaRouter
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from pymongo.errors import PyMongoError
 
@@ -38,6 +38,7 @@ from schemas.catalogue import MESSAGES
 from schemas.dead_letter import DeadLetter, Problem
 from schemas.topics import DEAD_LETTERS
 from services.common.logs import correlated, ids_of
+from services.common.metrics import counter
 from services.common.store import is_transient
 
 logger = logging.getLogger(__name__)
@@ -93,18 +94,8 @@ class Delivery:
         self.service = service
         self.max_attempts = max_attempts
         self.max_pause = max_pause
-        self.failures = Counter(
-            "qinglian_handler_failures",
-            "Handler failures; the records are handled again after a pause.",
-            ["topic"],
-            registry=registry,
-        )
-        self.dead_letters = Counter(
-            "qinglian_poison_messages",
-            "Records sent to the dead-letter topic after failing every attempt, by topic.",
-            ["topic"],
-            registry=registry,
-        )
+        self.failures = counter("qinglian_handler_failures", registry)
+        self.dead_letters = counter("qinglian_poison_messages", registry)
         # Declared on the broker, so the AsyncAPI document lists the service as a writer.
         self.publisher = broker.publisher(DEAD_LETTERS, schema=DeadLetter)
         broker.context.set_global(DELIVERY, self)

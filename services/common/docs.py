@@ -12,6 +12,7 @@ policy stops it before it becomes a request.
 import base64
 import hashlib
 import re
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -68,16 +69,22 @@ def app_with_offline_docs(*, title: str, **options: object) -> FastAPI:
         **options,
     )
 
+    def page_options(request: Request, name: str) -> dict[str, Any]:
+        """What both pages are given: the OpenAPI document's URL and the title."""
+        root = request.scope.get("root_path", "")
+        return {"openapi_url": f"{root}{app.openapi_url}", "title": f"{title} — {name}"}
+
+    def assets(request: Request) -> str:
+        return f"{request.scope.get('root_path', '')}{ASSETS_URL}"
+
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return _with_policy(
             get_swagger_ui_html(
-                openapi_url=f"{root}{app.openapi_url}",
-                title=f"{title} — Swagger UI",
-                swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
-                swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
-                swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+                **page_options(request, "Swagger UI"),
+                swagger_js_url=f"{assets(request)}/swagger-ui-bundle.js",
+                swagger_css_url=f"{assets(request)}/swagger-ui.css",
+                swagger_favicon_url=f"{assets(request)}/favicon.png",
                 oauth2_redirect_url=None,
                 swagger_ui_parameters=app.swagger_ui_parameters,
             )
@@ -85,13 +92,11 @@ def app_with_offline_docs(*, title: str, **options: object) -> FastAPI:
 
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
         return _with_policy(
             get_redoc_html(
-                openapi_url=f"{root}{app.openapi_url}",
-                title=f"{title} — ReDoc",
-                redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
-                redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+                **page_options(request, "ReDoc"),
+                redoc_js_url=f"{assets(request)}/redoc.standalone.js",
+                redoc_favicon_url=f"{assets(request)}/favicon.png",
                 with_google_fonts=False,
             )
         )

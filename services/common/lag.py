@@ -31,9 +31,10 @@ from typing import NamedTuple, Protocol
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 
 from services.common.broker import kafka_client_options
+from services.common.metrics import gauge
 from services.common.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -150,13 +151,7 @@ class ConsumerLag:
     def __init__(self, broker: KafkaBroker, registry: CollectorRegistry, offsets: Offsets) -> None:
         self.broker = broker
         self.offsets = offsets
-        self.gauge = Gauge(
-            "qinglian_consumer_lag",
-            "Records not yet handled by a consumer group: the partition's end offset minus the "
-            "group's committed offset, as the broker tells them, by group, topic and partition.",
-            ["group", "topic", "partition"],
-            registry=registry,
-        )
+        self.gauge = gauge("qinglian_consumer_lag", registry)
         self.known: set[Labels] = set()
         self.readable = True
 

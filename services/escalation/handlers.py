@@ -7,13 +7,14 @@ import asyncio
 from collections.abc import Sequence
 
 from faststream.kafka import KafkaBroker
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from schemas import topics
 from schemas.decision import Decision
 from schemas.lead import Lead
 from services.common.consuming import subscriber_group
 from services.common.lag import BrokerOffsets, waiting
+from services.common.metrics import counter
 from services.common.settings import ServiceSettings
 
 
@@ -39,24 +40,9 @@ class Publishing:
     def __init__(self, broker: KafkaBroker, registry: CollectorRegistry) -> None:
         self.decision_topic = broker.publisher(topics.DECISIONS, schema=Decision)
         self.lead_topic = broker.publisher(topics.LEADS, schema=Lead)
-        self.decided = Counter(
-            "qinglian_decisions",
-            "Decisions published, by rule and kind (corrections and withdrawals included).",
-            ["rule_id", "kind"],
-            registry=registry,
-        )
-        self.corrected = Counter(
-            "qinglian_decision_corrections",
-            "Decisions that corrected or withdrew an earlier one, by rule.",
-            ["rule_id"],
-            registry=registry,
-        )
-        self.raised = Counter(
-            "qinglian_leads",
-            "Leads raised (events that open a case), by rule.",
-            ["rule_id"],
-            registry=registry,
-        )
+        self.decided = counter("qinglian_decisions", registry)
+        self.corrected = counter("qinglian_decision_corrections", registry)
+        self.raised = counter("qinglian_leads", registry)
 
     async def decisions(self, decisions: Sequence[Decision]) -> None:
         """Keyed by subject, so that a subject's decisions stay in order."""

@@ -2,7 +2,7 @@
 (``ingest.Ingest``); the metrics of what was counted and kept."""
 
 from faststream.kafka import KafkaRouter
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 from schemas import topics
@@ -12,6 +12,7 @@ from schemas.catalogue import CATALOGUE, AnyEvent
 from schemas.dead_letter import DeadLetter
 from schemas.decision import Decision
 from services.common.consuming import Received, bound, consume, parse_model
+from services.common.metrics import counter, gauge
 from services.reporting.ingest import DEAD_LETTER, Ingest
 from services.reporting.reports import Reports
 
@@ -22,24 +23,9 @@ class Metrics:
     """Reporting's own metrics, in the service's registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.events = Counter(
-            "qinglian_events",
-            "Events counted into the reports, by event type (dead letters too).",
-            ["event_type"],
-            registry=registry,
-        )
-        self.decisions = Counter(
-            "qinglian_escalations",
-            "Escalation decisions recorded, by rule and kind.",
-            ["rule_id", "kind"],
-            registry=registry,
-        )
-        self.cases = Gauge(
-            "qinglian_cases",
-            "Cases by state group: open or overdue.",
-            ["status"],
-            registry=registry,
-        )
+        self.events = counter("qinglian_events", registry)
+        self.decisions = counter("qinglian_escalations", registry)
+        self.cases = gauge("qinglian_cases", registry)
         for kind in CATALOGUE:
             self.events.labels(kind.event_type)
         self.events.labels(DEAD_LETTER)

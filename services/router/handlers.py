@@ -10,12 +10,13 @@ from datetime import datetime
 from typing import Self
 
 from faststream.kafka.publisher import DefaultPublisher
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from schemas import topics
 from schemas.complaint import ComplaintReceived
 from schemas.lead import Lead
 from services.common.logs import correlated
+from services.common.metrics import counter, gauge, histogram
 from services.common.service import Clock
 from services.router.cases import Applied, Cases
 from services.router.domain import Opening, Update
@@ -33,33 +34,12 @@ class RouterMetrics:
 
     @classmethod
     def on(cls, registry: CollectorRegistry, routing: Routing) -> Self:
-        Gauge(
-            "qinglian_routing_table_info", "Routing table loaded.", ["version"], registry=registry
-        ).labels(routing.version).set(1)
+        gauge("qinglian_routing_table_info", registry).labels(routing.version).set(1)
         return cls(
-            opened=Counter(
-                "qinglian_cases_opened",
-                "Cases opened, by responsible department, kind and category.",
-                ["department", "kind", "category"],
-                registry=registry,
-            ),
-            changes=Counter(
-                "qinglian_case_changes",
-                "Changes recorded on cases, by change.",
-                ["change"],
-                registry=registry,
-            ),
-            waiting=Counter(
-                "qinglian_case_updates_parked",
-                "Updates that arrived before their case was open and wait for it.",
-                registry=registry,
-            ),
-            latency=Histogram(
-                "qinglian_routing_latency_seconds",
-                "From intake's receipt of an event to its case being opened or linked.",
-                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-                registry=registry,
-            ),
+            opened=counter("qinglian_cases_opened", registry),
+            changes=counter("qinglian_case_changes", registry),
+            waiting=counter("qinglian_case_updates_parked", registry),
+            latency=histogram("qinglian_routing_latency_seconds", registry),
         )
 
     def count(self, applied: Applied, openings: Sequence[Opening] = (), *, now: datetime) -> None:

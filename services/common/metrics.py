@@ -1,0 +1,59 @@
+"""Prometheus metrics by name, as declared in ``metrics.toml``: one place says what each
+metric is, its help and its labels; a service creates the ones it exports by name."""
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import BaseModel, ConfigDict
+
+from services.common.datafile import DataFile
+
+CATALOGUE_FILE = Path(__file__).with_name("metrics.toml")
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+
+class Declared(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = Histogram.DEFAULT_BUCKETS
+    """A histogram's buckets, in seconds."""
+
+
+class Catalogue(DataFile):
+    """services/common/metrics.toml"""
+
+    metric: dict[str, Declared]
+
+
+@cache
+def catalogue() -> Catalogue:
+    return Catalogue.from_file(CATALOGUE_FILE)
+
+
+def _declared(name: str, kind: Kind) -> Declared:
+    declared = catalogue().metric[name]
+    if declared.kind != kind:
+        raise TypeError(f"{name} is declared a {declared.kind}, not a {kind}")
+    return declared
+
+
+def counter(name: str, registry: CollectorRegistry) -> Counter:
+    declared = _declared(name, "counter")
+    return Counter(name, declared.help, declared.labels, registry=registry)
+
+
+def gauge(name: str, registry: CollectorRegistry) -> Gauge:
+    declared = _declared(name, "gauge")
+    return Gauge(name, declared.help, declared.labels, registry=registry)
+
+
+def histogram(name: str, registry: CollectorRegistry) -> Histogram:
+    declared = _declared(name, "histogram")
+    return Histogram(
+        name, declared.help, declared.labels, buckets=declared.buckets, registry=registry
+    )
