@@ -12,6 +12,7 @@ policy stops it before it becomes a request.
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -58,6 +59,16 @@ def _with_policy(page: HTMLResponse) -> HTMLResponse:
     return page
 
 
+Render = Callable[..., HTMLResponse]
+
+_SWAGGER_UI_ASSETS = {
+    "swagger_js_url": "swagger-ui-bundle.js",
+    "swagger_css_url": "swagger-ui.css",
+    "swagger_favicon_url": "favicon.png",
+}
+_REDOC_ASSETS = {"redoc_js_url": "redoc.standalone.js", "redoc_favicon_url": "favicon.png"}
+
+
 def app_with_offline_docs(*, title: str, **options: object) -> FastAPI:
     """A FastAPI app whose /docs and /redoc need nothing but the service itself."""
     app = FastAPIOffline(
@@ -69,36 +80,35 @@ def app_with_offline_docs(*, title: str, **options: object) -> FastAPI:
         **options,
     )
 
-    def page_options(request: Request, name: str) -> dict[str, Any]:
-        """What both pages are given: the OpenAPI document's URL and the title."""
+    def page(
+        request: Request, render: Render, name: str, assets: dict[str, str], **more: Any
+    ) -> HTMLResponse:
+        """FastAPI's docs page ``render``, its ``assets`` (files) served from here."""
         root = request.scope.get("root_path", "")
-        return {"openapi_url": f"{root}{app.openapi_url}", "title": f"{title} — {name}"}
-
-    def assets(request: Request) -> str:
-        return f"{request.scope.get('root_path', '')}{ASSETS_URL}"
+        served = {option: f"{root}{ASSETS_URL}/{file}" for option, file in assets.items()}
+        return _with_policy(
+            render(
+                openapi_url=f"{root}{app.openapi_url}",
+                title=f"{title} — {name}",
+                **served,
+                **more,
+            )
+        )
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        return _with_policy(
-            get_swagger_ui_html(
-                **page_options(request, "Swagger UI"),
-                swagger_js_url=f"{assets(request)}/swagger-ui-bundle.js",
-                swagger_css_url=f"{assets(request)}/swagger-ui.css",
-                swagger_favicon_url=f"{assets(request)}/favicon.png",
-                oauth2_redirect_url=None,
-                swagger_ui_parameters=app.swagger_ui_parameters,
-            )
+        parameters = app.swagger_ui_parameters
+        return page(
+            request,
+            get_swagger_ui_html,
+            "Swagger UI",
+            _SWAGGER_UI_ASSETS,
+            oauth2_redirect_url=None,
+            swagger_ui_parameters=parameters,
         )
 
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        return _with_policy(
-            get_redoc_html(
-                **page_options(request, "ReDoc"),
-                redoc_js_url=f"{assets(request)}/redoc.standalone.js",
-                redoc_favicon_url=f"{assets(request)}/favicon.png",
-                with_google_fonts=False,
-            )
-        )
+        return page(request, get_redoc_html, "ReDoc", _REDOC_ASSETS, with_google_fonts=False)
 
     return app

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from schemas.base import hospital_day
 from schemas.case import CaseChange, CaseUpdated
@@ -228,9 +228,7 @@ class Casework:
             form_token=form_token,
             case_id=case.case_id,
             kind=kind,
-            actor_username=viewer.username,
-            actor_name=viewer.display_name,
-            actor_staff_id=viewer.staff_id,
+            **_acting(viewer),
             submitted_at=now,
             event_id=sending.event_id,
             text_digest=digest(sending.reply_text) if sending.reply_text else None,
@@ -251,3 +249,12 @@ class Casework:
         )
         await self.store.actions.put(form_token, sent)
         return sent
+
+
+def _acting(viewer: Viewer) -> dict[str, Any]:
+    """Who sends an action, as the action records them."""
+    return {
+        "actor_username": viewer.username,
+        "actor_name": viewer.display_name,
+        "actor_staff_id": viewer.staff_id,
+    }

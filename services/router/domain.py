@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Self
+from typing import Any, Self
 
 from schemas.base import hospital_day
 from schemas.case import (
@@ -40,6 +40,19 @@ Update = InvestigationFindingReceived | CaseActionReceived | ReporterAddition | 
 # --- Opening a case ---------------------------------------------------------------------------
 
 
+_NAMED_ALIKE = {"category", "channel", "accused_staff_id", "received_at"}
+"""What a complaint and a lead give an opening under the opening's own names."""
+_NAMED_ALIKE_IN_A_LEAD = {*_NAMED_ALIKE, "source_event_id", "concerned_department", "company_code"}
+_KEPT_ON_THE_CASE = (
+    "kind",
+    "category",
+    "channel",
+    "accused_staff_id",
+    "concerned_department",
+    "company_code",
+)
+
+
 @dataclass(frozen=True)
 class Opening:
     """What opens a case, whichever event it came from."""
@@ -58,31 +71,22 @@ class Opening:
     @classmethod
     def of_complaint(cls, complaint: ComplaintReceived) -> Self:
         return cls(
+            **complaint.model_dump(include=_NAMED_ALIKE),
             source_event_id=complaint.event_id,
             kind=CaseKind.COMPLAINT,
-            category=complaint.category,
-            channel=complaint.channel,
-            accused_staff_id=complaint.accused_staff_id,
             concerned_department=complaint.accused_department,
             company_code=None,
-            received_at=complaint.received_at,
             by=complaint.source_system,
         )
 
     @classmethod
     def of_lead(cls, lead: Lead) -> Self:
-        return cls(
-            source_event_id=lead.source_event_id,
-            kind=lead.case_kind,
-            category=lead.category,
-            channel=lead.channel,
-            accused_staff_id=lead.accused_staff_id,
-            concerned_department=lead.concerned_department,
-            company_code=lead.company_code,
-            received_at=lead.received_at,
-            by=lead.rule_id,
-            note=lead.explanation_zh,
-        )
+        named = lead.model_dump(include=_NAMED_ALIKE_IN_A_LEAD)
+        return cls(**named, kind=lead.case_kind, by=lead.rule_id, note=lead.explanation_zh)
+
+    def case_fields(self) -> dict[str, Any]:
+        """What the case it opens records of it as it is."""
+        return {name: getattr(self, name) for name in _KEPT_ON_THE_CASE}
 
     @property
     def case_id(self) -> str:
@@ -102,6 +106,14 @@ class Assignment:
     cooperating: tuple[Department, ...]
     handlers: tuple[str, ...]
     conflict_note: str | None
+
+    def case_fields(self) -> dict[str, Any]:
+        """The case's departments and handlers."""
+        return {
+            "responsible_department": self.responsible,
+            "cooperating_departments": self.cooperating,
+            "handlers": self.handlers,
+        }
 
 
 def assign(
@@ -176,16 +188,9 @@ def open_case(opening: Opening, routing: Routing, *, now: datetime) -> CaseUpdat
         event_id=derive_output_event_id("case", case_id, 1),
         case_id=case_id,
         revision=1,
-        kind=opening.kind,
-        category=opening.category,
-        channel=opening.channel,
+        **opening.case_fields(),
+        **assignment.case_fields(),
         source_event_ids=(opening.source_event_id,),
-        accused_staff_id=opening.accused_staff_id,
-        concerned_department=opening.concerned_department,
-        company_code=opening.company_code,
-        responsible_department=assignment.responsible,
-        cooperating_departments=assignment.cooperating,
-        handlers=assignment.handlers,
         state=CaseState.ASSIGNED,
         deadline=opening.received_at + timedelta(days=route.investigation_days),
         routing_basis="；".join(basis),
@@ -326,9 +331,7 @@ def take_action(
             note=action.reason,
         ),
         now=now,
-        responsible_department=assignment.responsible,
-        cooperating_departments=assignment.cooperating,
-        handlers=assignment.handlers,
+        **assignment.case_fields(),
     )
 
 
