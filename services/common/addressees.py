@@ -100,6 +100,10 @@ class Addressee:
     superior: str | None
 
 
+_WHAT_A_GROUP_GIVES = ("name_zh", "email", "robots", "members", "instead", "superior")
+"""An addressee's fields that a group gives under the same names."""
+
+
 class AddresseeDirectory(DataFile):
     version: str
     heads_instead: Code
@@ -156,15 +160,8 @@ class AddresseeDirectory(DataFile):
 
     def group(self, name: str) -> Addressee:
         group = self.groups[name]
-        return Addressee(
-            key=f"group:{name}",
-            name_zh=group.name_zh,
-            email=group.email,
-            robots=group.robots,
-            members=group.members,
-            instead=group.instead,
-            superior=group.superior,
-        )
+        given = {field: getattr(group, field) for field in _WHAT_A_GROUP_GIVES}
+        return Addressee(key=f"group:{name}", **given)
 
     def head(self, department: str, catalogue: DepartmentCatalogue) -> Addressee:
         entry = catalogue.departments[department]

@@ -148,29 +148,35 @@ class CaseRecord(CaseFact):
     history: tuple[HistoryEntry, ...]
 
 
+_AS_THE_CASE_HAS_IT = (
+    "case_id",
+    "revision",
+    "kind",
+    "category",
+    "concerned_department",
+    "accused_staff_id",
+    "state",
+    "opened_at",
+    "deadline",
+    "history",
+)
+"""What a case record keeps of the case under the case's own names."""
+
+
 def case_fact(case: CaseUpdated) -> CaseRecord:
     findings = [e.at for e in case.history if e.change is CaseChange.FINDING_RECORDED]
     closings = [e.at for e in case.history if e.change is CaseChange.CLOSED]
     department = case.responsible_department
     return CaseRecord(
-        case_id=case.case_id,
-        revision=case.revision,
+        **{name: getattr(case, name) for name in _AS_THE_CASE_HAS_IT},
         month=report_month(case.opened_at),
-        kind=case.kind,
-        category=case.category,
         department=department.code,
         department_zh=department.name_zh,
         department_en=department.name_en,
-        concerned_department=case.concerned_department,
-        accused_staff_id=case.accused_staff_id,
-        state=case.state,
         events=len(case.source_event_ids),
         source_event_ids=tuple(map(str, case.source_event_ids)),
-        opened_at=case.opened_at,
-        deadline=case.deadline,
         finding_at=min(findings, default=None),
         closed_at=max(closings, default=None),
-        history=case.history,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.common.metrics import catalogue
 from services.common.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -926,6 +927,8 @@ _EXPOSED_AS = {
     "Summary": ("", "_sum", "_count"),
 }
 _PROMETHEUS_OWN = {"up": set[str]()}
+_BY_NAME = {"counter", "gauge", "histogram"}
+"""services.common.metrics' functions, which create a metric metrics.toml declares."""
 """Series Prometheus writes itself for every target."""
 _PROMQL_WORDS = {
     "by",
@@ -981,6 +984,10 @@ def _declared_metrics(path: Path, prefix: str) -> Iterator[tuple[str, str, set[s
         if not isinstance(node, ast.Call):
             continue
         kind = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if kind in _BY_NAME and (name := text(node.args[0] if node.args else None)) is not None:
+            declared = catalogue().metric[name]
+            yield declared.kind.capitalize(), name, set(declared.labels)
+            continue
         keywords = {keyword.arg: keyword.value for keyword in node.keywords}
         # collections.Counter takes no documentation: a metric always has one.
         if kind not in _EXPOSED_AS or len(node.args) + len(keywords) < 2:
@@ -1054,6 +1061,15 @@ def test_promql_metric_names_are_found_in_expressions() -> None:
 
     assert _promql_metric_names(expression) == {"x_bucket", "up", "y"}
     assert _promql_labels(expression) == ({"x_bucket": {"job", "s"}}, {"service", "le"})
+
+
+def test_every_metric_metrics_toml_declares_is_created_by_a_service() -> None:
+    created = {
+        name
+        for path in (REPO_ROOT / "services").rglob("*.py")
+        for _, name, _ in _declared_metrics(path, "")
+    }
+    assert set(catalogue().metric) <= created, "declared, exported by no service"
 
 
 def test_every_metric_the_dashboards_query_is_one_the_services_export() -> None:
