@@ -38,6 +38,8 @@ URGENT_TARGETS = ("judicial_organs", "superior_health_authority")
 
 
 class Purpose(StrEnum):
+    """Why a notification is sent: a decision, a follow-up of one, or a periodic mail."""
+
     DECISION = "decision"
     REMINDER = "reminder"
     SUPERIOR = "superior"
@@ -46,12 +48,17 @@ class Purpose(StrEnum):
 
 
 class Marker(StrEnum):
+    """What a decision's notification says of it: new, correcting an earlier one, or
+    withdrawing it."""
+
     NEW = "new"
     CORRECTION = "correction"
     WITHDRAWAL = "withdrawal"
 
 
 class Status(StrEnum):
+    """Where a notification stands in the outbox."""
+
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
