@@ -14,9 +14,10 @@ from pydantic import BaseModel
 
 from schemas.base import HOSPITAL_TIME_ZONE
 from services.common.departments import DepartmentCatalogue
+from services.common.roles import Role
 from services.common.service import wired
 from services.reporting import presentation, registers
-from services.reporting.access import Role, Viewer, ViewerDep
+from services.reporting.access import Viewer, ViewerDep
 from services.reporting.exports import Column, ExportFormat, table
 from services.reporting.facts import HOSPITAL, CaseFact, CaseRecord
 from services.reporting.kpi import KpiStatus
