@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.common.metrics import MetricsFile
 from services.common.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -999,7 +1000,8 @@ def _declared_metrics(path: Path, prefix: str) -> Iterator[tuple[str, str, set[s
 
 def _exported_series() -> dict[str, set[str]]:
     """Series name -> label names, of every metric the services export: their own (found in
-    services/) and FastStream's, with the prefix make_broker leaves at its default."""
+    services/, in code and in metrics.toml files) and FastStream's, with the prefix make_broker
+    leaves at its default."""
     from faststream.kafka.prometheus import KafkaPrometheusMiddleware
     from faststream.prometheus import container
 
@@ -1009,12 +1011,19 @@ def _exported_series() -> dict[str, set[str]]:
     sources = [(path, "") for path in sorted((REPO_ROOT / "services").rglob("*.py"))]
     sources.append((Path(container.__file__), prefix))
 
+    declared = [
+        metric for path, path_prefix in sources for metric in _declared_metrics(path, path_prefix)
+    ]
+    for listing in sorted((REPO_ROOT / "services").rglob("metrics.toml")):
+        declared += [
+            (metric.kind.capitalize(), metric.name, set(metric.labels))
+            for metric in MetricsFile.from_file(listing).metrics.values()
+        ]
     series: dict[str, set[str]] = {}
-    for path, path_prefix in sources:
-        for kind, name, labels in _declared_metrics(path, path_prefix):
-            base = name.removesuffix("_total") if kind == "Counter" else name
-            for suffix in _EXPOSED_AS[kind]:
-                series[base + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    for kind, name, labels in declared:
+        base = name.removesuffix("_total") if kind == "Counter" else name
+        for suffix in _EXPOSED_AS[kind]:
+            series[base + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
     return series
 
 
