@@ -38,7 +38,7 @@ from schemas.complaint import (
 from schemas.decision import Decision, EscalationTarget, SubjectKind
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments
-from services.desk.access import Role
+from services.common.roles import Role
 from services.desk.readmodel import CaseIndex, ReadModel
 from services.desk.settings import DeskSettings
 from services.desk.signin import Accounts

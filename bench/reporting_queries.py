@@ -58,8 +58,9 @@ from services.common.broker import ensure_topics
 from services.common.consuming import Received
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MemoryDocuments, MongoDocuments
+from services.common.roles import Role
 from services.common.store import Document, connect
-from services.reporting.access import Role, grants, report_tokens
+from services.reporting.access import grants, report_tokens
 from services.reporting.facts import report_month
 from services.reporting.ingest import DEAD_LETTER, REPORT_TOPICS, Ingest
 from services.reporting.kpi import KpiTargets

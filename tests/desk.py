@@ -18,7 +18,7 @@ from schemas.case import CaseUpdated
 from schemas.complaint import ComplaintReceived
 from schemas.decision import Decision
 from services.common.documents import MemoryDocuments
-from services.desk.access import Role
+from services.common.roles import Role
 from services.desk.main import create_app
 from services.desk.readmodel import ReadModel
 from services.desk.settings import DeskSettings

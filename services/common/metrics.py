@@ -1,9 +1,12 @@
 """Prometheus metrics by name, as declared in ``metrics.toml``: one place says what each
-metric is, its help and its labels; a service creates the ones it exports by name."""
+metric is, its help and its labels; a service creates the ones it exports by name, one at a
+time or as the fields of a ``Metrics`` dataclass."""
 
+from collections.abc import Callable
+from dataclasses import field, fields
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self, get_type_hints
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict
@@ -57,3 +60,29 @@ def histogram(name: str, registry: CollectorRegistry) -> Histogram:
     return Histogram(
         name, declared.help, declared.labels, buckets=declared.buckets, registry=registry
     )
+
+
+_MAKERS: dict[type, Callable[[str, CollectorRegistry], Any]] = {
+    Counter: counter,
+    Gauge: gauge,
+    Histogram: histogram,
+}
+
+
+def metric(name: str) -> Any:
+    """A field of a ``Metrics`` dataclass: the metric ``name`` of metrics.toml."""
+    return field(metadata={"metric": name})
+
+
+class Metrics:
+    """The base of a dataclass whose fields (``metric(name)``, typed Counter, Gauge or
+    Histogram) are a service's metrics."""
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry) -> Self:
+        types = get_type_hints(cls)
+        made = {
+            each.name: _MAKERS[types[each.name]](each.metadata["metric"], registry)
+            for each in fields(cls)  # type: ignore[arg-type]
+        }
+        return cls(**made)

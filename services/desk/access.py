@@ -28,17 +28,9 @@ from schemas.case import CaseState, CaseUpdated
 from schemas.labels import LabelledEnum
 from services.common.addressees import AddresseeDirectory
 from services.common.departments import DepartmentCatalogue
+from services.common.roles import Role
 
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-
-
-class Role(LabelledEnum):
-    CONDUCT_OFFICE = "conduct_office", "行风办"
-    DISCIPLINE_INSPECTION = "discipline_inspection", "纪检监察室"
-    DEPARTMENT_HEAD = "department_head", "科室负责人"
-    LEADERSHIP = "leadership", "院领导"
-    AUDITOR = "auditor", "审计"
-    ADMIN = "admin", "系统管理员"
 
 
 DESK_ROLES = frozenset(

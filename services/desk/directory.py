@@ -14,7 +14,7 @@ from ldap3 import SIMPLE, Connection, Server
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from services.desk.access import Role
+from services.common.roles import Role
 from services.desk.settings import DeskSettings
 
 

@@ -8,8 +8,8 @@ from pydantic_settings import NoDecode
 from services.common.acknowledge_links import DEVELOPMENT_KEY
 from services.common.addressees import ADDRESSEES_FILE
 from services.common.departments import DEPARTMENTS_FILE
+from services.common.roles import Role
 from services.common.settings import ServiceSettings, read_secret
-from services.desk.access import Role
 
 
 class DeskSettings(ServiceSettings):

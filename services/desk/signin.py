@@ -27,7 +27,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from services.common.departments import DepartmentCatalogue
-from services.desk.access import Account, Role, Viewer, account_problem
+from services.common.roles import Role
+from services.desk.access import Account, Viewer, account_problem
 from services.desk.directory import Directory, DirectoryError
 from services.desk.store import DeskStore, Session, SignInFailure, SignInRecord
 

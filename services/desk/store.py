@@ -21,7 +21,8 @@ from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
 from schemas.notification import NotificationUpdated
 from services.common.documents import Documents
-from services.desk.access import Account, ActionKind, CaseRow, Role
+from services.common.roles import Role
+from services.desk.access import Account, ActionKind, CaseRow
 
 
 class Session(BaseModel):

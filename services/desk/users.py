@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments
+from services.common.roles import Role
 from services.common.store import connect, database
-from services.desk.access import Role
 from services.desk.settings import DeskSettings
 from services.desk.signin import Accounts
 from services.desk.store import DeskStore

@@ -17,8 +17,9 @@ from schemas.complaint import ComplaintCategory, ComplaintChannel
 from services.common.departments import DepartmentCatalogue
 from services.common.desk_sessions import DESK_SESSION_COOKIE
 from services.common.pages import csrf_matches, page_headers, page_policy
+from services.common.roles import Role
 from services.common.service import wired
-from services.desk.access import REGISTER_ROLES, Account, ActionKind, Role, Viewer
+from services.desk.access import REGISTER_ROLES, Account, ActionKind, Viewer
 from services.desk.casework import Casework
 from services.desk.settings import DeskSettings
 from services.desk.signin import Accounts, Sessions, SignIn, viewer_of

@@ -49,10 +49,7 @@ class IntakeApi:
     clock: Clock
 
 
-_intake = wired(IntakeApi, "intake")
-
-
-IntakeDep = Annotated[IntakeApi, Depends(_intake)]
+IntakeDep = Annotated[IntakeApi, Depends(wired(IntakeApi, "intake"))]
 
 
 class Receipt(BaseModel):

@@ -59,10 +59,7 @@ class AttachmentList(BaseModel):
     attachments: list[AttachmentInfo]
 
 
-_attachments = wired(Attachments, "attachments")
-
-
-AttachmentsDep = Annotated[Attachments, Depends(_attachments)]
+AttachmentsDep = Annotated[Attachments, Depends(wired(Attachments, "attachments"))]
 
 
 def _allowed(caller: Caller, scope: str) -> None:

@@ -37,6 +37,9 @@ class ChannelRefusedError(RuntimeError):
 
 @dataclass(frozen=True)
 class AckLinks:
+    """Links to the desk that acknowledge a notification: signed with ``key``, valid for
+    ``valid_for`` after the notification was made."""
+
     desk_url: str
     key: SecretStr
     valid_for: timedelta

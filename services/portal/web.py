@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.templating import Jinja2Templates
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 from starlette.datastructures import FormData
 
 from schemas.base import HOSPITAL_TIME_ZONE
@@ -19,6 +19,7 @@ from schemas.complaint import ComplaintCategory
 from schemas.satisfaction import Touchpoint
 from services.common.departments import DepartmentCatalogue
 from services.common.intake_client import IntakeClient
+from services.common.metrics import Metrics, metric
 from services.common.pages import csrf_matches, new_token, page_headers, page_policy
 from services.common.service import Clock, wired
 from services.portal.domain import KnownCode
@@ -42,28 +43,9 @@ templates.env.filters["minute"] = hospital_minute
 
 
 @dataclass(frozen=True)
-class PortalMetrics:
-    follow_up_codes: Counter
-    ratings: Counter
-
-    @classmethod
-    def on(cls, registry: CollectorRegistry) -> "PortalMetrics":
-        return cls(
-            Counter(
-                "qinglian_portal_follow_up_codes",
-                "Follow-up codes asked for, by answer: known, wrong (404), or refused (429) "
-                "after too many wrong codes from one client for that code group",
-                ["outcome"],
-                registry=registry,
-            ),
-            Counter(
-                "qinglian_portal_ratings",
-                "Ratings from QR links, by outcome: sent to intake, limited (one device or "
-                "address rated too often), or failed (intake unavailable)",
-                ["outcome"],
-                registry=registry,
-            ),
-        )
+class PortalMetrics(Metrics):
+    follow_up_codes: Counter = metric("qinglian_portal_follow_up_codes")
+    ratings: Counter = metric("qinglian_portal_ratings")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from schemas.labels import LabelledEnum
 from services.common.credentials import Credential, Credentials, Grants
 from services.common.desk_sessions import (
     DESK_SESSION_COOKIE,
@@ -28,19 +27,12 @@ from services.common.desk_sessions import (
     SignedInPerson,
 )
 from services.common.documents import Documents
+from services.common.roles import REPORT_ROLES, Role
 from services.common.service import wired
 from services.reporting.store import TOKENS
 
 TOKEN_PREFIX = "qlr"  # noqa: S105 (a public prefix, not a secret)
 READS = frozenset({"GET", "HEAD"})
-
-
-class Role(LabelledEnum):
-    CONDUCT_OFFICE = "conduct_office", "行风办"
-    DISCIPLINE_INSPECTION = "discipline_inspection", "纪检监察室"
-    LEADERSHIP = "leadership", "院领导"
-    DEPARTMENT_HEAD = "department_head", "科室负责人"
-    AUDITOR = "auditor", "审计"
 
 
 TOKEN_ROLES = (Role.CONDUCT_OFFICE, Role.DEPARTMENT_HEAD, Role.AUDITOR)
@@ -83,7 +75,7 @@ class Viewer:
     @classmethod
     def of_person(cls, person: SignedInPerson) -> "Viewer":
         """A person signed in at the desk; 403 for a desk role without reports (admin)."""
-        if person.role not in {str(role) for role in Role}:
+        if person.role not in REPORT_ROLES:
             raise forbidden(f"a {person.role} account ({person.role_zh}) reads no reports")
         role = Role(person.role)
         return cls(

@@ -14,9 +14,10 @@ from pydantic import BaseModel
 
 from schemas.base import HOSPITAL_TIME_ZONE
 from services.common.departments import DepartmentCatalogue
+from services.common.roles import Role
 from services.common.service import wired
-from services.reporting import presentation, registers
-from services.reporting.access import Role, Viewer, ViewerDep
+from services.reporting import access, presentation, registers
+from services.reporting.access import Viewer, ViewerDep
 from services.reporting.exports import Column, ExportFormat, table
 from services.reporting.facts import HOSPITAL, CaseFact, CaseRecord
 from services.reporting.kpi import KpiStatus
@@ -182,42 +183,48 @@ def department_asked(viewer: Viewer, reports: Reports, department: str | None) -
     return scope
 
 
+async def monthly_asked(
+    viewer: ViewerDep, reports: ReportsDep, month: Month, department: str | None = None
+) -> MonthlyReport:
+    """The monthly report asked for, as the viewer may read it (``department_asked``)."""
+    scope = department_asked(viewer, reports, department)
+    return await reports.monthly(month, scope, hidden_staff=viewer.staff_id)
+
+
+MonthlyDep = Annotated[MonthlyReport, Depends(monthly_asked)]
+
+
+def exported(
+    found: Any,
+    rows: list[dict[str, object]],
+    columns: list[Column],
+    fmt: ExportFormat,
+    name: str,
+    sheet: str,
+) -> Any:
+    """What was found as JSON, or ``rows`` as a table named ``name``."""
+    if fmt is ExportFormat.JSON:
+        return found
+    return table(rows, columns, fmt=fmt, filename=name, sheet=sheet)
+
+
 api = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 
 @api.get("/monthly", summary="Monthly report (月度工作开展情况): 基本情况, 推进情况, 存在问题")
-async def monthly(
-    viewer: ViewerDep,
-    reports: ReportsDep,
-    month: Month,
-    department: str | None = None,
-    format: Format = ExportFormat.JSON,
-) -> Any:
-    report = await reports.monthly(
-        month, department_asked(viewer, reports, department), hidden_staff=viewer.staff_id
-    )
-    if format is ExportFormat.JSON:
-        return report
-    return table(
+async def monthly(report: MonthlyDep, format: Format = ExportFormat.JSON) -> Any:
+    return exported(
+        report,
         monthly_rows(report),
         MONTHLY_COLUMNS,
-        fmt=format,
-        filename=f"月度工作开展情况-{report.department}-{month}",
-        sheet=f"{report.department_zh}{month}",
+        format,
+        f"月度工作开展情况-{report.department}-{report.month}",
+        f"{report.department_zh}{report.month}",
     )
 
 
 @api.get("/monthly/print", response_class=HTMLResponse, summary="Monthly report, printable")
-async def monthly_print(
-    request: Request,
-    viewer: ViewerDep,
-    reports: ReportsDep,
-    month: Month,
-    department: str | None = None,
-) -> HTMLResponse:
-    report = await reports.monthly(
-        month, department_asked(viewer, reports, department), hidden_staff=viewer.staff_id
-    )
+async def monthly_print(request: Request, report: MonthlyDep) -> HTMLResponse:
     return templates.TemplateResponse(request, "monthly.html", {"report": report})
 
 
@@ -247,15 +254,8 @@ async def kpi(
     if len(period) == len("YYYY-MM") and not reports.knows(None if asked == HOSPITAL else asked):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no department {asked!r}")
     statuses = await reports.kpi(period, asked, hidden_staff=viewer.staff_id)
-    if format is ExportFormat.JSON:
-        return statuses
-    return table(
-        kpi_rows(statuses, reports.catalogue),
-        KPI_COLUMNS,
-        fmt=format,
-        filename=f"指标-{asked}-{period}",
-        sheet="指标",
-    )
+    rows = kpi_rows(statuses, reports.catalogue)
+    return exported(statuses, rows, KPI_COLUMNS, format, f"指标-{asked}-{period}", "指标")
 
 
 PROMOTION_BAR_COLUMNS: list[Column] = [
@@ -295,9 +295,7 @@ def _listed(
     rows: list[Any], columns: list[Column], fmt: ExportFormat, name: str, sheet: str
 ) -> Any:
     """A register as JSON, or as a table named ``name``."""
-    if fmt is ExportFormat.JSON:
-        return rows
-    return table([row.model_dump() for row in rows], columns, fmt=fmt, filename=name, sheet=sheet)
+    return exported(rows, [row.model_dump() for row in rows], columns, fmt, name, sheet)
 
 
 @api.get("/registers/promotion-bars", summary="提职晋级限制登记 (conduct office)")
@@ -309,11 +307,12 @@ async def promotion_bars(
     return _listed(bars, PROMOTION_BAR_COLUMNS, format, "提职晋级限制登记", "提职晋级限制")
 
 
-@api.get("/registers/vendor-cutoffs", summary="切断业务往来名单")
-async def vendor_cutoffs(
-    viewer: ViewerDep, reports: ReportsDep, format: Format = ExportFormat.JSON
-) -> Any:
-    del viewer  # every role may read it: companies, not people
+@api.get(
+    "/registers/vendor-cutoffs",
+    summary="切断业务往来名单",
+    dependencies=[Depends(access.viewer)],  # every role may read it: companies, not people
+)
+async def vendor_cutoffs(reports: ReportsDep, format: Format = ExportFormat.JSON) -> Any:
     cutoffs = await reports.vendor_cutoffs()
     return _listed(cutoffs, VENDOR_CUTOFF_COLUMNS, format, "切断业务往来名单", "切断业务往来")
 
@@ -363,4 +362,4 @@ async def case(viewer: ViewerDep, reports: ReportsDep, case_id: str) -> CaseView
 @api.get("/cases/{case_id}/accesses", summary="Who read a case's details, and when")
 async def accesses(viewer: ViewerDep, reports: ReportsDep, case_id: str) -> list[dict[str, Any]]:
     viewer.require(Role.CONDUCT_OFFICE)
-    return [access.model_dump() for access in await reports.accesses(case_id)]
+    return [logged.model_dump() for logged in await reports.accesses(case_id)]

@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from services.reporting.access import Access, AccessDep, Role, SignedInDep
+from services.common.roles import Role
+from services.reporting.access import Access, AccessDep, SignedInDep
 from services.reporting.api import ReportsDep, department_asked, templates
 
 CHART_WIDTH, CHART_HEIGHT, BAR_GAP = 560, 180, 6

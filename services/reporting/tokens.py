@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from services.common.credentials import GrantOption, Grants, command_line, run_command
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments
+from services.common.roles import Role
 from services.common.store import connect, database
-from services.reporting.access import TOKEN_ROLES, Role, grants, report_tokens
+from services.reporting.access import TOKEN_ROLES, grants, report_tokens
 from services.reporting.settings import ReportingSettings
 
 KIND = "token"

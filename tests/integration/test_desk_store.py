@@ -10,9 +10,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from schemas.case_action import CaseActionKind, CaseActionReceived, CaseActionSubmission
 from services.common.documents import MongoDocuments
+from services.common.roles import Role
 from services.common.store import Document
 from services.desk import signin
-from services.desk.access import Role
 from services.desk.readmodel import CaseIndex, ReadModel
 from services.desk.signin import Accounts, Limits, SignIn
 from services.desk.store import DeskStore

@@ -38,9 +38,9 @@ from services.common.acknowledge_links import DEVELOPMENT_KEY, verify
 from services.common.addressees import ADDRESSEES_FILE
 from services.common.consuming import subscriber_group
 from services.common.kafka_access import SERVICES
+from services.common.roles import Role
 from services.common.service import system_clock
 from services.common.store import Document
-from services.desk.access import Role
 from services.desk.main import create_app as desk_app
 from services.desk.settings import DeskSettings
 from services.escalation.main import create_app as escalation_app

@@ -54,11 +54,12 @@ from services.common.consuming import subscriber_group
 from services.common.departments import DEPARTMENTS_FILE, DepartmentCatalogue
 from services.common.desk_sessions import DESK_SESSION_COOKIE
 from services.common.documents import MongoDocuments
+from services.common.roles import Role
 from services.common.store import Document
 from services.escalation.conduct import ConductFile, decide
 from services.escalation.rulebook import RuleBook
 from services.escalation.settings import EscalationSettings
-from services.reporting.access import Role, grants, report_tokens
+from services.reporting.access import grants, report_tokens
 from services.reporting.api import (
     KPI_COLUMNS,
     MONTHLY_COLUMNS,

@@ -927,8 +927,9 @@ _EXPOSED_AS = {
     "Summary": ("", "_sum", "_count"),
 }
 _PROMETHEUS_OWN = {"up": set[str]()}
-_BY_NAME = {"counter", "gauge", "histogram"}
-"""services.common.metrics' functions, which create a metric metrics.toml declares."""
+_BY_NAME = {"counter", "gauge", "histogram", "metric"}
+"""services.common.metrics' functions, which create a metric metrics.toml declares (``metric``:
+as a field of a Metrics dataclass)."""
 """Series Prometheus writes itself for every target."""
 _PROMQL_WORDS = {
     "by",
@@ -1006,7 +1007,8 @@ def _declared_metrics(path: Path, prefix: str) -> Iterator[tuple[str, str, set[s
 
 def _exported_series() -> dict[str, set[str]]:
     """Series name -> label names, of every metric the services export: their own (found in
-    services/) and FastStream's, with the prefix make_broker leaves at its default."""
+    services/, made by name from metrics.toml or declared in code) and FastStream's, with the
+    prefix make_broker leaves at its default."""
     from faststream.kafka.prometheus import KafkaPrometheusMiddleware
     from faststream.prometheus import container
 
@@ -1016,12 +1018,14 @@ def _exported_series() -> dict[str, set[str]]:
     sources = [(path, "") for path in sorted((REPO_ROOT / "services").rglob("*.py"))]
     sources.append((Path(container.__file__), prefix))
 
+    declared = [
+        metric for path, path_prefix in sources for metric in _declared_metrics(path, path_prefix)
+    ]
     series: dict[str, set[str]] = {}
-    for path, path_prefix in sources:
-        for kind, name, labels in _declared_metrics(path, path_prefix):
-            base = name.removesuffix("_total") if kind == "Counter" else name
-            for suffix in _EXPOSED_AS[kind]:
-                series[base + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    for kind, name, labels in declared:
+        base = name.removesuffix("_total") if kind == "Counter" else name
+        for suffix in _EXPOSED_AS[kind]:
+            series[base + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
     return series
 
 

@@ -20,8 +20,9 @@ from schemas.notification import NotificationStatus, NotificationUpdated
 from services.common.acknowledge_links import DEVELOPMENT_KEY, sign
 from services.common.addressees import ADDRESSEES_FILE, AddresseeDirectory
 from services.common.documents import MemoryDocuments
+from services.common.roles import Role
 from services.desk import signin
-from services.desk.access import Role, Rules, Viewer, answers_for
+from services.desk.access import Rules, Viewer, answers_for
 from services.desk.readmodel import CaseIndex, ReadModel
 from services.desk.store import DeskStore
 from tests.desk import Running, complaint_and_case, hidden, running_desk

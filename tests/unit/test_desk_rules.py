@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from schemas.case import CaseState, CaseUpdated
 from services.common.departments import DepartmentCatalogue
-from services.desk.access import ActionKind, CaseRow, Role, Rules, Viewer, account_problem, row_of
+from services.common.roles import Role
+from services.desk.access import ActionKind, CaseRow, Rules, Viewer, account_problem, row_of
 from services.desk.listing import FACETS, OPEN, ListQuery, page_of, select
 from tests.factories import ROUTING, complaint_event, routed_case
 

@@ -46,10 +46,11 @@ from services.common.consuming import Received
 from services.common.datafile import DataFileError
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MemoryDocuments, Records
+from services.common.roles import Role
 from services.escalation.conduct import ConductFile, decide, reconcile
 from services.escalation.rulebook import RuleBook
 from services.escalation.settings import EscalationSettings
-from services.reporting.access import Role, Viewer
+from services.reporting.access import Viewer
 from services.reporting.api import MONTHLY_COLUMNS, monthly_rows, templates
 from services.reporting.counting import CountDocument, Tally, count_document_id
 from services.reporting.dashboard import BAR_GAP, CHART_HEIGHT, CHART_WIDTH, bars
