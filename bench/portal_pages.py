@@ -59,7 +59,7 @@ async def seed(complaints: int, now: datetime) -> dict[str, Any]:
     async with RUNTIME.database(DB) as db:
         documents = MongoDocuments(db)
         await documents.prepare()
-        follow_ups = FollowUps(PortalStore.on(documents), publish=_never, kafka_reachable=_no)
+        follow_ups = FollowUps(PortalStore(documents), publish=_never, kafka_reachable=_no)
         codes = [new_follow_up_code() for _ in range(complaints)]
         for start in range(0, complaints, 500):
             await _seed_batch(follow_ups, codes[start : start + 500], now)

@@ -62,7 +62,7 @@ def create_app(
     # A bad catalogue stops the service here, before it consumes anything.
     catalogue = DepartmentCatalogue.from_file(settings.departments)
     service = Service("portal", settings, clock=clock, documents=documents)
-    store = PortalStore.on(service.documents)
+    store = PortalStore(service.documents)
     publishing = Publishing(
         service.broker, api.PUBLISHED, kafka_check_seconds=settings.kafka_check_seconds
     )

@@ -12,13 +12,11 @@ Everything but the wrong codes comes from Kafka and could be read again from the
   sheet or of its address (services/portal/ratings.py).
 """
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Self
 
 from pydantic import BaseModel
 
-from services.common.documents import Documents, Records
+from services.common.documents import Documents
 from services.portal.domain import Added, CaseLink, CaseProgress, KnownCode, Reply
 
 
@@ -30,24 +28,14 @@ class Attempt(BaseModel):
     at: datetime
 
 
-@dataclass(frozen=True)
 class PortalStore:
-    codes: Records[KnownCode]
-    links: Records[CaseLink]
-    cases: Records[CaseProgress]
-    replies: Records[Reply]
-    additions: Records[Added]
-    wrong_codes: Records[Attempt]
-    rating_marks: Records[Attempt]
-
-    @classmethod
-    def on(cls, documents: Documents) -> Self:
-        return cls(
-            codes=documents.records("portal_codes", KnownCode, fields=("complaint_event_id",)),
-            links=documents.records("portal_case_links", CaseLink),
-            cases=documents.records("portal_cases", CaseProgress),
-            replies=documents.records("portal_replies", Reply, fields=("case_id",)),
-            additions=documents.records("portal_additions", Added, fields=("complaint_event_id",)),
-            wrong_codes=documents.records("portal_wrong_codes", Attempt, fields=("key",)),
-            rating_marks=documents.records("portal_rating_marks", Attempt, fields=("key",)),
+    def __init__(self, documents: Documents) -> None:
+        self.codes = documents.records("portal_codes", KnownCode, fields=("complaint_event_id",))
+        self.links = documents.records("portal_case_links", CaseLink)
+        self.cases = documents.records("portal_cases", CaseProgress)
+        self.replies = documents.records("portal_replies", Reply, fields=("case_id",))
+        self.additions = documents.records(
+            "portal_additions", Added, fields=("complaint_event_id",)
         )
+        self.wrong_codes = documents.records("portal_wrong_codes", Attempt, fields=("key",))
+        self.rating_marks = documents.records("portal_rating_marks", Attempt, fields=("key",))

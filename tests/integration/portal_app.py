@@ -73,7 +73,7 @@ async def running_portal(settings: PortalSettings) -> AsyncIterator[RunningPorta
     db = database(mongo, settings)
     try:
         async with serving(app, "http://portal") as client:
-            yield RunningPortal(app, client, settings, PortalStore.on(MongoDocuments(db)), db)
+            yield RunningPortal(app, client, settings, PortalStore(MongoDocuments(db)), db)
     finally:
         await mongo.close()
 

@@ -51,7 +51,7 @@ class Portal:
 
 @pytest.fixture
 def portal() -> Portal:
-    store, kafka = PortalStore.on(MemoryDocuments()), Kafka()
+    store, kafka = PortalStore(MemoryDocuments()), Kafka()
     return Portal(
         FollowUps(store, publish=kafka.publish, kafka_reachable=kafka.reachable), store, kafka
     )
@@ -183,7 +183,7 @@ def limit(store: PortalStore) -> WrongCodeLimit:
 
 
 async def test_wrong_codes_count_within_the_window_and_are_forgotten_after_it() -> None:
-    store = PortalStore.on(MemoryDocuments())
+    store = PortalStore(MemoryDocuments())
     wrong = limit(store)
     key = wrong.key("203.0.113.9", new_follow_up_code())
 
@@ -200,7 +200,7 @@ async def test_wrong_codes_count_within_the_window_and_are_forgotten_after_it() 
 
 
 def test_a_wrong_codes_key_holds_neither_the_address_nor_the_code() -> None:
-    wrong = limit(PortalStore.on(MemoryDocuments()))
+    wrong = limit(PortalStore(MemoryDocuments()))
     code = new_follow_up_code()
 
     key = wrong.key("203.0.113.9", code)
@@ -208,4 +208,4 @@ def test_a_wrong_codes_key_holds_neither_the_address_nor_the_code() -> None:
     assert "203.0.113.9" not in key
     assert code not in key
     assert key == wrong.key("203.0.113.9", code)
-    assert key != limit(PortalStore.on(MemoryDocuments())).key("203.0.113.10", code)
+    assert key != limit(PortalStore(MemoryDocuments())).key("203.0.113.10", code)
