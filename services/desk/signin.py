@@ -70,9 +70,14 @@ def password_problem(account: Account, new: str, repeated: str) -> str | None:
 
 @dataclass(frozen=True)
 class Limits:
+    """How many failed sign-ins within ``window`` lock out an account, or an address."""
+
     per_account: int
     per_address: int
     window: timedelta
+
+    def locked_out(self, account_failures: int, address_failures: int) -> bool:
+        return account_failures >= self.per_account or address_failures >= self.per_address
 
 
 @dataclass(frozen=True)
@@ -195,10 +200,7 @@ class SignIn:
         account_failures, address_failures = await asyncio.gather(
             *(self._recent_failures(key) for key in keys)
         )
-        if (
-            account_failures >= self.limits.per_account
-            or address_failures >= self.limits.per_address
-        ):
+        if self.limits.locked_out(account_failures, address_failures):
             await self.record("locked_out", username, address)
             return Attempt(None, "locked_out")
         outcome = await self._check(username, password)
