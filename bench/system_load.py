@@ -2,14 +2,13 @@
 the same rate for comparison, then a replay of stored events into empty report aggregates.
 
     .venv/bin/python -m bench.system_load --rate 1,2,4 --seconds 90   # a ladder of rates
-    .venv/bin/python -m bench.system_load --rate 1 --seconds 20 --replay-events 2000   # quick
+    .venv/bin/python -m bench.system_load --skip-load --replay-events 200000 --replay-limit 600
 
-Its own Kafka and FerretDB (.local/bench-system); intake, router, escalation and reporting as
-subprocesses. Per rate (lowest first; one not kept up with ends the ladder): the year generator's
-events POSTed (--batch N: N at a time to /v1/batch), then the relay fed at that rate with their
-record sizes. Replay, services stopped: --replay-events events produced into the fact topics,
-rebuilt into a new database (services.reporting.rebuild, bounded by --replay-limit), then
-replayed onto it by reporting from offset 0.
+Its own Kafka and FerretDB (.local/bench-system), the services as subprocesses. Per rate, lowest
+first (one not kept up with ends the ladder): the year generator's events POSTed (--batch N: N
+a POST), then the relay fed as many records of the same sizes. Replay, services stopped: events
+produced into the fact topics, services.reporting.rebuild into a new database (bounded by
+--replay-limit), then reporting on it from offset 0, which must change nothing.
 
 Latencies are from intake's 202 (read by this script) to the event seen at each stage, on
 this machine's wall clock: reporting = counted in reporting_counts (polled), router_case =
@@ -49,7 +48,7 @@ from pymongo.errors import DuplicateKeyError
 
 from bench.harness import kafka, processes, report
 from bench.harness.kafka import JSON_HEADERS
-from bench.harness.load import latency_summary
+from bench.harness.load import latency_summary, timed
 from bench.harness.load import open_loop as paced
 from bench.harness.processes import CpuWindow, Metrics, Service
 from bench.harness.rebuild import rebuild, thin
@@ -80,8 +79,7 @@ RELAY_IN, RELAY_OUT = "qinglian.bench.relay-in.v1", "qinglian.bench.relay-out.v1
 ANY_EVENT: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 MILLION = 1_000_000
 Database = AsyncDatabase[dict[str, Any]]
-Position = tuple[str, int, int]
-"""A record's topic, partition and offset."""
+Position = tuple[str, int, int]  # a record's topic, partition and offset
 
 
 async def topics_ready(names: tuple[str, ...]) -> None:
@@ -285,10 +283,8 @@ async def open_loop(
 ) -> float:
     """POST at a constant arrival rate; returns the seconds the sending took."""
     batch, rng, run = options.batch, random.Random(f"{options.seed}-{rate}"), f"SL-{tag()}"
-    hospital, limits = (
-        Hospital(rng),
-        httpx.Limits(max_connections=400, max_keepalive_connections=100),
-    )
+    hospital = Hospital(rng)
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=100)
     async with httpx.AsyncClient(headers={"X-API-Key": key}, timeout=60, limits=limits) as client:
 
         async def send(n: int) -> None:
@@ -754,17 +750,16 @@ async def store_probe(count: int) -> dict[str, Any]:
     cpu = CpuWindow({"ferretdb": RUNTIME.pid("ferretdb"), "bench": os.getpid()})
     result: dict[str, Any] = {"writes": count}
     async with RUNTIME.database(f"bench_probe_{tag()}") as database:
+        collection = database["reporting_counts"]
         for label in ("counting", "changing_nothing"):
             cpu.begin()
-            latencies = []
+            latencies: list[float] = []
             for n in range(count):
-                started = time.perf_counter()
                 found = {"_id": f"topic|{n % 12}|2026-{n % 12 + 1:02d}", "offset": {"$lt": n}}
                 counted = {"counts.cardiology|complaint|kickback": 1}
                 change = {"$inc": counted, "$set": {"offset": n, "month": "2026-11"}}
                 with contextlib.suppress(DuplicateKeyError):
-                    await database["reporting_counts"].update_one(found, change, upsert=True)
-                latencies.append(time.perf_counter() - started)
+                    await timed(collection.update_one(found, change, upsert=True), latencies)
             result[label] = latency_summary(latencies) | {
                 "writes_per_s": round(count / sum(latencies), 1),
                 "cpu": cpu.end(count)["processes"],
@@ -871,7 +866,9 @@ def main() -> int:
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-second-replay", action="store_true")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING"))
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
     parser.add_argument("--seed", type=int, default=5)
     options = parser.parse_args()
     if options.batch < 0 or options.replay_events < 0:
