@@ -1,12 +1,21 @@
-"""Router throughput: complaints routed per second by the router service (a subprocess) against a
-raw aiokafka consume-store-produce loop in this process (manual commits, acks=all, idempotent)
-around the same ``Cases.open_or_link`` over the same ``CaseStore``, on the same broker and data.
+"""Router throughput: complaints routed per second by the router service against a raw aiokafka
+consume-store-produce loop doing the same store writes, on the same broker and data.
 
     .venv/bin/python -m bench.router_throughput --events 300 --rounds 2
 
-Its own Kafka and FerretDB (.local/bench-runtime, on the first free set of ports). The complaints
-are published once; each round runs both on a fresh database and consumer group, alternating
-which goes first, timed by the Kafka timestamps of the cases they publish.
+Its own Kafka and FerretDB (.local/bench-runtime, on the first free set of ports). The
+complaints are published once (acks=all); each round runs both, alternating which goes first,
+each on a fresh database and consumer group. Router: python -m services.router (FastStream batch
+subscriber, up to 500 records; the cases of a batch published side by side, acks=all; commit
+after the batch; Prometheus middleware; log level INFO). Raw loop, in this process:
+AIOKafkaConsumer (getmany, manual commit once per fetch) and AIOKafkaProducer (acks=all,
+idempotent) around the same Cases.open_or_link over the same CaseStore, one call per fetched
+partition batch. events_per_second = (events - 1) / the time from the first case published to
+the one that completed all events, by Kafka record timestamps (start-up and group join
+excluded); ratio: router / raw loop, best round against best round. cpu.*_ms_per_event: CPU of
+the consuming process, FerretDB and Kafka over that window. On FerretDB a lookup that matches
+nothing costs time in proportion to the collection (events_per_second_by_quarter). Kafka,
+FerretDB, the router and this script share the machine's cores (see load_average).
 """
 
 import argparse
@@ -49,7 +58,8 @@ from services.router.domain import Opening
 from services.router.settings import RouterSettings
 from services.router.store import CaseStore
 
-ROUTER_PORTS = range(8531, 8600)
+PORTS = range(8531, 8600)
+SEED, LOG_LEVEL = 7, "INFO"
 RAW_CASES = "qinglian.bench.raw-cases.v1"
 RUNTIME = Runtime.of("bench-runtime", 29192, 27128, 18198, 25192)
 """Moved by measure() to the first free set of ports."""
@@ -146,11 +156,8 @@ async def outputs_span(
     }
 
 
-async def raw_loop(
-    events: set[str], progress: dict[str, Any], *, round_no: int, delivery: str
-) -> dict[str, Any]:
-    """Consume, open or link, publish, commit: aiokafka and the router's cases, no FastStream.
-    ``delivery``: one call per fetched partition batch, or per record (each committed)."""
+async def raw_loop(events: set[str], progress: dict[str, Any], *, round_no: int) -> dict[str, Any]:
+    """Consume, open or link, publish, commit: aiokafka and the router's cases, no FastStream."""
     run = f"{tag()}-raw{round_no}"
     since = await topic_ends(RUNTIME.bootstrap, [RAW_CASES])
     consumer = AIOKafkaConsumer(
@@ -172,29 +179,20 @@ async def raw_loop(
         try:
             while handled < len(events):
                 sends = []
-                for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                    step = 1 if delivery == "per-message" else len(records)
-                    for start in range(0, len(records), step):
-                        chunk = records[start : start + step]
-                        openings = [
-                            Opening.of_complaint(ComplaintReceived.model_validate_json(r.value))
-                            for r in chunk
-                        ]
-                        applied = await cases.open_or_link(openings, now=datetime.now(UTC))
-                        changes.update(entry.change for entry in applied.new_entries)
-                        for case in applied.cases.values():
-                            value, key = case.model_dump_json().encode(), case.case_id.encode()
-                            sends.append(
-                                await sender.send(RAW_CASES, value, key=key, headers=JSON_HEADERS)
-                            )
-                        if delivery == "per-message":
-                            await asyncio.gather(*sends)
-                            await consumer.commit({tp: chunk[-1].offset + 1})
-                            sends = []
-                        if handled == 0:
-                            cpu.begin()
-                        handled += len(chunk)
-                        progress["events_done"] = handled
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    complaints = [ComplaintReceived.model_validate_json(r.value) for r in records]
+                    openings = [Opening.of_complaint(complaint) for complaint in complaints]
+                    applied = await cases.open_or_link(openings, now=datetime.now(UTC))
+                    changes.update(entry.change for entry in applied.new_entries)
+                    for case in applied.cases.values():
+                        value, key = case.model_dump_json().encode(), case.case_id.encode()
+                        sends.append(
+                            await sender.send(RAW_CASES, value, key=key, headers=JSON_HEADERS)
+                        )
+                    if handled == 0:
+                        cpu.begin()
+                    handled += len(records)
+                    progress["events_done"] = handled
                 if sends:
                     await asyncio.gather(*sends)
                     await consumer.commit()
@@ -203,28 +201,20 @@ async def raw_loop(
             await consumer.stop()
             await sender.stop()
     span = await outputs_span(RAW_CASES, since, events, patience=60)
-    return span | {
-        "opened": changes[CaseChange.OPENED],
-        "linked": changes[CaseChange.LINKED],
-        "delivery": delivery,
-        "cpu": usage,
-    }
+    opened, linked = changes[CaseChange.OPENED], changes[CaseChange.LINKED]
+    return span | {"opened": opened, "linked": linked, "delivery": "per-batch", "cpu": usage}
 
 
 def router_round(
-    deadline: Deadline, events: set[str], progress: dict[str, Any], *, round_no: int, log_level: str
+    deadline: Deadline, events: set[str], progress: dict[str, Any], round_no: int
 ) -> dict[str, Any]:
     """The router until every complaint shows in a case on its output topic, then its counters
     once (not polling /metrics: each scrape costs the router CPU, which would count against it)."""
     run = f"{tag()}-router{round_no}"
     since = deadline.run(topic_ends(RUNTIME.bootstrap, [topics.CASES]))  # before it can publish
     env = RUNTIME.service_env(db=f"bench_{run.replace('-', '_')}", group_prefix=f"bench-{run}-")
-    router = start_service(
-        "router",
-        env=env | {"QINGLIAN_LOG_LEVEL": log_level},
-        port=free_port(ROUTER_PORTS),
-        log_dir=RUNTIME.log_dir,
-    )
+    env["QINGLIAN_LOG_LEVEL"] = LOG_LEVEL
+    router = start_service("router", env=env, port=free_port(PORTS), log_dir=RUNTIME.log_dir)
 
     async def watch() -> dict[str, Any]:
         cpu = cpu_window(router.pid)
@@ -239,49 +229,21 @@ def router_round(
             except httpx.TransportError:
                 metrics = {}
         changes = by_label(metrics, "qinglian_case_changes_total", "change")
-        return span | {
-            "opened": int(changes.get("opened", 0)),
-            "linked": int(changes.get("linked", 0)),
-            "handler_failures": int(total(metrics, "qinglian_handler_failures_total")),
-            "cpu": usage,
-        }
+        failures = total(metrics, "qinglian_handler_failures_total")
+        counts = {"opened": changes.get("opened", 0), "linked": changes.get("linked", 0)}
+        counts["handler_failures"] = failures
+        return span | {k: int(v) for k, v in counts.items()} | {"cpu": usage}
 
     try:
-        return deadline.run(watch()) | {"log_level": log_level}
+        return deadline.run(watch()) | {"log_level": LOG_LEVEL}
     finally:
         stop_service(router)
 
 
-def best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    top = max(rounds, key=lambda item: float(item["events_per_second"]))
-    return {
-        "events_per_second": top["events_per_second"],
-        "seconds": top["seconds"],
-        "rounds": rounds,
-    }
+def published(deadline: Deadline, feed: list[Any]) -> float:
+    """Seconds to publish the complaints as intake does."""
 
-
-def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
-    """Run the rounds, filling ``result`` as they finish (a timeout keeps the rounds done)."""
-    global RUNTIME  # the first free set of ports, chosen before anything starts
-    RUNTIME.command("wipe", timeout=deadline.left())  # also stops one a crashed run left
-    RUNTIME = RUNTIME.shifted_to_free()
-    result["runtime"] = asdict(RUNTIME)
-    RUNTIME.start_fresh(deadline, attempts=1)
-    feed = complaints(options.events, options.staff, random.Random(options.seed))
-    events = {str(event.event_id) for event in feed}
-    keys = {Opening.of_complaint(event).related_key for event in feed}  # all within 90 days
-    opened = len(keys - {None}) + sum(1 for event in feed if event.accused_staff_id is None)
-    expected = {"opened": opened, "linked": len(feed) - opened}
-    categories = len({event.category for event in feed})
-    result["data"] = {"staff_ids": options.staff, "categories": categories, "expected": expected}
-    settings = RouterSettings(
-        kafka_bootstrap=RUNTIME.bootstrap, kafka_partitions=3, kafka_replication=1
-    )
-    deadline.run(ensure_topics(settings, (topics.COMPLAINTS, topics.CASES, RAW_CASES)))
-
-    async def prepare() -> float:
-        """Publish the complaints as intake does; seconds taken."""
+    async def publish_all() -> float:
         sender = producer(RUNTIME.bootstrap, client_id="bench-feed")
         await sender.start()
         try:
@@ -291,10 +253,31 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
         finally:
             await sender.stop()
 
-    result["data"]["published_in_s"] = round(deadline.run(prepare()), 3)
-    raw: list[dict[str, Any]] = []
-    router: list[dict[str, Any]] = []
-    result["router"], result["raw_aiokafka_loop"] = {"rounds": router}, {"rounds": raw}
+    return deadline.run(publish_all())
+
+
+def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
+    """Run the rounds, filling ``result`` as they finish (a timeout keeps the rounds done)."""
+    global RUNTIME  # the first free set of ports, chosen before anything starts
+    RUNTIME.command("wipe", timeout=deadline.left())  # also stops one a crashed run left
+    RUNTIME = RUNTIME.shifted_to_free()
+    result["runtime"] = asdict(RUNTIME)
+    RUNTIME.start_fresh(deadline, attempts=1)
+    staff = max(1, options.events * 3 // 4)
+    feed = complaints(options.events, staff, random.Random(SEED))
+    events = {str(event.event_id) for event in feed}
+    keys = {Opening.of_complaint(event).related_key for event in feed}  # all within 90 days
+    opened = len(keys - {None}) + sum(1 for event in feed if event.accused_staff_id is None)
+    expected = {"opened": opened, "linked": len(feed) - opened}
+    categories = len({event.category for event in feed})
+    result["data"] = {"staff_ids": staff, "categories": categories, "expected": expected}
+    settings = RouterSettings(
+        kafka_bootstrap=RUNTIME.bootstrap, kafka_partitions=3, kafka_replication=1
+    )  # these win over the environment
+    deadline.run(ensure_topics(settings, (topics.COMPLAINTS, topics.CASES, RAW_CASES)))
+    result["data"]["published_in_s"] = round(published(deadline, feed), 3)
+    rounds: dict[str, list[dict[str, Any]]] = {"router": [], "raw_aiokafka_loop": []}
+    result |= {name: {"rounds": done} for name, done in rounds.items()}
     for round_no in range(1, options.rounds + 1):
         for contender in ("raw", "router") if round_no % 2 else ("router", "raw"):
             print(f"round {round_no}: {contender}", file=sys.stderr)
@@ -302,82 +285,40 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
             progress = {"contender": contender, "round": round_no, "events_done": 0}
             result["unfinished"] = progress
             if contender == "raw":
-                coroutine = raw_loop(
-                    events, progress, round_no=round_no, delivery=options.raw_delivery
-                )
-                raw.append(outcome := deadline.run(coroutine) | {"round": round_no})
+                outcome = deadline.run(raw_loop(events, progress, round_no=round_no))
+                rounds["raw_aiokafka_loop"].append(outcome | {"round": round_no})
             else:
-                outcome = router_round(
-                    deadline,
-                    events,
-                    progress,
-                    round_no=round_no,
-                    log_level=options.router_log_level,
-                )
-                router.append(outcome := outcome | {"round": round_no})
+                outcome = router_round(deadline, events, progress, round_no)
+                rounds["router"].append(outcome | {"round": round_no})
             del result["unfinished"]
             print(f"  {outcome['events_per_second']} events/s", file=sys.stderr)
+    done = rounds["router"] + rounds["raw_aiokafka_loop"]
     result["data"]["all_rounds_opened_and_linked_as_expected"] = all(
-        (item["opened"], item["linked"]) == (opened, len(feed) - opened) for item in raw + router
+        {"opened": item["opened"], "linked": item["linked"]} == expected for item in done
     )
-    result["router"], result["raw_aiokafka_loop"] = best(router), best(raw)
-    rates = (
-        result["router"]["events_per_second"],
-        result["raw_aiokafka_loop"]["events_per_second"],
-    )
+    for name, done in rounds.items():  # the best round of each
+        top = max(done, key=lambda item: float(item["events_per_second"]))
+        result[name] = {k: top[k] for k in ("events_per_second", "seconds")} | {"rounds": done}
+    rates = [result[name]["events_per_second"] for name in rounds]
     result["ratio"] = round(rates[0] / rates[1], 3)
     result["ratio_per_round"] = [
         round(r["events_per_second"] / w["events_per_second"], 3)
-        for r, w in zip(router, raw, strict=True)
+        for r, w in zip(*rounds.values(), strict=True)
     ]
     result["goal"] = {"ratio_at_least": 0.8}
-
-
-NOTES = (
-    "events_per_second = (events - 1) / time from the first case published to the one that "
-    "completed all events, by Kafka record timestamps; start-up and group join excluded. "
-    "Router: FastStream batch subscriber (services.common.consuming, up to 500 records), the "
-    "cases of a batch published side by side (acks=all), commit after the batch, Prometheus "
-    "middleware, log level as given. Raw loop: the same Cases and CaseStore (the same store "
-    "reads and writes), same topic and partitions, getmany batches; delivery per-batch: one "
-    "call per fetched partition batch, sends awaited and offsets committed once per fetch; "
-    "per-message: one record per call, each committed. Fresh FerretDB database and consumer "
-    "group per round. cpu.*_ms_per_event: CPU of the consuming process, FerretDB and Kafka "
-    "over the measured window. Kafka, FerretDB, the router and this script share the "
-    "machine's cores (and whatever else runs on it: see load_average). On FerretDB a lookup "
-    "that matches nothing costs time in proportion to the collection "
-    "(events_per_second_by_quarter)."
-)
 
 
 def main() -> int:
     parser = report.parser(__doc__, timeout=2700)
     parser.add_argument("--events", type=int, default=2000, help="complaints to route")
-    parser.add_argument(
-        "--staff", type=int, help="distinct accused staff ids (default: 3/4 of --events)"
-    )
     parser.add_argument("--rounds", type=int, default=1, help="rounds of raw loop and router")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--router-log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
-    )
-    parser.add_argument(
-        "--raw-delivery",
-        default="per-batch",
-        choices=("per-batch", "per-message"),
-        help="raw loop awaits Kafka's acks and commits per fetched batch, or per message",
-    )
     options = parser.parse_args()
     if options.events < 2 or options.rounds < 1:
         parser.error("need at least 2 events and 1 round")
-    options.staff = options.staff or max(1, options.events * 3 // 4)
+    notes = (__doc__ or "").split("\n\n", 2)[2]
+    head = {"events": options.events}
     return report.run(
-        "router_throughput",
-        options,
-        measure,
-        runtime=RUNTIME,
-        head={"events": options.events},
-        notes=NOTES,
+        "router_throughput", options, measure, runtime=RUNTIME, head=head, notes=notes
     )
 
 
