@@ -463,9 +463,10 @@ async def check_store(db: AsyncDatabase[Document], feed: list[Event]) -> dict[st
     )
     found: Counter[tuple[str, str]] = Counter()
     revisions = files = 0
+    conduct_files = EscalationStore(MongoDocuments(db)).files
     for key in {key for key, _ in expected}:
         # As the service reads a file: its latest copy may lag behind its last revision.
-        loaded = await EscalationStore(MongoDocuments(db)).files.load(key)
+        loaded = await conduct_files.load(key)
         if loaded.value is not None:
             files += 1
             revisions += loaded.revision
@@ -592,23 +593,19 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
 
     RUNTIME.start_fresh(deadline)
     run = tag()
+    db = f"bench_service_{run}"
     result["service"] = progress = {"complete": False}  # what a run cut short got to
-    env = RUNTIME.service_env(db=f"bench_service_{run}", group_prefix=f"bench-{run}-")
+    env = RUNTIME.service_env(db=db, group_prefix=f"bench-{run}-")
     env |= {"QINGLIAN_LOG_LEVEL": LOG_LEVEL, "QINGLIAN_CLOCK_CHECK_SECONDS": str(365 * 86400.0)}
     escalation = processes.start_service(
         "escalation", env=env, port=free_port(SERVICE_PORTS), log_dir=RUNTIME.log_dir
     )
     try:
-        service = deadline.run(
-            run_service(feed, warmup, escalation, f"bench_service_{run}", progress)
-        )
+        service = deadline.run(run_service(feed, warmup, escalation, db, progress))
     finally:
         processes.stop_service(escalation)
-    result["service"] = service | {
-        "complete": True,
-        "log_level": LOG_LEVEL,
-        "http_port": escalation.port,
-    }
+    service |= {"complete": True, "log_level": LOG_LEVEL, "http_port": escalation.port}
+    result["service"] = service
     print(f"service: {service['events_per_s']} events/s", file=sys.stderr)
     ratio = service["events_per_s"] / in_process["rules_only"]["events_per_s"]
     result["ratios"] = {"service_to_in_process_rules_only": round(ratio, 4)}

@@ -35,17 +35,8 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.harness import report
+from bench.harness import processes, report
 from bench.harness.kafka import JSON_HEADERS, batches_from, producer, publish, topic_ends
-from bench.harness.processes import (
-    CpuWindow,
-    by_label,
-    cpu_seconds,
-    scrape,
-    start_service,
-    stop_service,
-    total,
-)
 from bench.harness.runtime import Deadline, Runtime, free_port, tag
 from bench.harness.year import Hospital, routing
 from schemas import topics
@@ -85,7 +76,7 @@ def complaints(count: int, staff: int, rng: random.Random) -> list[Any]:
     ]
 
 
-def cpu_per_event(cpu: CpuWindow, handled: int) -> dict[str, Any]:
+def cpu_per_event(cpu: processes.CpuWindow, handled: int) -> dict[str, Any]:
     """CPU of the consuming process, FerretDB and Kafka since the window began."""
     used = {
         f"{name}_ms_per_event": round(s * 1000 / max(1, handled), 2)
@@ -94,8 +85,8 @@ def cpu_per_event(cpu: CpuWindow, handled: int) -> dict[str, Any]:
     return {"events_in_window": handled} | used
 
 
-def cpu_window(pid: int) -> CpuWindow:
-    return CpuWindow(
+def cpu_window(pid: int) -> processes.CpuWindow:
+    return processes.CpuWindow(
         {"process": pid, "ferretdb": RUNTIME.pid("ferretdb"), "kafka": RUNTIME.pid("kafka")}
     )
 
@@ -107,7 +98,7 @@ async def outputs_span(
     *,
     patience: float | None = None,
     producer_pid: int | None = None,
-    cpu: CpuWindow | None = None,
+    cpu: processes.CpuWindow | None = None,
     progress: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read the cases published after ``since`` until every event shows in one; the time from
@@ -131,7 +122,7 @@ async def outputs_span(
                 break
             if give_up is not None and time.monotonic() > give_up:
                 raise RuntimeError(f"{topic}: only {len(seen & events)} of {len(events)} shown")
-            if producer_pid is not None and cpu_seconds(producer_pid) is None:
+            if producer_pid is not None and processes.cpu_seconds(producer_pid) is None:
                 raise RuntimeError(f"process {producer_pid} exited")
     records.sort(key=lambda item: item[0])
     # When the count of events shown reached 1, then each quarter of them.
@@ -214,7 +205,9 @@ def router_round(
     since = deadline.run(topic_ends(RUNTIME.bootstrap, [topics.CASES]))  # before it can publish
     env = RUNTIME.service_env(db=f"bench_{run.replace('-', '_')}", group_prefix=f"bench-{run}-")
     env["QINGLIAN_LOG_LEVEL"] = LOG_LEVEL
-    router = start_service("router", env=env, port=free_port(PORTS), log_dir=RUNTIME.log_dir)
+    router = processes.start_service(
+        "router", env=env, port=free_port(PORTS), log_dir=RUNTIME.log_dir
+    )
 
     async def watch() -> dict[str, Any]:
         cpu = cpu_window(router.pid)
@@ -222,14 +215,14 @@ def router_round(
             topics.CASES, since, events, producer_pid=router.pid, cpu=cpu, progress=progress
         )
         usage = cpu_per_event(cpu, len(events) - 1)
-        usage["process_total_s_since_launch"] = cpu_seconds(router.pid)
+        usage["process_total_s_since_launch"] = processes.cpu_seconds(router.pid)
         async with httpx.AsyncClient() as client:
             try:
-                metrics = await scrape(client, f"{router.url}/metrics")
+                metrics = await processes.scrape(client, f"{router.url}/metrics")
             except httpx.TransportError:
                 metrics = {}
-        changes = by_label(metrics, "qinglian_case_changes_total", "change")
-        failures = total(metrics, "qinglian_handler_failures_total")
+        changes = processes.by_label(metrics, "qinglian_case_changes_total", "change")
+        failures = processes.total(metrics, "qinglian_handler_failures_total")
         counts = {"opened": changes.get("opened", 0), "linked": changes.get("linked", 0)}
         counts["handler_failures"] = failures
         return span | {k: int(v) for k, v in counts.items()} | {"cpu": usage}
@@ -237,7 +230,7 @@ def router_round(
     try:
         return deadline.run(watch()) | {"log_level": LOG_LEVEL}
     finally:
-        stop_service(router)
+        processes.stop_service(router)
 
 
 def published(deadline: Deadline, feed: list[Any]) -> float:
