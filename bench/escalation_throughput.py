@@ -639,7 +639,7 @@ def main() -> int:
     if options.events < 1:
         parser.error("need at least 1 event")
     runtime = None if options.engine_only else RUNTIME
-    notes = (__doc__ or "").split("\n\n", 2)[2]
+    notes = " ".join((__doc__ or "").split("\n\n", 2)[2].split())
     head = {"events": options.events}
     return report.run(
         "escalation_throughput", options, measure, runtime=runtime, head=head, notes=notes
