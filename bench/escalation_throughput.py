@@ -170,7 +170,7 @@ def service_feed(world: World, count: int) -> list[Event]:
     """``count`` events of the service's mix in order of receipt; about one finding in ten
     revises an earlier one (same case, later date)."""
     rng, staff = world.rng, world.staff
-    events: list[Any] = []
+    events: list[Event] = []
     cases: list[tuple[str, tuple[str, ...], datetime]] = []
     for event_type in rng.choices(list(FEED), list(FEED.values()), k=count):
         at = world.moment()
@@ -182,8 +182,9 @@ def service_feed(world: World, count: int) -> list[Event]:
             staff_ids = tuple(rng.sample(staff, rng.choice((1, 1, 1, 2))))
             company = rng.choice(world.companies) if rng.random() < 0.15 else None
             categories = (rng.choice(BENEFIT_TRANSFER),) if company else ()
-            events.append(world.finding(staff_ids, at, company=company, categories=categories))
-            cases.append((events[-1].case_id, staff_ids, at))
+            finding = world.finding(staff_ids, at, company=company, categories=categories)
+            events.append(finding)
+            cases.append((finding.case_id, staff_ids, at))
         elif event_type == "visitor_log":
             events.append(world.visit(rng.choice(world.companies), at))
         else:

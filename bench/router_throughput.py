@@ -30,7 +30,7 @@ from collections import Counter
 from contextlib import aclosing
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -56,7 +56,7 @@ RUNTIME = Runtime.of("bench-runtime", 29192, 27128, 18198, 25192)
 """Moved by measure() to the first free set of ports."""
 
 
-def complaints(count: int, staff: int, rng: random.Random) -> list[Any]:
+def complaints(count: int, staff: int, rng: random.Random) -> list[ComplaintReceived]:
     """Complaints of the example hospital received over 30 days, in order of receipt: some 5 %
     name no one, the rest one of ``staff`` staff members (department heads among them), so
     that complaints against the same person in the same category are linked."""
@@ -66,11 +66,14 @@ def complaints(count: int, staff: int, rng: random.Random) -> list[Any]:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     received = sorted(start + timedelta(seconds=rng.uniform(0, 30 * 86400)) for _ in range(count))
     return [
-        hospital.event(
-            "complaint",
-            received_at=at,
-            occurred_at=at - timedelta(seconds=rng.uniform(0, 3 * 86400)),
-            accused_staff_id=None if rng.random() < 0.05 else rng.choice(pool),
+        cast(
+            ComplaintReceived,
+            hospital.event(
+                "complaint",
+                received_at=at,
+                occurred_at=at - timedelta(seconds=rng.uniform(0, 3 * 86400)),
+                accused_staff_id=None if rng.random() < 0.05 else rng.choice(pool),
+            ),
         )
         for at in received
     ]
@@ -225,7 +228,7 @@ def router_round(
         processes.stop_service(router)
 
 
-def published(deadline: Deadline, feed: list[Any]) -> float:
+def published(deadline: Deadline, feed: list[ComplaintReceived]) -> float:
     """Seconds to publish the complaints as intake does."""
 
     async def publish_all() -> float:
@@ -233,7 +236,7 @@ def published(deadline: Deadline, feed: list[Any]) -> float:
         await sender.start()
         try:
             started = time.perf_counter()
-            await publish(sender, feed)
+            await publish(sender, list(feed))
             return time.perf_counter() - started
         finally:
             await sender.stop()
@@ -277,9 +280,9 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
                 rounds["router"].append(outcome | {"round": round_no})
             del result["unfinished"]
             print(f"  {outcome['events_per_second']} events/s", file=sys.stderr)
-    done = rounds["router"] + rounds["raw_aiokafka_loop"]
+    every = rounds["router"] + rounds["raw_aiokafka_loop"]
     result["data"]["all_rounds_opened_and_linked_as_expected"] = all(
-        {"opened": item["opened"], "linked": item["linked"]} == expected for item in done
+        {"opened": item["opened"], "linked": item["linked"]} == expected for item in every
     )
     for name, done in rounds.items():  # the best round of each
         top = max(done, key=lambda item: float(item["events_per_second"]))
