@@ -368,7 +368,7 @@ async def replay_over_store(
             else:
                 await store.watched.delete(step.key)
             marks.append(time.perf_counter())
-            for name, a, b in zip(STEPS, marks, marks[1:], strict=True):
+            for name, (a, b) in zip(STEPS, itertools.pairwise(marks), strict=True):
                 steps[name] += b - a
             size = len(step.kept.file.events)
             bucket = "1" if size <= 1 else next((f"<={n}" for n in (9, 29) if size <= n), ">29")
