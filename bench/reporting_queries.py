@@ -1,21 +1,20 @@
-"""Reporting at a year's scale: how long the monthly report, the dashboard and the registers take
-to answer for a 3,000-bed hospital's year (about 2 million events at --scale 1), and how long a
-rebuild from the topics takes. Its own Kafka and FerretDB (.local/bench-reporting).
+"""Reporting at a year's scale (bench/harness/year.py: ~2 million events at --scale 1) on its
+own Kafka and FerretDB (.local/bench-reporting). 1. queries (--scale): the year, folded by
+reporting's own Ingest in memory, is written into FerretDB one document at a time; the service
+answers the monthly report (hospital, busiest department), the dashboard and the four registers
+--runs times each after a warm-up; then the same reads and computations in this process, and what
+each repository write costs. 2. rebuild (--rebuild-scale): a year published to the topics, rebuilt
+by ``python -m services.reporting.rebuild``, compared document by document with the same year
+written as in 1; the full year's rebuild EXTRAPOLATED.
 
     .venv/bin/python -m bench.reporting_queries --scale 0.01 [--rebuild-scale 0.01]
-
-The year (bench/harness/year.py and hospital.toml) is applied in order by reporting's own Ingest
-to a store in memory. 1. queries (at --scale): that store written into FerretDB one document at a
-time; ``python -m services.reporting`` on it answers the monthly report (hospital, busiest
-department), the dashboard and the four registers --runs times each after a warm-up; then the
-same reads and computations in this process, and what each repository write costs. 2. rebuild
-(at --rebuild-scale): a year published to the topics, ``python -m services.reporting.rebuild``,
-compared document by document with the same year written as in 1; the full year EXTRAPOLATED.
 """
 
 import argparse
 import asyncio
 import dataclasses
+import functools
+import inspect
 import itertools
 import math
 import os
@@ -27,7 +26,6 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Any
 
 import httpx
@@ -51,7 +49,7 @@ from services.common.broker import ensure_topics
 from services.common.consuming import Received
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MemoryDocuments, MongoDocuments
-from services.common.store import Document, connect
+from services.common.store import Document
 from services.reporting.access import Role, grants, report_tokens
 from services.reporting.facts import report_month
 from services.reporting.ingest import DEAD_LETTER, REPORT_TOPICS, Ingest
@@ -139,7 +137,7 @@ class Fold:
         self.sample["decision"] = decision
         self.add("decisions", topics.DECISIONS, decision.subject_id.encode(), decision)
 
-    @cached_property
+    @functools.cached_property
     def kept(self) -> dict[str, dict[str, Any]]:
         """What ingest left in the memory store, by collection (read once it is all applied)."""
         self.flush()
@@ -207,11 +205,13 @@ async def seed(db: AsyncDatabase[Document], year: Fold) -> dict[str, Any]:
     return timings
 
 
-async def median_ms(make: Callable[[], Awaitable[Any]], repeats: int) -> tuple[float, Any]:
+async def median_ms(make: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """The median ms of ``repeats`` calls (their outcome awaited), and the last outcome."""
     times, outcome = [], None
     for _ in range(repeats):
         started = time.perf_counter()
-        outcome = await make()
+        outcome = make()
+        outcome = await outcome if inspect.isawaitable(outcome) else outcome
         times.append(time.perf_counter() - started)
     return round(statistics.median(times) * 1000, 1), outcome
 
@@ -313,26 +313,17 @@ async def breakdown(
         reads[name] = {"read_ms": read_ms, "documents_or_cases": size}
         log(f"  breakdown: {name} {reads[name]}")
     data = await store.month_data(month, None)
-    catalogue = DepartmentCatalogue.from_file(settings.departments)
-    targets = KpiTargets.from_file(settings.kpi_targets)
-    study = StudyRule.from_file(settings.study_rule)
-
-    async def hospital_report() -> Any:
-        return monthly_report(
-            data,
-            month=month,
-            department=None,
-            catalogue=catalogue,
-            targets=targets,
-            study=study,
-            now=now,
-        )
-
-    async def to_json() -> Any:
-        return hospital.model_dump_json()
-
-    report_ms, hospital = await median_ms(hospital_report, repeats)
-    json_ms, _ = await median_ms(to_json, repeats)
+    report_of = functools.partial(
+        monthly_report,
+        catalogue=DepartmentCatalogue.from_file(settings.departments),
+        targets=KpiTargets.from_file(settings.kpi_targets),
+        study=StudyRule.from_file(settings.study_rule),
+        now=now,
+    )
+    report_ms, hospital = await median_ms(
+        lambda: report_of(data, month=month, department=None), repeats
+    )
+    json_ms, _ = await median_ms(hospital.model_dump_json, repeats)
     return {
         "repeats": repeats,
         "reads": reads,
@@ -347,14 +338,11 @@ async def query_phase(
     options: argparse.Namespace, deadline: Deadline, year: Fold, now: datetime, db_name: str
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"database": db_name, "load_average_at_start": load_average()}
-    mongo = connect(settings_here())
-    try:
-        result["seeding"] = await seed(mongo[db_name], year)
-        _, token = await report_tokens(MongoDocuments(mongo[db_name]), cache_seconds=0).issue(
+    async with RUNTIME.database(db_name) as db:
+        result["seeding"] = await seed(db, year)
+        _, token = await report_tokens(MongoDocuments(db), cache_seconds=0).issue(
             grants(Role.CONDUCT_OFFICE, None), label="bench", now=datetime.now(UTC)
         )
-    finally:
-        await mongo.close()
     month = report_month(now.astimezone(HOSPITAL_TIME_ZONE).replace(day=1) - timedelta(days=1))
     department = year.busiest_department(month)
     queries = {
@@ -391,30 +379,22 @@ async def query_phase(
         )
     finally:
         await asyncio.to_thread(stop_service, service)
-    mongo = connect(settings_here())
-    try:
+    async with RUNTIME.database(db_name) as db:
         result["in_process"] = await breakdown(
-            mongo[db_name], month=month, department=department, now=now, repeats=options.repeats
+            db, month=month, department=department, now=now, repeats=options.repeats
         )
         log("  write costs at this size")
-        result["write_costs"] = await write_costs(
-            mongo[db_name], year, repeats=options.probe_repeats
-        )
-    finally:
-        await mongo.close()
+        result["write_costs"] = await write_costs(db, year, repeats=options.probe_repeats)
     return result
 
 
 # --- The rebuild ------------------------------------------------------------------------------
 
 
-def settings_here() -> ReportingSettings:
-    return ReportingSettings(kafka_bootstrap=RUNTIME.bootstrap, mongo_url=RUNTIME.mongo_url)
-
-
 async def end_offsets() -> dict[tuple[str, int], int]:
     """The end of every partition of the report topics (created if missing)."""
-    await ensure_topics(settings_here(), REPORT_TOPICS)
+    settings = ReportingSettings(kafka_bootstrap=RUNTIME.bootstrap, mongo_url=RUNTIME.mongo_url)
+    await ensure_topics(settings, REPORT_TOPICS)
     ends = await topic_ends(RUNTIME.bootstrap, REPORT_TOPICS)
     return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
@@ -484,17 +464,11 @@ def rebuild_phase(
     result["rebuild"] = deadline.run(run_rebuild(into=into, source_db=db, limit=deadline.left()))
 
     async def check() -> tuple[Any, Any]:
-        mongo = connect(settings_here())
-        try:
-            await seed(mongo[f"bench_seeded_{run}"], year)
-            same = await compare(mongo[f"bench_seeded_{run}"], mongo[into])
+        async with RUNTIME.database(f"bench_seeded_{run}") as seeded:
+            await seed(seeded, year)
+            same = await compare(seeded, seeded.client[into])
             log("  write costs at this size")
-            costs = await write_costs(
-                mongo[f"bench_seeded_{run}"], year, repeats=options.probe_repeats
-            )
-            return same, costs
-        finally:
-            await mongo.close()
+            return same, await write_costs(seeded, year, repeats=options.probe_repeats)
 
     result["seeded_equals_rebuilt"], result["write_costs_at_this_size"] = deadline.run(check())
     rate = float(result["rebuild"]["records_per_s"])
@@ -539,16 +513,15 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
 
 def main() -> int:
     parser = report.parser(__doc__, timeout=2400)
-    parser.add_argument("--scale", type=float, default=1.0, help="of a 3,000-bed year (~2M)")
-    parser.add_argument(
-        "--rebuild-scale", type=float, help="the rebuild's year (default: min(scale, 0.002))"
-    )
-    parser.add_argument("--runs", type=int, default=5, help="timed requests per query")
-    parser.add_argument("--repeats", type=int, default=3, help="in-process timings per step")
-    parser.add_argument(
-        "--probe-repeats", type=int, default=9, help="timed writes per repository write kind"
-    )
-    parser.add_argument("--seed", type=int, default=2026)
+    for flag, kind, default, meaning in (
+        ("--scale", float, 1.0, "of a 3,000-bed year (~2M events)"),
+        ("--rebuild-scale", float, None, "the rebuild's year (default: min(scale, 0.002))"),
+        ("--runs", int, 5, "timed requests per query"),
+        ("--repeats", int, 3, "in-process timings per step"),
+        ("--probe-repeats", int, 9, "timed writes per repository write kind"),
+        ("--seed", int, 2026, "of the year's random draws"),
+    ):
+        parser.add_argument(flag, type=kind, default=default, help=meaning)
     parser.add_argument("--no-queries", action="store_true")
     parser.add_argument("--no-rebuild", action="store_true")
     options = parser.parse_args()
