@@ -158,6 +158,8 @@ def make_year(
     year = Fold(keep=keep, base=base)
     hospital = Hospital(random.Random(seed), prefix=f"Y-{tag()}")
     Year(hospital, year, now=now, scale=scale).generate(lambda line: log(f"  year: {line}"))
+    generated_in_s = round(time.perf_counter() - started, 1)
+    generated_cpu_s = round(time.process_time() - cpu, 1)
     cases = year.kept["reporting_case_facts"].values()
     return year, {
         "events": sum(year.events_by_type.values()),
@@ -169,8 +171,8 @@ def make_year(
         "decisions_by_kind": dict(year.decisions_by_kind.most_common()),
         "records_on_topics": sum(year.records_by_topic.values()),
         "documents": {name: len(documents) for name, documents in year.kept.items()},
-        "generated_in_s": round(time.perf_counter() - started, 1),
-        "generated_cpu_s": round(time.process_time() - cpu, 1),
+        "generated_in_s": generated_in_s,
+        "generated_cpu_s": generated_cpu_s,
     }
 
 

@@ -9,16 +9,16 @@ import heapq
 import itertools
 import random
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
-from enum import Enum
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 from bench.harness.runtime import tag
 from schemas import topics
@@ -37,7 +37,7 @@ from schemas.promotion import PromotionApplicationReceived
 from schemas.rectification import RectificationStatusReceived
 from schemas.surrender import RedEnvelopeSurrenderReceived
 from schemas.visitor_log import PlaceKind, VisitorLogReceived
-from services.common.datafile import DataFile, Location
+from services.common.datafile import DataFile
 from services.escalation.conduct import ConductFile, decide, decision_of
 from services.escalation.outcomes import Outcome, OverdueCase, PromotionBar, RepInClinicalPlace
 from services.escalation.rulebook import RuleBook
@@ -108,18 +108,6 @@ class HospitalFile(DataFile):
     cases: CasePlan
     events: dict[str, EventSpec]
 
-    def cross_check(self) -> Sequence[tuple[Location, str]]:
-        problems: list[tuple[Location, str]] = []
-        for event_type, spec in self.events.items():
-            if event_type not in BY_TYPE:
-                problems.append((("events", event_type), "no such event type"))
-                continue
-            known = BY_TYPE[event_type].submission.model_fields
-            for name in spec.fields:
-                if any(part not in known for part in name.split()):
-                    problems.append((("events", event_type, "fields", name), "no such field"))
-        return problems
-
 
 HOSPITAL = HospitalFile.from_file(Path(__file__).with_name("hospital.toml"))
 
@@ -129,16 +117,6 @@ def routing() -> Routing:
     """The router's shipped department catalogue and routing table."""
     settings = RouterSettings()
     return Routing.load(settings.departments, settings.routing_table)
-
-
-def json_ready(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal | Enum):
-        return str(value)
-    if isinstance(value, tuple | list):
-        return [json_ready(item) for item in value]
-    return value
 
 
 class Hospital:
@@ -225,7 +203,7 @@ class Hospital:
     def body(self, event_type: str, occurred_at: datetime, **given: Any) -> dict[str, Any]:
         """What a sender submits (JSON-ready), with its event_type."""
         facts = self.facts(event_type, occurred_at, given)
-        return {"event_type": event_type} | {k: json_ready(v) for k, v in facts.items()}
+        return {"event_type": event_type, **to_jsonable_python(facts)}
 
     def event(
         self,
