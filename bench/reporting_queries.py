@@ -37,7 +37,6 @@ from bench.harness.kafka import KIND_BY_CLASS, producer, send_all, topic_ends
 from bench.harness.load import percentile
 from bench.harness.processes import CpuWindow, start_service, stop_service
 from bench.harness.rebuild import rebuild
-from bench.harness.report import load_average
 from bench.harness.runtime import Deadline, Runtime, free_port, tag
 from bench.harness.year import Hospital, Year, routing
 from schemas import topics
@@ -76,8 +75,7 @@ VERSIONED = ("reporting_counts", "reporting_cases")
 """Collections of versioned documents: each document's revisions are kept beside it."""
 
 
-def log(line: str) -> None:
-    print(line, file=sys.stderr)
+log = functools.partial(print, file=sys.stderr)
 
 
 class Fold:
@@ -339,7 +337,7 @@ async def breakdown(
 async def query_phase(
     options: argparse.Namespace, deadline: Deadline, year: Fold, now: datetime, db_name: str
 ) -> dict[str, Any]:
-    result: dict[str, Any] = {"database": db_name, "load_average_at_start": load_average()}
+    result: dict[str, Any] = {"database": db_name, "load_average_at_start": report.load_average()}
     async with RUNTIME.database(db_name) as db:
         result["seeding"] = await seed(db, year)
         _, token = await report_tokens(MongoDocuments(db), cache_seconds=0).issue(
@@ -375,7 +373,7 @@ async def query_phase(
                     raise RuntimeError(f"the reporting service was not ready; see {service.log}")
                 await asyncio.sleep(0.5)
         result["service_ready_s_incl_first_gauge_refresh"] = round(time.perf_counter() - started, 1)
-        result["load_average_before_queries"] = load_average()
+        result["load_average_before_queries"] = report.load_average()
         result["http"] = await time_queries(
             service.url, token, queries, runs=options.runs, pid=service.pid
         )
@@ -452,7 +450,7 @@ def rebuild_phase(
     options: argparse.Namespace, deadline: Deadline, now: datetime, full: Fold | None, db: str
 ) -> dict[str, Any]:
     scale = options.rebuild_scale
-    result: dict[str, Any] = {"scale": scale, "load_average_at_start": load_average()}
+    result: dict[str, Any] = {"scale": scale, "load_average_at_start": report.load_average()}
     base = deadline.run(end_offsets())
     year, result["data"] = make_year(
         scale=scale, seed=options.seed + 1, now=now, keep=True, base=base

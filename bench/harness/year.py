@@ -2,7 +2,7 @@
 departments (the services' catalogue) with staff, companies, and events of every type drawn
 field by field as that file says (``Hospital``); and a whole year of it as it reaches reporting
 (``Year``): facts in the order intake receives them, the cases the router's own functions open,
-advance and close on them, and the decisions escalation's own rules and wording make.
+advance and close on them, and the decisions escalation's rules make, in its own wording.
 """
 
 import heapq
@@ -389,8 +389,9 @@ class Year:
             self.sink.decision(decision_of(outcome, file, self.book, now=now))
 
     def sanction(self, finding: InvestigationFindingReceived, at: datetime) -> None:
-        """Escalation's promotion-bar and vendor cut-off rules on a substantiated finding; and
-        for a kickback or a red envelope, a measure against the staff member."""
+        """Escalation's promotion-bar and vendor cut-off rules on a substantiated finding; and,
+        for a kickback or a red envelope, a measure against the staff member (this generator's
+        own stand-in for the measures the hospital takes, worded here)."""
         category, company = finding.confirmed_categories[0], finding.company_code
         for staff_id in finding.staff_ids:
             staff = file_of(SubjectKind.STAFF, staff_id, finding)
