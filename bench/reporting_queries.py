@@ -367,8 +367,9 @@ async def query_phase(
     result |= {"month": month, "department": department, "runs": options.runs, "http_port": port}
     try:
         give_up = time.monotonic() + min(300.0, deadline.left())
-        async with httpx.AsyncClient(timeout=5) as client:  # until the gauges' first refresh
-            while 'cases{status="open"}' not in (await client.get(f"{service.url}/metrics")).text:
+        gauge = 'qinglian_cases{status="open"}'  # there once the gauges' first refresh is done
+        async with httpx.AsyncClient(timeout=5) as client:
+            while gauge not in (await client.get(f"{service.url}/metrics")).text:
                 if not service.alive() or time.monotonic() > give_up:
                     raise RuntimeError(f"the reporting service was not ready; see {service.log}")
                 await asyncio.sleep(0.5)
