@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,9 +74,8 @@ class Deadline:
 
 @dataclass(frozen=True)
 class Runtime:
-    """runtime.sh in .local/``folder`` with Kafka on ``kafka_port`` (its controller on the next
-    port), FerretDB on ``ferretdb_port`` (debug listener on ``ferretdb_debug_port``) and its
-    PostgreSQL on ``postgres_port``, all on 127.0.0.1."""
+    """runtime.sh in .local/``folder``: Kafka on ``kafka_port`` (its controller on the next),
+    FerretDB on ``ferretdb_port`` (debug listener: ``ferretdb_debug_port``), its PostgreSQL."""
 
     folder: str
     kafka_port: int
@@ -89,10 +88,8 @@ class Runtime:
         cls, folder: str, kafka: int, ferretdb: int, ferretdb_debug: int, postgres: int
     ) -> "Runtime":
         """A benchmark's runtime, its ports moved up by PORT_SHIFT."""
-        shift = PORT_SHIFT
-        return cls(
-            folder, kafka + shift, ferretdb + shift, ferretdb_debug + shift, postgres + shift
-        )
+        ports = (kafka, ferretdb, ferretdb_debug, postgres)
+        return cls(folder, *(port + PORT_SHIFT for port in ports))
 
     @property
     def local_dir(self) -> Path:
@@ -143,20 +140,11 @@ class Runtime:
         }
 
     def shifted_to_free(self, *, step: int = 10, tries: int = 20) -> "Runtime":
-        """This runtime, or the first one ``step``, 2 × ``step``, … ports above whose ports are
-        all free."""
+        """This runtime, or the first one ``step``, 2 × ``step``, … ports above all free."""
+        ports = (self.kafka_port, self.ferretdb_port, self.ferretdb_debug_port, self.postgres_port)
         for n in range(tries):
-            moved = replace(
-                self,
-                kafka_port=self.kafka_port + n * step,
-                ferretdb_port=self.ferretdb_port + n * step,
-                ferretdb_debug_port=self.ferretdb_debug_port + n * step,
-                postgres_port=self.postgres_port + n * step,
-            )
-            ports = (moved.kafka_port, moved.kafka_port + 1, moved.ferretdb_port)
-            if all(
-                is_free(port) for port in (*ports, moved.ferretdb_debug_port, moved.postgres_port)
-            ):
+            moved = Runtime(self.folder, *(port + n * step for port in ports))
+            if all(map(is_free, (moved.kafka_port + 1, *(port + n * step for port in ports)))):
                 return moved
         raise RuntimeError("no free set of ports for the benchmark runtime")
 
@@ -219,16 +207,11 @@ SYSTEM_RUNTIME = Runtime.of("bench-system", 49392, 47328, 48398, 45332)
 def running_runtime_env() -> dict[str, str]:
     """For the scripts that expect a running runtime: the QINGLIAN_ settings given (by default
     `make up`'s Kafka and FerretDB), a database and consumer groups of this run's own."""
-    given = {name: value for name, value in os.environ.items() if name.startswith("QINGLIAN_")}
-    return (
-        {
-            "QINGLIAN_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
-            "QINGLIAN_MONGO_URL": "mongodb://127.0.0.1:27018/",
-        }
-        | given
-        | {
-            "QINGLIAN_MONGO_DB": f"bench_{tag()}",
-            "QINGLIAN_KAFKA_GROUP_PREFIX": f"bench-{tag()}-",
-            "QINGLIAN_LOG_LEVEL": "WARNING",
-        }
-    )
+    return {
+        "QINGLIAN_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
+        "QINGLIAN_MONGO_URL": "mongodb://127.0.0.1:27018/",
+        **{name: value for name, value in os.environ.items() if name.startswith("QINGLIAN_")},
+        "QINGLIAN_MONGO_DB": f"bench_{tag()}",
+        "QINGLIAN_KAFKA_GROUP_PREFIX": f"bench-{tag()}-",
+        "QINGLIAN_LOG_LEVEL": "WARNING",
+    }
