@@ -15,7 +15,6 @@ import random
 import re
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,14 +22,9 @@ import httpx
 
 from bench.harness import load, processes, report, runtime
 from bench.harness.runtime import Deadline
+from schemas import case_action, complaint
 from schemas.case import CaseUpdated
-from schemas.case_action import CaseActionKind, CaseActionReceived, CaseActionSubmission
-from schemas.complaint import (
-    ComplaintCategory,
-    ComplaintChannel,
-    ComplaintReceived,
-    ComplaintSubmission,
-)
+from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
 from schemas.decision import Decision, EscalationTarget, SubjectKind
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments
@@ -48,30 +42,31 @@ GOAL_MS = 300.0
 PASSWORD = "a load test passphrase 2026"  # noqa: S105 (the benchmark's own account)
 
 
-def complaint(index: int, now: datetime, rng: random.Random) -> ComplaintReceived:
-    received = now - timedelta(minutes=rng.randrange(40 * 24 * 60))
-    submission = ComplaintSubmission(
+def received(index: int, now: datetime, rng: random.Random) -> ComplaintReceived:
+    at = now - timedelta(minutes=rng.randrange(40 * 24 * 60))
+    submission = complaint.ComplaintSubmission(
         source_system="portal",
         source_ref=f"BENCH-{index}",
-        occurred_at=received - timedelta(hours=rng.randrange(1, 72)),
+        occurred_at=at - timedelta(hours=rng.randrange(1, 72)),
         channel=rng.choice(list(ComplaintChannel)),
         category=rng.choice(list(ComplaintCategory)),
         accused_staff_id=f"S{rng.randrange(3000, 9000)}",
         description=f"第{index}号投诉：" + "医务人员收受患者红包，情节待查。" * rng.randrange(1, 8),
     )
-    return ComplaintReceived.accept(submission, received_at=received)
+    return ComplaintReceived.accept(submission, received_at=at)
 
 
 def started(case: CaseUpdated, now: datetime) -> CaseUpdated:
-    action = CaseActionSubmission(
+    action = case_action.CaseActionSubmission(
         source_system="desk",
         source_ref=f"START-{case.case_id}",
         occurred_at=now,
         case_id=case.case_id,
-        action=CaseActionKind.START_INVESTIGATION,
+        action=case_action.CaseActionKind.START_INVESTIGATION,
         actor_staff_id="S0102",
     )
-    return take_action(case, CaseActionReceived.accept(action, received_at=now), ROUTING, now=now)
+    accepted = case_action.CaseActionReceived.accept(action, received_at=now)
+    return take_action(case, accepted, ROUTING, now=now)
 
 
 def decision(case: CaseUpdated, now: datetime) -> Decision:
@@ -102,7 +97,7 @@ async def seed(cases: int, now: datetime, result: dict[str, Any]) -> dict[str, A
         began = time.perf_counter()
         ids, staff = [], []
         for first in range(0, cases, 500):
-            complaints = [complaint(i, now, rng) for i in range(first, min(cases, first + 500))]
+            complaints = [received(i, now, rng) for i in range(first, min(cases, first + 500))]
             opened = [open_case(Opening.of_complaint(c), ROUTING, now=now) for c in complaints]
             opened = [started(c, now) if i % 10 == 0 else c for i, c in enumerate(opened)]
             await model.complaints(complaints)
@@ -172,7 +167,7 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
     result |= {"cases": options.cases, "goal_p95_ms": GOAL_MS}
     RUNTIME.start_fresh(deadline)
     now = datetime.now(UTC)
-    env = RUNTIME.service_env(db="bench_desk", group_prefix=f"bench-desk-{uuid.uuid4().hex[:6]}-")
+    env = RUNTIME.service_env(db="bench_desk")
     seeded = deadline.run(seed(options.cases, now, result))
     began = time.perf_counter()
     with processes.running(
@@ -183,5 +178,5 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
 
 
 if __name__ == "__main__":
-    flags: dict[str, float | str] = {"cases": 10_000, "runs": 60}
+    flags = {"cases": 10_000, "runs": 60}
     sys.exit(report.main("desk_pages", __doc__, measure, flags, timeout=1800, runtime=RUNTIME))

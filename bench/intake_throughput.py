@@ -112,5 +112,5 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
 
 
 if __name__ == "__main__":
-    flags: dict[str, float | str] = {"events": 3000, "concurrency": 32, "open_loop_seconds": 15.0}
+    flags = {"events": 3000, "concurrency": 32, "open_loop_seconds": 15.0}
     sys.exit(report.main("intake_http", __doc__, measure, flags, timeout=900))

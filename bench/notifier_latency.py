@@ -152,5 +152,5 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
 
 
 if __name__ == "__main__":
-    flags: dict[str, float | str] = {"visits": 20, "decisions": 200}
+    flags = {"visits": 20, "decisions": 200}
     sys.exit(report.main("notifier_latency", __doc__, measure, flags, timeout=600, runtime=RUNTIME))

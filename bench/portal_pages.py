@@ -127,13 +127,16 @@ def complaint_form(url: str, runs: int) -> dict[str, Any]:
 
 
 def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
-    result |= {"complaints": options.complaints, "reporters": options.reporters}
-    result["goal_p95_ms"] = GOAL_MS
+    result |= {
+        "complaints": options.complaints,
+        "reporters": options.reporters,
+        "goal_p95_ms": GOAL_MS,
+    }
     RUNTIME.start_fresh(deadline)
     started = time.perf_counter()
     codes = deadline.run(seed(options.complaints, datetime.now(UTC)))
     result["seed_seconds"] = round(time.perf_counter() - started, 1)
-    env = RUNTIME.service_env(db=DB, group_prefix=f"bench-portal-{uuid.uuid4().hex[:6]}-")
+    env = RUNTIME.service_env(db=DB)
     env["QINGLIAN_PORTAL_KEY"] = uuid.uuid4().hex
     env["QINGLIAN_LOG_LEVEL"] = "WARNING"  # as in production, where the access log is shipped
     with processes.running(
@@ -149,10 +152,5 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
 
 
 if __name__ == "__main__":
-    flags: dict[str, float | str] = {
-        "complaints": 5000,
-        "reporters": 50,
-        "rounds": 20,
-        "think_seconds": 2.0,
-    }
+    flags = {"complaints": 5000, "reporters": 50, "rounds": 20, "think_seconds": 2.0}
     sys.exit(report.main("portal_pages", __doc__, measure, flags, timeout=900, runtime=RUNTIME))

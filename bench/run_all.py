@@ -23,23 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.harness.report import load_average, machine
-from bench.harness.runtime import (
-    ROOT,
-    SYSTEM_RUNTIME,
-    Deadline,
-    Runtime,
-    clean_env,
-    servers_running,
-)
+from bench.harness import report, runtime
+from bench.harness.runtime import ROOT, SYSTEM_RUNTIME
 
 OUT_DIR = ROOT / ".local" / "bench"
 NOT_BENCHMARKS = {"__init__", "bare_endpoint", "run_all"}
 GRACE_SECONDS = 120.0
 DEFAULTS = {"args": [], "quick_args": [], "limit": 900, "quick_limit": 300}
-KNOWN: dict[str, dict[str, Any]] = tomllib.loads(
-    Path(__file__).with_suffix(".toml").read_text(encoding="utf-8")
-)
+KNOWN: dict[str, dict[str, Any]] = tomllib.loads(Path(__file__).with_suffix(".toml").read_text())
 
 
 def available() -> dict[str, dict[str, Any]]:
@@ -67,11 +58,11 @@ def parse_json(text: str) -> Any:
 def run_script(name: str, script: dict[str, Any], *, quick: bool, limit: float) -> dict[str, Any]:
     args = [*script["quick_args" if quick else "args"], "--timeout", str(int(max(60, limit - 60)))]
     entry: dict[str, Any] = {"args": args, "limit_s": round(limit)}
-    env = clean_env()
+    env = runtime.clean_env()
     started = time.monotonic()
     if script.get("needs_runtime"):
         try:
-            SYSTEM_RUNTIME.start_fresh(Deadline(300))
+            SYSTEM_RUNTIME.start_fresh(runtime.Deadline(300))
         except (subprocess.SubprocessError, TimeoutError) as error:
             return entry | {"status": "failed", "error": f"could not start a runtime: {error}"}
         env |= {
@@ -108,7 +99,7 @@ def run_script(name: str, script: dict[str, Any], *, quick: bool, limit: float) 
         if script.get("needs_runtime"):
             SYSTEM_RUNTIME.stop()
     if timed_out and script.get("runtime_dir"):
-        Runtime(script["runtime_dir"], 0, 0, 0, 0).stop()  # no ports: it stops by pid files
+        runtime.Runtime(script["runtime_dir"], 0, 0, 0, 0).stop()  # no ports: it stops by pid files
     (OUT_DIR / "run_all" / f"{name}.json").write_text(stdout or "", encoding="utf-8")
     result = parse_json(stdout or "")
     ok = process.returncode == 0 and result is not None
@@ -138,7 +129,7 @@ def main() -> int:
         if unknown := wanted - scripts.keys():
             parser.error(f"no such bench script: {', '.join(sorted(unknown))}")
         scripts = {name: script for name, script in scripts.items() if name in wanted}
-    load_at_start = load_average()
+    load_at_start = report.load_average()
     began = time.monotonic()
     summary: dict[str, Any] = {
         "benchmark": "run_all",
@@ -151,7 +142,9 @@ def main() -> int:
         limit = min(script["quick_limit" if options.quick else "limit"], left)
         folders = [script.get("runtime_dir"), script.get("needs_runtime") and SYSTEM_RUNTIME.folder]
         running = {
-            folder: servers_running(ROOT / ".local" / folder) for folder in folders if folder
+            folder: runtime.servers_running(ROOT / ".local" / folder)
+            for folder in folders
+            if folder
         }
         busy = {folder: names for folder, names in running.items() if names}
         if limit < 90:
@@ -168,7 +161,7 @@ def main() -> int:
         print(f"run_all: {name}: {entry['status']}", file=sys.stderr)
     summary["statuses"] = {name: entry["status"] for name, entry in summary["scripts"].items()}
     summary["seconds"] = round(time.monotonic() - began, 1)
-    summary["machine"] = machine(load_at_start)
+    summary["machine"] = report.machine(load_at_start)
     text = json.dumps(summary, indent=2, ensure_ascii=False, default=str)
     options.summary.parent.mkdir(parents=True, exist_ok=True)
     options.summary.write_text(text + "\n", encoding="utf-8")

@@ -183,9 +183,5 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
 
 
 if __name__ == "__main__":
-    flags: dict[str, float | str] = {
-        "seconds": 60.0,
-        "clients": 16,
-        "backends": "sqlite,postgresql",
-    }
+    flags = {"seconds": 60.0, "clients": 16, "backends": "sqlite,postgresql"}
     sys.exit(report.main("store_backends", __doc__, measure, flags, timeout=900))

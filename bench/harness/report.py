@@ -83,7 +83,7 @@ def main(
     name: str,
     doc: str | None,
     measure: Measure,
-    flags: dict[str, float | str],
+    flags: dict[str, Any],
     *,
     timeout: float,
     runtime: Runtime | None = None,

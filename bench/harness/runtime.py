@@ -20,9 +20,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
+# Moves runtime ports up by this much, service ports ten times as much (two people, one machine)
 PORT_SHIFT = int(os.environ.get("QINGLIAN_BENCH_PORT_SHIFT", "0"))
-"""Moves a benchmark's runtime ports up by this much and its services' HTTP ports by ten times
-as much, for two people benchmarking on one machine."""
 
 
 def clean_env() -> dict[str, str]:
@@ -39,9 +38,9 @@ def is_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
+            return True
         except OSError:
             return False
-    return True
 
 
 def free_port(ports: range) -> int:
@@ -118,6 +117,9 @@ class Runtime:
     def log_dir(self) -> Path:
         return self.local_dir / "logs"
 
+    def pid(self, name: str) -> int | None:
+        return pid_in(self.local_dir / "run" / f"{name}.pid")
+
     @asynccontextmanager
     async def database(self, name: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
         """A database on this runtime's FerretDB; the client closed on exit."""
@@ -178,9 +180,6 @@ class Runtime:
             self.command("stop", timeout=150)
         except subprocess.SubprocessError as error:
             print(f"could not stop the benchmark runtime: {error}", file=sys.stderr)
-
-    def pid(self, name: str) -> int | None:
-        return pid_in(self.local_dir / "run" / f"{name}.pid")
 
 
 def pid_in(pid_file: Path) -> int | None:
