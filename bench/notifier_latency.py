@@ -129,13 +129,12 @@ def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, A
         robot_server(robot) as robot_url,
         smtp_server(sink, runtime.free_port(range(8900, 8999))) as smtp,
     ):
+        shipped = runtime.ROOT / "services" / "common" / "addressees.toml"
+        text = shipped.read_text(encoding="utf-8").replace(
+            "http://127.0.0.1:9/security-desk", robot_url
+        )
         addressees = Path(folder) / "addressees.toml"
-        shipped = (runtime.ROOT / "services" / "common" / "addressees.toml").read_text(
-            encoding="utf-8"
-        )
-        addressees.write_text(
-            shipped.replace("http://127.0.0.1:9/security-desk", robot_url), encoding="utf-8"
-        )
+        addressees.write_text(text, encoding="utf-8")
         env = RUNTIME.service_env(db="bench_notifier", group_prefix="bench-notifier-") | {
             "QINGLIAN_ADDRESSEES": str(addressees),
             "QINGLIAN_SMTP_PORT": str(smtp.port),

@@ -1,13 +1,12 @@
-"""Every benchmark in bench/, one after another, into one JSON summary.
+"""Every benchmark bench/run_all.toml names, one after another, into one JSON summary.
 
     .venv/bin/python -m bench.run_all [--quick] [--only system_load,intake_throughput]
 
-Each script as ``python -m bench.<name> ARGS`` in its own session, with the sizes and time limit
-of bench/run_all.toml (a script it does not name: its defaults, 15 minutes, 5 with --quick);
-its output and log in .local/bench/run_all/, the summary in .local/bench/summary.json. The
-scripts that need a runtime are lent SYSTEM_RUNTIME. A script whose runtime folder has servers
-running is skipped unless --force. On its time limit: SIGINT (its cleanup runs), 120 s later
-SIGKILL to its process group and ``runtime.sh stop`` on its runtime folder.
+Each as ``python -m bench.<name> ARGS`` in its own session, with the sizes and time limit the
+TOML gives; its output and log in .local/bench/run_all/, the summary in .local/bench/summary.json.
+Those that need a runtime are lent SYSTEM_RUNTIME. One whose runtime folder has servers running
+is skipped unless --force. On its time limit: SIGINT (its cleanup runs), 120 s later SIGKILL to
+its process group and ``runtime.sh stop`` on its runtime folder.
 """
 
 import argparse
@@ -27,22 +26,8 @@ from bench.harness import report, runtime
 from bench.harness.runtime import ROOT, SYSTEM_RUNTIME
 
 OUT_DIR = ROOT / ".local" / "bench"
-NOT_BENCHMARKS = {"__init__", "bare_endpoint", "run_all"}
 GRACE_SECONDS = 120.0
-DEFAULTS = {"args": [], "quick_args": [], "limit": 900, "quick_limit": 300}
-KNOWN: dict[str, dict[str, Any]] = tomllib.loads(Path(__file__).with_suffix(".toml").read_text())
-
-
-def available() -> dict[str, dict[str, Any]]:
-    """The known scripts that exist, in order, then any other bench module that runs as main."""
-    here, skip = ROOT / "bench", {*KNOWN, *NOT_BENCHMARKS}
-    found = {
-        name: DEFAULTS | entry for name, entry in KNOWN.items() if (here / f"{name}.py").exists()
-    }
-    for path in sorted(here.glob("*.py")):
-        if path.stem not in skip and "__main__" in path.read_text(encoding="utf-8"):
-            found[path.stem] = DEFAULTS
-    return found
+SCRIPTS: dict[str, dict[str, Any]] = tomllib.loads(Path(__file__).with_suffix(".toml").read_text())
 
 
 def parse_json(text: str) -> Any:
@@ -123,7 +108,7 @@ def main() -> int:
     parser.add_argument("--summary", type=Path, default=OUT_DIR / "summary.json")
     parser.add_argument("--force", action="store_true", help="run it even if its runtime is in use")
     options = parser.parse_args()
-    scripts = available()
+    scripts = SCRIPTS
     if options.only:
         wanted = {name.strip() for name in options.only.split(",") if name.strip()}
         if unknown := wanted - scripts.keys():

@@ -123,6 +123,8 @@ def command(module: str, *args: str, env: dict[str, str], timeout: float = 60.0)
 
 def cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU time of a process so far; None if unknown (it exited)."""
+    if pid is None:
+        return None
     if pid == os.getpid():
         return time.process_time()
     try:
@@ -134,6 +136,8 @@ def cpu_seconds(pid: int | None) -> float | None:
 
 def runqueue_wait_seconds(pid: int | None) -> float | None:
     """Time the process's threads (those alive) spent runnable, waiting for a core."""
+    if pid is None:
+        return None
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
