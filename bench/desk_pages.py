@@ -1,16 +1,13 @@
-"""The case desk at a hospital's scale: how long the case list and the case page take with
-10,000 open cases (the goal: p95 under 300 ms).
+"""The case desk at a hospital's scale: the case list and the case page with 10,000 open cases
+(goal: p95 under 300 ms).
 
-    .venv/bin/python -m bench.desk_pages                  # 10,000 open cases
-    .venv/bin/python -m bench.desk_pages --cases 2000     # a quick run
+    .venv/bin/python -m bench.desk_pages --cases 2000 --runs 10     # a quick run
 
-Its own Kafka and FerretDB (.local/bench-desk). ``seed``: complaints and the cases the router
-opens for them (a tenth started, a decision on every twentieth; receipt over the last 40 days)
-written through the desk's own read model in batches of 500; ``start``: the desk until healthy
-(it loads the list's rows at start); ``pages``: a conduct-office account signs in, then each
-page is asked --runs times, round-robin, one request at a time: the list (the same again), a
-random page, fresh filter combinations (computed anew), a staff search, a case page; and the
-CSV export of the whole list.
+Its own Kafka and FerretDB (.local/bench-desk). Seeded through the desk's read model, 500 at a
+time: complaints received over 40 days and their cases (a tenth started, a decision on every
+twentieth). Then the desk (it loads the list at start); a conduct-office account signs in and
+asks each page --runs times, round-robin: the list, a random page, fresh filter combinations,
+a staff search, a case page; and the CSV export of the whole list.
 """
 
 import argparse
@@ -18,23 +15,16 @@ import random
 import re
 import sys
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from bench.harness import report
-from bench.harness.load import against_goal, timed
-from bench.harness.processes import start_service, stop_service
-from bench.harness.runtime import Deadline, Runtime, free_port
-from schemas.case_action import CaseActionKind, CaseActionReceived, CaseActionSubmission
-from schemas.complaint import (
-    ComplaintCategory,
-    ComplaintChannel,
-    ComplaintReceived,
-    ComplaintSubmission,
-)
+from bench.harness import load, processes, report, runtime
+from bench.harness.runtime import Deadline
+from schemas import case_action, complaint
+from schemas.case import CaseUpdated
+from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
 from schemas.decision import Decision, EscalationTarget, SubjectKind
 from services.common.departments import DepartmentCatalogue
 from services.common.documents import MongoDocuments
@@ -44,47 +34,42 @@ from services.desk.settings import DeskSettings
 from services.desk.signin import Accounts
 from services.desk.store import DeskStore
 from services.router.domain import Opening, open_case, take_action
-from services.router.routing import Routing
-from services.router.settings import RouterSettings
 from tests.desk import sign_in_anew
-from tests.factories import escalation_decision
+from tests.factories import ROUTING, escalation_decision
 
-RUNTIME = Runtime.of("bench-desk", 49592, 47528, 48598, 45532)
+RUNTIME = runtime.Runtime.of("bench-desk", 49592, 47528, 48598, 45532)
 GOAL_MS = 300.0
-BATCH = 500
 PASSWORD = "a load test passphrase 2026"  # noqa: S105 (the benchmark's own account)
 
 
-def _complaint(index: int, now: datetime, rng: random.Random) -> ComplaintReceived:
-    received = now - timedelta(minutes=rng.randrange(40 * 24 * 60))
-    submission = ComplaintSubmission(
+def received(index: int, now: datetime, rng: random.Random) -> ComplaintReceived:
+    at = now - timedelta(minutes=rng.randrange(40 * 24 * 60))
+    submission = complaint.ComplaintSubmission(
         source_system="portal",
         source_ref=f"BENCH-{index}",
-        occurred_at=received - timedelta(hours=rng.randrange(1, 72)),
+        occurred_at=at - timedelta(hours=rng.randrange(1, 72)),
         channel=rng.choice(list(ComplaintChannel)),
         category=rng.choice(list(ComplaintCategory)),
         accused_staff_id=f"S{rng.randrange(3000, 9000)}",
         description=f"第{index}号投诉：" + "医务人员收受患者红包，情节待查。" * rng.randrange(1, 8),
     )
-    return ComplaintReceived.accept(submission, received_at=received)
+    return ComplaintReceived.accept(submission, received_at=at)
 
 
-def _started(case: Any, now: datetime, routing: Routing) -> Any:
-    action = CaseActionReceived.accept(
-        CaseActionSubmission(
-            source_system="desk",
-            source_ref=f"START-{case.case_id}",
-            occurred_at=now,
-            case_id=case.case_id,
-            action=CaseActionKind.START_INVESTIGATION,
-            actor_staff_id="S0102",
-        ),
-        received_at=now,
+def started(case: CaseUpdated, now: datetime) -> CaseUpdated:
+    action = case_action.CaseActionSubmission(
+        source_system="desk",
+        source_ref=f"START-{case.case_id}",
+        occurred_at=now,
+        case_id=case.case_id,
+        action=case_action.CaseActionKind.START_INVESTIGATION,
+        actor_staff_id="S0102",
     )
-    return take_action(case, action, routing, now=now)
+    accepted = case_action.CaseActionReceived.accept(action, received_at=now)
+    return take_action(case, accepted, ROUTING, now=now)
 
 
-def _decision(case: Any, now: datetime) -> Decision:
+def decision(case: CaseUpdated, now: datetime) -> Decision:
     return escalation_decision(
         rule_id="R-EVERY-COMPLAINT",
         key=f"R-EVERY-COMPLAINT:{case.case_id}",
@@ -101,27 +86,30 @@ def _decision(case: Any, now: datetime) -> Decision:
     )
 
 
-async def seed(cases: int, now: datetime) -> dict[str, Any]:
-    """The cases into the desk's store through its read model; what it took, and the ids."""
-    routing = Routing.load(RouterSettings().departments, RouterSettings().routing_table)
+async def seed(cases: int, now: datetime, result: dict[str, Any]) -> dict[str, Any]:
+    """The cases into the desk's store through its read model; the ids, staff, a password."""
     rng = random.Random(7)
     async with RUNTIME.database("bench_desk") as db:
         documents = MongoDocuments(db)
         store = DeskStore(documents)
         await documents.prepare()
-        model = ReadModel(store, CaseIndex(routing.catalogue), clock=lambda: now)
-        started = time.perf_counter()
+        model = ReadModel(store, CaseIndex(ROUTING.catalogue), clock=lambda: now)
+        began = time.perf_counter()
         ids, staff = [], []
-        for first in range(0, cases, BATCH):
-            complaints = [_complaint(i, now, rng) for i in range(first, min(cases, first + BATCH))]
-            opened = [open_case(Opening.of_complaint(c), routing, now=now) for c in complaints]
-            opened = [_started(c, now, routing) if i % 10 == 0 else c for i, c in enumerate(opened)]
+        for first in range(0, cases, 500):
+            complaints = [received(i, now, rng) for i in range(first, min(cases, first + 500))]
+            opened = [open_case(Opening.of_complaint(c), ROUTING, now=now) for c in complaints]
+            opened = [started(c, now) if i % 10 == 0 else c for i, c in enumerate(opened)]
             await model.complaints(complaints)
             await model.cases(opened)
-            await model.decisions([_decision(c, now) for i, c in enumerate(opened) if i % 20 == 0])
+            await model.decisions([decision(c, now) for i, c in enumerate(opened) if i % 20 == 0])
             ids += [case.case_id for case in opened]
             staff += [c.accused_staff_id or "" for c in complaints]
-        seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - began
+        result["seed"] = {
+            "seconds": round(seconds, 1),
+            "cases_per_second": round(cases / seconds, 1),
+        }
         accounts = Accounts(store, DepartmentCatalogue.from_file(DeskSettings().departments))
         one_time = await accounts.create(
             "bench",
@@ -131,13 +119,7 @@ async def seed(cases: int, now: datetime) -> dict[str, Any]:
             staff_id="S0102",
             now=now,
         )
-    return {
-        "seconds": round(seconds, 1),
-        "cases_per_second": round(cases / seconds, 1),
-        "ids": ids,
-        "staff": staff,
-        "one_time": one_time,
-    }
+    return {"ids": ids, "staff": staff, "one_time": one_time}
 
 
 async def pages(url: str, seeded: dict[str, Any], runs: int) -> dict[str, Any]:
@@ -161,8 +143,7 @@ async def pages(url: str, seeded: dict[str, Any], runs: int) -> dict[str, Any]:
         "list_search_staff": lambda: f"/cases?search={rng.choice(seeded['staff'])}",
         "case_page": lambda: f"/cases/{rng.choice(seeded['ids'])}",
     }
-    timings: dict[str, list[float]] = {kind: [] for kind in kinds}
-    exports: list[float] = []
+    timings: dict[str, list[float]] = {kind: [] for kind in [*kinds, "export_csv_all"]}
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         listed = await sign_in_anew(http, "bench", seeded["one_time"], PASSWORD)
         shown = re.search(r"（(\d+) 件 cases）", listed.text)
@@ -170,41 +151,32 @@ async def pages(url: str, seeded: dict[str, Any], runs: int) -> dict[str, Any]:
             (await http.get(path())).raise_for_status()
         for _ in range(runs):
             for kind, path in kinds.items():
-                (await timed(http.get(path()), timings[kind])).raise_for_status()
+                (await load.timed(http.get(path()), timings[kind])).raise_for_status()
         for _ in range(3):
-            (await timed(http.get("/cases?format=csv"), exports)).raise_for_status()
-    result = {
-        kind: against_goal(seconds, GOAL_MS, "under_goal") for kind, seconds in timings.items()
+            csv = http.get("/cases?format=csv")
+            (await load.timed(csv, timings["export_csv_all"])).raise_for_status()
+    return {
+        "list_total_shown": int(shown.group(1)) if shown else None,
+        "pages": {
+            kind: load.against_goal(took, GOAL_MS, "under_goal") for kind, took in timings.items()
+        },
     }
-    result["export_csv_all"] = against_goal(exports, GOAL_MS, "under_goal")
-    return {"list_total_shown": int(shown.group(1)) if shown else None, "pages": result}
 
 
 def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
+    result |= {"cases": options.cases, "goal_p95_ms": GOAL_MS}
     RUNTIME.start_fresh(deadline)
     now = datetime.now(UTC)
-    env = RUNTIME.service_env(db="bench_desk", group_prefix=f"bench-desk-{uuid.uuid4().hex[:6]}-")
-    seeded = deadline.run(seed(options.cases, now))
-    result["seed"] = {k: v for k, v in seeded.items() if k in ("seconds", "cases_per_second")}
-    started = time.perf_counter()
-    desk = start_service(
-        "desk", env=env, port=free_port(range(9500, 9600)), log_dir=RUNTIME.log_dir, patience=600
-    )
-    try:
-        result["start_seconds"] = round(time.perf_counter() - started, 1)
+    env = RUNTIME.service_env(db="bench_desk")
+    seeded = deadline.run(seed(options.cases, now, result))
+    began = time.perf_counter()
+    with processes.running(
+        "desk", env=env, ports=range(9500, 9600), log_dir=RUNTIME.log_dir, patience=600
+    ) as desk:
+        result["start_seconds"] = round(time.perf_counter() - began, 1)
         result |= deadline.run(pages(desk.url, seeded, options.runs))
-    finally:
-        stop_service(desk)
-
-
-def main() -> int:
-    parser = report.parser(__doc__, timeout=1800)
-    parser.add_argument("--cases", type=int, default=10_000, help="open cases in the store")
-    parser.add_argument("--runs", type=int, default=60, help="requests per page")
-    options = parser.parse_args()
-    head = {"cases": options.cases, "goal_p95_ms": GOAL_MS}
-    return report.run("desk_pages", options, measure, runtime=RUNTIME, head=head)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    flags = {"cases": 10_000, "runs": 60}
+    sys.exit(report.main("desk_pages", __doc__, measure, flags, timeout=1800, runtime=RUNTIME))

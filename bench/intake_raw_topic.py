@@ -1,12 +1,10 @@
 """Intake from a raw Kafka topic: records accepted per second when many are published at once.
 
-    .venv/bin/python -m bench.intake_raw_topic            # needs deploy/local/runtime.sh start
-    .venv/bin/python -m bench.intake_raw_topic --records 2000
+    .venv/bin/python -m bench.intake_raw_topic --records 2000  # needs deploy/local/runtime.sh start
 
-Intake on the running runtime (its raw consumer group starts at the topic's end); one rating
-first, until accepted (the raw consumer has joined its group); then --records ratings published
-at once to the raw topic of the sender ``his``, timed until the last is on
-qinglian.satisfaction-ratings.v1.
+Intake on the running runtime, its raw consumer group set to the topic's end; one rating until
+accepted (the consumer has joined its group); then --records ratings published at once to the
+raw topic of the sender ``his``, timed until the last is on qinglian.satisfaction-ratings.v1.
 """
 
 import argparse
@@ -17,25 +15,19 @@ import time
 from contextlib import aclosing
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
-from bench.harness import report
-from bench.harness.kafka import Batches, batches_from, producer, topic_ends
-from bench.harness.processes import start_service, stop_service
-from bench.harness.runtime import ROOT, Deadline, free_port, running_runtime_env, tag
+from bench.harness import kafka, processes, report, runtime
+from bench.harness.runtime import Deadline
 from schemas import topics
 from services.common.consuming import subscriber_group
 
-SENDER = "his"
-LOG_DIR = ROOT / ".local" / "bench"
+RAW_TOPIC = topics.raw_topic("his")
 
 
 def rating(run: str, n: int) -> bytes:
     return json.dumps(
         {
             "event_type": "satisfaction",
-            "source_system": SENDER,
+            "source_system": "his",
             "source_ref": f"RAW-{run}-{n}",
             "occurred_at": "2026-11-21T10:05:00+08:00",
             "touchpoint": "settlement",
@@ -45,32 +37,7 @@ def rating(run: str, n: int) -> bytes:
     ).encode()
 
 
-async def start_at_the_end(bootstrap: str, group_prefix: str) -> None:
-    """Commit the raw topic's end for intake's consumer group on it, before intake starts."""
-    topic = topics.raw_topic(SENDER)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        if topic not in await admin.list_topics():
-            return  # intake creates it; there is nothing before
-        (description,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=subscriber_group(f"{group_prefix}intake", topic),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
-
-
-async def accepted(ratings: Batches, run: str, count: int, *, within: float) -> float:
+async def accepted(ratings: kafka.Batches, run: str, count: int, *, within: float) -> float:
     """Wait until ``count`` ratings of ``run`` came; when the last one was read."""
     seen, mark = 0, f"RAW-{run}-".encode()
     deadline = time.monotonic() + within
@@ -84,49 +51,39 @@ async def accepted(ratings: Batches, run: str, count: int, *, within: float) -> 
 
 
 async def measure_rate(bootstrap: str, records: int) -> dict[str, Any]:
-    sender = producer(bootstrap, linger_ms=5)
+    sender = kafka.producer(bootstrap, linger_ms=5)
     await sender.start()
-    since = await topic_ends(bootstrap, [topics.SATISFACTION_RATINGS])  # intake made it
+    since = await kafka.topic_ends(bootstrap, [topics.SATISFACTION_RATINGS])  # intake made it
     try:
-        async with aclosing(batches_from(bootstrap, since)) as ratings:
-            warm = tag()  # one first: the raw consumer has joined its group once it is accepted
-            await sender.send_and_wait(topics.raw_topic(SENDER), rating(warm, 0))
+        async with aclosing(kafka.batches_from(bootstrap, since)) as ratings:
+            warm = runtime.tag()
+            await sender.send_and_wait(RAW_TOPIC, rating(warm, 0))
             await accepted(ratings, warm, 1, within=120)
-            run = tag()
+            run = runtime.tag()
             started = time.perf_counter()
-            sent = [
-                await sender.send(topics.raw_topic(SENDER), rating(run, n)) for n in range(records)
-            ]
+            sent = [await sender.send(RAW_TOPIC, rating(run, n)) for n in range(records)]
             await asyncio.gather(*sent)
             published = time.perf_counter()
             finished = await accepted(ratings, run, records, within=1800)
     finally:
         await sender.stop()
-    seconds = finished - started
     return {
         "records": records,
         "publish_seconds": round(published - started, 3),
-        "seconds": round(seconds, 3),
-        "records_per_s": round(records / seconds, 1),
+        "seconds": round(finished - started, 3),
+        "records_per_s": round(records / (finished - started), 1),
     }
 
 
 def measure(options: argparse.Namespace, deadline: Deadline, result: dict[str, Any]) -> None:
-    env = running_runtime_env()
+    env = runtime.running_runtime_env()
     bootstrap = env["QINGLIAN_KAFKA_BOOTSTRAP"]
-    deadline.run(start_at_the_end(bootstrap, env["QINGLIAN_KAFKA_GROUP_PREFIX"]))
-    intake = start_service("intake", env=env, port=free_port(range(8300, 8400)), log_dir=LOG_DIR)
-    try:
+    group = subscriber_group(f"{env['QINGLIAN_KAFKA_GROUP_PREFIX']}intake", RAW_TOPIC)
+    deadline.run(kafka.commit_ends(bootstrap, group, [RAW_TOPIC]))
+    log_dir = runtime.ROOT / ".local" / "bench"
+    with processes.running("intake", env=env, ports=range(8300, 8400), log_dir=log_dir):
         result["raw"] = deadline.run(measure_rate(bootstrap, options.records))
-    finally:
-        stop_service(intake)
-
-
-def main() -> int:
-    parser = report.parser(__doc__, timeout=3600)
-    parser.add_argument("--records", type=int, default=10_000)
-    return report.run("intake_raw_topic", parser.parse_args(), measure)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report.main("intake_raw_topic", __doc__, measure, {"records": 10_000}, timeout=3600))

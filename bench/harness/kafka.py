@@ -3,7 +3,9 @@ events published as intake publishes them."""
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -19,14 +21,24 @@ def kind_of(event: Event) -> EventKind:
     return KIND_BY_CLASS[type(event)]
 
 
-async def reader(bootstrap: str) -> AIOKafkaConsumer:
-    """A started consumer outside any group, for reading by offset."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def reader(bootstrap: str, **options: Any) -> AIOKafkaConsumer:
+    """A started consumer outside any group (unless ``options`` name one), for reading by offset."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
     await consumer.start()
     # aiokafka 0.14 cancels, then awaits, its no-group task on stop(); had the task not run
     # yet, stop() raises CancelledError. One pass of the loop lets it start.
     await asyncio.sleep(0)
     return consumer
+
+
+@asynccontextmanager
+async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 Batches = AsyncGenerator[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], None]
@@ -47,12 +59,8 @@ async def batches_from(bootstrap: str, since: dict[TopicPartition, int]) -> Batc
 
 
 async def partitions_of(bootstrap: str, names: Iterable[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(list(names))
-    finally:
-        await admin.close()
+    async with admin(bootstrap) as client:
+        described = await client.describe_topics(list(names))
     return [
         TopicPartition(topic["topic"], partition["partition"])
         for topic in described
@@ -75,23 +83,34 @@ async def topic_ends(bootstrap: str, names: Iterable[str]) -> dict[TopicPartitio
     return await end_offsets(bootstrap, await partitions_of(bootstrap, names))
 
 
+async def commit_ends(bootstrap: str, group: str, names: Iterable[str]) -> None:
+    """Commit the end of these topics (those that exist) for ``group``: it starts there."""
+    async with admin(bootstrap) as client:
+        existing = set(await client.list_topics())
+    partitions = await partitions_of(bootstrap, [name for name in names if name in existing])
+    if not partitions:
+        return  # nothing was written before
+    consumer = await reader(bootstrap, group_id=group)
+    try:
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
 async def leaders_elected(bootstrap: str, names: Iterable[str], *, patience: float = 60.0) -> None:
     """Wait until each partition has a leader (a topic just created has none for a moment, and
     sends to it are retried)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin(bootstrap) as client:
         give_up = time.monotonic() + patience
         while time.monotonic() < give_up:
-            described = await admin.describe_topics(list(names))
+            described = await client.describe_topics(list(names))
             if all(
                 topic["partitions"] and all(p["leader"] >= 0 for p in topic["partitions"])
                 for topic in described
             ):
                 return
             await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
 
 
 def producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
@@ -103,17 +122,11 @@ def producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
 
 async def publish(sender: AIOKafkaProducer, events: list[Event], *, chunk: int = 5000) -> None:
     """As intake publishes: JSON, on the event type's topic, with its key."""
-    for start in range(0, len(events), chunk):
-        sent = [
-            await sender.send(
-                kind_of(event).topic,
-                event.model_dump_json().encode(),
-                key=kind_of(event).key(event),
-                headers=JSON_HEADERS,
-            )
-            for event in events[start : start + chunk]
-        ]
-        await asyncio.gather(*sent)
+    records = (
+        (kind_of(event).topic, kind_of(event).key(event), event.model_dump_json().encode())
+        for event in events
+    )
+    await send_all(sender, records, chunk=chunk)
 
 
 async def send_all(

@@ -1,6 +1,5 @@
-"""Load generation and latency figures: requests at a constant arrival rate (open loop: no
-coordinated omission), or a fixed number of workers each sending as soon as answered (closed
-loop); percentiles by nearest rank."""
+"""Load at a constant arrival rate (open loop: no coordinated omission) or from workers each
+sending once answered (closed loop); latency percentiles by nearest rank."""
 
 import asyncio
 import math

@@ -6,7 +6,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,17 +56,16 @@ def start_service(
             stdin=subprocess.DEVNULL,
         )
     service = Service(name, process.pid, port, f"http://127.0.0.1:{port}", log, process)
-    deadline = time.monotonic() + patience
+    give_up = time.monotonic() + patience
     try:
-        while True:
+        while process.poll() is None and time.monotonic() < give_up:
             try:
                 if httpx.get(f"{service.url}{health}", timeout=3).status_code == 200:
                     return service
             except httpx.TransportError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not become healthy; see {log}")
             time.sleep(0.3)
+        raise RuntimeError(f"{name} did not become healthy; see {log}")
     except BaseException:  # an interrupt too: no service is left behind
         stop_service(service)
         raise
@@ -78,14 +77,23 @@ def stop_service(service: Service, *, patience: float = 45.0) -> None:
 
 
 def stop_process(process: subprocess.Popen[bytes], *, patience: float = 45.0) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=patience)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@contextmanager
+def running(name: str, *, ports: range, **options: Any) -> Iterator[Service]:
+    """start_service(name, **options) on the first free port of ``ports``; stopped on exit."""
+    service = start_service(name, port=free_port(ports), **options)
     try:
-        process.wait(timeout=patience)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+        yield service
+    finally:
+        stop_service(service)
 
 
 @contextmanager
@@ -93,14 +101,11 @@ def services(
     names: tuple[str, ...], *, env: dict[str, str], ports: range, log_dir: Path
 ) -> Iterator[dict[str, Service]]:
     """Start the services in order; stop them all (in reverse) on exit."""
-    started: dict[str, Service] = {}
-    try:
-        for name in names:
-            started[name] = start_service(name, env=env, port=free_port(ports), log_dir=log_dir)
-        yield started
-    finally:
-        for service in reversed(started.values()):
-            stop_service(service)
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(running(name, env=env, ports=ports, log_dir=log_dir))
+            for name in names
+        }
 
 
 def command(module: str, *args: str, env: dict[str, str], timeout: float = 60.0) -> str:
@@ -114,9 +119,6 @@ def command(module: str, *args: str, env: dict[str, str], timeout: float = 60.0)
         check=True,
         timeout=timeout,
     ).stdout.strip()
-
-
-# --- CPU --------------------------------------------------------------------------------------
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -133,20 +135,23 @@ def cpu_seconds(pid: int | None) -> float | None:
 
 
 def runqueue_wait_seconds(pid: int | None) -> float | None:
-    """Time the process's threads spent runnable but waiting for a core, from
-    /proc/PID/task/*/schedstat (threads that already exited are not counted)."""
+    """Time the process's threads (those alive) spent runnable, waiting for a core."""
     if pid is None:
         return None
-    waited = 0
     try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                waited += int((task / "schedstat").read_text().split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return None
+    waited = 0
+    for task in tasks:
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
     return waited / 1e9
+
+
+Reading = tuple[float | None, float | None]  # CPU seconds, seconds waited for a core
 
 
 @dataclass
@@ -155,14 +160,12 @@ class CpuWindow:
     core. A process that exits in between is reported as of its last reading."""
 
     pids: dict[str, int | None]
-    start: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
-    last: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    start: dict[str, Reading] = field(default_factory=dict)
+    last: dict[str, Reading] = field(default_factory=dict)
     began_at: float = 0.0
 
-    def _read(self) -> dict[str, tuple[float | None, float | None]]:
-        return {
-            name: (cpu_seconds(pid), runqueue_wait_seconds(pid)) for name, pid in self.pids.items()
-        }
+    def _read(self) -> dict[str, Reading]:
+        return {name: (cpu_seconds(p), runqueue_wait_seconds(p)) for name, p in self.pids.items()}
 
     def begin(self) -> None:
         self.start = self._read()
@@ -171,9 +174,7 @@ class CpuWindow:
 
     def sample(self) -> None:
         """Read again (call now and then, so a process that exits keeps its last reading)."""
-        for name, (cpu, wait) in self._read().items():
-            if cpu is not None:
-                self.last[name] = (cpu, wait)
+        self.last |= {name: read for name, read in self._read().items() if read[0] is not None}
 
     def used(self) -> dict[str, float]:
         """CPU seconds per process so far."""
@@ -185,19 +186,17 @@ class CpuWindow:
         }
 
     def end(self, events: int) -> dict[str, Any]:
-        used = self.used()
-        seconds = time.monotonic() - self.began_at
+        used, seconds = self.used(), time.monotonic() - self.began_at
         per_process: dict[str, Any] = {}
         for name, cpu in used.items():
-            entry = {
+            per_process[name] = {
                 "cpu_s": round(cpu, 2),
                 "cores_busy": round(cpu / max(seconds, 1e-9), 3),
                 "cpu_ms_per_event": round(cpu * 1000 / max(events, 1), 2),
             }
             wait, wait_began = self.last[name][1], self.start[name][1]
             if wait is not None and wait_began is not None:
-                entry["waited_for_a_core_s"] = round(wait - wait_began, 2)
-            per_process[name] = entry
+                per_process[name]["waited_for_a_core_s"] = round(wait - wait_began, 2)
         total = sum(used.values())
         return {
             "window_s": round(seconds, 2),
@@ -208,16 +207,14 @@ class CpuWindow:
         }
 
 
-# --- Metrics ----------------------------------------------------------------------------------
-
 Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 async def scrape(client: httpx.AsyncClient, url: str) -> Metrics:
-    text = (await client.get(url, timeout=5)).text
+    families = text_string_to_metric_families((await client.get(url, timeout=5)).text)
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
+        for family in families
         for sample in family.samples
     }
 

@@ -36,22 +36,18 @@ def thin(values: list[Any], keep: int) -> list[Any]:
 class Rebuilt:
     finished: bool
     seconds: float
-    summary: dict[str, Any] | None
-    """What the tool printed (records, copied, seconds, unreadable), if it finished."""
+    summary: dict[str, Any] | None  # what the tool printed, if it finished
     records_read: int
     cpu: CpuWindow
-    own_cpu_s: float
-    """The rebuild process's CPU, from getrusage once it was reaped."""
+    own_cpu_s: float  # the rebuild process's CPU, from getrusage once it was reaped
     samples: list[tuple[float, int]] = field(default_factory=list)
 
     def cpu_per_record(self, records: int) -> dict[str, Any]:
         usage = self.cpu.end(records)
         rebuild = usage["processes"].setdefault("rebuild", {})
         total = usage["total_cpu_s"] - rebuild.get("cpu_s", 0.0) + self.own_cpu_s
-        rebuild |= {
-            "cpu_s": round(self.own_cpu_s, 2),
-            "cpu_ms_per_event": round(self.own_cpu_s * 1000 / max(records, 1), 3),
-        }
+        rebuild["cpu_s"] = round(self.own_cpu_s, 2)
+        rebuild["cpu_ms_per_event"] = round(self.own_cpu_s * 1000 / max(records, 1), 3)
         usage["total_cpu_s"] = round(total, 2)
         usage["total_cpu_ms_per_event"] = round(total * 1000 / max(records, 1), 2)
         return usage
@@ -87,9 +83,8 @@ async def rebuild(runtime: Runtime, *, into: str, source_db: str, limit: float) 
     sampler = asyncio.create_task(sample())
     output = b""
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), limit)
-    except TimeoutError:
-        pass
+        with contextlib.suppress(TimeoutError):
+            output, _ = await asyncio.wait_for(process.communicate(), limit)
     finally:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):

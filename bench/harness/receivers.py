@@ -19,15 +19,14 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 @dataclass
 class Mailbox:
-    """What the SMTP server took: (Message-ID, recipient, subject) per recipient; the first
-    message's answer is held back ``stall_first`` seconds (the notifier is killed meanwhile)."""
+    """What the SMTP server took: (Message-ID, recipient, subject) per recipient, and
+    (Message-ID, recipients, body) per message; the answer to the first message is held back
+    ``stall_first`` seconds (the notifier is killed meanwhile)."""
 
     stall_first: float = 0.0
     received: list[tuple[str, str, str]] = field(default_factory=list)
     messages: list[tuple[str, list[str], str]] = field(default_factory=list)
-    """(Message-ID, recipients, body) of each message."""
-    last_at: float = 0.0
-    """When the last message came (time.time())."""
+    last_at: float = 0.0  # when the last message came (time.time())
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's name)
@@ -35,11 +34,10 @@ class Mailbox:
             envelope.original_content or b"", policy=email.policy.default
         )
         body = message.get_body(("plain",))
+        message_id, subject = str(message["Message-ID"]), str(message["Subject"])
         with self.lock:
             first = not self.received
-            message_id = str(message["Message-ID"])
-            for recipient in envelope.rcpt_tos:
-                self.received.append((message_id, recipient, str(message["Subject"])))
+            self.received += [(message_id, rcpt, subject) for rcpt in envelope.rcpt_tos]
             text = body.get_content() if body is not None else ""
             self.messages.append((message_id, list(envelope.rcpt_tos), text))
             self.last_at = time.time()
@@ -69,8 +67,7 @@ def smtp_server(mailbox: Mailbox, port: int) -> Iterator[Controller]:
 
 @dataclass
 class RobotReceiver:
-    """A group-chat robot's webhook on loopback: each post's arrival (time.time()), msgid
-    header and body."""
+    """A group-chat robot's webhook: each post's arrival (time.time()), msgid header and body."""
 
     posts: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
 
@@ -79,10 +76,8 @@ class RobotReceiver:
 
         class Webhook(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                posts.append(
-                    (time.time(), self.headers.get("X-Qinglian-Msgid", ""), json.loads(body))
-                )
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                posts.append((time.time(), self.headers.get("X-Qinglian-Msgid", ""), body))
                 answer = b'{"errcode":0,"errmsg":"ok"}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -77,3 +77,20 @@ def run(
     if status:
         print(f"{name}: {result['error']}", file=sys.stderr)
     return status
+
+
+def main(
+    name: str,
+    doc: str | None,
+    measure: Measure,
+    flags: dict[str, Any],
+    *,
+    timeout: float,
+    runtime: Runtime | None = None,
+) -> int:
+    """run() with parser()'s options and ``flags`` (``{"open_loop_seconds": 15.0}``:
+    --open-loop-seconds, a float, 15.0 by default)."""
+    options = parser(doc, timeout=timeout)
+    for flag, default in flags.items():
+        options.add_argument(f"--{flag.replace('_', '-')}", type=type(default), default=default)
+    return run(name, options.parse_args(), measure, runtime=runtime)

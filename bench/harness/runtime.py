@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,9 +20,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
+# Moves runtime ports up by this much, service ports ten times as much (two people, one machine)
 PORT_SHIFT = int(os.environ.get("QINGLIAN_BENCH_PORT_SHIFT", "0"))
-"""Moves a benchmark's runtime ports up by this much and its services' HTTP ports by ten times
-as much, for two people benchmarking on one machine."""
 
 
 def clean_env() -> dict[str, str]:
@@ -39,9 +38,9 @@ def is_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
+            return True
         except OSError:
             return False
-    return True
 
 
 def free_port(ports: range) -> int:
@@ -74,9 +73,8 @@ class Deadline:
 
 @dataclass(frozen=True)
 class Runtime:
-    """runtime.sh in .local/``folder`` with Kafka on ``kafka_port`` (its controller on the next
-    port), FerretDB on ``ferretdb_port`` (debug listener on ``ferretdb_debug_port``) and its
-    PostgreSQL on ``postgres_port``, all on 127.0.0.1."""
+    """runtime.sh in .local/``folder``: Kafka on ``kafka_port`` (its controller on the next),
+    FerretDB on ``ferretdb_port`` (debug listener: ``ferretdb_debug_port``), its PostgreSQL."""
 
     folder: str
     kafka_port: int
@@ -89,10 +87,8 @@ class Runtime:
         cls, folder: str, kafka: int, ferretdb: int, ferretdb_debug: int, postgres: int
     ) -> "Runtime":
         """A benchmark's runtime, its ports moved up by PORT_SHIFT."""
-        shift = PORT_SHIFT
-        return cls(
-            folder, kafka + shift, ferretdb + shift, ferretdb_debug + shift, postgres + shift
-        )
+        ports = (kafka, ferretdb, ferretdb_debug, postgres)
+        return cls(folder, *(port + PORT_SHIFT for port in ports))
 
     @property
     def local_dir(self) -> Path:
@@ -121,6 +117,9 @@ class Runtime:
     def log_dir(self) -> Path:
         return self.local_dir / "logs"
 
+    def pid(self, name: str) -> int | None:
+        return pid_in(self.local_dir / "run" / f"{name}.pid")
+
     @asynccontextmanager
     async def database(self, name: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
         """A database on this runtime's FerretDB; the client closed on exit."""
@@ -143,20 +142,11 @@ class Runtime:
         }
 
     def shifted_to_free(self, *, step: int = 10, tries: int = 20) -> "Runtime":
-        """This runtime, or the first one ``step``, 2 × ``step``, … ports above whose ports are
-        all free."""
+        """This runtime, or the first one ``step``, 2 × ``step``, … ports above all free."""
+        ports = (self.kafka_port, self.ferretdb_port, self.ferretdb_debug_port, self.postgres_port)
         for n in range(tries):
-            moved = replace(
-                self,
-                kafka_port=self.kafka_port + n * step,
-                ferretdb_port=self.ferretdb_port + n * step,
-                ferretdb_debug_port=self.ferretdb_debug_port + n * step,
-                postgres_port=self.postgres_port + n * step,
-            )
-            ports = (moved.kafka_port, moved.kafka_port + 1, moved.ferretdb_port)
-            if all(
-                is_free(port) for port in (*ports, moved.ferretdb_debug_port, moved.postgres_port)
-            ):
+            moved = Runtime(self.folder, *(port + n * step for port in ports))
+            if all(map(is_free, (moved.kafka_port + 1, *(port + n * step for port in ports)))):
                 return moved
         raise RuntimeError("no free set of ports for the benchmark runtime")
 
@@ -191,9 +181,6 @@ class Runtime:
         except subprocess.SubprocessError as error:
             print(f"could not stop the benchmark runtime: {error}", file=sys.stderr)
 
-    def pid(self, name: str) -> int | None:
-        return pid_in(self.local_dir / "run" / f"{name}.pid")
-
 
 def pid_in(pid_file: Path) -> int | None:
     """The pid runtime.sh wrote (``PID START_TIME``, deploy/local/lib.sh), if any."""
@@ -219,16 +206,11 @@ SYSTEM_RUNTIME = Runtime.of("bench-system", 49392, 47328, 48398, 45332)
 def running_runtime_env() -> dict[str, str]:
     """For the scripts that expect a running runtime: the QINGLIAN_ settings given (by default
     `make up`'s Kafka and FerretDB), a database and consumer groups of this run's own."""
-    given = {name: value for name, value in os.environ.items() if name.startswith("QINGLIAN_")}
-    return (
-        {
-            "QINGLIAN_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
-            "QINGLIAN_MONGO_URL": "mongodb://127.0.0.1:27018/",
-        }
-        | given
-        | {
-            "QINGLIAN_MONGO_DB": f"bench_{tag()}",
-            "QINGLIAN_KAFKA_GROUP_PREFIX": f"bench-{tag()}-",
-            "QINGLIAN_LOG_LEVEL": "WARNING",
-        }
-    )
+    return {
+        "QINGLIAN_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
+        "QINGLIAN_MONGO_URL": "mongodb://127.0.0.1:27018/",
+        **{name: value for name, value in os.environ.items() if name.startswith("QINGLIAN_")},
+        "QINGLIAN_MONGO_DB": f"bench_{tag()}",
+        "QINGLIAN_KAFKA_GROUP_PREFIX": f"bench-{tag()}-",
+        "QINGLIAN_LOG_LEVEL": "WARNING",
+    }
