@@ -56,7 +56,7 @@ from services.escalation.settings import EscalationSettings
 from services.escalation.store import EscalationStore, Watched
 from services.router.domain import Opening, open_case, record_finding
 
-RUNTIME = Runtime.of("bench-escalation", 49192, 47128, 48198, 45132)
+RUNTIME = Runtime.numbered("bench-escalation", 3)
 SERVICE_PORTS = range(8700, 8800)
 STEPS = ("load", "rules", "save", "set_watched")
 HANDLED = "faststream_received_processed_messages_total"

@@ -32,7 +32,7 @@ from schemas.base import Event
 from schemas.catalogue import BY_TYPE
 from tests.factories import judicial_decision
 
-RUNTIME = runtime.Runtime.of("bench-notifier", 31692, 31628, 31698, 31632)
+RUNTIME = runtime.Runtime.numbered("bench-notifier", 7)
 GOAL_SECONDS = 5.0
 
 

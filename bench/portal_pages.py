@@ -34,7 +34,7 @@ from services.portal.store import PortalStore
 from tests.desk import hidden
 from tests.factories import complaint_event, routed_case
 
-RUNTIME = runtime.Runtime.of("bench-portal", 31692, 31628, 31698, 31632)
+RUNTIME = runtime.Runtime.numbered("bench-portal", 8)
 GOAL_MS = 100.0
 DB = "bench_portal"
 

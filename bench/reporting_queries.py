@@ -59,7 +59,7 @@ from services.reporting.settings import ReportingSettings
 from services.reporting.store import ReportStore
 from services.reporting.study import StudyRule
 
-RUNTIME = Runtime.of("bench-reporting", 49292, 47228, 48298, 45232)
+RUNTIME = Runtime.numbered("bench-reporting", 4)
 BATCH = 5000
 """Records applied at once, as a rebuild applies them (services/reporting/rebuild.py)."""
 COLLECTIONS = {

@@ -31,8 +31,8 @@ from bench.harness import load, processes, report, runtime
 from bench.harness.runtime import Deadline
 from services.common.store import Document
 
-SQLITE = runtime.Runtime.of("bench-store/sqlite", 49402, 47428, 48498, 45422)  # FerretDB only
-POSTGRES = runtime.Runtime.of("bench-store/postgresql", 49412, 47438, 48508, 45432)
+SQLITE = runtime.Runtime.numbered("bench-store/sqlite", 1)  # FerretDB only
+POSTGRES = runtime.Runtime.numbered("bench-store/postgresql", 2)
 PRELOADED = 3000
 DEPARTMENTS = [f"dept-{n:02d}" for n in range(12)]
 CATEGORIES = ["red_envelope", "kickback", "attitude", "duplicate_test", "other", "procurement"]

@@ -20,13 +20,18 @@ from pymongo.asynchronous.database import AsyncDatabase
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
-# Moves runtime ports up by this much, service ports ten times as much (two people, one machine)
+# Moves runtime ports up by twice this, service ports by ten times this (two people, one machine)
 PORT_SHIFT = int(os.environ.get("QINGLIAN_BENCH_PORT_SHIFT", "0"))
 
 
 def clean_env() -> dict[str, str]:
-    """This environment without any QINGLIAN_ setting, so nothing points at another system."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("QINGLIAN_")}
+    """This environment without any QINGLIAN_ setting, so nothing points at another system
+    (but the benchmarks' port shift, which run_all's scripts keep)."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("QINGLIAN_") or name == "QINGLIAN_BENCH_PORT_SHIFT"
+    }
 
 
 def tag() -> str:
@@ -83,12 +88,12 @@ class Runtime:
     postgres_port: int
 
     @classmethod
-    def of(
-        cls, folder: str, kafka: int, ferretdb: int, ferretdb_debug: int, postgres: int
-    ) -> "Runtime":
-        """A benchmark's runtime, its ports moved up by PORT_SHIFT."""
-        ports = (kafka, ferretdb, ferretdb_debug, postgres)
-        return cls(folder, *(port + PORT_SHIFT for port in ports))
+    def numbered(cls, folder: str, number: int) -> "Runtime":
+        """Benchmark runtime ``number`` (0-9). Its ports lie below Linux's ephemeral range
+        (32768 up), where an outgoing connection could hold one as the runtime starts, and
+        move up by 2 × PORT_SHIFT (Kafka's controller takes the port after Kafka's)."""
+        kafka = 30_000 + 20 * number + 2 * PORT_SHIFT
+        return cls(folder, kafka, kafka + 500, kafka + 1000, kafka + 1500)
 
     @property
     def local_dir(self) -> Path:
@@ -199,7 +204,7 @@ def servers_running(local_dir: Path) -> list[str]:
     ]
 
 
-SYSTEM_RUNTIME = Runtime.of("bench-system", 49392, 47328, 48398, 45332)
+SYSTEM_RUNTIME = Runtime.numbered("bench-system", 0)
 """bench/system_load.py's, also lent by bench/run_all.py to the scripts that expect a runtime."""
 
 
