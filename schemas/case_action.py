@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from schemas.base import Code, Contract, Event, Submission
-from schemas.case import CaseId
+from schemas.case import CaseId, CaseState
 from schemas.labels import LabelledEnum
 
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
@@ -18,6 +18,14 @@ class CaseActionKind(LabelledEnum):
     REASSIGN = "reassign", "改派"
     START_INVESTIGATION = "start_investigation", "开始调查"
     CLOSE = "close", "结案"
+
+
+TAKEN_IN: dict[CaseActionKind, frozenset[CaseState]] = {
+    CaseActionKind.START_INVESTIGATION: frozenset({CaseState.ASSIGNED}),
+    CaseActionKind.CLOSE: frozenset({CaseState.FINDING_RECORDED}),
+}
+"""The states in which the router takes each action that moves a case on; in another it
+refuses it, and the desk does not offer it. (A reassignment fits any open case.)"""
 
 
 class CaseActionFacts(Contract):

@@ -25,6 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.case import CaseState, CaseUpdated
+from schemas.case_action import TAKEN_IN
 from schemas.labels import LabelledEnum
 from services.common.addressees import AddresseeDirectory
 from services.common.departments import DepartmentCatalogue
@@ -49,6 +50,11 @@ class ActionKind(LabelledEnum):
     FINDING = "finding", "记录调查结论"
     CLOSE = "close", "结案"
     REPLY = "reply", "答复举报人"
+
+
+_TAKEN_IN = {ActionKind(action.value): states for action, states in TAKEN_IN.items()}
+"""The desk's actions the router takes only in some states (schemas.case_action.TAKEN_IN)."""
+_OPEN = frozenset(CaseState) - {CaseState.CLOSED}
 
 
 class Account(BaseModel):
@@ -203,7 +209,7 @@ class Rules:
         if row.state is CaseState.CLOSED:
             offered: tuple[ActionKind, ...] = (ActionKind.REPLY,)
         else:
-            offered = tuple(ActionKind)
+            offered = tuple(kind for kind in ActionKind if row.state in _TAKEN_IN.get(kind, _OPEN))
         if viewer.role in (Role.CONDUCT_OFFICE, Role.DISCIPLINE_INSPECTION):
             return offered
         if viewer.role is Role.DEPARTMENT_HEAD:

@@ -23,7 +23,7 @@ from schemas.case import (
     derive_case_id,
     derive_output_event_id,
 )
-from schemas.case_action import CaseActionKind, CaseActionReceived
+from schemas.case_action import TAKEN_IN, CaseActionKind, CaseActionReceived
 from schemas.complaint import ComplaintCategory, ComplaintChannel, ComplaintReceived
 from schemas.finding import InvestigationFindingReceived
 from schemas.follow_up import ReporterAddition, ReporterReply
@@ -295,7 +295,7 @@ def take_action(
     if case.state is CaseState.CLOSED:
         return refuse("案件已结案")
     if action.action is CaseActionKind.START_INVESTIGATION:
-        if case.state is not CaseState.ASSIGNED:
+        if case.state not in TAKEN_IN[action.action]:
             return refuse(f"案件状态为{case.state.label_zh}")
         return _changed(
             case,
@@ -303,7 +303,7 @@ def take_action(
             now=now,
         )
     if action.action is CaseActionKind.CLOSE:
-        if case.state is not CaseState.FINDING_RECORDED:
+        if case.state not in TAKEN_IN[action.action]:
             return refuse("尚无调查结论")
         return _changed(
             case, entry(CaseChange.CLOSED, CaseState.CLOSED, by=by, note=action.reason), now=now

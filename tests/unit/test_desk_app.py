@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 
-from schemas.case import CaseUpdated
+from schemas.case import CaseState, CaseUpdated
 from schemas.case_action import CaseActionKind, CaseActionReceived, CaseActionSubmission
 from schemas.complaint import ComplaintReceived
 from schemas.follow_up import ReporterReply
@@ -224,8 +224,11 @@ async def test_a_refused_action_shows_its_reason_once_the_router_applied_it(
     page = await http.get(f"/cases/{case.case_id}")
 
     sent = await http.post(
-        f"/cases/{case.case_id}/close",
-        data={"csrf_token": hidden(page.text), "form_token": form_token(page.text, "close")},
+        f"/cases/{case.case_id}/start_investigation",
+        data={
+            "csrf_token": hidden(page.text),
+            "form_token": form_token(page.text, "start_investigation"),
+        },
     )
     assert sent.status_code == 303
     ((path, body, key),) = running.intake.sent
@@ -237,12 +240,16 @@ async def test_a_refused_action_shows_its_reason_once_the_router_applied_it(
     assert "处理中 pending" in pending.text
     assert 'http-equiv="refresh"' in pending.text
 
-    # The router refuses it (no finding yet) and publishes the case with the refusal.
+    # Another officer started the investigation first: the router refuses this one.
     action = CaseActionReceived.accept(CaseActionSubmission.model_validate(body), received_at=NOW)
-    assert action.action is CaseActionKind.CLOSE
-    await running.publish(cases=[take_action(case, action, ROUTING, now=NOW)])
+    assert action.action is CaseActionKind.START_INVESTIGATION
+    started = take_action(
+        case, action.model_copy(update={"event_id": uuid.uuid4()}), ROUTING, now=NOW
+    )
+    assert started.state is CaseState.INVESTIGATING
+    await running.publish(cases=[take_action(started, action, ROUTING, now=NOW)])
     shown = await http.get(f"/cases/{case.case_id}")
-    assert "被拒绝 refused — 结案被拒绝：尚无调查结论" in shown.text
+    assert "被拒绝 refused — 开始调查被拒绝：案件状态为调查中" in shown.text
     assert 'http-equiv="refresh"' not in shown.text
 
 

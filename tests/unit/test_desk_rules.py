@@ -96,6 +96,20 @@ def test_a_closed_case_takes_only_a_reply() -> None:
     assert RULES.actions(OFFICE, closed) == (ActionKind.REPLY,)
 
 
+def test_the_desk_offers_only_the_steps_the_router_takes_in_the_case_s_state() -> None:
+    def offered(state: CaseState, viewer: Viewer = OFFICE) -> tuple[ActionKind, ...]:
+        return RULES.actions(viewer, _row("STEPS-1").model_copy(update={"state": state}))
+
+    # An investigation starts on an assigned case, and a case closes on its finding.
+    assert ActionKind.START_INVESTIGATION in offered(CaseState.ASSIGNED)
+    assert ActionKind.CLOSE not in offered(CaseState.ASSIGNED)
+    assert ActionKind.START_INVESTIGATION not in offered(CaseState.INVESTIGATING)
+    assert ActionKind.START_INVESTIGATION not in offered(CaseState.FINDING_RECORDED)
+    assert ActionKind.CLOSE in offered(CaseState.FINDING_RECORDED)
+    for state in (CaseState.ASSIGNED, CaseState.INVESTIGATING, CaseState.FINDING_RECORDED):
+        assert {ActionKind.REASSIGN, ActionKind.FINDING, ActionKind.REPLY} <= set(offered(state))
+
+
 def test_a_department_heads_account_is_bound_to_the_head_the_directory_names() -> None:
     def problem(**given: object) -> str | None:
         values: dict[str, object] = {
