@@ -19,14 +19,19 @@ class Problem(Contract):
 
 def problems_of(errors: Iterable[Any]) -> list[Problem]:
     """Pydantic's errors (``ValidationError.errors()``) as field + reason, without the values.
-    A field's name is the sender's; U+0000 in it is shown escaped (no contract keeps it)."""
+    A field's name is the sender's, and a reason may quote the character it trips on: U+0000
+    in either is shown escaped (no contract keeps it)."""
     return [
         Problem(
-            field=".".join(str(part) for part in error["loc"]).replace("\x00", "\\u0000") or "body",
-            reason=error["msg"],
+            field=_escaped(".".join(str(part) for part in error["loc"])) or "body",
+            reason=_escaped(error["msg"]),
         )
         for error in errors
     ]
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\x00", "\\u0000")
 
 
 class DeadLetter(Contract):

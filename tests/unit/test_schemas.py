@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 import schemas
 from schemas.base import HOSPITAL_TIME_ZONE, Submission, derive_event_id
@@ -387,6 +387,16 @@ def test_json_carries_chinese_as_utf8_not_escapes() -> None:
 
     assert "收下红包两千元".encode() in encoded
     assert b"\\u" not in encoded
+
+
+def test_a_refusal_whose_reason_quotes_a_nul_is_reported_without_it() -> None:
+    """Pydantic quotes the character it trips on (``complaint_event_id=%00`` in a query):
+    the 422 names the field with the reason escaped, instead of failing to say it (a 500)."""
+    with pytest.raises(ValidationError) as refused:
+        TypeAdapter(uuid.UUID).validate_python("\x00")
+    (problem,) = problems_of(refused.value.errors())
+    assert "\x00" not in problem.reason
+    assert "\\u0000" in problem.reason
 
 
 def test_a_refused_field_whose_name_holds_a_nul_is_named_without_it() -> None:
