@@ -182,13 +182,28 @@ class Cases:
         open_ = {c: ups for c, ups in by_case.items() if loaded[c].value is not None}
         waiting = {c: ups for c, ups in by_case.items() if c not in open_}
         applied = Applied()
-        applied.add(
-            *await asyncio.gather(*(self._apply(loaded[c], u, now=now) for c, u in open_.items()))
-        )
+        applied.add(*await self._apply_after_held(loaded, open_, now=now))
         if waiting:
             released, applied.waiting = await self._wait(waiting, now=now)
             applied.add(*released)
         return applied
+
+    async def _apply_after_held(
+        self, loaded: Mapping[str, Loaded], updates: Mapping[str, list[Update]], *, now: datetime
+    ) -> list[Written]:
+        """Apply updates to their open cases, each after what still waits under its case id:
+        the case's opener may be applying that too, and it came first (applied twice, an
+        update changes nothing the second time)."""
+        held = await asyncio.gather(*(self.store.waiting.find(case_id=c) for c in updates))
+        earlier = {
+            case_id: sorted((kept.update for kept in waiting.values()), key=_order)
+            for case_id, waiting in zip(updates, held, strict=True)
+        }
+        written = await asyncio.gather(
+            *(self._apply(loaded[c], [*earlier[c], *ups], now=now) for c, ups in updates.items())
+        )
+        await asyncio.gather(*(self.store.waiting.delete(e) for w in held for e in w))
+        return list(written)
 
     async def _targets(self, updates: Sequence[Update]) -> dict[uuid.UUID, str]:
         """The case id each update is for."""

@@ -509,6 +509,29 @@ async def test_an_update_is_applied_when_its_case_opened_after_it_looked_and_bef
     assert await waiting_for(store, opening.case_id) == set()
 
 
+async def test_a_reply_sent_after_one_that_waited_for_the_case_is_recorded_after_it() -> None:
+    # The first reply waits for its case. The opener reads it, to apply it, while another
+    # instance is handed the second reply and finds the case open.
+    documents = MemoryDocuments()
+    opener, late_read = late_reader(documents, of="waiting", read="find")
+    recorder, store = router(documents)
+    opening = complaint("C-1")
+    first, second = reply(opening.case_id, hours=1), reply(opening.case_id, hours=2)
+    assert (await recorder.record([first], now=NOW)).waiting == 1
+
+    opening_task = asyncio.create_task(opener.open_or_link([opening], now=NOW))
+    await late_read.held.wait()  # the case is open, and the opener read what waits for it
+    await recorder.record([second], now=NOW)
+    late_read.go.set()
+    await opening_task
+
+    _, case = await stored(store, opening.case_id)
+    assert case is not None
+    replied = [event for change, event in changes(case) if change is CaseChange.REPORTER_REPLIED]
+    assert replied == [first.event_id, second.event_id]
+    assert await waiting_for(store, opening.case_id) == set()
+
+
 async def test_an_addition_finds_the_case_its_complaint_was_linked_to_after_it_looked() -> None:
     documents = MemoryDocuments()
     opener, store = router(documents)
