@@ -30,8 +30,6 @@ from services.common.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
-RecordPosition = tuple[str, int, int]
-
 
 def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
     """FastStream's security for the settings' SASL user, or None (no authentication)."""

@@ -64,11 +64,6 @@ def correlated(event_id: object | None, case_id: object | None) -> Iterator[None
         _case_id.reset(case_token)
 
 
-def note_case(case_id: str) -> None:
-    """The case the message being handled turned out to concern (a complaint opening one)."""
-    _case_id.set(case_id)
-
-
 def ids_of(value: object) -> tuple[Any, Any]:
     """The event id and case id a record's value carries, if any."""
     if isinstance(value, bytes):

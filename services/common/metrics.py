@@ -2,11 +2,10 @@
 metric is, its help and its labels; a service creates the ones it exports by name, one at a
 time or as the fields of a ``Metrics`` dataclass."""
 
-from collections.abc import Callable
 from dataclasses import field, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Self, get_type_hints
+from typing import Any, Literal, Self, TypeVar, get_type_hints
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict
@@ -38,35 +37,25 @@ def catalogue() -> Catalogue:
     return Catalogue.from_file(CATALOGUE_FILE)
 
 
-def _declared(name: str, kind: Kind) -> Declared:
+M = TypeVar("M", Counter, Gauge, Histogram)
+_KINDS: dict[type, Kind] = {Counter: "counter", Gauge: "gauge", Histogram: "histogram"}
+
+
+def _made(kind: type[M], name: str, registry: CollectorRegistry) -> M:
     declared = catalogue().metric[name]
-    if declared.kind != kind:
-        raise TypeError(f"{name} is declared a {declared.kind}, not a {kind}")
-    return declared
+    if declared.kind != _KINDS[kind]:
+        raise TypeError(f"{name} is declared a {declared.kind}, not a {_KINDS[kind]}")
+    options: dict[str, Any] = {"buckets": declared.buckets} if kind is Histogram else {}
+    made: M = kind(name, declared.help, declared.labels, registry=registry, **options)
+    return made
 
 
 def counter(name: str, registry: CollectorRegistry) -> Counter:
-    declared = _declared(name, "counter")
-    return Counter(name, declared.help, declared.labels, registry=registry)
+    return _made(Counter, name, registry)
 
 
 def gauge(name: str, registry: CollectorRegistry) -> Gauge:
-    declared = _declared(name, "gauge")
-    return Gauge(name, declared.help, declared.labels, registry=registry)
-
-
-def histogram(name: str, registry: CollectorRegistry) -> Histogram:
-    declared = _declared(name, "histogram")
-    return Histogram(
-        name, declared.help, declared.labels, buckets=declared.buckets, registry=registry
-    )
-
-
-_MAKERS: dict[type, Callable[[str, CollectorRegistry], Any]] = {
-    Counter: counter,
-    Gauge: gauge,
-    Histogram: histogram,
-}
+    return _made(Gauge, name, registry)
 
 
 def metric(name: str) -> Any:
@@ -82,7 +71,7 @@ class Metrics:
     def on(cls, registry: CollectorRegistry) -> Self:
         types = get_type_hints(cls)
         made = {
-            each.name: _MAKERS[types[each.name]](each.metadata["metric"], registry)
+            each.name: _made(types[each.name], each.metadata["metric"], registry)
             for each in fields(cls)  # type: ignore[arg-type]
         }
         return cls(**made)

@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Self
 
 from faststream.kafka.publisher import DefaultPublisher
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas import topics
 from schemas.complaint import ComplaintReceived
 from schemas.lead import Lead
 from services.common.logs import correlated
-from services.common.metrics import counter, gauge, histogram
+from services.common.metrics import Metrics, metric
 from services.common.service import Clock
 from services.router.cases import Applied, Cases
 from services.router.domain import Opening, Update
@@ -26,21 +26,19 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RouterMetrics:
-    opened: Counter
-    changes: Counter
-    waiting: Counter
-    latency: Histogram
+class RouterMetrics(Metrics):
+    opened: Counter = metric("qinglian_cases_opened")
+    changes: Counter = metric("qinglian_case_changes")
+    waiting: Counter = metric("qinglian_case_updates_parked")
+    latency: Histogram = metric("qinglian_routing_latency_seconds")
+    routing_table: Gauge = metric("qinglian_routing_table_info")
 
     @classmethod
-    def on(cls, registry: CollectorRegistry, routing: Routing) -> Self:
-        gauge("qinglian_routing_table_info", registry).labels(routing.version).set(1)
-        return cls(
-            opened=counter("qinglian_cases_opened", registry),
-            changes=counter("qinglian_case_changes", registry),
-            waiting=counter("qinglian_case_updates_parked", registry),
-            latency=histogram("qinglian_routing_latency_seconds", registry),
-        )
+    def with_routing(cls, registry: CollectorRegistry, routing: Routing) -> Self:
+        """The router's metrics, saying which routing table it loaded."""
+        metrics = cls.on(registry)
+        metrics.routing_table.labels(routing.version).set(1)
+        return metrics
 
     def count(self, applied: Applied, openings: Sequence[Opening] = (), *, now: datetime) -> None:
         for entry in applied.new_entries:

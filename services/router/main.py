@@ -17,7 +17,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
     routing = Routing.load(settings.departments, settings.routing_table)
     service = Service("router", settings)
     cases = Cases(CaseStore.on(service.documents), routing)
-    metrics = RouterMetrics.on(service.registry, routing)
+    metrics = RouterMetrics.with_routing(service.registry, routing)
     published = service.broker.publisher(topics.CASES, schema=CaseUpdated)
     handling = Handling(cases, metrics, published, service.clock)
     return service.app(

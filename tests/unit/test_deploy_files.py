@@ -927,7 +927,7 @@ _EXPOSED_AS = {
     "Summary": ("", "_sum", "_count"),
 }
 _PROMETHEUS_OWN = {"up": set[str]()}
-_BY_NAME = {"counter", "gauge", "histogram", "metric"}
+_BY_NAME = {"counter", "gauge", "metric"}
 """services.common.metrics' functions, which create a metric metrics.toml declares (``metric``:
 as a field of a Metrics dataclass)."""
 """Series Prometheus writes itself for every target."""

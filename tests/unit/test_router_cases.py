@@ -584,7 +584,7 @@ def test_what_a_batch_did_keeps_the_latest_revision_of_each_case() -> None:
 async def test_the_metrics_count_what_a_batch_did_under_their_names() -> None:
     cases, _ = router(MemoryDocuments())
     registry = CollectorRegistry()
-    metrics = RouterMetrics.on(registry, ROUTING)
+    metrics = RouterMetrics.with_routing(registry, ROUTING)
     first, second = complaint("C-1"), complaint("C-2")
     early = finding("CASE-00000000000000000000", "F-1", hours=1)  # for a case not open
 
